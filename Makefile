@@ -1,0 +1,51 @@
+# rsyslog → ZeroMQ relay. `make help` lists the targets.
+GO      ?= go
+BIN     ?= bin
+PREFIX  ?= /usr/local
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+CMDS    := relay tap omzmq-bridge
+FUZZTIME ?= 10s
+
+.PHONY: help build run test test-short bench fuzz lint install clean deps
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build the binaries into ./bin
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./,$(CMDS))
+
+run: build ## run the relay on its embedded default config
+	$(BIN)/relay
+
+test: ## the whole test suite, with the race detector and the real peers (rsyslogd, libzmq, chromium)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+test-short: ## unit tests only, no real peers
+	$(GO) test -short -count=1 ./...
+
+bench: build ## benchmarks that print comparable ratios (see bench/)
+	bash bench/run.sh
+
+fuzz: ## a short run of every fuzz target (FUZZTIME=10s each)
+	@set -e; for pkg in $$($(GO) list ./internal/...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: run gofmt -w on the files above"; exit 1; }
+	$(GO) vet ./...
+
+install: build ## install the binaries into $(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(addprefix $(BIN)/,$(CMDS)) $(DESTDIR)$(PREFIX)/bin/
+
+deps: ## install the real peers the tests use (Debian; run as root)
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y python3-zmq rsyslog rsyslog-czmq rsyslog-relp chromium procps
+
+clean:
+	rm -rf $(BIN)
