@@ -1,0 +1,31 @@
+// Package input holds the relay's listeners: they turn syslog connections
+// and datagrams, and ZeroMQ PULL messages, into batches of events.
+//
+// Every input implements [Input]. Start sets up the listeners before it
+// returns (so a health check can go green), then serves in goroutines and
+// calls the [Handler] with batches of events:
+//
+//   - syslog over TCP and TLS ("tcp://host:port", "tls://host:port"): one
+//     goroutine per connection reads frames with internal/frame (octet
+//     counting or LF-delimited, detected per frame). A batch holds up to
+//     [MaxBatch] events and is handed over as soon as the socket has no more
+//     data ready, so a partial batch never waits on the network. A Handler
+//     that blocks stops the reading, and TCP flow control carries the
+//     backpressure to rsyslog.
+//   - syslog over UDP and unix datagram sockets ("udp://host:port",
+//     "unix:///path", what rsyslog's omuxsock sends): one datagram is one
+//     message; one trailing LF is stripped. Datagrams already queued in the
+//     kernel are read back to back into one batch.
+//   - ZeroMQ PULL (bind and/or connect): a one-frame message is one event;
+//     a two-frame message is [stream, payload] and, with
+//     ZMQConfig.StreamFrame, sets Event.Stream, which the router then keeps
+//     instead of deriving one. Without StreamFrame the first of two frames
+//     is ignored. Three or more frames are malformed and counted.
+//
+// Malformed and oversized messages are counted in [Stats] and logged at
+// most once a second per input (with the number of lines suppressed); the
+// connection resynchronises and nothing else is affected.
+//
+// Stop closes the listeners and the connections, then waits until every
+// event already read has been handed to the Handler.
+package input

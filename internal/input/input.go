@@ -1,0 +1,146 @@
+package input
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+)
+
+// MaxBatch is the most events an input hands to its Handler at once.
+const MaxBatch = 256
+
+// maxBatchBytes caps the payload bytes of one batch, so a run of large
+// messages is handed over before it piles up in memory.
+const maxBatchBytes = 1 << 20
+
+// Handler receives batches of events from an input. It may block: that is
+// backpressure, and the input stops reading (TCP flow control reaches
+// rsyslog). The batch slice is reused after Handler returns; the events
+// are not, and belong to the Handler.
+//
+// Calls come from many goroutines at once (one per connection or socket).
+type Handler func(batch []*event.Event)
+
+// Input is one configured listener group.
+type Input interface {
+	// Name is the input's configured name, stamped on every event.
+	Name() string
+	// Start sets up every listener before it returns, then serves in
+	// goroutines, calling h with batches of events.
+	Start(h Handler) error
+	// Addrs returns the bound addresses (port 0 resolved), for tests.
+	Addrs() []net.Addr
+	// Stop stops accepting, closes connections and waits until every event
+	// already read has been handed to the Handler, or ctx is done.
+	Stop(ctx context.Context) error
+	// Stats returns a snapshot of the input's counters.
+	Stats() Stats
+}
+
+// Stats are an input's counters. All are totals since Start except
+// Connections, which is the number open now.
+type Stats struct {
+	Received  uint64 // events handed to the Handler
+	Bytes     uint64 // payload bytes of those events
+	Malformed uint64 // frames that could not be framed, ZeroMQ messages with too many frames
+	Oversize  uint64 // messages over the size limit, discarded
+
+	// Compressed counts rsyslog compressed ("z") frames, which are
+	// rejected (as malformed) rather than inflated.
+	Compressed uint64
+
+	Connections       int64  // connections (ZeroMQ: peers) open now
+	ConnectionsTotal  uint64 // connections accepted
+	ConnectionsRefuse uint64 // connections refused over MaxConnections
+	TLSErrors         uint64 // failed TLS handshakes
+	ReadErrors        uint64 // connections ended by an error other than EOF or shutdown
+	KernelDrops       uint64 // UDP datagrams the kernel dropped (receive buffer full)
+
+	// HandlerBlocked is the total time spent inside the Handler: how long
+	// this input was held back by backpressure.
+	HandlerBlocked time.Duration
+}
+
+// counters are the live, atomically updated form of Stats.
+type counters struct {
+	received, bytes, malformed, oversize, compressed atomic.Uint64
+	connsTotal, connsRefused, tlsErrors, readErrors  atomic.Uint64
+	kernelDrops                                      atomic.Uint64
+	conns                                            atomic.Int64
+	blockedNanos                                     atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Received:          c.received.Load(),
+		Bytes:             c.bytes.Load(),
+		Malformed:         c.malformed.Load(),
+		Oversize:          c.oversize.Load(),
+		Compressed:        c.compressed.Load(),
+		Connections:       c.conns.Load(),
+		ConnectionsTotal:  c.connsTotal.Load(),
+		ConnectionsRefuse: c.connsRefused.Load(),
+		TLSErrors:         c.tlsErrors.Load(),
+		ReadErrors:        c.readErrors.Load(),
+		KernelDrops:       c.kernelDrops.Load(),
+		HandlerBlocked:    time.Duration(c.blockedNanos.Load()),
+	}
+}
+
+// deliver stamps a batch and hands it to h, accounting for the time h
+// blocks. One clock reading per batch: events read together share it.
+func deliver(h Handler, name string, c *counters, batch []*event.Event) {
+	if len(batch) == 0 {
+		return
+	}
+	now := time.Now()
+	var n int
+	for _, e := range batch {
+		e.Input = name
+		e.Received = now
+		n += len(e.Raw)
+	}
+	h(batch)
+	c.blockedNanos.Add(int64(time.Since(now)))
+	c.received.Add(uint64(len(batch)))
+	c.bytes.Add(uint64(n))
+}
+
+// rateLog logs at most one line a second and reports how many it held
+// back, so a flood of bad frames cannot flood the log.
+type rateLog struct {
+	log        *slog.Logger
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLog) warn(msg string, args ...any) {
+	now := time.Now()
+	r.mu.Lock()
+	if now.Sub(r.last) < time.Second {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.suppressed = 0
+	r.last = now
+	r.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	r.log.Warn(msg, args...)
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

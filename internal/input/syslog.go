@@ -1,0 +1,303 @@
+package input
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults applied by NewSyslog to zero-valued SyslogConfig fields.
+const (
+	DefaultMaxMessageSize   = 64 << 10
+	DefaultMaxConnections   = 1024
+	DefaultReadBuffer       = 8 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+)
+
+// SyslogConfig configures a syslog input.
+type SyslogConfig struct {
+	Name string
+	// Listen holds one or more of tcp://host:port, tls://host:port,
+	// udp://host:port and unix:///path (a unix datagram socket).
+	Listen []string
+	// TLS is the server configuration for tls:// listeners; see LoadTLS.
+	TLS *tls.Config
+	// MaxMessageSize is the largest message accepted, in bytes; larger
+	// ones are discarded and counted (default DefaultMaxMessageSize).
+	MaxMessageSize int
+	// MaxConnections caps concurrent TCP/TLS connections; more are
+	// refused and counted (default DefaultMaxConnections, <0: no cap).
+	MaxConnections int
+	// IdleTimeout closes a connection silent for this long (0: never).
+	IdleTimeout time.Duration
+	// ReadBuffer is SO_RCVBUF for datagram sockets (default
+	// DefaultReadBuffer); bigger rides out longer bursts without drops.
+	ReadBuffer int
+	// HandshakeTimeout bounds a TLS handshake (default
+	// DefaultHandshakeTimeout).
+	HandshakeTimeout time.Duration
+}
+
+// Syslog is an input of syslog messages over TCP, TLS, UDP and unix
+// datagram sockets.
+type Syslog struct {
+	cfg   SyslogConfig
+	log   *slog.Logger
+	warn  rateLog
+	stats counters
+	specs []listenSpec
+
+	h         Handler
+	mu        sync.Mutex // guards the fields below
+	started   bool
+	stopping  bool
+	listeners []net.Listener
+	packets   []net.PacketConn
+	unixPaths []string
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+var _ Input = (*Syslog)(nil)
+
+type listenSpec struct {
+	url     string // as configured, for messages
+	network string // tcp, tls, udp, unixgram
+	addr    string
+}
+
+// NewSyslog checks cfg and returns an input ready to Start.
+func NewSyslog(cfg SyslogConfig, log *slog.Logger) (*Syslog, error) {
+	if len(cfg.Listen) == 0 {
+		return nil, fmt.Errorf("input %q: %w: set listen to tcp://host:port, tls://host:port, udp://host:port or unix:///path", cfg.Name, ErrNoListen)
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = DefaultReadBuffer
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	s := &Syslog{cfg: cfg, log: orDiscard(log).With("input", cfg.Name), conns: map[net.Conn]struct{}{}}
+	s.warn.log = s.log
+	for _, u := range cfg.Listen {
+		sp, err := parseListen(u)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", cfg.Name, err)
+		}
+		if sp.network == "tls" && cfg.TLS == nil {
+			return nil, fmt.Errorf("input %q: listen %q: %w", cfg.Name, u, ErrNoTLSConfig)
+		}
+		s.specs = append(s.specs, sp)
+	}
+	return s, nil
+}
+
+func parseListen(u string) (listenSpec, error) {
+	scheme, rest, ok := strings.Cut(u, "://")
+	bad := func(why string) error {
+		return fmt.Errorf("listen %q: %w: %s (want tcp://host:port, tls://host:port, udp://host:port or unix:///path)", u, ErrListenURL, why)
+	}
+	if !ok {
+		return listenSpec{}, bad("no scheme")
+	}
+	switch scheme {
+	case "tcp", "tls", "udp":
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return listenSpec{}, bad(err.Error())
+		}
+		if host == "*" {
+			host = ""
+		}
+		return listenSpec{url: u, network: scheme, addr: net.JoinHostPort(host, port)}, nil
+	case "unix", "unixgram":
+		if rest == "" {
+			return listenSpec{}, bad("empty path")
+		}
+		return listenSpec{url: u, network: "unixgram", addr: rest}, nil
+	default:
+		return listenSpec{}, bad("unknown scheme " + scheme)
+	}
+}
+
+// Name returns the configured input name.
+func (s *Syslog) Name() string { return s.cfg.Name }
+
+// Stats returns a snapshot of the input's counters.
+func (s *Syslog) Stats() Stats { return s.stats.snapshot() }
+
+// Addrs returns the bound addresses, in the order of SyslogConfig.Listen.
+func (s *Syslog) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	for _, p := range s.packets {
+		out = append(out, p.LocalAddr())
+	}
+	return out
+}
+
+// Start binds every listener, then serves in goroutines. If any listener
+// fails, the ones already bound are closed and the error says which.
+func (s *Syslog) Start(h Handler) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return fmt.Errorf("input %q: %w", s.cfg.Name, ErrStarted)
+	}
+	s.started = true
+	s.h = h
+	for _, sp := range s.specs {
+		if err := s.bind(sp); err != nil {
+			s.closeAllLocked()
+			return fmt.Errorf("input %q: %w", s.cfg.Name, err)
+		}
+	}
+	for _, l := range s.listeners {
+		s.wg.Add(1)
+		go s.acceptLoop(l)
+	}
+	for _, p := range s.packets {
+		s.wg.Add(1)
+		go s.serveDgram(p)
+	}
+	return nil
+}
+
+func (s *Syslog) bind(sp listenSpec) error {
+	switch sp.network {
+	case "tcp", "tls":
+		l, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			return fmt.Errorf("listen %q: %w", sp.url, err)
+		}
+		if sp.network == "tls" {
+			l = &tlsListener{Listener: l}
+		}
+		s.listeners = append(s.listeners, l)
+	case "udp":
+		c, err := net.ListenPacket("udp", sp.addr)
+		if err != nil {
+			return fmt.Errorf("listen %q: %w", sp.url, err)
+		}
+		s.setupDgram(c.(*net.UDPConn), true)
+		s.packets = append(s.packets, c)
+	case "unixgram":
+		if err := removeStaleSocket(sp.addr); err != nil {
+			return fmt.Errorf("listen %q: %w", sp.url, err)
+		}
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sp.addr, Net: "unixgram"})
+		if err != nil {
+			return fmt.Errorf("listen %q: %w", sp.url, err)
+		}
+		s.setupDgram(c, false)
+		s.packets = append(s.packets, c)
+		s.unixPaths = append(s.unixPaths, sp.addr)
+	}
+	return nil
+}
+
+// tlsListener marks a TCP listener whose connections speak TLS; the
+// handshake runs in the connection's goroutine, never in the accept loop.
+type tlsListener struct{ net.Listener }
+
+// removeStaleSocket removes a unix socket file left by a process that is
+// gone. A live socket, or a path that is not a socket, is left alone.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%w: %s is not a socket; remove it or choose another path", ErrSocketInUse, path)
+	}
+	c, err := net.Dial("unixgram", path)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%w: %s has a live reader; stop it or choose another path", ErrSocketInUse, path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	return os.Remove(path)
+}
+
+func (s *Syslog) closeAllLocked() {
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	for _, p := range s.packets {
+		p.Close()
+	}
+	for _, p := range s.unixPaths {
+		os.Remove(p)
+	}
+	s.unixPaths = nil
+}
+
+// Stop closes the listeners and connections, then waits until every event
+// already read has been handed to the Handler, or ctx is done. It is safe
+// to call more than once.
+func (s *Syslog) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.stopping = true
+		s.closeAllLocked()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.stopErr = fmt.Errorf("input %q: stop: %w", s.cfg.Name, ctx.Err())
+		}
+	})
+	return s.stopErr
+}
+
+// track registers a live connection; false means the input is stopping
+// or full, and the caller must close it.
+func (s *Syslog) track(c net.Conn) (ok, full bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false, false
+	}
+	if s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections {
+		return false, true
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true, false
+}
+
+func (s *Syslog) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}

@@ -1,0 +1,204 @@
+package input
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// ZMQConfig configures a ZeroMQ PULL input.
+type ZMQConfig struct {
+	Name string
+	// Bind and Connect are ZeroMQ endpoints (tcp://host:port,
+	// tcp://*:port, ipc:///path); at least one of either.
+	Bind, Connect []string
+	// HWM is the receive queue, in messages (0: the zmq default).
+	HWM int
+	// MaxMessageSize is the largest message accepted from a peer, in bytes;
+	// a peer sending a larger one is disconnected (0: the zmq default).
+	MaxMessageSize int64
+	// Security is NULL when nil; see zmq.PlainServer and zmq.PlainClient.
+	Security zmq.Security
+	// StreamFrame: a two-frame message [stream, payload] sets
+	// Event.Stream, and the router keeps it. Without it the first of two
+	// frames is ignored and the router derives the stream.
+	StreamFrame bool
+}
+
+// ZMQ is an input of events from ZeroMQ PUSH peers.
+type ZMQ struct {
+	cfg   ZMQConfig
+	log   *slog.Logger
+	warn  rateLog
+	stats counters
+
+	mu       sync.Mutex
+	pull     *zmq.Pull
+	started  bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+}
+
+var _ Input = (*ZMQ)(nil)
+
+// NewZMQ checks cfg and returns an input ready to Start.
+func NewZMQ(cfg ZMQConfig, log *slog.Logger) (*ZMQ, error) {
+	if len(cfg.Bind)+len(cfg.Connect) == 0 {
+		return nil, fmt.Errorf("input %q: %w: set bind or connect to a ZeroMQ endpoint such as tcp://*:5555", cfg.Name, ErrNoListen)
+	}
+	z := &ZMQ{cfg: cfg, log: orDiscard(log).With("input", cfg.Name)}
+	z.warn.log = z.log
+	return z, nil
+}
+
+// Name returns the configured input name.
+func (z *ZMQ) Name() string { return z.cfg.Name }
+
+// Addrs returns the bound addresses (port 0 resolved).
+func (z *ZMQ) Addrs() []net.Addr {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.pull == nil {
+		return nil
+	}
+	return z.pull.Addrs()
+}
+
+// Stats returns a snapshot of the input's counters, with the socket's
+// oversize and malformed-stream counts folded in.
+func (z *ZMQ) Stats() Stats {
+	st := z.stats.snapshot()
+	z.mu.Lock()
+	p := z.pull
+	z.mu.Unlock()
+	if p != nil {
+		addSocketStats(&st, p.Stats())
+	}
+	return st
+}
+
+// Start binds and connects the PULL socket, then receives in goroutines.
+func (z *ZMQ) Start(h Handler) error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.started {
+		return fmt.Errorf("input %q: %w", z.cfg.Name, ErrStarted)
+	}
+	z.started = true
+	p := zmq.NewPull(zmq.Options{
+		RecvHWM:    z.cfg.HWM,
+		MaxMsgSize: z.cfg.MaxMessageSize,
+		Security:   z.cfg.Security,
+		Logger:     z.log,
+	})
+	for _, ep := range z.cfg.Bind {
+		if err := p.Listen(ep); err != nil {
+			p.Close()
+			return fmt.Errorf("input %q: bind %q: %w", z.cfg.Name, ep, err)
+		}
+	}
+	for _, ep := range z.cfg.Connect {
+		if err := p.Dial(ep); err != nil {
+			p.Close()
+			return fmt.Errorf("input %q: connect %q: %w", z.cfg.Name, ep, err)
+		}
+	}
+	z.pull = p
+	ctx, cancel := context.WithCancel(context.Background())
+	z.cancel = cancel
+	msgs := make(chan zmq.Msg, MaxBatch)
+	z.wg.Add(2)
+	go z.recvLoop(ctx, msgs)
+	go z.batchLoop(h, msgs)
+	return nil
+}
+
+// recvLoop feeds a channel so batchLoop can see how many messages are
+// ready without blocking.
+func (z *ZMQ) recvLoop(ctx context.Context, msgs chan<- zmq.Msg) {
+	defer z.wg.Done()
+	defer close(msgs)
+	for {
+		m, err := z.pull.Recv(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				z.log.Error("zeromq receive failed", "err", err)
+			}
+			return
+		}
+		msgs <- m
+	}
+}
+
+func (z *ZMQ) batchLoop(h Handler, msgs <-chan zmq.Msg) {
+	defer z.wg.Done()
+	batch := make([]*event.Event, 0, MaxBatch)
+	for m := range msgs {
+		batch = z.add(batch, m)
+	drain:
+		for len(batch) < MaxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break drain
+				}
+				batch = z.add(batch, m)
+			default:
+				break drain
+			}
+		}
+		deliver(h, z.cfg.Name, &z.stats, batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+func (z *ZMQ) add(batch []*event.Event, m zmq.Msg) []*event.Event {
+	var e *event.Event
+	switch len(m) {
+	case 1:
+		e = event.New(m[0])
+	case 2:
+		e = event.New(m[1])
+		if z.cfg.StreamFrame {
+			e.Stream = string(m[0])
+		}
+	default:
+		z.stats.malformed.Add(1)
+		z.warn.warn("zeromq message discarded", "frames", len(m), "err", ErrTooManyFrames)
+		return batch
+	}
+	return append(batch, e)
+}
+
+// Stop closes the socket and waits until every message already received
+// has been handed to the Handler, or ctx is done. Messages still queued
+// inside the socket are dropped with it. Safe to call more than once.
+func (z *ZMQ) Stop(ctx context.Context) error {
+	z.stopOnce.Do(func() {
+		z.mu.Lock()
+		started := z.started
+		z.started = true // no Start after Stop
+		z.mu.Unlock()
+		if !started {
+			return
+		}
+		z.cancel()
+		done := make(chan struct{})
+		go func() { z.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			z.stopErr = fmt.Errorf("input %q: stop: %w", z.cfg.Name, ctx.Err())
+		}
+		z.pull.Close()
+	})
+	return z.stopErr
+}
