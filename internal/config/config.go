@@ -1,0 +1,373 @@
+// Package config holds the relay's YAML configuration: strict decoding
+// (unknown keys are errors), defaults, and validation that reports every
+// problem at once as FILE:LINE:COL: path: what is wrong; what to change.
+package config
+
+import (
+	_ "embed" // DefaultYAML
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// DefaultYAML is the configuration the relay runs with when no -c is given.
+// It doubles as the commented sample config admins start from.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// Input types.
+const (
+	InputSyslog = "syslog" // syslog over tcp, udp, unix datagram or tls
+	InputZMQ    = "zmq"    // ZeroMQ PULL, e.g. from omzmq-bridge
+)
+
+// Output types.
+const (
+	OutputZMQ = "zmq" // ZeroMQ PUSH or PUB
+)
+
+// ZeroMQ socket types.
+const (
+	SocketPull = "pull" // input: fair-queued from connected pushers
+	SocketPush = "push" // output: load-balanced to workers, blocks when all are full
+	SocketPub  = "pub"  // output: fanned out to subscribers, drops for slow ones
+)
+
+// Output formats.
+const (
+	FormatRaw  = "raw"  // the syslog message exactly as received
+	FormatJSON = "json" // one JSON object per event (schema in README)
+)
+
+// TLS client authentication modes.
+const (
+	ClientAuthNone    = "none"    // do not ask for a client certificate
+	ClientAuthRequest = "request" // ask, verify against client_ca if one is sent
+	ClientAuthRequire = "require" // require a client certificate signed by client_ca
+)
+
+// Defaults applied to keys the file leaves out.
+var (
+	// DefaultMaxMessageSize caps one syslog message; it matches rsyslog's
+	// default maxMessageSize of 8k with room for large structured events.
+	DefaultMaxMessageSize ByteSize = 64 << 10
+	// MinMaxMessageSize is the smallest max_message_size accepted: RFC 5424
+	// requires receivers to take messages of 480 octets.
+	MinMaxMessageSize ByteSize = 480
+	// MaxMaxMessageSize is the largest max_message_size accepted; above it a
+	// single peer could make the relay allocate unbounded memory.
+	MaxMaxMessageSize ByteSize = 1 << 30
+	// DefaultZMQMaxMessageSize caps one ZeroMQ message from a peer; it
+	// matches internal/zmq's default.
+	DefaultZMQMaxMessageSize ByteSize = 1 << 20
+	// DefaultMaxConnections limits concurrent stream connections per syslog input.
+	DefaultMaxConnections = 1024
+	// DefaultHWM is the ZeroMQ high-water mark (messages queued per peer).
+	DefaultHWM = 1000
+	// DefaultStreamFrom is the field the stream type is derived from.
+	DefaultStreamFrom = "app-name"
+	// DefaultStream is the stream of events whose field is missing or empty.
+	DefaultStream = "unknown"
+	// DefaultFormat is the output message format.
+	DefaultFormat = FormatRaw
+	// DefaultHTTPListen serves /healthz, /metrics and /v1/tap on loopback only.
+	DefaultHTTPListen = "127.0.0.1:8080"
+	// DefaultTapMaxClients limits concurrent websocket tap clients.
+	DefaultTapMaxClients = 64
+	// DefaultTapQueue is the per-tap-client queue in events; a client that
+	// falls further behind loses events, never slows the relay.
+	DefaultTapQueue = 1024
+	// DefaultDrainTimeout bounds how long shutdown waits to flush queued events.
+	DefaultDrainTimeout = 5 * time.Second
+	// DefaultLogLevel is the relay's log level.
+	DefaultLogLevel = "info"
+	// DefaultLogFormat is the relay's log format.
+	DefaultLogFormat = "text"
+)
+
+// Config is the relay's whole configuration.
+type Config struct {
+	Inputs  []Input  `yaml:"inputs"`
+	Stream  Stream   `yaml:"stream"`
+	Outputs []Output `yaml:"outputs"`
+	HTTP    HTTP     `yaml:"http"`
+	// DrainTimeout bounds the flush of queued events on shutdown; 0 means
+	// do not wait.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	Log          Log           `yaml:"log"`
+
+	// File is the name the config was parsed from ("" for Default); it
+	// prefixes error positions and anchors relative paths.
+	File string `yaml:"-"`
+
+	// pos maps a key path (e.g. "outputs[1].socket") to where it was written,
+	// so Validate can point at the line of a problem.
+	pos map[string]position
+}
+
+// Input is one source of events.
+type Input struct {
+	// Name identifies the input in logs, metrics and events; unique.
+	Name string `yaml:"name"`
+	// Type is InputSyslog or InputZMQ.
+	Type string `yaml:"type"`
+
+	// Listen holds syslog listen URLs: tcp://host:port, udp://host:port,
+	// tls://host:port, unix:///path (datagram). See ParseListen.
+	Listen []string `yaml:"listen,omitempty"`
+	// TLS is required for tls:// listen URLs.
+	TLS *TLS `yaml:"tls,omitempty"`
+	// MaxConnections limits concurrent stream connections (syslog).
+	MaxConnections int `yaml:"max_connections,omitempty"`
+	// IdleTimeout closes a stream connection silent for this long; 0: never.
+	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
+
+	// Socket is SocketPull (zmq).
+	Socket string `yaml:"socket,omitempty"`
+	// Bind and Connect are ZeroMQ endpoints; exactly one is set (zmq).
+	Bind    []string `yaml:"bind,omitempty"`
+	Connect []string `yaml:"connect,omitempty"`
+	// HWM is the receive high-water mark in messages (zmq).
+	HWM int `yaml:"hwm,omitempty"`
+	// Plain enables ZeroMQ PLAIN authentication: server side on bind,
+	// client side on connect (zmq).
+	Plain *Plain `yaml:"plain,omitempty"`
+	// StreamFrame means messages arrive as [stream, message] with the
+	// stream already derived, as omzmq-bridge can send them (zmq).
+	StreamFrame bool `yaml:"stream_frame,omitempty"`
+
+	// MaxMessageSize caps one message; larger ones are counted and dropped.
+	MaxMessageSize ByteSize `yaml:"max_message_size"`
+}
+
+// TLS holds server-side TLS settings; paths are resolved against the
+// config file's directory.
+type TLS struct {
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+	ClientCA string `yaml:"client_ca,omitempty"`
+	// ClientAuth is ClientAuthNone, ClientAuthRequest or ClientAuthRequire;
+	// it defaults to require when ClientCA is set, none otherwise.
+	ClientAuth string `yaml:"client_auth,omitempty"`
+}
+
+// Plain holds ZeroMQ PLAIN credentials. A connecting socket sends
+// Username/Password; a binding socket accepts Username/Password and every
+// user:password line of UsersFile.
+type Plain struct {
+	Username  string `yaml:"username,omitempty"`
+	Password  string `yaml:"password,omitempty"`
+	UsersFile string `yaml:"users_file,omitempty"`
+}
+
+// Stream says how the stream type of an event is derived.
+type Stream struct {
+	// From is app-name, msgid, hostname, facility, severity, sd:ID.param,
+	// json:field or regex:EXPR (with exactly one capture group).
+	From string `yaml:"from"`
+	// Default is the stream of events where From yields nothing.
+	Default string `yaml:"default"`
+}
+
+// Output is one ZeroMQ destination of events.
+type Output struct {
+	// Name identifies the output in logs and metrics; unique.
+	Name string `yaml:"name"`
+	// Type is OutputZMQ.
+	Type string `yaml:"type"`
+	// Socket is SocketPush or SocketPub.
+	Socket string `yaml:"socket"`
+	// Bind and Connect are ZeroMQ endpoints; at least one, both allowed.
+	Bind    []string `yaml:"bind,omitempty"`
+	Connect []string `yaml:"connect,omitempty"`
+	// Streams are path.Match globs of the streams sent here; empty: all.
+	Streams []string `yaml:"streams,omitempty"`
+	// Format is FormatRaw or FormatJSON.
+	Format string `yaml:"format"`
+	// HWM is the per-peer send high-water mark in messages.
+	HWM int `yaml:"hwm"`
+	// MaxMessageSize caps a message accepted from a peer.
+	MaxMessageSize ByteSize `yaml:"max_message_size"`
+	// Plain enables PLAIN: client side for Connect, server side for Bind.
+	Plain *Plain `yaml:"plain,omitempty"`
+	// Heartbeat is the ZMTP PING interval; 0: no PINGs.
+	Heartbeat time.Duration `yaml:"heartbeat,omitempty"`
+}
+
+// HTTP configures the relay's HTTP server: /healthz, /metrics, /v1/tap.
+type HTTP struct {
+	// Listen is host:port; "" disables the server.
+	Listen string `yaml:"listen"`
+	// TapTokenFile holds the bearer token /v1/tap requires; "" means none.
+	TapTokenFile string `yaml:"tap_token_file,omitempty"`
+	// TLS serves HTTPS (cert and key only).
+	TLS *TLS `yaml:"tls,omitempty"`
+	// AllowInsecureTap permits /v1/tap without a token on a non-loopback address.
+	AllowInsecureTap bool `yaml:"allow_insecure_tap,omitempty"`
+	// TapMaxClients limits concurrent tap clients.
+	TapMaxClients int `yaml:"tap_max_clients"`
+	// TapQueue is the per-client queue in events.
+	TapQueue int `yaml:"tap_queue"`
+}
+
+// Log configures the relay's own logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// Load reads and parses the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w; check the -c path", err)
+	}
+	return Parse(data, path)
+}
+
+// Default returns the embedded default configuration (DefaultYAML).
+func Default() *Config {
+	c, err := Parse(DefaultYAML, "")
+	if err != nil {
+		panic("config: embedded default.yaml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Parse decodes data strictly, applies defaults, resolves relative paths
+// against filename's directory and validates. On failure the error is an
+// *Error listing every problem found.
+func Parse(data []byte, filename string) (*Config, error) {
+	c := &Config{File: filename, pos: map[string]position{}}
+	d := &decoder{file: filename, c: c, bad: map[string]bool{}}
+	d.decode(data)
+	c.ApplyDefaults()
+	c.resolvePaths(filepath.Dir(filename))
+	probs := d.probs
+	if err := c.Validate(); err != nil {
+		for _, p := range err.(*Error).Problems {
+			if !d.isBad(p.Path) {
+				probs = append(probs, p)
+			}
+		}
+	}
+	if len(probs) > 0 {
+		return nil, newError(probs)
+	}
+	return c, nil
+}
+
+// ApplyDefaults fills keys that were not written (or, for a Config built
+// in code, are zero) with the Default… values. Zero durations and an
+// empty http.listen are left alone: they mean "off".
+func (c *Config) ApplyDefaults() {
+	for i := range c.Inputs {
+		in := &c.Inputs[i]
+		p := fmt.Sprintf("inputs[%d]", i)
+		switch in.Type {
+		case InputSyslog:
+			if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
+				in.MaxMessageSize = DefaultMaxMessageSize
+			}
+			if !c.set(p+".max_connections") && in.MaxConnections == 0 {
+				in.MaxConnections = DefaultMaxConnections
+			}
+			if in.TLS != nil && in.TLS.ClientAuth == "" && !c.set(p+".tls.client_auth") {
+				in.TLS.ClientAuth = ClientAuthNone
+				if in.TLS.ClientCA != "" {
+					in.TLS.ClientAuth = ClientAuthRequire
+				}
+			}
+		case InputZMQ:
+			if !c.set(p+".socket") && in.Socket == "" {
+				in.Socket = SocketPull
+			}
+			if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
+				in.MaxMessageSize = DefaultZMQMaxMessageSize
+			}
+			if !c.set(p+".hwm") && in.HWM == 0 {
+				in.HWM = DefaultHWM
+			}
+		}
+	}
+	if !c.set("stream.from") && c.Stream.From == "" {
+		c.Stream.From = DefaultStreamFrom
+	}
+	if !c.set("stream.default") && c.Stream.Default == "" {
+		c.Stream.Default = DefaultStream
+	}
+	for i := range c.Outputs {
+		o := &c.Outputs[i]
+		p := fmt.Sprintf("outputs[%d]", i)
+		if !c.set(p+".type") && o.Type == "" {
+			o.Type = OutputZMQ
+		}
+		if !c.set(p+".format") && o.Format == "" {
+			o.Format = DefaultFormat
+		}
+		if !c.set(p+".hwm") && o.HWM == 0 {
+			o.HWM = DefaultHWM
+		}
+		if !c.set(p+".max_message_size") && o.MaxMessageSize == 0 {
+			o.MaxMessageSize = DefaultZMQMaxMessageSize
+		}
+	}
+	if c.pos != nil && !c.set("http.listen") {
+		// Only a parsed file gets the default address: in code, the zero
+		// HTTP means "no server".
+		c.HTTP.Listen = DefaultHTTPListen
+	}
+	if !c.set("http.tap_max_clients") && c.HTTP.TapMaxClients == 0 {
+		c.HTTP.TapMaxClients = DefaultTapMaxClients
+	}
+	if !c.set("http.tap_queue") && c.HTTP.TapQueue == 0 {
+		c.HTTP.TapQueue = DefaultTapQueue
+	}
+	if c.pos != nil && !c.set("drain_timeout") {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if !c.set("log.level") && c.Log.Level == "" {
+		c.Log.Level = DefaultLogLevel
+	}
+	if !c.set("log.format") && c.Log.Format == "" {
+		c.Log.Format = DefaultLogFormat
+	}
+}
+
+// set reports whether the file wrote the key at path.
+func (c *Config) set(path string) bool {
+	_, ok := c.pos[path]
+	return ok
+}
+
+// resolvePaths makes relative file paths relative to dir, the config
+// file's directory, so the relay works whatever its working directory.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	tlsPaths := func(t *TLS) {
+		if t != nil {
+			abs(&t.Cert)
+			abs(&t.Key)
+			abs(&t.ClientCA)
+		}
+	}
+	for i := range c.Inputs {
+		tlsPaths(c.Inputs[i].TLS)
+		if c.Inputs[i].Plain != nil {
+			abs(&c.Inputs[i].Plain.UsersFile)
+		}
+	}
+	for i := range c.Outputs {
+		if c.Outputs[i].Plain != nil {
+			abs(&c.Outputs[i].Plain.UsersFile)
+		}
+	}
+	tlsPaths(c.HTTP.TLS)
+	abs(&c.HTTP.TapTokenFile)
+}

@@ -1,0 +1,418 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"strings"
+)
+
+// checker collects validation problems with the positions the decoder
+// recorded.
+type checker struct {
+	c     *Config
+	probs []Problem
+	// bound maps "network address" to the key path that binds it, to catch
+	// two sockets fighting over one address before the relay starts.
+	bound map[string]string
+}
+
+func (k *checker) add(p string, sentinel error, format string, args ...any) {
+	line, col := k.c.lookup(p)
+	k.probs = append(k.probs, Problem{File: k.c.File, Line: line, Col: col, Path: p, Msg: fmt.Sprintf(format, args...), Err: sentinel})
+}
+
+// lookup returns where path, or the nearest key containing it, was written.
+func (c *Config) lookup(p string) (line, col int) {
+	for {
+		if pos, ok := c.pos[p]; ok {
+			return pos.line, pos.col
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i <= 0 {
+			return 0, 0
+		}
+		p = p[:i]
+	}
+}
+
+// Validate checks the configuration and its settings against each other,
+// and that the files it names are usable. The error, if any, is an *Error
+// listing every problem.
+func (c *Config) Validate() error {
+	k := &checker{c: c, bound: map[string]string{}}
+	if len(c.Inputs) == 0 {
+		k.add("inputs", ErrRequired, "at least one input is required; e.g. inputs: [{name: rsyslog, type: syslog, listen: tcp://127.0.0.1:10514}]")
+	}
+	names := map[string]int{}
+	for i := range c.Inputs {
+		p := fmt.Sprintf("inputs[%d]", i)
+		k.name(p, c.Inputs[i].Name, "inputs", names, i)
+		k.input(p, &c.Inputs[i])
+	}
+	k.stream()
+	names = map[string]int{}
+	for i := range c.Outputs {
+		p := fmt.Sprintf("outputs[%d]", i)
+		k.name(p, c.Outputs[i].Name, "outputs", names, i)
+		k.output(p, &c.Outputs[i])
+	}
+	k.http()
+	if len(c.Outputs) == 0 && c.HTTP.Listen == "" && len(c.Inputs) > 0 {
+		k.add("outputs", ErrRequired, "no output and http.listen is empty, so events would go nowhere; add an output or set http.listen for taps")
+	}
+	if c.DrainTimeout < 0 {
+		k.add("drain_timeout", ErrInvalid, "%v is negative; use 0 to not wait, or e.g. 5s", c.DrainTimeout)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		k.add("log.level", ErrInvalid, "%q is not a log level; use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		k.add("log.format", ErrInvalid, "%q is not a log format; use text or json", c.Log.Format)
+	}
+	if len(k.probs) > 0 {
+		return newError(k.probs)
+	}
+	return nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+func (k *checker) name(p, name, list string, seen map[string]int, i int) {
+	switch {
+	case name == "":
+		k.add(p+".name", ErrRequired, "name is required; it labels logs and metrics")
+	case !nameRE.MatchString(name):
+		k.add(p+".name", ErrInvalid, "%q is not a valid name; use up to 64 letters, digits, '-', '_' or '.', starting with a letter or digit", name)
+	default:
+		if j, dup := seen[name]; dup {
+			k.add(p+".name", ErrDuplicate, "%q is already the name of %s[%d]; names must be unique", name, list, j)
+		} else {
+			seen[name] = i
+		}
+	}
+}
+
+func (k *checker) input(p string, in *Input) {
+	switch in.Type {
+	case InputSyslog:
+		k.size(p+".max_message_size", in.MaxMessageSize)
+		k.syslogInput(p, in)
+	case InputZMQ:
+		k.size(p+".max_message_size", in.MaxMessageSize)
+		k.zmqInput(p, in)
+	case "":
+		k.add(p+".type", ErrRequired, "type is required; use syslog or zmq")
+	default:
+		k.add(p+".type", ErrInvalid, "%q is not an input type; use syslog or zmq", in.Type)
+	}
+}
+
+func (k *checker) syslogInput(p string, in *Input) {
+	if len(in.Listen) == 0 {
+		k.add(p+".listen", ErrRequired, "listen is required for a syslog input; e.g. listen: tcp://127.0.0.1:10514")
+	}
+	usesTLS := false
+	for i, s := range in.Listen {
+		lp := k.item(p+".listen", i, len(in.Listen))
+		l, err := ParseListen(s)
+		if err != nil {
+			k.add(lp, ErrInvalid, "%v", err)
+			continue
+		}
+		network := "tcp"
+		switch l.Scheme {
+		case SchemeTLS:
+			usesTLS = true
+		case SchemeUDP:
+			network = "udp"
+		case SchemeUnix:
+			network = "unix"
+		}
+		k.bind(lp, network, l.Address, s)
+	}
+	switch {
+	case usesTLS && in.TLS == nil:
+		k.add(p+".tls", ErrRequired, "a tls:// listen URL needs tls: {cert: FILE, key: FILE}")
+	case !usesTLS && in.TLS != nil:
+		k.add(p+".tls", ErrInvalid, "tls is set but no listen URL uses tls://; change the scheme to tls:// or remove tls")
+	case in.TLS != nil:
+		k.tls(p+".tls", in.TLS, true)
+	}
+	if in.MaxConnections < 1 {
+		k.add(p+".max_connections", ErrInvalid, "%d is too small; use at least 1 (default %d)", in.MaxConnections, DefaultMaxConnections)
+	}
+	if in.IdleTimeout < 0 {
+		k.add(p+".idle_timeout", ErrInvalid, "%v is negative; use 0 for no timeout, or e.g. 5m", in.IdleTimeout)
+	}
+	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.StreamFrame {
+		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain and stream_frame apply only to zmq inputs; remove them or change type")
+	}
+}
+
+func (k *checker) zmqInput(p string, in *Input) {
+	if in.Socket != SocketPull {
+		k.add(p+".socket", ErrInvalid, "%q is not an input socket type; use pull", in.Socket)
+	}
+	switch {
+	case len(in.Bind) > 0 && len(in.Connect) > 0:
+		k.add(p+".connect", ErrInvalid, "a zmq input either binds or connects; remove bind or connect")
+	case len(in.Bind) == 0 && len(in.Connect) == 0:
+		k.add(p+".bind", ErrRequired, "bind or connect is required for a zmq input; e.g. bind: tcp://127.0.0.1:5555")
+	}
+	k.endpoints(p+".bind", in.Bind, true)
+	k.endpoints(p+".connect", in.Connect, false)
+	k.hwm(p+".hwm", in.HWM)
+	if in.Plain != nil {
+		k.plain(p+".plain", in.Plain, len(in.Bind) > 0, len(in.Connect) > 0)
+	}
+	if len(in.Listen) > 0 || in.TLS != nil || in.MaxConnections != 0 || in.IdleTimeout != 0 {
+		k.add(p, ErrInvalid, "listen, tls, max_connections and idle_timeout apply only to syslog inputs; remove them or change type")
+	}
+}
+
+// item names element i of a list key; a key written as one string keeps
+// its own name so the message points at it.
+func (k *checker) item(p string, i, n int) string {
+	ip := fmt.Sprintf("%s[%d]", p, i)
+	if _, ok := k.c.pos[ip]; ok || k.c.pos == nil || n > 1 {
+		return ip
+	}
+	return p
+}
+
+func (k *checker) endpoints(p string, eps []string, bind bool) {
+	for i, ep := range eps {
+		ip := k.item(p, i, len(eps))
+		if err := checkZMQEndpoint(ep, bind); err != nil {
+			k.add(ip, ErrInvalid, "%v", err)
+			continue
+		}
+		if bind {
+			network, addr, _ := strings.Cut(ep, "://")
+			if network == "tcp" {
+				addr, _ = hostPort(addr, true)
+			}
+			k.bind(ip, network, addr, ep)
+		}
+	}
+}
+
+// bind records that path binds addr and reports a second binder. Port 0
+// binds are exempt: each gets its own free port.
+func (k *checker) bind(p, network, addr, written string) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return
+	}
+	key := network + " " + addr
+	if prev, dup := k.bound[key]; dup {
+		k.add(p, ErrDuplicate, "%s is already bound by %s; every address can be bound once", written, prev)
+		return
+	}
+	k.bound[key] = p
+}
+
+func (k *checker) hwm(p string, n int) {
+	if n < 1 {
+		k.add(p, ErrInvalid, "%d is too small; use at least 1 (default %d)", n, DefaultHWM)
+	}
+}
+
+func (k *checker) size(p string, s ByteSize) {
+	if s < MinMaxMessageSize || s > MaxMaxMessageSize {
+		k.add(p, ErrInvalid, "%d bytes is out of range; use %d bytes to %s (syslog default %s)", int64(s), int64(MinMaxMessageSize), MaxMaxMessageSize, DefaultMaxMessageSize)
+	}
+}
+
+func (k *checker) tls(p string, t *TLS, client bool) {
+	for _, f := range []struct{ key, path string }{{"cert", t.Cert}, {"key", t.Key}} {
+		if f.path == "" {
+			k.add(p+"."+f.key, ErrRequired, "%s is required: the PEM file of the server's %s", f.key, map[string]string{"cert": "certificate chain", "key": "private key"}[f.key])
+		} else if err := checkFile(f.path); err != nil {
+			k.add(p+"."+f.key, ErrFile, "%v", err)
+		}
+	}
+	if !k.hasProblem(p) {
+		if _, err := t.ServerConfig(); err != nil {
+			k.add(p+".cert", ErrFile, "%v", err)
+		}
+	}
+	if !client {
+		if t.ClientCA != "" || t.ClientAuth != "" {
+			k.add(p, ErrInvalid, "client_ca and client_auth are not supported here; use tap_token_file")
+		}
+		return
+	}
+	if t.ClientCA != "" {
+		if err := checkFile(t.ClientCA); err != nil {
+			k.add(p+".client_ca", ErrFile, "%v", err)
+		}
+	}
+	switch t.ClientAuth {
+	case ClientAuthNone, ClientAuthRequest:
+	case ClientAuthRequire:
+		if t.ClientCA == "" {
+			k.add(p+".client_auth", ErrRequired, "client_auth: require needs client_ca, the PEM file of the CA that signs client certificates")
+		}
+	default:
+		k.add(p+".client_auth", ErrInvalid, "%q is not a client_auth mode; use none, request or require", t.ClientAuth)
+	}
+}
+
+// hasProblem reports whether a problem was already found at or under p.
+func (k *checker) hasProblem(p string) bool {
+	for _, pr := range k.probs {
+		if pr.Path == p || strings.HasPrefix(pr.Path, p+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// plain checks PLAIN credentials for the sides the socket plays.
+func (k *checker) plain(p string, pl *Plain, server, client bool) {
+	if client && pl.Username == "" {
+		k.add(p+".username", ErrRequired, "username is required to connect with PLAIN")
+	}
+	if server && !client && pl.Username == "" && pl.UsersFile == "" {
+		k.add(p, ErrRequired, "a binding socket needs username and password, or users_file, to check clients against")
+	}
+	if len(pl.Username) > 255 || len(pl.Password) > 255 {
+		k.add(p, ErrInvalid, "PLAIN username and password are limited to 255 bytes each")
+	}
+	if pl.UsersFile != "" {
+		if !server {
+			k.add(p+".users_file", ErrInvalid, "users_file only applies when binding; remove it or add bind")
+		} else if _, err := pl.Users(); err != nil {
+			k.add(p+".users_file", ErrFile, "%v", err)
+		}
+	}
+}
+
+func (k *checker) stream() {
+	if err := checkStreamFrom(k.c.Stream.From); err != nil {
+		k.add("stream.from", ErrInvalid, "%v", err)
+	}
+	if k.c.Stream.Default == "" {
+		k.add("stream.default", ErrInvalid, "the default stream must not be empty; e.g. default: %s", DefaultStream)
+	}
+}
+
+func (k *checker) output(p string, o *Output) {
+	if o.Type != OutputZMQ {
+		k.add(p+".type", ErrInvalid, "%q is not an output type; use zmq", o.Type)
+	}
+	switch o.Socket {
+	case SocketPush, SocketPub:
+	case "":
+		k.add(p+".socket", ErrRequired, "socket is required; use push (workers, never drops) or pub (taps, drops for slow subscribers)")
+	default:
+		k.add(p+".socket", ErrInvalid, "%q is not a socket type; use push or pub", o.Socket)
+	}
+	if len(o.Bind) == 0 && len(o.Connect) == 0 {
+		k.add(p+".bind", ErrRequired, "an output needs at least one endpoint; set bind or connect (or both), e.g. bind: tcp://127.0.0.1:5557")
+	}
+	k.endpoints(p+".bind", o.Bind, true)
+	k.endpoints(p+".connect", o.Connect, false)
+	for i, s := range o.Streams {
+		if _, err := path.Match(s, ""); err != nil {
+			k.add(k.item(p+".streams", i, len(o.Streams)), ErrInvalid, "%q is not a valid pattern; use * for any run of characters, ? for one, [a-z] for a class, \\ to quote", s)
+		}
+	}
+	switch o.Format {
+	case FormatRaw, FormatJSON:
+	default:
+		k.add(p+".format", ErrInvalid, "%q is not a format; use raw or json", o.Format)
+	}
+	k.hwm(p+".hwm", o.HWM)
+	k.size(p+".max_message_size", o.MaxMessageSize)
+	if o.Heartbeat < 0 {
+		k.add(p+".heartbeat", ErrInvalid, "%v is negative; use 0 for no heartbeats, or e.g. 10s", o.Heartbeat)
+	}
+	if o.Plain != nil {
+		k.plain(p+".plain", o.Plain, len(o.Bind) > 0, len(o.Connect) > 0)
+	}
+}
+
+func (k *checker) http() {
+	h := &k.c.HTTP
+	if h.Listen == "" {
+		return // disabled: nothing else matters
+	}
+	if err := checkHTTPListen(h.Listen); err != nil {
+		k.add("http.listen", ErrInvalid, "%v", err)
+	} else {
+		host, port, _ := net.SplitHostPort(h.Listen)
+		k.bind("http.listen", "tcp", net.JoinHostPort(host, port), h.Listen)
+		if h.TapTokenFile == "" && !h.AllowInsecureTap && !isLoopback(host) {
+			k.add("http.listen", ErrInsecureTap, "%q would serve /v1/tap to the network without a token; set http.tap_token_file, listen on 127.0.0.1, or set http.allow_insecure_tap: true", h.Listen)
+		}
+	}
+	if h.TLS != nil {
+		k.tls("http.tls", h.TLS, false)
+	}
+	if h.TapTokenFile != "" {
+		if _, err := h.TapToken(); err != nil {
+			k.add("http.tap_token_file", ErrFile, "%v", err)
+		}
+	}
+	if h.TapMaxClients < 1 {
+		k.add("http.tap_max_clients", ErrInvalid, "%d is too small; use at least 1 (default %d)", h.TapMaxClients, DefaultTapMaxClients)
+	}
+	if h.TapQueue < 1 {
+		k.add("http.tap_queue", ErrInvalid, "%d is too small; use at least 1 (default %d)", h.TapQueue, DefaultTapQueue)
+	}
+}
+
+var streamFields = []string{"app-name", "msgid", "hostname", "facility", "severity"}
+
+// checkStreamFrom validates a stream.from spec the way internal/event's
+// ParseField reads it, without importing it.
+func checkStreamFrom(s string) error {
+	for _, f := range streamFields {
+		if s == f {
+			return nil
+		}
+	}
+	kind, arg, ok := strings.Cut(s, ":")
+	if ok {
+		switch kind {
+		case "sd":
+			id, param, _ := strings.Cut(arg, ".")
+			if id == "" || param == "" {
+				return fmt.Errorf("%q needs an SD-ID and a parameter name; write sd:ID.param, e.g. sd:origin.software", s)
+			}
+			return nil
+		case "json":
+			if arg == "" {
+				return fmt.Errorf("%q needs a field name; write json:field, e.g. json:type", s)
+			}
+			return nil
+		case "regex":
+			re, err := regexp.Compile(arg)
+			if err != nil {
+				return fmt.Errorf("%q: %v", s, err)
+			}
+			if n := re.NumSubexp(); n != 1 {
+				return fmt.Errorf("%q has %d capture groups; use exactly one around the stream, e.g. regex:type=(\\w+), and (?:…) for other grouping", s, n)
+			}
+			return nil
+		}
+	}
+	msg := fmt.Sprintf("%q is not a stream field; use app-name, msgid, hostname, facility, severity, sd:ID.param, json:field or regex:EXPR", s)
+	best, bestD := "", 3
+	for _, f := range streamFields {
+		if d := editDistance(strings.ToLower(s), f); d < bestD {
+			best, bestD = f, d
+		}
+	}
+	if best != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return fmt.Errorf("%s", msg)
+}
