@@ -1,0 +1,362 @@
+package input
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+)
+
+func octet(m string) string { return fmt.Sprintf("%d %s", len(m), m) }
+
+func msg5424(id string) string {
+	return "<165>1 2026-11-22T05:00:00.000Z host app 42 ID47 - " + id
+}
+
+func TestTCPMixedFraming(t *testing.T) {
+	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
+	conn := dialTCP(t, s)
+	want := []string{msg5424("a"), "<13>Nov 22 05:00:00 host app: b", msg5424("c with\nnewline"), "<13>d", msg5424("e")}
+	mustWrite(t, conn, octet(want[0])+want[1]+"\n"+octet(want[2])+want[3]+"\r\n")
+	mustWrite(t, conn, octet(want[4]))
+	waitFor(t, "5 events", 5*time.Second, func() bool { return c.len() == 5 })
+	got := c.raws()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("event %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	for _, e := range c.snapshot() {
+		if e.Input != "test" || e.Peer != conn.LocalAddr().String() || e.Received.IsZero() {
+			t.Errorf("event not stamped: input %q peer %q (want %q) received %v", e.Input, e.Peer, conn.LocalAddr(), e.Received)
+		}
+	}
+	if st := s.Stats(); st.Received != 5 || st.Malformed != 0 || st.ConnectionsTotal != 1 || st.Connections != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// Junk of every kind on one connection: each is counted or passed through,
+// the stream resynchronises, and the marker sent afterwards arrives, as do
+// events on a second, clean connection.
+func TestTCPGarbage(t *testing.T) {
+	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, MaxMessageSize: 4096})
+	bad := dialTCP(t, s)
+	good := dialTCP(t, s)
+	junk := []string{
+		"99999999999999999999 way too many digits\n",      // malformed count
+		"12 short\n",                                       // count longer than the frame: swallows what follows
+		"\n\n\n",                                           // empty lines
+		"3 <1>\n",                                          // count shorter than the frame
+		"\x00\x01\x02\xff\xfe binary \x00 junk\n",          // binary
+		"5000 " + strings.Repeat("x", 5000),                // oversize octet-counted
+		strings.Repeat("y", 5000) + "\n",                   // oversize LF frame
+		"\n<13>resync\n",
+	}
+	for _, j := range junk {
+		mustWrite(t, bad, j)
+		mustWrite(t, good, "<13>good\n")
+	}
+	mustWrite(t, bad, "<13>MARKER\n")
+	waitFor(t, "marker after junk", 5*time.Second, func() bool { return contains(c.raws(), "MARKER") })
+	waitFor(t, "every clean event", 5*time.Second, func() bool {
+		n := 0
+		for _, r := range c.raws() {
+			if r == "<13>good" {
+				n++
+			}
+		}
+		return n == len(junk)
+	})
+	st := s.Stats()
+	if st.Malformed == 0 || st.Oversize < 2 {
+		t.Errorf("junk not counted: %+v", st)
+	}
+	if st.Connections != 2 {
+		t.Errorf("a connection was dropped over junk: %+v", st)
+	}
+}
+
+func TestTCPTenMiBFrame(t *testing.T) {
+	big := strings.Repeat("z", 10<<20)
+	t.Run("oversize", func(t *testing.T) {
+		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
+		conn := dialTCP(t, s)
+		go conn.Write([]byte(octet(big) + "<13>after\n")) // the reader skips 10 MiB while this writes
+		waitFor(t, "event after the skipped frame", 10*time.Second, func() bool { return c.len() == 1 })
+		if got := c.raws()[0]; got != "<13>after" {
+			t.Errorf("got %q", got)
+		}
+		if st := s.Stats(); st.Oversize != 1 {
+			t.Errorf("oversize = %d, want 1", st.Oversize)
+		}
+	})
+	t.Run("allowed", func(t *testing.T) {
+		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, MaxMessageSize: 16 << 20})
+		conn := dialTCP(t, s)
+		go conn.Write([]byte(octet(big) + "<13>after\n"))
+		waitFor(t, "both events", 10*time.Second, func() bool { return c.len() == 2 })
+		if got := c.raws(); got[0] != big || got[1] != "<13>after" {
+			t.Errorf("got lengths %d, %d", len(got[0]), len(got[1]))
+		}
+	})
+}
+
+// A peer that sends half a frame and then nothing holds one goroutine: the
+// idle timeout closes it, and Stop never waits for it.
+func TestTCPHalfOpen(t *testing.T) {
+	t.Run("idle timeout", func(t *testing.T) {
+		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, IdleTimeout: 100 * time.Millisecond})
+		half := dialTCP(t, s)
+		mustWrite(t, half, "<13>complete\n<13>half a fra")
+		waitFor(t, "complete event", 5*time.Second, func() bool { return c.len() >= 1 })
+		waitFor(t, "idle connection closed", 5*time.Second, func() bool { return s.Stats().Connections == 0 })
+		half.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := half.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("peer read after idle close: %v, want EOF", err)
+		}
+	})
+	t.Run("stop", func(t *testing.T) {
+		s, err := NewSyslog(SyslogConfig{Name: "t", Listen: []string{"tcp://127.0.0.1:0", "tls://127.0.0.1:0"}, TLS: testServerTLS(t)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &collector{}
+		if err := s.Start(c.handle); err != nil {
+			t.Fatal(err)
+		}
+		var conns []net.Conn
+		for _, a := range s.Addrs() {
+			conn, err := net.Dial("tcp", a.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conns = append(conns, conn)
+		}
+		mustWrite(t, conns[0], "<13>one\n<13>half")
+		// conns[1] is a TLS listener: this client never starts the handshake.
+		waitFor(t, "event", 5*time.Second, func() bool { return c.len() == 1 })
+		waitFor(t, "both connections", 5*time.Second, func() bool { return s.Stats().Connections == 2 })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
+			t.Fatalf("stop with half-open connections: %v", err)
+		}
+		if st := s.Stats(); st.Connections != 0 {
+			t.Errorf("connections after stop = %d", st.Connections)
+		}
+	})
+}
+
+func TestTCPManyConnections(t *testing.T) {
+	const conns, per = 50, 1000
+	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", addrOf(t, s, "tcp").String())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			var b bytes.Buffer
+			for j := range per {
+				m := msg5424(fmt.Sprintf("c%d-m%d", i, j))
+				if j%2 == 0 {
+					b.WriteString(octet(m))
+				} else {
+					b.WriteString(m + "\n")
+				}
+			}
+			if _, err := conn.Write(b.Bytes()); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, "every event", 30*time.Second, func() bool { return c.len() >= conns*per })
+	seen := map[string]int{}
+	for _, r := range c.raws() {
+		seen[r]++
+	}
+	for i := range conns {
+		for j := range per {
+			if n := seen[msg5424(fmt.Sprintf("c%d-m%d", i, j))]; n != 1 {
+				t.Fatalf("c%d-m%d seen %d times", i, j, n)
+			}
+		}
+	}
+	if st := s.Stats(); st.Received != conns*per || st.ConnectionsTotal != conns {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestTCPMaxConnections(t *testing.T) {
+	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, MaxConnections: 2})
+	a, b := dialTCP(t, s), dialTCP(t, s)
+	mustWrite(t, a, "<13>a\n")
+	mustWrite(t, b, "<13>b\n")
+	waitFor(t, "two events", 5*time.Second, func() bool { return c.len() == 2 })
+	third := dialTCP(t, s)
+	third.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := third.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("third connection not refused: read err %v", err)
+	}
+	if st := s.Stats(); st.ConnectionsRefuse != 1 || st.Connections != 2 {
+		t.Errorf("stats = %+v", st)
+	}
+	a.Close()
+	waitFor(t, "slot freed", 5*time.Second, func() bool { return s.Stats().Connections == 1 })
+	d := dialTCP(t, s)
+	mustWrite(t, d, "<13>d\n")
+	waitFor(t, "event on a freed slot", 5*time.Second, func() bool { return c.len() == 3 })
+}
+
+// While the Handler blocks, the input stops reading: the kernel buffers
+// fill and the sender's writes stop making progress. Once it resumes,
+// every event arrives exactly once.
+func TestTCPBackpressure(t *testing.T) {
+	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
+	gate := make(chan struct{})
+	c.gate = gate
+	conn := dialTCP(t, s)
+
+	const n = 500000 // ~32 MiB: far more than socket buffers hold
+	var b bytes.Buffer
+	for i := range n {
+		b.WriteString(octet(msg5424(fmt.Sprintf("m%07d", i))))
+	}
+	data := b.Bytes()
+
+	// Write until a write makes no progress for a while: the receiver has
+	// stopped reading and the buffers between us are full.
+	off := 0
+	for off < len(data) {
+		conn.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		w, err := conn.Write(data[off:])
+		off += w
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal(err)
+			}
+			if w == 0 {
+				break
+			}
+		}
+	}
+	if off == len(data) {
+		t.Fatalf("all %d bytes written while the handler was blocked: no backpressure", len(data))
+	}
+	if got := c.len(); got != 0 {
+		t.Fatalf("%d events delivered past a blocked handler", got)
+	}
+	t.Logf("sender blocked after %d of %d bytes", off, len(data))
+
+	close(gate)
+	conn.SetWriteDeadline(time.Time{})
+	if _, err := conn.Write(data[off:]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every event", 30*time.Second, func() bool { return c.len() >= n })
+	for i, r := range c.raws() {
+		if want := msg5424(fmt.Sprintf("m%07d", i)); r != want {
+			t.Fatalf("event %d = %q, want %q", i, r, want)
+		}
+	}
+	if st := s.Stats(); st.Received != n || st.HandlerBlocked <= 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// Stop hands over what was read before it returns.
+func TestTCPStopDelivers(t *testing.T) {
+	s, err := NewSyslog(SyslogConfig{Name: "t", Listen: []string{"tcp://127.0.0.1:0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{gate: make(chan struct{})}
+	entered := make(chan struct{}, 1)
+	h := func(b []*event.Event) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		c.handle(b)
+	}
+	if err := s.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", s.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	mustWrite(t, conn, "<13>one\n")
+	<-entered
+	stopped := make(chan error)
+	go func() { stopped <- s.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while the handler still held an event", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(c.gate)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if got := c.raws(); len(got) != 1 || got[0] != "<13>one" {
+		t.Errorf("delivered %q", got)
+	}
+}
+
+func TestListenErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  SyslogConfig
+		want error
+	}{
+		{SyslogConfig{}, ErrNoListen},
+		{SyslogConfig{Listen: []string{"127.0.0.1:514"}}, ErrListenURL},
+		{SyslogConfig{Listen: []string{"sctp://127.0.0.1:514"}}, ErrListenURL},
+		{SyslogConfig{Listen: []string{"tcp://127.0.0.1"}}, ErrListenURL},
+		{SyslogConfig{Listen: []string{"unix://"}}, ErrListenURL},
+		{SyslogConfig{Listen: []string{"tls://127.0.0.1:0"}}, ErrNoTLSConfig},
+	} {
+		if _, err := NewSyslog(tc.cfg, nil); !errors.Is(err, tc.want) {
+			t.Errorf("%v: err %v, want %v", tc.cfg.Listen, err, tc.want)
+		}
+	}
+	// A failing listener closes the ones already bound.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := NewSyslog(SyslogConfig{Listen: []string{"tcp://127.0.0.1:0", "tcp://" + l.Addr().String()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(func([]*event.Event) {}); err == nil {
+		t.Fatal("second bind of a busy port succeeded")
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
