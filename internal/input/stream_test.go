@@ -53,13 +53,13 @@ func TestTCPGarbage(t *testing.T) {
 	bad := dialTCP(t, s)
 	good := dialTCP(t, s)
 	junk := []string{
-		"99999999999999999999 way too many digits\n",      // malformed count
-		"12 short\n",                                       // count longer than the frame: swallows what follows
-		"\n\n\n",                                           // empty lines
-		"3 <1>\n",                                          // count shorter than the frame
-		"\x00\x01\x02\xff\xfe binary \x00 junk\n",          // binary
-		"5000 " + strings.Repeat("x", 5000),                // oversize octet-counted
-		strings.Repeat("y", 5000) + "\n",                   // oversize LF frame
+		"99999999999999999999 way too many digits\n", // malformed count
+		"12 short\n", // count longer than the frame: swallows what follows
+		"\n\n\n",     // empty lines
+		"3 <1>\n",    // count shorter than the frame
+		"\x00\x01\x02\xff\xfe binary \x00 junk\n", // binary
+		"5000 " + strings.Repeat("x", 5000),       // oversize octet-counted
+		strings.Repeat("y", 5000) + "\n",          // oversize LF frame
 		"\n<13>resync\n",
 	}
 	for _, j := range junk {
