@@ -32,6 +32,15 @@ func (c *collector) handle(batch []*event.Event) {
 	c.mu.Unlock()
 }
 
+// block makes the Handler wait until the returned channel is closed.
+func (c *collector) block() chan struct{} {
+	g := make(chan struct{})
+	c.mu.Lock()
+	c.gate = g
+	c.mu.Unlock()
+	return g
+}
+
 func (c *collector) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

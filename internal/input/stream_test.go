@@ -235,8 +235,7 @@ func TestTCPMaxConnections(t *testing.T) {
 // every event arrives exactly once.
 func TestTCPBackpressure(t *testing.T) {
 	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
-	gate := make(chan struct{})
-	c.gate = gate
+	gate := c.block()
 	conn := dialTCP(t, s)
 
 	const n = 500000 // ~32 MiB: far more than socket buffers hold
