@@ -1,0 +1,77 @@
+package event
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	syslog "github.com/leodido/go-syslog/v4"
+	"github.com/leodido/go-syslog/v4/rfc3164"
+	"github.com/leodido/go-syslog/v4/rfc5424"
+)
+
+// Event is one syslog message on its way through the relay.
+//
+// Header, Syslog and AppendJSON may be called from several goroutines at
+// once; Raw must not change once the event is created.
+type Event struct {
+	// Raw is the message exactly as received, without octet count or
+	// trailing LF.
+	Raw []byte
+	// Stream is the stream type, set by the router.
+	Stream string
+	// Input is the name of the input that received the event.
+	Input string
+	// Peer is the source address, or empty.
+	Peer string
+	// Received is when the relay received the event.
+	Received time.Time
+
+	hdrOnce sync.Once
+	hdr     Header
+	full    atomic.Pointer[parsed]
+	handoff *Handoff
+}
+
+// parsed memoises the full go-syslog parse.
+type parsed struct {
+	msg syslog.Message
+	err error
+}
+
+// New returns an event for raw, which it keeps (no copy).
+func New(raw []byte) *Event { return &Event{Raw: raw} }
+
+// Header returns the light header scan of Raw, computed once. It is on the
+// routing path: it does not allocate.
+func (e *Event) Header() *Header {
+	e.hdrOnce.Do(func() { e.hdr = Scan(e.Raw) })
+	return &e.hdr
+}
+
+// Syslog returns the full go-syslog parse of Raw (best effort), computed on
+// first use: *rfc5424.SyslogMessage for RFC 5424, *rfc3164.SyslogMessage
+// otherwise. It allocates a lot compared with Header; use it only when
+// typed values are needed (a time.Time, validated structured data), never
+// for routing.
+func (e *Event) Syslog() (syslog.Message, error) {
+	if p := e.full.Load(); p != nil {
+		return p.msg, p.err
+	}
+	var m syslog.Machine
+	switch e.Header().Format {
+	case FormatRFC5424:
+		m = rfc5424.NewParser(rfc5424.WithBestEffort())
+	case FormatForward:
+		m = rfc3164.NewMachine(rfc3164.WithBestEffort(), rfc3164.WithRFC3339(),
+			rfc3164.WithYear(rfc3164.CurrentYear{}))
+	default:
+		m = rfc3164.NewMachine(rfc3164.WithBestEffort(), rfc3164.WithYear(rfc3164.CurrentYear{}))
+	}
+	msg, err := m.Parse(e.Raw)
+	p := &parsed{msg: msg, err: err}
+	if !e.full.CompareAndSwap(nil, p) {
+		p = e.full.Load()
+	}
+	return p.msg, p.err
+}
