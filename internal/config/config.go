@@ -246,6 +246,9 @@ func Parse(data []byte, filename string) (*Config, error) {
 	c.ApplyDefaults()
 	c.resolvePaths(filepath.Dir(filename))
 	probs := d.probs
+	if d.failed {
+		return nil, newError(probs)
+	}
 	if err := c.Validate(); err != nil {
 		for _, p := range err.(*Error).Problems {
 			if !d.isBad(p.Path) {

@@ -24,6 +24,12 @@ type decoder struct {
 	c     *Config
 	probs []Problem
 	bad   map[string]bool // paths with a decode problem: Validate stays quiet on them
+	// failed means the YAML did not parse, so validating the empty result
+	// would only add noise.
+	failed bool
+	// guesses are the keys misspelt keys were probably meant to be; if
+	// they are missing, that is already reported as the typo.
+	guesses []string
 }
 
 // fieldSet maps the keys a mapping accepts to their decoders.
@@ -60,7 +66,8 @@ func (d *decoder) decode(data []byte) {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if !errors.Is(err, io.EOF) {
-			d.syntax(err)
+			d.syntax(err, data)
+			d.failed = true
 		}
 		return // an empty file: Validate says what is missing
 	}
@@ -69,7 +76,7 @@ func (d *decoder) decode(data []byte) {
 	case err == nil:
 		d.errAt(&extra, "", ErrSyntax, "only one YAML document is allowed; remove the second '---' document")
 	case !errors.Is(err, io.EOF):
-		d.syntax(err)
+		d.syntax(err, data)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return
@@ -78,6 +85,13 @@ func (d *decoder) decode(data []byte) {
 	if isNull(root) {
 		return
 	}
+	defer func() {
+		for _, g := range d.guesses {
+			if !d.c.set(g) {
+				d.bad[g] = true
+			}
+		}
+	}()
 	d.fields(root, "", fieldSet{
 		"inputs":        d.inputs,
 		"stream":        d.stream,
@@ -93,8 +107,10 @@ func (d *decoder) decode(data []byte) {
 	}, nil)
 }
 
-// syntax records a YAML parse error, keeping the line yaml reports.
-func (d *decoder) syntax(err error) {
+// syntax records a YAML parse error, keeping the line yaml reports. A tab
+// in indentation, the usual cause, is pointed at exactly instead: yaml
+// reports the line where the enclosing block started.
+func (d *decoder) syntax(err error, data []byte) {
 	p := Problem{File: d.file, Err: ErrSyntax}
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
@@ -102,6 +118,16 @@ func (d *decoder) syntax(err error) {
 		msg = m[2]
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		indent := len(line) - len(bytes.TrimLeft(line, " \t"))
+		col := bytes.IndexByte(line[:indent], '\t')
+		if col >= 0 && i+1 >= p.Line && indent < len(line) && line[indent] != '#' {
+			p.Line, p.Col = i+1, col+1
+			p.Msg = "invalid YAML: a tab in indentation; indent with spaces"
+			d.probs = append(d.probs, p)
+			return
+		}
 	}
 	p.Msg = "invalid YAML: " + msg + "; check indentation (spaces, not tabs) and quoting"
 	d.probs = append(d.probs, p)
@@ -313,13 +339,21 @@ func (d *decoder) fields(v *yaml.Node, path string, fs fieldSet, hint func(key s
 		key := p.k.Value
 		kp := join(path, key)
 		fn, ok := fs[key]
+		if !ok && path == "" && strings.HasPrefix(key, "x-") {
+			continue // extension keys hold anchors to share, as in compose files
+		}
 		if !ok {
 			msg := ""
 			if hint != nil {
 				msg = hint(key)
 			}
 			if msg == "" {
-				msg = "unknown key; " + suggest(key, keys(fs))
+				var guess string
+				msg, guess = suggest(key, keys(fs))
+				msg = "unknown key; " + msg
+				if guess != "" {
+					d.guesses = append(d.guesses, join(path, guess))
+				}
 			}
 			d.errAt(p.k, kp, ErrUnknownKey, "%s", msg)
 			continue
@@ -488,18 +522,23 @@ func keys(fs fieldSet) []string {
 	return out
 }
 
-// suggest proposes the closest valid word for a typo, or lists them all.
-func suggest(got string, valid []string) string {
+// suggest proposes the closest valid key for a typo, or lists them all.
+func suggest(got string, valid []string) (msg, guess string) {
+	if guess = closest(got, valid); guess != "" {
+		return fmt.Sprintf("did you mean %q?", guess), guess
+	}
+	return "valid keys: " + strings.Join(valid, ", "), ""
+}
+
+// closest returns the word of valid within two edits of got, or "".
+func closest(got string, valid []string) string {
 	best, bestD := "", 3
 	for _, v := range valid {
 		if dist := editDistance(strings.ToLower(got), v); dist < bestD {
 			best, bestD = v, dist
 		}
 	}
-	if best != "" {
-		return fmt.Sprintf("did you mean %q?", best)
-	}
-	return "valid keys: " + strings.Join(valid, ", ")
+	return best
 }
 
 // editDistance is the Levenshtein distance, capped for long inputs since

@@ -101,10 +101,10 @@ func (k *checker) name(p, name, list string, seen map[string]int, i int) {
 func (k *checker) input(p string, in *Input) {
 	switch in.Type {
 	case InputSyslog:
-		k.size(p+".max_message_size", in.MaxMessageSize)
+		k.size(p+".max_message_size", in.MaxMessageSize, DefaultMaxMessageSize)
 		k.syslogInput(p, in)
 	case InputZMQ:
-		k.size(p+".max_message_size", in.MaxMessageSize)
+		k.size(p+".max_message_size", in.MaxMessageSize, DefaultZMQMaxMessageSize)
 		k.zmqInput(p, in)
 	case "":
 		k.add(p+".type", ErrRequired, "type is required; use syslog or zmq")
@@ -223,9 +223,9 @@ func (k *checker) hwm(p string, n int) {
 	}
 }
 
-func (k *checker) size(p string, s ByteSize) {
+func (k *checker) size(p string, s, def ByteSize) {
 	if s < MinMaxMessageSize || s > MaxMaxMessageSize {
-		k.add(p, ErrInvalid, "%d bytes is out of range; use %d bytes to %s (syslog default %s)", int64(s), int64(MinMaxMessageSize), MaxMaxMessageSize, DefaultMaxMessageSize)
+		k.add(p, ErrInvalid, "%d bytes is out of range; use %d bytes to %s (default %s)", int64(s), int64(MinMaxMessageSize), MaxMaxMessageSize, def)
 	}
 }
 
@@ -330,7 +330,7 @@ func (k *checker) output(p string, o *Output) {
 		k.add(p+".format", ErrInvalid, "%q is not a format; use raw or json", o.Format)
 	}
 	k.hwm(p+".hwm", o.HWM)
-	k.size(p+".max_message_size", o.MaxMessageSize)
+	k.size(p+".max_message_size", o.MaxMessageSize, DefaultZMQMaxMessageSize)
 	if o.Heartbeat < 0 {
 		k.add(p+".heartbeat", ErrInvalid, "%v is negative; use 0 for no heartbeats, or e.g. 10s", o.Heartbeat)
 	}
@@ -405,13 +405,7 @@ func checkStreamFrom(s string) error {
 		}
 	}
 	msg := fmt.Sprintf("%q is not a stream field; use app-name, msgid, hostname, facility, severity, sd:ID.param, json:field or regex:EXPR", s)
-	best, bestD := "", 3
-	for _, f := range streamFields {
-		if d := editDistance(strings.ToLower(s), f); d < bestD {
-			best, bestD = f, d
-		}
-	}
-	if best != "" {
+	if best := closest(s, streamFields); best != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return fmt.Errorf("%s", msg)

@@ -1,0 +1,86 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Redacted replaces passwords in YAML output, so an effective config can
+// be shown or logged without leaking credentials.
+const Redacted = "<redacted>"
+
+// YAML returns the effective configuration, defaults filled in and paths
+// resolved, with PLAIN passwords replaced by Redacted. `relay check` prints
+// it so admins see what the relay will actually run with; it parses back
+// to the same configuration.
+func (c *Config) YAML() ([]byte, error) {
+	cp := *c
+	cp.Inputs = append([]Input(nil), c.Inputs...)
+	cp.Outputs = append([]Output(nil), c.Outputs...)
+	redact := func(p **Plain) {
+		if *p != nil && (*p).Password != "" {
+			q := **p
+			q.Password = Redacted
+			*p = &q
+		}
+	}
+	for i := range cp.Inputs {
+		redact(&cp.Inputs[i].Plain)
+	}
+	for i := range cp.Outputs {
+		redact(&cp.Outputs[i].Plain)
+	}
+	out, err := yaml.Marshal(&cp)
+	if err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	return out, nil
+}
+
+// Summary describes in a few lines what the configuration makes the relay
+// do, for `relay check` and the startup log.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	for _, in := range c.Inputs {
+		switch in.Type {
+		case InputSyslog:
+			fmt.Fprintf(&b, "input %s: syslog on %s\n", in.Name, strings.Join(in.Listen, ", "))
+		case InputZMQ:
+			fmt.Fprintf(&b, "input %s: zmq %s %s\n", in.Name, in.Socket, endpoints(in.Bind, in.Connect))
+		}
+	}
+	fmt.Fprintf(&b, "stream: from %s, default %q\n", c.Stream.From, c.Stream.Default)
+	for _, o := range c.Outputs {
+		streams := "all streams"
+		if len(o.Streams) > 0 {
+			streams = "streams " + strings.Join(o.Streams, ", ")
+		}
+		fmt.Fprintf(&b, "output %s: zmq %s %s, %s, format %s\n", o.Name, o.Socket, endpoints(o.Bind, o.Connect), streams, o.Format)
+	}
+	if c.HTTP.Listen == "" {
+		b.WriteString("http: disabled\n")
+	} else {
+		scheme, tap := "http", "no token"
+		if c.HTTP.TLS != nil {
+			scheme = "https"
+		}
+		if c.HTTP.TapTokenFile != "" {
+			tap = "token required"
+		}
+		fmt.Fprintf(&b, "http: %s://%s (/healthz, /metrics, /v1/tap: %s)\n", scheme, c.HTTP.Listen, tap)
+	}
+	return b.String()
+}
+
+func endpoints(bind, connect []string) string {
+	var parts []string
+	if len(bind) > 0 {
+		parts = append(parts, "bind "+strings.Join(bind, ", "))
+	}
+	if len(connect) > 0 {
+		parts = append(parts, "connect "+strings.Join(connect, ", "))
+	}
+	return strings.Join(parts, ", ")
+}
