@@ -1,0 +1,190 @@
+package input
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rsyslogd runs a real rsyslogd in the foreground on conf (with DIR
+// replaced by its work directory) until the test ends. Its stderr is
+// kept for failure messages.
+type rsyslogd struct {
+	dir    string
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	exited chan struct{}
+}
+
+func startRsyslogd(t *testing.T, dir, conf string) *rsyslogd {
+	t.Helper()
+	bin, err := exec.LookPath("rsyslogd")
+	if err != nil {
+		t.Fatal("rsyslogd not found: install rsyslog (apt-get install rsyslog rsyslog-gnutls)")
+	}
+	r := &rsyslogd{dir: dir}
+	cfgPath := filepath.Join(dir, "rsyslog.conf")
+	conf = strings.ReplaceAll(conf, "DIR", dir)
+	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd = exec.Command(bin, "-n", "-f", cfgPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	r.cmd.Stdout = &r.stderr
+	r.cmd.Stderr = &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.exited = make(chan struct{})
+	go func() { r.cmd.Wait(); close(r.exited) }()
+	t.Cleanup(func() {
+		// rsyslogd 8.2302 sometimes crashes on SIGTERM: judge by what
+		// arrived, never by its exit status.
+		r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(10 * time.Second):
+			r.cmd.Process.Kill()
+			<-r.exited
+		}
+		if t.Failed() {
+			t.Logf("rsyslogd output:\n%s", r.stderr.String())
+		}
+	})
+	return r
+}
+
+// sendUnix writes messages into rsyslogd's imuxsock socket. A unix
+// datagram sender blocks while the socket is full, so nothing is lost.
+func (r *rsyslogd) sendUnix(t *testing.T, path string, msgs []string) {
+	t.Helper()
+	waitFor(t, "rsyslogd input socket "+path, 20*time.Second, func() bool {
+		select {
+		case <-r.exited:
+			t.Fatalf("rsyslogd exited:\n%s", r.stderr.String())
+		default:
+		}
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	conn, err := net.Dial("unixgram", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, m := range msgs {
+		mustWrite(t, conn, m)
+	}
+}
+
+// rsyslogForward runs rsyslogd with an imuxsock input and the given
+// forwarding action (with DIR and PORT replaced), sends n messages
+// through it and checks that each arrives at the input exactly once.
+func rsyslogForward(t *testing.T, s *Syslog, c *collector, dir, globals, preamble, action string) {
+	t.Helper()
+	port := ""
+	for _, a := range s.Addrs() {
+		switch a := a.(type) {
+		case *net.TCPAddr:
+			port = fmt.Sprint(a.Port)
+		case *net.UDPAddr:
+			port = fmt.Sprint(a.Port)
+		}
+	}
+	action = strings.ReplaceAll(action, "PORT", port)
+	r := startRsyslogd(t, dir, fmt.Sprintf(`
+global(workDirectory="DIR" %s)
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="DIR/in.sock" RateLimit.Interval="0" ruleset="fwd")
+%s
+ruleset(name="fwd") {
+  %s
+}
+`, globals, preamble, action))
+
+	const n = 1000
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("<13>Nov 22 05:00:00 fwdtest: msg-%04d.", i)
+	}
+	r.sendUnix(t, filepath.Join(dir, "in.sock"), msgs)
+	waitFor(t, "1000 events through rsyslogd", 60*time.Second, func() bool { return c.len() >= n })
+	seen := map[string]int{}
+	for _, r := range c.raws() {
+		i := strings.Index(r, "msg-")
+		if i < 0 || !strings.HasPrefix(r, "<13>1 ") {
+			t.Fatalf("unexpected event %q", r)
+		}
+		seen[r[i:i+9]]++
+	}
+	for i := range n {
+		if k := fmt.Sprintf("msg-%04d.", i); seen[k] != 1 {
+			t.Errorf("%s seen %d times", k, seen[k])
+		}
+	}
+	if st := s.Stats(); st.TLSErrors != 0 || st.Malformed != 0 || st.Received != n {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// TestRsyslogForward sends 1000 messages through rsyslogd's omfwd (TCP
+// with both framings, UDP) and omuxsock, and expects every one.
+func TestRsyslogForward(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd peer")
+	}
+	const tmpl = `template="RSYSLOG_SyslogProtocol23Format"`
+	for _, tc := range []struct{ name, listen, preamble, action string }{
+		{"tcp_octet", "tcp://127.0.0.1:0", "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp" TCP_Framing="octet-counted" ` + tmpl + `)`},
+		{"tcp_lf", "tcp://127.0.0.1:0", "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp" ` + tmpl + `)`},
+		{"udp", "udp://127.0.0.1:0", "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="udp" ` + tmpl + `)`},
+		// omuxsock 8.2302 takes legacy configuration only.
+		{"omuxsock", "unix://DIR/relay.sock", "$ModLoad omuxsock\n$OMUxSockSocket DIR/relay.sock", "*.* :omuxsock:;RSYSLOG_SyslogProtocol23Format"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, c := startSyslog(t, SyslogConfig{Listen: []string{strings.ReplaceAll(tc.listen, "DIR", dir)}})
+			rsyslogForward(t, s, c, dir, "", tc.preamble, tc.action)
+		})
+	}
+}
+
+// TestRsyslogGTLS sends 1000 messages through rsyslogd's omfwd with the
+// gtls stream driver, in anon mode and with x509/name and a client
+// certificate, and expects every one.
+func TestRsyslogGTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd peer")
+	}
+	if _, err := os.Stat("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"); err != nil {
+		t.Fatal("rsyslogd's gtls driver is missing: apt-get install rsyslog-gnutls")
+	}
+	for _, mode := range []string{"anon", "x509/name"} {
+		t.Run(strings.ReplaceAll(mode, "/", "_"), func(t *testing.T) {
+			p := newTestPKI(t)
+			clientAuth, clientCA := "none", ""
+			globals := fmt.Sprintf(`DefaultNetstreamDriverCAFile="%s"`, p.ca)
+			auth := `StreamDriverAuthMode="anon"`
+			if mode == "x509/name" {
+				clientAuth, clientCA = "require", p.ca
+				globals += fmt.Sprintf(` DefaultNetstreamDriverCertFile="%s" DefaultNetstreamDriverKeyFile="%s"`, p.clientCert, p.clientKey)
+				auth = `StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="relay.test"`
+			}
+			srv, err := LoadTLS(p.serverCert, p.serverKey, clientCA, clientAuth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, c := startSyslog(t, SyslogConfig{Listen: []string{"tls://127.0.0.1:0"}, TLS: srv})
+			rsyslogForward(t, s, c, p.dir, globals, "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp"
+         TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format"
+         StreamDriver="gtls" StreamDriverMode="1" `+auth+`
+         action.resumeRetryCount="-1" action.resumeInterval="1")`)
+		})
+	}
+}
