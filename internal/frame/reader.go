@@ -85,7 +85,8 @@ func (r *Reader) Next() ([]byte, error) {
 			r.discard -= n
 			if r.discard > 0 {
 				if err := r.fill(0); err != nil {
-					return nil, eofUnexpected(err)
+					r.err = eofUnexpected(err)
+					return nil, r.err
 				}
 			}
 			continue
@@ -160,7 +161,8 @@ func (r *Reader) octetCounted() ([]byte, step, error) {
 	if need := body + n - r.start; r.end-r.start < need {
 		if r.err != nil {
 			r.start = r.end
-			return nil, done, eofUnexpected(r.err)
+			r.err = eofUnexpected(r.err)
+			return nil, done, r.err
 		}
 		r.fill(need)
 		return nil, again, nil
