@@ -1,0 +1,439 @@
+// Package rsyslogtest runs the real peers the omzmq-bridge and snippet
+// tests talk to: an unprivileged foreground rsyslogd fed over TCP, a
+// libzmq (pyzmq) PULL consumer, and a plain TCP syslog receiver. A missing
+// peer fails the test with what to install; it never skips.
+package rsyslogtest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Python is the interpreter with pyzmq; `python3` on PATH may be a shim
+// without it.
+const Python = "/usr/bin/python3"
+
+// Need returns the path of binary, failing the test with install when it
+// is missing.
+func Need(t testing.TB, binary, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(binary)
+	if err != nil {
+		if _, serr := os.Stat(binary); serr == nil {
+			return binary
+		}
+		t.Fatalf("%s not found: %s", binary, install)
+	}
+	return p
+}
+
+// NeedPyzmq fails the test unless Python imports zmq.
+func NeedPyzmq(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(Python, "-c", "import zmq").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import zmq (%v: %s): apt-get install python3-zmq", Python, err, out)
+	}
+}
+
+// Eventually polls cond every few milliseconds until it holds or timeout
+// passes, then fails with what.
+func Eventually(t testing.TB, timeout time.Duration, what func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v: %s", timeout, what())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// a peer that must come and go on a fixed address.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Validate runs `rsyslogd -N1` on file and returns its output; err is
+// non-nil when rsyslogd rejects the configuration.
+func Validate(t testing.TB, file string) (string, error) {
+	t.Helper()
+	bin := Need(t, "rsyslogd", "apt-get install rsyslog rsyslog-czmq rsyslog-gnutls")
+	out, err := exec.Command(bin, "-N1", "-f", file).CombinedOutput()
+	return string(out), err
+}
+
+// Rsyslogd is a foreground rsyslogd with a TCP input on a free port.
+type Rsyslogd struct {
+	Dir  string // workDirectory and scratch space; survives Stop for restarts
+	Port int    // the imtcp port
+
+	t    testing.TB
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  *syncBuffer
+}
+
+// StartRsyslogd writes dir/rsyslog.conf (global workDirectory, an imtcp
+// input on port 0, then body) and runs rsyslogd on it in the foreground.
+// Reuse dir to restart on the same disk queues.
+func StartRsyslogd(t testing.TB, dir, body string) *Rsyslogd {
+	t.Helper()
+	bin := Need(t, "rsyslogd", "apt-get install rsyslog rsyslog-czmq")
+	portFile := filepath.Join(dir, "imtcp.port")
+	_ = os.Remove(portFile)
+	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
+module(load="imtcp")
+input(type="imtcp" port="0" listenPortFileName=%q)
+%s
+`, dir, portFile, body)
+	confFile := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-N1", "-f", confFile).CombinedOutput(); err != nil {
+		t.Fatalf("rsyslogd -N1 rejects the test config: %v\n%s\n--- config:\n%s", err, out, conf)
+	}
+	r := &Rsyslogd{Dir: dir, t: t, done: make(chan struct{}), out: &syncBuffer{}}
+	r.cmd = exec.Command(bin, "-n", "-f", confFile, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill its omprog children too
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start rsyslogd: %v", err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(r.Stop)
+	Eventually(t, 20*time.Second, func() string { return "rsyslogd's imtcp port file; output:\n" + r.out.String() }, func() bool {
+		b, err := os.ReadFile(portFile)
+		if err != nil {
+			return false
+		}
+		p, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || p == 0 {
+			return false
+		}
+		r.Port = p
+		return true
+	})
+	return r
+}
+
+// Output is what rsyslogd printed so far.
+func (r *Rsyslogd) Output() string { return r.out.String() }
+
+// Stop sends SIGTERM, waits, then kills the process group. rsyslogd
+// 8.2302 sometimes crashes on SIGTERM: callers judge by what arrived.
+func (r *Rsyslogd) Stop() {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.done
+	}
+}
+
+// Exited reports whether rsyslogd has exited.
+func (r *Rsyslogd) Exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Send writes one RFC 5424 message per text, octet-counted, from app.
+func (r *Rsyslogd) Send(t testing.TB, app string, texts ...string) {
+	t.Helper()
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)))
+	if err != nil {
+		t.Fatalf("dial rsyslogd: %v", err)
+	}
+	defer c.Close()
+	w := bufio.NewWriterSize(c, 64<<10)
+	for _, text := range texts {
+		m := fmt.Sprintf("<14>1 2026-01-01T00:00:00Z testhost %s - - - %s", app, text)
+		fmt.Fprintf(w, "%d %s", len(m), m)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("send to rsyslogd: %v", err)
+	}
+}
+
+// SendNumbered sends n messages "msgnum:%08d" numbered from first.
+func (r *Rsyslogd) SendNumbered(t testing.TB, app string, first, n int) {
+	t.Helper()
+	const chunk = 5000
+	for i := first; i < first+n; i += chunk {
+		texts := make([]string, 0, chunk)
+		for j := i; j < min(i+chunk, first+n); j++ {
+			texts = append(texts, Numbered(j))
+		}
+		r.Send(t, app, texts...)
+	}
+}
+
+// Numbered is the text SendNumbered sends for i.
+func Numbered(i int) string { return fmt.Sprintf("msgnum:%08d", i) }
+
+// MsgNum extracts the number of a "msgnum:" text from s, or -1.
+func MsgNum(s string) int {
+	i := strings.Index(s, "msgnum:")
+	if i < 0 || len(s) < i+15 {
+		return -1
+	}
+	n, err := strconv.Atoi(s[i+7 : i+15])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Pull is a pyzmq (libzmq) PULL socket recording every message it gets.
+type Pull struct {
+	Endpoint string
+
+	t    testing.TB
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	msgs [][]string
+	errb *syncBuffer
+}
+
+const pullScript = `
+import json, sys, zmq
+ctx = zmq.Context()
+s = ctx.socket(zmq.PULL)
+s.setsockopt(zmq.LINGER, 0)
+ep = sys.argv[1]
+if ep.endswith(":0"):
+    port = s.bind_to_random_port(ep[:-2])
+    ep = ep[:-2] + ":" + str(port)
+else:
+    s.bind(ep)
+out = sys.stdout
+out.write("READY " + ep + "\n"); out.flush()
+poller = zmq.Poller(); poller.register(s, zmq.POLLIN)
+while True:
+    if not poller.poll(50):
+        out.flush()
+        continue
+    while True:
+        try:
+            frames = s.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        out.write(json.dumps([f.decode("utf-8", "replace") for f in frames]) + "\n")
+`
+
+// StartPull binds a libzmq PULL socket on endpoint ("tcp://127.0.0.1:0"
+// picks a port) and records what arrives.
+func StartPull(t testing.TB, endpoint string) *Pull {
+	t.Helper()
+	NeedPyzmq(t)
+	p := &Pull{t: t, done: make(chan struct{}), errb: &syncBuffer{}}
+	p.cmd = exec.Command(Python, "-u", "-c", pullScript, endpoint)
+	p.cmd.Stderr = p.errb
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start pyzmq PULL: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "READY ") {
+		p.Stop()
+		t.Fatalf("pyzmq PULL did not start: %s", p.errb.String())
+	}
+	p.Endpoint = strings.TrimPrefix(sc.Text(), "READY ")
+	go func() {
+		defer close(p.done)
+		for sc.Scan() {
+			var frames []string
+			if err := json.Unmarshal(sc.Bytes(), &frames); err != nil {
+				continue
+			}
+			p.mu.Lock()
+			p.msgs = append(p.msgs, frames)
+			p.mu.Unlock()
+		}
+		_ = p.cmd.Wait()
+	}()
+	return p
+}
+
+// Count is how many messages arrived.
+func (p *Pull) Count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.msgs)
+}
+
+// Messages returns a copy of the messages so far, frames in order.
+func (p *Pull) Messages() [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]string(nil), p.msgs...)
+}
+
+// Stop kills the consumer (abruptly, like a crash) and waits for it.
+func (p *Pull) Stop() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+	}
+	<-p.done
+}
+
+// Tally counts how often each msgnum in [0, n) appears in texts; it
+// returns the numbers missing, the duplicate deliveries and strays (texts
+// outside the range or without a number).
+func Tally(texts []string, n int) (missing []int, dups, strays int) {
+	seen := make([]int, n)
+	for _, s := range texts {
+		k := MsgNum(s)
+		if k < 0 || k >= n {
+			strays++
+			continue
+		}
+		seen[k]++
+	}
+	for i, c := range seen {
+		switch {
+		case c == 0:
+			missing = append(missing, i)
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	return missing, dups, strays
+}
+
+// SyslogReceiver is a TCP listener counting octet-counted syslog frames, a
+// stand-in for the relay's syslog input.
+type SyslogReceiver struct {
+	Addr *net.TCPAddr
+
+	l     net.Listener
+	mu    sync.Mutex
+	msgs  []string
+	bad   int
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// StartSyslogReceiver listens on 127.0.0.1:port (0 picks one).
+func StartSyslogReceiver(t testing.TB, port int) *SyslogReceiver {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &SyslogReceiver{Addr: l.Addr().(*net.TCPAddr), l: l, conns: map[net.Conn]struct{}{}}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.conns[c] = struct{}{}
+			r.mu.Unlock()
+			r.wg.Add(1)
+			go func() { defer r.wg.Done(); r.read(c) }()
+		}
+	}()
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *SyslogReceiver) read(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		lenStr, err := br.ReadString(' ')
+		if err != nil {
+			return
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(lenStr))
+		if err != nil || n <= 0 || n > 1<<20 {
+			r.mu.Lock()
+			r.bad++
+			r.mu.Unlock()
+			return
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.msgs = append(r.msgs, string(buf))
+		r.mu.Unlock()
+	}
+}
+
+// Messages returns the frames received so far; bad counts frames that
+// were not octet-counted.
+func (r *SyslogReceiver) Messages() (msgs []string, bad int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...), r.bad
+}
+
+// Close stops listening, drops the connections and waits for the readers.
+func (r *SyslogReceiver) Close() {
+	_ = r.l.Close()
+	r.mu.Lock()
+	for c := range r.conns {
+		_ = c.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

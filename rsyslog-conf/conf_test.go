@@ -1,0 +1,203 @@
+// Package rsyslogconf tests the rsyslog snippets admins paste: each one is
+// validated by rsyslogd -N1, and the forwarding ones run end to end with a
+// real rsyslogd.
+package rsyslogconf
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/omprog/rsyslogtest"
+)
+
+// snippet returns file's text with each old→new replacement applied,
+// failing when an old value is missing, so tests notice snippet drift.
+func snippet(t *testing.T, file string, repl ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i := 0; i+1 < len(repl); i += 2 {
+		if !strings.Contains(s, repl[i]) {
+			t.Fatalf("%s no longer contains %q", file, repl[i])
+		}
+		s = strings.ReplaceAll(s, repl[i], repl[i+1])
+	}
+	return s
+}
+
+// onlyTestMessages wraps a snippet's statements in a filter so rsyslog's
+// own messages stay out of the counts; module loads stay at the top level.
+func onlyTestMessages(conf string) string {
+	var mods, rest []string
+	for _, l := range strings.Split(conf, "\n") {
+		if strings.HasPrefix(l, "module(") {
+			mods = append(mods, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	return strings.Join(mods, "\n") + "\nif $msg contains \"msgnum:\" then {\n" + strings.Join(rest, "\n") + "\n}\n"
+}
+
+func TestSnippetsValidate(t *testing.T) {
+	files, err := filepath.Glob("*.conf")
+	if err != nil || len(files) < 6 {
+		t.Fatalf("want the six snippets, found %v (%v)", files, err)
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			abs, _ := filepath.Abs(f)
+			dir := t.TempDir()
+			b, _ := os.ReadFile(f)
+			if !strings.HasPrefix(string(b), "#") {
+				t.Errorf("%s must open with a comment saying what it does", f)
+			}
+			// Snippets are pasted into a config that has a workDirectory.
+			harness := filepath.Join(dir, "harness.conf")
+			conf := fmt.Sprintf("global(workDirectory=%q)\ninclude(file=%q)\n", dir, abs)
+			if err := os.WriteFile(harness, []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := rsyslogtest.Validate(t, harness)
+			if err != nil || strings.Contains(strings.ToLower(out), "error") {
+				t.Fatalf("rsyslogd -N1 rejects %s: %v\n%s", f, err, out)
+			}
+		})
+	}
+}
+
+// The validation catches mistakes: a misspelt parameter fails.
+func TestValidateCatchesTypos(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.conf")
+	s := snippet(t, "forward-tcp.conf", `TCP_Framing=`, `TCP_Framming=`)
+	if err := os.WriteFile(bad, []byte(fmt.Sprintf("global(workDirectory=%q)\n%s", dir, s)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := rsyslogtest.Validate(t, bad); err == nil {
+		t.Fatalf("rsyslogd -N1 accepted a misspelt parameter:\n%s", out)
+	}
+}
+
+func numbers(n, from int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = rsyslogtest.Numbered(from + i)
+	}
+	return out
+}
+
+// forward-tcp.conf: octet-counted RFC 5424 to the relay, and nothing lost
+// while the relay is down.
+func TestForwardTCPEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd")
+	}
+	recv := rsyslogtest.StartSyslogReceiver(t, 0)
+	port := recv.Addr.Port
+	conf := snippet(t, "forward-tcp.conf", `port="10514"`, fmt.Sprintf(`port="%d"`, port))
+	r := rsyslogtest.StartRsyslogd(t, t.TempDir(), onlyTestMessages(conf))
+
+	const n = 2000
+	r.SendNumbered(t, "impression", 0, n)
+	texts := waitFrames(t, recv, n, r)
+	for _, m := range texts[:1] {
+		if !strings.HasPrefix(m, "<14>1 2026-01-01T00:00:00") || !strings.Contains(m, " impression ") {
+			t.Fatalf("frame is not RFC 5424 from the template: %q", m)
+		}
+	}
+	missing, dups, strays := rsyslogtest.Tally(texts, n)
+	if len(missing) > 0 || dups > 0 || strays > 0 {
+		t.Fatalf("relay up: missing %d, duplicates %d, strays %d", len(missing), dups, strays)
+	}
+
+	// The relay goes down for a while; rsyslog keeps what arrives meanwhile.
+	recv.Close()
+	r.SendNumbered(t, "impression", n, n)
+	time.Sleep(3 * time.Second) // the outage
+	recv2 := rsyslogtest.StartSyslogReceiver(t, port)
+	var missing2 []int
+	rsyslogtest.Eventually(t, 60*time.Second, func() string {
+		return fmt.Sprintf("%d messages still missing after the relay came back; rsyslogd:\n%s", len(missing2), r.Output())
+	}, func() bool {
+		texts2, _ := recv2.Messages()
+		missing2, dups, _ = rsyslogtest.Tally(append(texts, texts2...), 2*n)
+		return len(missing2) == 0
+	})
+	t.Logf("relay down 3s with %d messages sent meanwhile: none lost, %d duplicates", n, dups)
+}
+
+func waitFrames(t *testing.T, recv *rsyslogtest.SyslogReceiver, n int, r *rsyslogtest.Rsyslogd) []string {
+	t.Helper()
+	var texts []string
+	rsyslogtest.Eventually(t, 60*time.Second, func() string {
+		return fmt.Sprintf("%d of %d frames; rsyslogd:\n%s", len(texts), n, r.Output())
+	}, func() bool {
+		msgs, bad := recv.Messages()
+		if bad > 0 {
+			t.Fatalf("%d frames were not octet-counted", bad)
+		}
+		texts = msgs
+		return len(msgs) >= n
+	})
+	return texts
+}
+
+// forward-per-stream.conf: only the chosen streams are forwarded.
+func TestForwardPerStreamEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd")
+	}
+	recv := rsyslogtest.StartSyslogReceiver(t, 0)
+	conf := snippet(t, "forward-per-stream.conf", `port="10514"`, fmt.Sprintf(`port="%d"`, recv.Addr.Port))
+	r := rsyslogtest.StartRsyslogd(t, t.TempDir(), conf)
+	r.Send(t, "other", numbers(100, 1000)...) // not forwarded
+	r.Send(t, "impression", numbers(100, 0)...)
+	r.Send(t, "click", numbers(100, 100)...)
+	r.Send(t, "other", "msgnum:99999999 end marker")
+	texts := waitFrames(t, recv, 200, r)
+	missing, dups, strays := rsyslogtest.Tally(texts, 200)
+	if len(missing) > 0 || dups > 0 || strays > 0 {
+		t.Fatalf("missing %d, duplicates %d, strays %d (other streams leaked?)", len(missing), dups, strays)
+	}
+	for _, m := range texts {
+		if !strings.Contains(m, " impression ") && !strings.Contains(m, " click ") {
+			t.Fatalf("unexpected stream forwarded: %q", m)
+		}
+	}
+}
+
+// omczmq-push.conf: rsyslog's omczmq PUSH to a libzmq PULL (the relay's
+// PULL input stand-in), one frame per message.
+func TestOmczmqPushEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd and pyzmq")
+	}
+	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	conf := snippet(t, "omczmq-push.conf", `">tcp://127.0.0.1:5555"`, strconv.Quote(">"+pull.Endpoint))
+	r := rsyslogtest.StartRsyslogd(t, t.TempDir(), onlyTestMessages(conf))
+	const n = 2000
+	r.SendNumbered(t, "impression", 0, n)
+	rsyslogtest.Eventually(t, 60*time.Second, func() string {
+		return fmt.Sprintf("%d of %d messages; rsyslogd:\n%s", pull.Count(), n, r.Output())
+	}, func() bool { return pull.Count() >= n })
+	var texts []string
+	for _, m := range pull.Messages() {
+		if len(m) != 1 {
+			t.Fatalf("omczmq sent %d frames, want 1: %q", len(m), m)
+		}
+		texts = append(texts, m[0])
+	}
+	missing, dups, strays := rsyslogtest.Tally(texts, n)
+	if len(missing) > 0 || dups > 0 || strays > 0 {
+		t.Fatalf("missing %d, duplicates %d, strays %d", len(missing), dups, strays)
+	}
+}
