@@ -1,0 +1,40 @@
+package zmq
+
+import "errors"
+
+var (
+	// ErrClosed is returned by operations on a socket after Close.
+	ErrClosed = errors.New("zmq: socket closed")
+
+	// ErrEndpoint reports an endpoint that is not "tcp://host:port" or
+	// "ipc:///path".
+	ErrEndpoint = errors.New("zmq: invalid endpoint (want tcp://host:port, tcp://*:port or ipc:///path)")
+
+	// ErrOversize reports a message from a peer larger than
+	// Options.MaxMsgSize; the peer is disconnected.
+	ErrOversize = errors.New("zmq: message exceeds MaxMsgSize")
+
+	// ErrHandshakeFrame reports a frame during the handshake larger than
+	// the handshake limit (64 KiB); the peer is disconnected.
+	ErrHandshakeFrame = errors.New("zmq: handshake frame too large")
+
+	// ErrMalformed reports a byte stream that is not valid ZMTP framing.
+	ErrMalformed = errors.New("zmq: malformed ZMTP frame")
+
+	// ErrAuth reports credentials refused by a PLAIN server.
+	ErrAuth = errors.New("zmq: authentication failed")
+
+	// ErrPeerError reports an ERROR command received from the peer.
+	ErrPeerError = errors.New("zmq: peer sent ERROR")
+
+	// ErrHeartbeatTimeout reports a peer silent past HeartbeatTimeout.
+	ErrHeartbeatTimeout = errors.New("zmq: peer heartbeat timed out")
+
+	// ErrHandshakePanic reports a handshake that made zmq4 panic on
+	// hostile input; it is contained and counted as a handshake failure.
+	ErrHandshakePanic = errors.New("zmq: handshake aborted on invalid peer data")
+
+	// ErrTooManyHandshakes reports an accepted connection closed at once
+	// because too many handshakes were already in progress.
+	ErrTooManyHandshakes = errors.New("zmq: too many pending handshakes")
+)

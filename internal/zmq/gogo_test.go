@@ -1,0 +1,297 @@
+package zmq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPushPullTCP(t *testing.T) {
+	push := NewPush(Options{})
+	pull := NewPull(Options{})
+	closeAll(t, push, pull)
+	ep := bound(t, pull)
+	if err := push.Dial(ep); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 20*time.Second)
+	const n = 10000
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := push.Send(ctx, msgOf(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := 0; i < n; i++ {
+		m, err := pull.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := msgOf(i); !bytes.Equal(m[0], want[0]) {
+			t.Fatalf("message %d: got %q want %q", i, m[0], want[0])
+		}
+	}
+	if err := push.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ps, ls := push.Stats(), pull.Stats()
+	if ps.MsgsOut != n || ls.MsgsIn != n || ps.Peers != 1 || ls.Peers != 1 {
+		t.Fatalf("stats: push %+v pull %+v", ps, ls)
+	}
+}
+
+func TestPushPullIPCMultipart(t *testing.T) {
+	ep := "ipc://" + filepath.Join(t.TempDir(), "s.sock")
+	push := NewPush(Options{})
+	pull := NewPull(Options{})
+	closeAll(t, push, pull)
+	if err := push.Listen(ep); err != nil {
+		t.Fatal(err)
+	}
+	if err := pull.Dial(ep); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 10*time.Second)
+	big := bytes.Repeat([]byte("x"), 200000) // long frames, beyond the read buffer
+	want := Msg{[]byte("a"), {}, big, []byte("z")}
+	if err := push.Send(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := pull.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d differs (len %d vs %d)", i, len(got[i]), len(want[i]))
+		}
+	}
+}
+
+func TestPubSub(t *testing.T) {
+	pub := NewPub(Options{})
+	sub := NewSub(Options{})
+	closeAll(t, pub, sub)
+	ep := bound(t, pub)
+	if err := sub.Subscribe("a."); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Dial(ep); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 10*time.Second)
+	// Publish until the subscription has arrived (PUB drops before that).
+	waitFor(t, 5*time.Second, "subscription at PUB", func() bool {
+		st := pub.Stats()
+		return st.Peers == 1 && pub.list.Load() != nil && (*pub.list.Load())[0].subs.Load().match([]byte("a.x"))
+	})
+	for _, topic := range []string{"b.1", "a.1", "a", "a.2"} {
+		if err := pub.Send(Msg{[]byte(topic), []byte("body")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"a.1", "a.2"} {
+		m, err := sub.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m[0]) != want || string(m[1]) != "body" {
+			t.Fatalf("got %q, want topic %q", m, want)
+		}
+	}
+}
+
+func TestSubResubscribesAfterReconnect(t *testing.T) {
+	pub := NewPub(Options{})
+	ep := bound(t, pub)
+	sub := NewSub(Options{ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	closeAll(t, sub)
+	sub.Subscribe("t")
+	sub.Dial(ep)
+	ctx := testCtx(t, 20*time.Second)
+	recvOne(t, ctx, pub, sub, "t1")
+	pub.Close()
+
+	pub2 := NewPub(Options{})
+	closeAll(t, pub2)
+	listenRetry(t, pub2, ep)
+	recvOne(t, ctx, pub2, sub, "t2")
+	if sub.Stats().Reconnects == 0 {
+		t.Fatal("no reconnect counted")
+	}
+}
+
+// listenRetry binds ep, retrying while the port is briefly still in use.
+func listenRetry(t *testing.T, s interface{ Listen(string) error }, ep string) {
+	t.Helper()
+	var err error
+	waitFor(t, 5*time.Second, "listen on "+ep, func() bool {
+		err = s.Listen(ep)
+		return err == nil
+	})
+}
+
+// recvOne publishes topic until sub receives it.
+func recvOne(t *testing.T, ctx context.Context, pub *Pub, sub *Sub, topic string) {
+	t.Helper()
+	for {
+		pub.Send(Msg{[]byte(topic)})
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		m, err := sub.Recv(rctx)
+		cancel()
+		if err == nil {
+			if string(m[0]) != topic {
+				t.Fatalf("got %q want %q", m[0], topic)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("never received %q", topic)
+		}
+	}
+}
+
+func TestPushBlocksAtHWMAndResumes(t *testing.T) {
+	push := NewPush(Options{HWM: 10})
+	closeAll(t, push)
+	ctx := testCtx(t, 20*time.Second)
+	// No peer: Send blocks until ctx ends.
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	if err := push.Send(short, msgOf(0)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send without peers: %v, want deadline exceeded", err)
+	}
+	cancel()
+
+	pull := NewPull(Options{RecvHWM: 10})
+	closeAll(t, pull)
+	ep := bound(t, pull)
+	push.Dial(ep)
+	// Nobody calls Recv: eventually every buffer is full and Send blocks.
+	sent := 0
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := push.Send(sctx, Msg{bytes.Repeat([]byte{'p'}, 1000)})
+		cancel()
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+		sent++
+		if sent > 1e6 {
+			t.Fatal("Send never blocked")
+		}
+	}
+	for i := 0; i < sent; i++ {
+		if _, err := pull.Recv(ctx); err != nil {
+			t.Fatalf("after %d of %d: %v", i, sent, err)
+		}
+	}
+	if err := push.Send(ctx, msgOf(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pull.Recv(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPubDropsForSlowSubscriberOnly(t *testing.T) {
+	pub := NewPub(Options{HWM: 100})
+	closeAll(t, pub)
+	ep := bound(t, pub)
+	fast := NewSub(Options{RecvHWM: 100000})
+	slow := NewSub(Options{RecvHWM: 1})
+	closeAll(t, fast, slow)
+	fast.Subscribe("")
+	fast.Dial(ep)
+	waitFor(t, 5*time.Second, "fast subscriber", func() bool {
+		l := *pub.list.Load()
+		return len(l) == 1 && l[0].subs.Load().match(nil)
+	})
+	fastPeer := (*pub.list.Load())[0]
+	slow.Subscribe("")
+	slow.Dial(ep)
+	waitFor(t, 5*time.Second, "slow subscriber", func() bool {
+		l := *pub.list.Load()
+		return len(l) == 2 && l[1].subs.Load().match(nil)
+	})
+	ctx := testCtx(t, 30*time.Second)
+	const n = 50000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	got := 0
+	go func() {
+		defer wg.Done()
+		for got < n {
+			if _, err := fast.Recv(ctx); err != nil {
+				return
+			}
+			got++
+		}
+	}()
+	payload := bytes.Repeat([]byte("d"), 2000)
+	for i := 0; i < n; i++ {
+		pub.Send(Msg{payload})
+		// The fast subscriber keeps up: pace like a real producer so the
+		// only reason to drop is the slow one.
+		for fastPeer.q.len() > 50 {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	wg.Wait()
+	if got != n {
+		t.Fatalf("fast subscriber got %d of %d", got, n)
+	}
+	st := pub.Stats()
+	if st.Drops[DropPubQueueFull] == 0 {
+		t.Fatalf("no drops counted for the stalled subscriber: %+v", st)
+	}
+	var perPeer uint64
+	for _, p := range st.PeerStats {
+		perPeer += p.Drops
+	}
+	if fastPeer.drops.Load() != 0 {
+		t.Fatalf("fast subscriber had %d drops", fastPeer.drops.Load())
+	}
+	if perPeer != st.Drops[DropPubQueueFull] {
+		t.Fatalf("per-peer drops %d != total %d", perPeer, st.Drops[DropPubQueueFull])
+	}
+}
+
+func TestPushRoundRobinAndReroute(t *testing.T) {
+	push := NewPush(Options{HWM: 100000})
+	closeAll(t, push)
+	ep := bound(t, push)
+	pulls := make([]*Pull, 3)
+	for i := range pulls {
+		pulls[i] = NewPull(Options{RecvHWM: 100000})
+		pulls[i].Dial(ep)
+	}
+	closeAll(t, pulls[0], pulls[1])
+	waitFor(t, 5*time.Second, "3 peers", func() bool { return push.Stats().Peers == 3 })
+	ctx := testCtx(t, 20*time.Second)
+	const n = 3000
+	for i := 0; i < n; i++ {
+		push.Send(ctx, msgOf(i))
+	}
+	if err := push.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range push.Stats().PeerStats {
+		if p.MsgsOut != n/3 {
+			t.Fatalf("peer %d got %d, want %d", i, p.MsgsOut, n/3)
+		}
+	}
+	_ = fmt.Sprint()
+}

@@ -1,0 +1,259 @@
+package zmq
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// writeBufSize is how much encoded data a writer gathers before a write
+// syscall; it writes earlier whenever its queue runs empty.
+const writeBufSize = 64 << 10
+
+// peer is one connected ZMTP peer: a reader goroutine, a writer goroutine
+// with its bounded queue, and an optional heartbeat goroutine.
+type peer struct {
+	s        *socket
+	conn     net.Conn
+	endpoint string // the Listen/Dial endpoint it came through
+	remote   string
+	since    time.Time
+	q        *outq
+	done     chan struct{}
+	once     sync.Once
+	err      error // why it closed; written once before done closes
+	refs     atomic.Int32
+
+	subs atomic.Pointer[subSet] // PUB: what this subscriber wants
+
+	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
+	cmdsIn                             atomic.Uint64
+	drops                              atomic.Uint64 // PUB: queue full
+}
+
+func newPeer(s *socket, conn net.Conn, ep string) *peer {
+	p := &peer{
+		s:        s,
+		conn:     conn,
+		endpoint: ep,
+		remote:   conn.RemoteAddr().String(),
+		since:    time.Now(),
+		q:        newOutq(s.opts.HWM),
+		done:     make(chan struct{}),
+	}
+	p.subs.Store(&subSet{})
+	return p
+}
+
+// close ends the peer once; the goroutines notice and clean up.
+func (p *peer) close(err error) {
+	p.once.Do(func() {
+		p.err = err
+		close(p.done)
+		_ = p.conn.Close()
+		p.s.unlist(p)
+	})
+}
+
+func (p *peer) closed() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// release runs when one of the peer's goroutines exits; the last one
+// folds the peer's counters into the socket's.
+func (p *peer) release() {
+	if p.refs.Add(-1) == 0 {
+		p.s.retire(p)
+	}
+}
+
+func (p *peer) start(heartbeat bool) {
+	n := int32(2)
+	if heartbeat {
+		n = 3
+	}
+	p.refs.Store(n)
+	go p.readLoop()
+	go p.writeLoop()
+	if heartbeat {
+		go p.heartbeatLoop()
+	}
+}
+
+func (p *peer) readLoop() {
+	defer p.release()
+	d := newDecoder(p.conn, p.s.opts.MaxMsgSize)
+	var batch []Msg
+	if p.s.deliver != nil {
+		batch = make([]Msg, 0, 256)
+	}
+	for {
+		m, isCmd, err := d.next()
+		if err != nil {
+			if errors.Is(err, ErrOversize) {
+				p.s.stat.oversize.Add(1)
+			}
+			if len(batch) > 0 {
+				p.countIn(batch)
+				p.s.deliver(p, batch)
+			}
+			if errors.Is(err, io.EOF) || p.closed() {
+				err = nil
+			}
+			p.close(err)
+			return
+		}
+		if isCmd {
+			p.cmdsIn.Add(1)
+			p.command(m[0])
+			continue
+		}
+		if p.s.deliver == nil {
+			p.msgsIn.Add(1)
+			p.bytesIn.Add(uint64(msgWireSize(m)))
+			p.s.handle(p, m)
+			continue
+		}
+		batch = append(batch, m)
+		if len(batch) == cap(batch) || !d.complete() {
+			p.countIn(batch)
+			ok := p.s.deliver(p, batch)
+			clear(batch)
+			batch = batch[:0]
+			if !ok {
+				p.close(nil)
+				return
+			}
+		}
+	}
+}
+
+func (p *peer) countIn(batch []Msg) {
+	var b uint64
+	for _, m := range batch {
+		b += uint64(msgWireSize(m))
+	}
+	p.msgsIn.Add(uint64(len(batch)))
+	p.bytesIn.Add(b)
+}
+
+// command handles a ZMTP command after the handshake.
+func (p *peer) command(f []byte) {
+	name, data, ok := parseCmd(f)
+	if !ok {
+		return
+	}
+	switch name {
+	case zmq4.CmdPing:
+		// PING: 2-byte TTL, then up to 16 bytes of context to echo.
+		if len(data) >= 2 {
+			ctx := data[2:]
+			if len(ctx) > 16 {
+				ctx = ctx[:16]
+			}
+			p.q.pushCtrl(appendCmd(nil, zmq4.CmdPong, ctx))
+		}
+	case zmq4.CmdSubscribe, zmq4.CmdCancel:
+		if p.s.typ == zmq4.Pub {
+			p.subscribe(name == zmq4.CmdSubscribe, data)
+		}
+	case zmq4.CmdError:
+		p.close(ErrPeerError)
+	}
+}
+
+func (p *peer) writeLoop() {
+	defer p.release()
+	buf := make([]byte, 0, writeBufSize)
+	var spare, msgs []Msg
+	var ctrl []byte
+	for {
+		msgs, ctrl = p.q.take(spare, ctrl)
+		spare = nil
+		if len(msgs) == 0 && len(ctrl) == 0 {
+			spare = msgs // the queue now holds the old spare
+			select {
+			case <-p.q.wake:
+				continue
+			case <-p.done:
+				p.s.orphaned(p, nil)
+				return
+			}
+		}
+		if len(msgs) > 0 {
+			p.s.roomFreed()
+		}
+		buf = append(buf[:0], ctrl...)
+		pending := 0 // messages encoded in buf, not yet written
+		var bytes uint64
+		for i, m := range msgs {
+			buf = appendMsg(buf, m)
+			pending++
+			bytes += uint64(msgWireSize(m))
+			if len(buf) >= writeBufSize || i == len(msgs)-1 {
+				if _, err := p.conn.Write(buf); err != nil {
+					p.s.lost(pending)
+					p.close(err)
+					clear(msgs[:i+1])
+					p.s.orphaned(p, msgs[i+1:])
+					return
+				}
+				p.msgsOut.Add(uint64(pending))
+				p.bytesOut.Add(bytes)
+				p.s.inflight.Add(-int64(pending))
+				pending, bytes = 0, 0
+				buf = buf[:0]
+			}
+		}
+		if len(buf) > 0 { // only commands
+			if _, err := p.conn.Write(buf); err != nil {
+				p.close(err)
+				p.s.orphaned(p, nil)
+				return
+			}
+		}
+		if cap(buf) > 4*writeBufSize {
+			buf = make([]byte, 0, writeBufSize) // don't keep a huge message's buffer
+		}
+		clear(msgs)
+		spare = msgs[:0]
+	}
+}
+
+// heartbeatLoop sends PINGs and closes the peer once nothing at all has
+// arrived for HeartbeatTimeout.
+func (p *peer) heartbeatLoop() {
+	defer p.release()
+	ivl, timeout := p.s.opts.HeartbeatIvl, p.s.opts.HeartbeatTimeout
+	t := time.NewTicker(ivl)
+	defer t.Stop()
+	ttl := uint16(min(timeout/(100*time.Millisecond), 0xffff))
+	ping := appendCmd(nil, zmq4.CmdPing, []byte{byte(ttl >> 8), byte(ttl)})
+	last, lastChange := uint64(0), time.Now()
+	for {
+		select {
+		case <-p.done:
+			return
+		case now := <-t.C:
+			seen := p.msgsIn.Load() + p.cmdsIn.Load()
+			if seen != last {
+				last, lastChange = seen, now
+			} else if now.Sub(lastChange) > timeout {
+				p.s.stat.hbTimeouts.Add(1)
+				p.close(ErrHeartbeatTimeout)
+				return
+			}
+			p.q.pushCtrl(ping)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package zmq
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// Push is a PUSH socket: round-robin over connected peers that have room,
+// blocking (never dropping) when none has.
+type Push struct {
+	*socket
+	rr atomic.Uint32
+}
+
+// NewPush returns a PUSH socket; add endpoints with Listen or Dial.
+func NewPush(o Options) *Push {
+	p := &Push{socket: newSocket(zmq4.Push, o)}
+	s := p.socket
+	s.handle = func(pe *peer, m Msg) { s.stat.dropUnexpected.Add(1) }
+	s.onOrphan = func(_ *peer, unsent []Msg) {
+		if s.closed.Load() {
+			s.stat.dropClosed.Add(uint64(len(unsent)))
+			return
+		}
+		// Re-route what the gone peer never wrote. This may block until
+		// another peer has room, so it runs on its own.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for i, m := range unsent {
+				if err := p.send(s.ctx, m); err != nil {
+					s.stat.dropClosed.Add(uint64(len(unsent) - i))
+					return
+				}
+			}
+		}()
+	}
+	return p
+}
+
+// Send queues m to the next peer in turn that has room. It blocks while
+// no peer is connected or all queues are full, until ctx is done.
+func (p *Push) Send(ctx context.Context, m Msg) error {
+	if err := p.send(ctx, m); err != nil {
+		return err
+	}
+	p.inflight.Add(1)
+	return nil
+}
+
+func (p *Push) send(ctx context.Context, m Msg) error {
+	for {
+		if p.tryPush(m) {
+			return nil
+		}
+		if p.closed.Load() {
+			return ErrClosed
+		}
+		ch := p.roomWait()
+		if p.tryPush(m) { // room may have come before we registered
+			p.roomDone()
+			return nil
+		}
+		select {
+		case <-ch:
+			p.roomDone()
+		case <-ctx.Done():
+			p.roomDone()
+			return ctx.Err()
+		case <-p.ctx.Done():
+			p.roomDone()
+			return ErrClosed
+		}
+	}
+}
+
+func (p *Push) tryPush(m Msg) bool {
+	peers := *p.list.Load()
+	n := uint32(len(peers))
+	if n == 0 {
+		return false
+	}
+	start := p.rr.Add(1)
+	for i := uint32(0); i < n; i++ {
+		if peers[(start+i)%n].q.push(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// SendBatch queues every message of ms, in order per peer, spreading
+// consecutive runs over peers with room. It returns how many were queued
+// before ctx ended or the socket closed; those are owned by the socket.
+func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
+	done, counted := 0, 0
+	defer func() { p.inflight.Add(int64(done - counted)) }()
+	for done < len(ms) {
+		peers := *p.list.Load()
+		progressed := false
+		if n := uint32(len(peers)); n > 0 {
+			chunk := min(max((len(ms)-done+int(n)-1)/int(n), 1), 64)
+			start := p.rr.Add(1)
+			for i := uint32(0); i < n && done < len(ms); i++ {
+				end := min(done+chunk, len(ms))
+				if k := peers[(start+i)%n].q.pushMany(ms[done:end]); k > 0 {
+					done += k
+					progressed = true
+				}
+			}
+		}
+		if progressed {
+			continue
+		}
+		p.inflight.Add(int64(done - counted))
+		counted = done
+		if err := p.send(ctx, ms[done]); err != nil {
+			return done, err
+		}
+		done++
+	}
+	return done, nil
+}
+
+// Flush waits until every message Send accepted has been written to a
+// peer's connection (or lost with it), ctx ends or the socket closes.
+func (p *Push) Flush(ctx context.Context) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for p.inflight.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.ctx.Done():
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Push) Stats() Stats { return p.stats(-1) }

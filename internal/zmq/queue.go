@@ -1,0 +1,244 @@
+package zmq
+
+import (
+	"context"
+	"sync"
+)
+
+// outq is a peer's bounded send queue. The peer's writer takes everything
+// queued in one swap, so a burst costs one lock round and one wake-up.
+type outq struct {
+	mu     sync.Mutex
+	msgs   []Msg
+	ctrl   []byte // encoded commands (PING, PONG), written before msgs
+	hwm    int
+	closed bool
+	wake   chan struct{} // cap 1: the writer has work
+}
+
+func newOutq(hwm int) *outq {
+	return &outq{hwm: hwm, msgs: make([]Msg, 0, min(hwm, 1024)), wake: make(chan struct{}, 1)}
+}
+
+func (q *outq) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues m if the queue has room.
+func (q *outq) push(m Msg) bool {
+	q.mu.Lock()
+	if q.closed || len(q.msgs) >= q.hwm {
+		q.mu.Unlock()
+		return false
+	}
+	q.msgs = append(q.msgs, m)
+	first := len(q.msgs) == 1
+	q.mu.Unlock()
+	if first {
+		q.signal()
+	}
+	return true
+}
+
+// pushMany queues a prefix of ms that fits and returns its length.
+func (q *outq) pushMany(ms []Msg) int {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0
+	}
+	n := min(q.hwm-len(q.msgs), len(ms))
+	if n <= 0 {
+		q.mu.Unlock()
+		return 0
+	}
+	first := len(q.msgs) == 0
+	q.msgs = append(q.msgs, ms[:n]...)
+	q.mu.Unlock()
+	if first {
+		q.signal()
+	}
+	return n
+}
+
+// pushForce queues m past the HWM; for protocol messages (SUB's
+// subscriptions) that must never be dropped and are few.
+func (q *outq) pushForce(m Msg) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// pushCtrl queues an encoded command.
+func (q *outq) pushCtrl(b []byte) {
+	q.mu.Lock()
+	if !q.closed {
+		q.ctrl = append(q.ctrl, b...)
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+// take swaps the queued messages out, handing spare back for reuse.
+func (q *outq) take(spare []Msg, ctrl []byte) ([]Msg, []byte) {
+	q.mu.Lock()
+	msgs := q.msgs
+	q.msgs = spare[:0]
+	ctrl = append(ctrl[:0], q.ctrl...)
+	q.ctrl = q.ctrl[:0]
+	q.mu.Unlock()
+	return msgs, ctrl
+}
+
+func (q *outq) len() int {
+	q.mu.Lock()
+	n := len(q.msgs)
+	q.mu.Unlock()
+	return n
+}
+
+// close refuses further pushes and returns what was still queued.
+func (q *outq) close() []Msg {
+	q.mu.Lock()
+	q.closed = true
+	msgs := q.msgs
+	q.msgs = nil
+	q.mu.Unlock()
+	return msgs
+}
+
+// recvq is the bounded receive queue of PULL and SUB. Peers' readers
+// block on it when it is full, which stops them reading their sockets, so
+// TCP flow control pushes back on the senders. Wake-ups use one-token
+// channels passed on like a baton, so waiters can also watch a context.
+type recvq struct {
+	mu      sync.Mutex
+	ring    []Msg
+	head, n int
+	// waiters, so a wake-up costs a channel operation only when needed
+	getWaiters, putWaiters int
+	notEmpty               chan struct{}
+	notFull                chan struct{}
+	done                   <-chan struct{}
+}
+
+func newRecvq(size int, done <-chan struct{}) *recvq {
+	return &recvq{
+		ring:     make([]Msg, size),
+		notEmpty: make(chan struct{}, 1),
+		notFull:  make(chan struct{}, 1),
+		done:     done,
+	}
+}
+
+func token(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// put queues all of batch, blocking while the queue is full; it returns
+// the number queued, which is short only once the socket closes.
+func (q *recvq) put(batch []Msg) int {
+	done := 0
+	for done < len(batch) {
+		q.mu.Lock()
+		free := len(q.ring) - q.n
+		if free == 0 {
+			q.putWaiters++
+			q.mu.Unlock()
+			select {
+			case <-q.notFull:
+			case <-q.done:
+			}
+			q.mu.Lock()
+			q.putWaiters--
+			q.mu.Unlock()
+			select {
+			case <-q.done:
+				return done
+			default:
+			}
+			continue
+		}
+		k := min(free, len(batch)-done)
+		for i := 0; i < k; i++ {
+			q.ring[(q.head+q.n)%len(q.ring)] = batch[done+i]
+			q.n++
+		}
+		done += k
+		wakeGet := q.getWaiters > 0
+		wakePut := q.putWaiters > 0 && q.n < len(q.ring)
+		q.mu.Unlock()
+		if wakeGet {
+			token(q.notEmpty)
+		}
+		if wakePut {
+			token(q.notFull) // pass the baton to another blocked reader
+		}
+	}
+	return done
+}
+
+// get fills dst with up to len(dst) messages, waiting for at least one.
+func (q *recvq) get(ctx context.Context, dst []Msg) (int, error) {
+	for {
+		q.mu.Lock()
+		if q.n == 0 {
+			q.getWaiters++
+			q.mu.Unlock()
+			var err error
+			select {
+			case <-q.notEmpty:
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-q.done:
+				err = ErrClosed
+			}
+			q.mu.Lock()
+			q.getWaiters--
+			q.mu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		k := min(q.n, len(dst))
+		for i := 0; i < k; i++ {
+			dst[i] = q.ring[q.head]
+			q.ring[q.head] = nil
+			q.head++
+			if q.head == len(q.ring) {
+				q.head = 0
+			}
+		}
+		q.n -= k
+		wakePut := q.putWaiters > 0
+		wakeGet := q.getWaiters > 0 && q.n > 0
+		q.mu.Unlock()
+		if wakePut {
+			token(q.notFull)
+		}
+		if wakeGet {
+			token(q.notEmpty) // another Recv may be waiting
+		}
+		return k, nil
+	}
+}
+
+func (q *recvq) len() int {
+	q.mu.Lock()
+	n := q.n
+	q.mu.Unlock()
+	return n
+}

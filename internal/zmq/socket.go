@@ -1,0 +1,371 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// socket is what every socket type shares: endpoints, peers, counters.
+// Lock order: socket.mu, then outq.mu.
+type socket struct {
+	typ    zmq4.SocketType
+	opts   Options
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	peers     map[*peer]struct{}    // connected or still winding down
+	pending   map[net.Conn]struct{} // in handshake
+	retired   counters              // folded in from peers that are gone
+
+	list      atomic.Pointer[[]*peer] // connected peers, copy-on-write for Send
+	subFilter atomic.Pointer[subSet]  // SUB: current subscriptions
+
+	// per type behaviour
+	deliver  func(p *peer, batch []Msg) bool // PULL, SUB: received messages
+	handle   func(p *peer, m Msg)            // PUSH, PUB: data from a peer
+	onAttach func(p *peer)                   // under mu, before the peer starts
+	onOrphan func(p *peer, unsent []Msg)     // the peer's queue when it is gone
+
+	// PUSH senders waiting for room
+	roomMu      sync.Mutex
+	roomCh      chan struct{}
+	roomWaiters atomic.Int32
+
+	handshakes atomic.Int32 // accepted connections in handshake
+	inflight   atomic.Int64 // PUSH: accepted by Send, not yet written or lost
+	stat       sockCounters
+}
+
+type counters struct {
+	msgsIn, msgsOut, bytesIn, bytesOut uint64
+}
+
+type sockCounters struct {
+	handshakeFail, oversize, reconnects, hbTimeouts atomic.Uint64
+	connects, disconnects                           atomic.Uint64
+	dropPubFull, dropPeerGone, dropLost, dropClosed atomic.Uint64
+	dropUnexpected                                  atomic.Uint64
+}
+
+func newSocket(typ zmq4.SocketType, o Options) *socket {
+	o = o.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &socket{
+		typ:     typ,
+		opts:    o,
+		log:     o.Logger.With("socket", string(typ)),
+		ctx:     ctx,
+		cancel:  cancel,
+		peers:   make(map[*peer]struct{}),
+		pending: make(map[net.Conn]struct{}),
+		roomCh:  make(chan struct{}),
+	}
+	s.list.Store(&[]*peer{})
+	return s
+}
+
+// Listen binds endpoint and accepts peers until Close.
+func (s *socket) Listen(ep string) error {
+	e, err := parseEndpoint(ep)
+	if err != nil {
+		return err
+	}
+	l, err := e.listen()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return ErrClosed
+	}
+	s.listeners = append(s.listeners, l)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.acceptLoop(l, e)
+	return nil
+}
+
+// Dial connects to endpoint in the background and keeps reconnecting.
+func (s *socket) Dial(ep string) error {
+	e, err := parseEndpoint(ep)
+	if err != nil {
+		return err
+	}
+	if e.network == "tcp" {
+		if host, _, _ := net.SplitHostPort(e.addr); host == "" {
+			return fmt.Errorf("dial %q: name a host to connect to: %w", ep, ErrEndpoint)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	s.wg.Add(1)
+	go s.dialLoop(e)
+	return nil
+}
+
+// Addrs returns the bound addresses, with port 0 resolved.
+func (s *socket) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+// Close stops listening and dialing, disconnects every peer and waits for
+// the socket's goroutines. Messages still queued are discarded (counted as
+// socket_closed); Push.Flush first to deliver them.
+func (s *socket) Close() error {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return nil
+	}
+	ls := s.listeners
+	peers := make([]*peer, 0, len(s.peers))
+	for p := range s.peers {
+		peers = append(peers, p)
+	}
+	for c := range s.pending {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, p := range peers {
+		p.close(ErrClosed)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *socket) acceptLoop(l net.Listener, e endpoint) {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of fds or similar: back off instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept", "endpoint", e.raw, "err", err)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		if s.handshakes.Add(1) > maxPendingHandshakes {
+			s.handshakes.Add(-1)
+			s.stat.handshakeFail.Add(1)
+			s.log.Warn("refusing connection", "endpoint", e.raw, "remote", c.RemoteAddr().String(), "err", ErrTooManyHandshakes)
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.handshakes.Add(-1)
+			p, err := s.handshake(c, e.raw)
+			if err != nil {
+				s.stat.handshakeFail.Add(1)
+				s.log.Info("handshake failed", "endpoint", e.raw, "remote", c.RemoteAddr().String(), "err", err)
+				return
+			}
+			s.attach(p)
+		}()
+	}
+}
+
+func (s *socket) dialLoop(e endpoint) {
+	defer s.wg.Done()
+	backoff := s.opts.ReconnectMin
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			s.stat.reconnects.Add(1)
+		}
+		d := net.Dialer{Timeout: s.opts.HandshakeTimeout}
+		c, err := e.dial(s.ctx, &d)
+		if err != nil {
+			s.log.Debug("dial failed", "endpoint", e.raw, "err", err)
+		} else if p, err := s.handshake(c, e.raw); err != nil {
+			s.stat.handshakeFail.Add(1)
+			s.log.Info("handshake failed", "endpoint", e.raw, "err", err)
+		} else if s.attach(p) {
+			backoff = s.opts.ReconnectMin
+			select {
+			case <-p.done:
+				s.log.Info("peer disconnected, reconnecting", "endpoint", e.raw, "err", p.err)
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		// Jitter spreads reconnects of many sockets after an outage.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-time.After(wait):
+		case <-s.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, s.opts.ReconnectMax)
+	}
+}
+
+// handshake runs zmq4's greeting and security handshake on c under a
+// deadline, behind the guard that refuses oversized frames, and contains
+// any panic zmq4 raises on hostile input. On failure c is closed.
+func (s *socket) handshake(c net.Conn, ep string) (p *peer, err error) {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		c.Close()
+		return nil, ErrClosed
+	}
+	s.pending[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handshake with %s: %v: %w", c.RemoteAddr(), r, ErrHandshakePanic)
+		}
+		s.mu.Lock()
+		delete(s.pending, c)
+		s.mu.Unlock()
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if err := c.SetDeadline(time.Now().Add(s.opts.HandshakeTimeout)); err != nil {
+		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
+	}
+	sec := s.opts.Security
+	g := newGuardConn(c, handshakeFrameLimit)
+	if _, err := zmq4.Open(g, sec, s.typ, zmq4.SocketIdentity(s.opts.Identity), sec.AsServer(), nil); err != nil {
+		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
+	}
+	return newPeer(s, c, ep), nil
+}
+
+// attach makes a handshaken peer live; false if the socket closed.
+func (s *socket) attach(p *peer) bool {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		p.conn.Close()
+		return false
+	}
+	s.peers[p] = struct{}{}
+	if s.onAttach != nil {
+		s.onAttach(p)
+	}
+	old := *s.list.Load()
+	nl := make([]*peer, 0, len(old)+1)
+	nl = append(append(nl, old...), p)
+	s.list.Store(&nl)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.stat.connects.Add(1)
+	s.log.Info("peer connected", "endpoint", p.endpoint, "remote", p.remote)
+	p.start(s.opts.HeartbeatIvl > 0)
+	s.roomFreed()
+	return true
+}
+
+// unlist removes p from the peers Send chooses from.
+func (s *socket) unlist(p *peer) {
+	s.mu.Lock()
+	old := *s.list.Load()
+	nl := make([]*peer, 0, len(old))
+	for _, q := range old {
+		if q != p {
+			nl = append(nl, q)
+		}
+	}
+	s.list.Store(&nl)
+	s.mu.Unlock()
+	s.stat.disconnects.Add(1)
+}
+
+// retire folds a finished peer's counters into the socket's.
+func (s *socket) retire(p *peer) {
+	s.mu.Lock()
+	s.retired.msgsIn += p.msgsIn.Load()
+	s.retired.msgsOut += p.msgsOut.Load()
+	s.retired.bytesIn += p.bytesIn.Load()
+	s.retired.bytesOut += p.bytesOut.Load()
+	delete(s.peers, p)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// orphaned takes the messages a gone peer never wrote.
+func (s *socket) orphaned(p *peer, unsent []Msg) {
+	rest := p.q.close()
+	all := make([]Msg, 0, len(unsent)+len(rest))
+	all = append(append(all, unsent...), rest...)
+	if len(all) > 0 && s.closed.Load() {
+		s.inflight.Add(-int64(len(all)))
+	}
+	if len(all) > 0 && s.onOrphan != nil {
+		s.onOrphan(p, all)
+	}
+}
+
+// lost counts messages that were in a failed write: some may have reached
+// the peer's kernel, none can be retried without risking a duplicate.
+func (s *socket) lost(n int) {
+	s.stat.dropLost.Add(uint64(n))
+	s.inflight.Add(-int64(n))
+}
+
+// roomWait registers a sender waiting for queue room and returns the
+// channel closed at the next change; call roomDone after.
+func (s *socket) roomWait() <-chan struct{} {
+	s.roomMu.Lock()
+	s.roomWaiters.Add(1)
+	ch := s.roomCh
+	s.roomMu.Unlock()
+	return ch
+}
+
+func (s *socket) roomDone() { s.roomWaiters.Add(-1) }
+
+// roomFreed wakes waiting senders; free when nobody waits.
+func (s *socket) roomFreed() {
+	if s.roomWaiters.Load() == 0 {
+		return
+	}
+	s.roomMu.Lock()
+	close(s.roomCh)
+	s.roomCh = make(chan struct{})
+	s.roomMu.Unlock()
+}
