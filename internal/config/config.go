@@ -244,7 +244,11 @@ func Parse(data []byte, filename string) (*Config, error) {
 	d := &decoder{file: filename, c: c, bad: map[string]bool{}}
 	d.decode(data)
 	c.ApplyDefaults()
-	c.resolvePaths(filepath.Dir(filename))
+	dir, err := filepath.Abs(filepath.Dir(filename))
+	if err != nil {
+		dir = filepath.Dir(filename)
+	}
+	c.resolvePaths(dir)
 	probs := d.probs
 	if d.failed {
 		return nil, newError(probs)
@@ -346,7 +350,8 @@ func (c *Config) set(path string) bool {
 }
 
 // resolvePaths makes relative file paths relative to dir, the config
-// file's directory, so the relay works whatever its working directory.
+// file's directory made absolute, so the relay works whatever its working
+// directory and the effective YAML stands on its own.
 func (c *Config) resolvePaths(dir string) {
 	abs := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -18,6 +19,8 @@ const (
 // maxSunPath is the longest unix socket path Linux accepts (sun_path
 // holds 108 bytes including the terminating NUL).
 const maxSunPath = 107
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$`)
 
 // Listener is a parsed syslog listen URL.
 type Listener struct {
@@ -103,8 +106,8 @@ func hostPort(s string, bind bool) (string, error) {
 	if host == "*" {
 		host = ""
 	}
-	if strings.ContainsAny(host, " *") {
-		return "", fmt.Errorf("host %q is not a host name or address", host)
+	if host != "" && net.ParseIP(strings.SplitN(host, "%", 2)[0]) == nil && !hostnameRE.MatchString(host) {
+		return "", fmt.Errorf("host %q is not a host name or IP address", host)
 	}
 	return net.JoinHostPort(host, port), nil
 }

@@ -1,0 +1,680 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// strip drops what a parse records beside the settings, so configs can be
+// compared with ones written out in a test.
+func strip(c *Config) *Config {
+	cp := *c
+	cp.pos = nil
+	cp.File = ""
+	return &cp
+}
+
+func mustLoad(t *testing.T, path string) *Config {
+	t.Helper()
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load(%s):\n%v", path, err)
+	}
+	return c
+}
+
+// roundTrip checks that the effective YAML parses back to the same config.
+func roundTrip(t *testing.T, c *Config) {
+	t.Helper()
+	y1, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse(y1, c.File)
+	if err != nil {
+		t.Fatalf("effective YAML does not parse back:\n%v\n--- YAML:\n%s", err, y1)
+	}
+	y2, err := c2.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(y1, y2) {
+		t.Fatalf("effective YAML changed on a round trip:\n%s\n--- then:\n%s", y1, y2)
+	}
+}
+
+func TestGoodFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.good.yaml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("want at least 4 good files, got %v (%v)", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c := mustLoad(t, f)
+			if c.File != f {
+				t.Errorf("File = %q, want %q", c.File, f)
+			}
+			roundTrip(t, c)
+		})
+	}
+}
+
+// TestIssueExample pins the shape from the issue: it must parse exactly so.
+func TestIssueExample(t *testing.T) {
+	got := strip(mustLoad(t, "testdata/issue.good.yaml"))
+	want := &Config{
+		Inputs: []Input{
+			{Name: "rsyslog-tcp", Type: InputSyslog, Listen: []string{"tcp://127.0.0.1:10514"},
+				MaxConnections: 1024, MaxMessageSize: 64 << 10},
+			{Name: "from-bridge", Type: InputZMQ, Socket: SocketPull, Bind: []string{"tcp://127.0.0.1:5555"},
+				HWM: 1000, MaxMessageSize: 1 << 20},
+		},
+		Stream: Stream{From: "app-name", Default: "unknown"},
+		Outputs: []Output{
+			{Name: "workers", Type: OutputZMQ, Socket: SocketPush, Bind: []string{"tcp://127.0.0.1:5557"},
+				Streams: []string{"impression", "click"}, Format: FormatRaw, HWM: 10000, MaxMessageSize: 1 << 20},
+			{Name: "taps", Type: OutputZMQ, Socket: SocketPub, Bind: []string{"tcp://127.0.0.1:5556"},
+				Format: FormatRaw, HWM: 1000, MaxMessageSize: 1 << 20},
+		},
+		HTTP:         HTTP{Listen: "127.0.0.1:8080", TapMaxClients: 64, TapQueue: 1024},
+		DrainTimeout: 5 * time.Second,
+		Log:          Log{Level: "info", Format: "text"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("issue example:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestFullFile(t *testing.T) {
+	c := mustLoad(t, "testdata/full.good.yaml")
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Inputs[0]
+	if want := []string{"tls://0.0.0.0:6514", "tcp://[::1]:10514", "udp://*:10514", "unix:///run/relay/syslog.sock"}; !reflect.DeepEqual(in.Listen, want) {
+		t.Errorf("listen = %q, want %q", in.Listen, want)
+	}
+	wantTLS := &TLS{Cert: filepath.Join(dir, "certs/relay.pem"), Key: filepath.Join(dir, "certs/relay.key"),
+		ClientCA: filepath.Join(dir, "certs/relay.pem"), ClientAuth: ClientAuthRequest}
+	if !reflect.DeepEqual(in.TLS, wantTLS) {
+		t.Errorf("tls = %+v, want %+v", in.TLS, wantTLS)
+	}
+	if in.MaxMessageSize != 128<<10 || in.MaxConnections != 10 || in.IdleTimeout != 5*time.Minute {
+		t.Errorf("syslog limits = %d %d %v", in.MaxMessageSize, in.MaxConnections, in.IdleTimeout)
+	}
+	z := c.Inputs[1]
+	if z.Socket != SocketPull || len(z.Bind) != 0 || !reflect.DeepEqual(z.Connect, []string{"tcp://bridge1:5555", "ipc:///run/relay/bridge.ipc"}) ||
+		z.HWM != 5000 || z.MaxMessageSize != 2<<20 || !z.StreamFrame ||
+		!reflect.DeepEqual(z.Plain, &Plain{Username: "relay", Password: "pw:with:colons"}) {
+		t.Errorf("zmq input = %+v", z)
+	}
+	zb := c.Inputs[2]
+	if zb.Socket != SocketPull || zb.Plain.UsersFile != filepath.Join(dir, "users.txt") {
+		t.Errorf("zmq bind input = %+v", zb)
+	}
+	users, err := zb.Plain.Users()
+	if err != nil || !reflect.DeepEqual(users, map[string]string{"worker1": "pw1", "worker2": "pw2"}) {
+		t.Errorf("users = %v, %v", users, err)
+	}
+	if c.Stream != (Stream{From: `regex:type=(\w+)`, Default: "other"}) {
+		t.Errorf("stream = %+v", c.Stream)
+	}
+	o := c.Outputs[0]
+	if !reflect.DeepEqual(o.Bind, []string{"tcp://127.0.0.1:5557"}) || !reflect.DeepEqual(o.Connect, []string{"tcp://w1:5557", "tcp://w2:5557"}) ||
+		!reflect.DeepEqual(o.Streams, []string{"impression", "click*", "ad-[0-9]?"}) || o.Format != FormatJSON ||
+		o.HWM != 10000 || o.MaxMessageSize != 4096 || o.Heartbeat != 10*time.Second ||
+		!reflect.DeepEqual(o.Plain, &Plain{Username: "relay", Password: "secret"}) {
+		t.Errorf("push output = %+v", o)
+	}
+	if o := c.Outputs[1]; o.Type != OutputZMQ || o.Format != FormatRaw || o.HWM != DefaultHWM {
+		t.Errorf("pub output defaults = %+v", o)
+	}
+	h := c.HTTP
+	if h.Listen != "[::]:8443" || h.TapTokenFile != filepath.Join(dir, "tap.token") || h.TapMaxClients != 8 || h.TapQueue != 256 ||
+		!reflect.DeepEqual(h.TLS, &TLS{Cert: filepath.Join(dir, "certs/relay.pem"), Key: filepath.Join(dir, "certs/relay.key")}) {
+		t.Errorf("http = %+v", h)
+	}
+	if tok, err := h.TapToken(); tok != "s3cret-token" || err != nil {
+		t.Errorf("TapToken = %q, %v", tok, err)
+	}
+	if c.DrainTimeout != 30*time.Second || c.Log != (Log{Level: "debug", Format: "json"}) {
+		t.Errorf("top level = %v %+v", c.DrainTimeout, c.Log)
+	}
+}
+
+func TestDefaultsApplied(t *testing.T) {
+	c := mustLoad(t, "testdata/minimal.good.yaml")
+	in := c.Inputs[0]
+	if in.MaxMessageSize != DefaultMaxMessageSize || in.MaxConnections != DefaultMaxConnections || in.IdleTimeout != 0 || in.TLS != nil {
+		t.Errorf("syslog input defaults = %+v", in)
+	}
+	if c.Stream != (Stream{From: DefaultStreamFrom, Default: DefaultStream}) {
+		t.Errorf("stream defaults = %+v", c.Stream)
+	}
+	if c.HTTP != (HTTP{Listen: DefaultHTTPListen, TapMaxClients: DefaultTapMaxClients, TapQueue: DefaultTapQueue}) {
+		t.Errorf("http defaults = %+v", c.HTTP)
+	}
+	if c.DrainTimeout != DefaultDrainTimeout || c.Log != (Log{Level: DefaultLogLevel, Format: DefaultLogFormat}) {
+		t.Errorf("top-level defaults = %v %+v", c.DrainTimeout, c.Log)
+	}
+	if len(c.Outputs) != 0 {
+		t.Errorf("outputs = %+v, want none", c.Outputs)
+	}
+}
+
+// TestExplicitZeroKept: written values that equal a type's zero value are
+// kept, not replaced by defaults.
+func TestExplicitZeroKept(t *testing.T) {
+	c, err := Parse([]byte(`
+inputs: [{name: in, type: syslog, listen: "udp://127.0.0.1:514"}]
+outputs: [{name: o, socket: pub, bind: "tcp://127.0.0.1:0"}]
+http: {listen: ""}
+drain_timeout: 0
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Listen != "" || c.DrainTimeout != 0 {
+		t.Errorf("http.listen = %q, drain_timeout = %v; want both off", c.HTTP.Listen, c.DrainTimeout)
+	}
+	_, err = Parse([]byte(`
+inputs: [{name: in, type: syslog, listen: "udp://127.0.0.1:514", max_connections: 0}]
+outputs: [{name: o, socket: pub, bind: "tcp://127.0.0.1:0", hwm: 0}]
+`), "x.yaml")
+	if err == nil || !strings.Contains(err.Error(), "x.yaml:2:66: inputs[0].max_connections: 0 is too small") ||
+		!strings.Contains(err.Error(), "x.yaml:3:61: outputs[0].hwm: 0 is too small") {
+		t.Fatalf("explicit zeros must be refused, not defaulted; got:\n%v", err)
+	}
+}
+
+func TestAnchors(t *testing.T) {
+	c := mustLoad(t, "testdata/anchors.good.yaml")
+	want := []Output{
+		{Name: "clicks", Type: OutputZMQ, Socket: SocketPush, Connect: []string{"tcp://w1:5557"}, Streams: []string{"click"},
+			Format: FormatRaw, HWM: 50, MaxMessageSize: DefaultZMQMaxMessageSize},
+		{Name: "views", Type: OutputZMQ, Socket: SocketPush, Connect: []string{"tcp://w2:5557"},
+			Format: FormatRaw, HWM: 60, MaxMessageSize: DefaultZMQMaxMessageSize},
+	}
+	if !reflect.DeepEqual(c.Outputs, want) {
+		t.Errorf("outputs with merge keys:\n got %+v\nwant %+v", c.Outputs, want)
+	}
+	if c.HTTP.Listen != "" {
+		t.Errorf("http.listen = %q, want disabled", c.HTTP.Listen)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("default config does not validate:\n%v", err)
+	}
+	if len(c.Inputs) != 1 || c.Inputs[0].Type != InputSyslog ||
+		!reflect.DeepEqual(c.Inputs[0].Listen, []string{"tcp://127.0.0.1:10514", "udp://127.0.0.1:10514"}) {
+		t.Errorf("default inputs = %+v", c.Inputs)
+	}
+	if c.Stream != (Stream{From: "app-name", Default: "unknown"}) {
+		t.Errorf("default stream = %+v", c.Stream)
+	}
+	if len(c.Outputs) != 1 || c.Outputs[0].Socket != SocketPub || !reflect.DeepEqual(c.Outputs[0].Bind, []string{"tcp://127.0.0.1:5556"}) {
+		t.Errorf("default outputs = %+v", c.Outputs)
+	}
+	if c.HTTP.Listen != "127.0.0.1:8080" {
+		t.Errorf("default http.listen = %q", c.HTTP.Listen)
+	}
+	if n := bytes.Count(DefaultYAML, []byte("\n#")); n < 5 {
+		t.Errorf("default.yaml has %d comment lines; it is the sample admins read", n)
+	}
+	roundTrip(t, c)
+}
+
+// badFiles lists, for each testdata/*.bad.yaml, every problem expected:
+// its LINE:COL (or LINE, or nothing), key path and a part of the message.
+var badFiles = map[string][]struct{ pos, path, msg string }{
+	"syntax.bad.yaml":  {{"4:1", "", "invalid YAML: a tab in indentation; indent with spaces"}},
+	"syntax2.bad.yaml": {{"2", "", "invalid YAML: did not find expected ',' or ']'"}},
+	"syntax3.bad.yaml": {{"2", "", "invalid YAML: found unexpected end of stream"}},
+	"empty.bad.yaml":   {{"", "inputs", "at least one input is required"}},
+	"nowhere.bad.yaml": {{"", "outputs", "events would go nowhere; add an output or set http.listen"}},
+	"dupkey.bad.yaml": {
+		{"5:5", "inputs[0].name", "key is already set on line 2; remove one of them"},
+		{"7:1", "outputs", "key is already set on line 6"},
+	},
+	"unknown.bad.yaml": {
+		{"4:5", "inputs[0].lisen", `unknown key; did you mean "listen"?`},
+		{"5:5", "inputs[0].bind", `"bind" does not apply to a syslog input; remove it or change type`},
+		{"9:5", "inputs[1].listen", `"listen" does not apply to a zmq input`},
+		{"11:3", "stream.form", `did you mean "from"?`},
+		{"16:5", "outputs[0].stream", `did you mean "streams"?`},
+		{"17:1", "htpp", `did you mean "http"?`},
+		{"20:54", "http.tls.client_ca", "the HTTP server does not check client certificates; use tap_token_file"},
+		{"21:1", "zzzzzzzzzz", "unknown key; valid keys: drain_timeout, http, inputs, log, outputs, stream"},
+	},
+	"types.bad.yaml": {
+		{"4:13", "inputs[0].listen", "must be a string or a list of strings, not a mapping"},
+		{"5:23", "inputs[0].max_message_size", `"64k" is not a size; write a number of bytes or a number with KiB`},
+		{"6:22", "inputs[0].max_connections", `"many" is not a whole number`},
+		{"7:19", "inputs[0].idle_timeout", `"5" is not a duration; write a number with a unit`},
+		{"10:34", "inputs[1].bind[1]", "must be a string, not a list"},
+		{"11:19", "inputs[1].stream_frame", `"yes" is not a boolean; use true or false`},
+		{"12:10", "inputs[1].hwm", `"1.5" is not a whole number`},
+		{"13:10", "outputs", "must be a list, not a mapping; start each output with '- name: …'"},
+		{"14:7", "http", "must be a mapping of keys, not a string"},
+		{"15:16", "drain_timeout", "a list is not a duration"},
+	},
+	"values.bad.yaml": {
+		{"3:5", "inputs[0].type", `"sylog" is not an input type; use syslog or zmq`},
+		{"6:5", "inputs[1].socket", `"push" is not an input socket type; use pull`},
+		{"8:5", "inputs[1].hwm", "0 is too small; use at least 1 (default 1000)"},
+		{"9:5", "inputs[1].max_message_size", "100 bytes is out of range; use 480 bytes to 1GiB (default 1MiB)"},
+		{"12:5", "outputs[0].type", `"zeromq" is not an output type; use zmq`},
+		{"13:5", "outputs[0].socket", `"pusj" is not a socket type; use push or pub`},
+		{"15:5", "outputs[0].format", `"xml" is not a format; use raw or json`},
+		{"16:5", "outputs[0].hwm", "-1 is too small"},
+		{"17:5", "outputs[0].heartbeat", "-1s is negative"},
+		{"18:5", "outputs[0].max_message_size", "2147483648 bytes is out of range"},
+		{"19:21", "outputs[0].streams[1]", `"bad[" is not a valid pattern`},
+		{"19:29", "outputs[0].streams[2]", `"a\\" is not a valid pattern`},
+		{"21:3", "http.tap_max_clients", "0 is too small; use at least 1 (default 64)"},
+		{"22:3", "http.tap_queue", "-5 is too small; use at least 1 (default 1024)"},
+		{"23:1", "drain_timeout", "-1s is negative"},
+		{"24:7", "log.level", `"verbose" is not a log level; use debug, info, warn or error`},
+		{"24:23", "log.format", `"logfmt" is not a log format; use text or json`},
+	},
+	"endpoints.bad.yaml": {
+		{"5:9", "inputs[0].listen[0]", `"127.0.0.1:10514" has no scheme; write tcp://127.0.0.1:10514, udp://127.0.0.1:10514`},
+		{"6:9", "inputs[0].listen[1]", `scheme "http" is not supported; use tcp, udp, tls or unix`},
+		{"7:9", "inputs[0].listen[2]", "not host:port; write tcp://host:port"},
+		{"8:9", "inputs[0].listen[3]", `port "99999" is not a number from 1 to 65535`},
+		{"9:9", "inputs[0].listen[4]", "the socket path is empty; write unix:///path/to/socket"},
+		{"10:9", "inputs[0].listen[5]", "a path or query does not belong here"},
+		{"13:15", "inputs[1].connect[0]", "connect needs a host, not *"},
+		{"13:31", "inputs[1].connect[1]", "port 0 is only valid when binding"},
+		{"13:52", "inputs[1].connect[2]", `transport "inproc" is not supported; use tcp://host:port or ipc:///path`},
+		{"13:66", "inputs[1].connect[3]", `"localhost:5555" has no scheme; write tcp://localhost:5555`},
+		{"13:84", "inputs[1].connect[4]", "connect needs a host; write tcp://host:port"},
+		{"17:12", "outputs[0].bind[0]", `port "abc" is not a number`},
+		{"17:33", "outputs[0].bind[1]", "the socket path is empty"},
+		{"17:41", "outputs[0].bind[2]", `transport "udp" is not supported`},
+		{"19:3", "http.listen", "write host:port without http://, e.g. 127.0.0.1:8080; use http.tls for HTTPS"},
+	},
+	"names.bad.yaml": {
+		{"2:5", "inputs[0].name", "name is required"},
+		{"7:5", "inputs[2].name", `"in" is already the name of inputs[1]; names must be unique`},
+		{"9:5", "inputs[2].bind", "tcp://127.0.0.1:10515 is already bound by inputs[1].listen[0]; every address can be bound once"},
+		{"10:5", "inputs[3].name", `"has space" is not a valid name`},
+		{"12:5", "inputs[3].listen", "tls://127.0.0.1:10514 is already bound by inputs[0].listen"},
+		{"18:5", "outputs[1].name", `"o" is already the name of outputs[0]`},
+		{"20:12", "outputs[1].bind[0]", "tcp://127.0.0.1:5556 is already bound by outputs[0].bind"},
+		{"22:3", "http.listen", "127.0.0.1:5556 is already bound by outputs[0].bind"},
+	},
+	"stream.bad.yaml": {
+		{"4:3", "stream.from", `"regex:(a)(b)" has 2 capture groups; use exactly one`},
+		{"5:3", "stream.default", "the default stream must not be empty"},
+	},
+	"stream2.bad.yaml": {{"4:3", "stream.from", `"appname" is not a stream field; use app-name, msgid, hostname, facility, severity, sd:ID.param, json:field or regex:EXPR (did you mean "app-name"?)`}},
+	"stream3.bad.yaml": {
+		{"3:10", "stream.from", `"sd:origin" needs an SD-ID and a parameter name; write sd:ID.param`},
+		{"4:1", "", "only one YAML document is allowed"},
+	},
+	"tls.bad.yaml": {
+		{"2:5", "inputs[0].tls", "a tls:// listen URL needs tls: {cert: FILE, key: FILE}"},
+		{"8:5", "inputs[1].tls.key", "key is required"},
+		{"9:7", "inputs[1].tls.cert", `certs/missing.pem" does not exist; fix the path (relative paths are relative to the config file's directory)`},
+		{"10:7", "inputs[1].tls.client_auth", "client_auth: require needs client_ca"},
+		{"15:7", "inputs[2].tls.cert", `certs/junk.pem" and "`},
+		{"21:7", "inputs[3].tls.cert", "private key does not match public key; both must be PEM and the key must match the certificate"},
+		{"23:7", "inputs[3].tls.client_ca", `certs" is not a regular file`},
+		{"24:7", "inputs[3].tls.client_auth", `"maybe" is not a client_auth mode; use none, request or require`},
+		{"28:5", "inputs[4].tls", "tls is set but no listen URL uses tls://"},
+	},
+	"tap.bad.yaml": {
+		{"4:3", "http.listen", `"0.0.0.0:8080" would serve /v1/tap to the network without a token; set http.tap_token_file, listen on 127.0.0.1, or set http.allow_insecure_tap: true`},
+		{"5:3", "http.tls.key", "key is required"},
+	},
+	"token.bad.yaml": {{"5:3", "http.tap_token_file", `empty.token" is empty`}},
+	"plain.bad.yaml": {
+		{"5:5", "inputs[0].plain.username", "username is required to connect with PLAIN"},
+		{"5:26", "inputs[0].plain.users_file", "users_file only applies when binding"},
+		{"9:5", "inputs[1].plain", "a binding socket needs username and password, or users_file"},
+		{"15:7", "outputs[0].plain.users_file", "users.bad.txt:2: want user:password"},
+	},
+}
+
+func TestBadFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	for _, f := range files {
+		if _, ok := badFiles[filepath.Base(f)]; !ok {
+			t.Errorf("%s has no entry in badFiles", f)
+		}
+	}
+	for name, want := range badFiles {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join("testdata", name)
+			_, err := Load(f)
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("Load(%s) = %v, want *Error", f, err)
+			}
+			if len(cerr.Problems) != len(want) {
+				t.Errorf("%d problems, want %d:\n%v", len(cerr.Problems), len(want), err)
+			}
+			for i, w := range want {
+				if i >= len(cerr.Problems) {
+					break
+				}
+				p := cerr.Problems[i]
+				prefix := f + ":"
+				if w.pos != "" {
+					prefix += w.pos + ":"
+				}
+				prefix += " "
+				if w.path != "" {
+					prefix += w.path + ": "
+				}
+				if s := p.String(); !strings.HasPrefix(s, prefix) || !strings.Contains(s[len(prefix):], w.msg) {
+					t.Errorf("problem %d:\n got %s\nwant %s…%s", i, s, prefix, w.msg)
+				}
+				if p.Err == nil {
+					t.Errorf("problem %d has no sentinel: %s", i, p)
+				}
+			}
+		})
+	}
+}
+
+// TestIssueErrorFormat pins the error format given in the issue.
+func TestIssueErrorFormat(t *testing.T) {
+	data := []byte(`inputs:
+  - name: in
+    type: syslog
+    listen: tcp://127.0.0.1:10514
+outputs:
+  - name: taps
+    type: zmq
+    socket: pub
+    bind: tcp://127.0.0.1:5556
+  - name: workers
+    type: zmq
+    socket: pusj
+    bind: tcp://127.0.0.1:5557
+`)
+	_, err := Parse(data, "relay.yaml")
+	want := `relay.yaml:12:5: outputs[1].socket: "pusj" is not a socket type; use push or pub`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+}
+
+func TestErrorsIs(t *testing.T) {
+	for f, sentinels := range map[string][]error{
+		"unknown.bad.yaml":   {ErrUnknownKey},
+		"types.bad.yaml":     {ErrType},
+		"names.bad.yaml":     {ErrRequired, ErrDuplicate, ErrInvalid},
+		"tls.bad.yaml":       {ErrFile, ErrRequired},
+		"tap.bad.yaml":       {ErrInsecureTap},
+		"syntax.bad.yaml":    {ErrSyntax},
+		"endpoints.bad.yaml": {ErrInvalid},
+	} {
+		_, err := Load(filepath.Join("testdata", f))
+		for _, s := range sentinels {
+			if !errors.Is(err, s) {
+				t.Errorf("%s: errors.Is(err, %v) = false", f, s)
+			}
+		}
+	}
+	_, err := Load("testdata/syntax.bad.yaml")
+	if errors.Is(err, ErrInsecureTap) {
+		t.Errorf("syntax.bad.yaml matches ErrInsecureTap")
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("testdata/no-such.yaml")
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "testdata/no-such.yaml") {
+		t.Fatalf("Load of a missing file = %v; want fs.ErrNotExist naming the path", err)
+	}
+}
+
+// TestRelativeToConfigDir: files are found next to the config whatever the
+// working directory.
+func TestRelativeToConfigDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc", "relay")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"relay.pem", "relay.key"} {
+		b, err := os.ReadFile(filepath.Join("testdata/certs", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(f, string(b))
+	}
+	write("token", "abc\n")
+	write("relay.yaml", `
+inputs:
+  - name: in
+    type: syslog
+    listen: tls://127.0.0.1:6514
+    tls: {cert: relay.pem, key: ./relay.key}
+http:
+  listen: 0.0.0.0:8080
+  tap_token_file: token
+`)
+	c := mustLoad(t, filepath.Join(dir, "relay.yaml"))
+	if c.Inputs[0].TLS.Cert != filepath.Join(dir, "relay.pem") || c.Inputs[0].TLS.Key != filepath.Join(dir, "relay.key") ||
+		c.HTTP.TapTokenFile != filepath.Join(dir, "token") {
+		t.Errorf("paths not resolved against %s: %+v %+v", dir, c.Inputs[0].TLS, c.HTTP)
+	}
+	if tok, err := c.HTTP.TapToken(); tok != "abc" || err != nil {
+		t.Errorf("TapToken = %q, %v", tok, err)
+	}
+}
+
+func TestInsecureTapRule(t *testing.T) {
+	for _, tc := range []struct {
+		listen, token string
+		allow, ok     bool
+	}{
+		{"127.0.0.1:8080", "", false, true},
+		{"[::1]:8080", "", false, true},
+		{"localhost:8080", "", false, true},
+		{"0.0.0.0:8080", "", false, false},
+		{":8080", "", false, false},
+		{"[::]:8080", "", false, false},
+		{"10.1.2.3:8080", "", false, false},
+		{"relay.example.com:8080", "", false, false},
+		{"0.0.0.0:8080", "", true, true},
+		{"0.0.0.0:8080", "tap.token", false, true},
+	} {
+		data := fmt.Sprintf("inputs: [{name: in, type: syslog, listen: 'udp://127.0.0.1:514'}]\nhttp: {listen: %q, tap_token_file: %q, allow_insecure_tap: %v}\n",
+			tc.listen, tc.token, tc.allow)
+		_, err := Parse([]byte(data), "testdata/x.yaml")
+		if ok := err == nil; ok != tc.ok {
+			t.Errorf("listen %s token %q allow %v: err = %v, want ok=%v", tc.listen, tc.token, tc.allow, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInsecureTap) {
+			t.Errorf("listen %s: %v is not ErrInsecureTap", tc.listen, err)
+		}
+	}
+}
+
+// TestValidateInCode: a Config built in code validates after
+// ApplyDefaults, and its problems carry paths but no positions.
+func TestValidateInCode(t *testing.T) {
+	c := &Config{
+		Inputs:  []Input{{Name: "in", Type: InputZMQ, Connect: []string{"tcp://127.0.0.1:5555"}}},
+		Outputs: []Output{{Name: "o", Socket: SocketPush, Bind: []string{"tcp://127.0.0.1:0"}}},
+	}
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if c.Inputs[0].Socket != SocketPull || c.Inputs[0].HWM != DefaultHWM || c.Outputs[0].Type != OutputZMQ || c.HTTP.Listen != "" {
+		t.Errorf("ApplyDefaults in code: %+v", c)
+	}
+	c.Outputs[0].Format = "xml"
+	err := c.Validate()
+	if err == nil || err.Error() != `outputs[0].format: "xml" is not a format; use raw or json` {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	for _, tc := range []struct {
+		in, scheme, addr, err string
+	}{
+		{"tcp://127.0.0.1:10514", SchemeTCP, "127.0.0.1:10514", ""},
+		{"udp://*:514", SchemeUDP, ":514", ""},
+		{"tls://:6514", SchemeTLS, ":6514", ""},
+		{"tcp://[::1]:0", SchemeTCP, "[::1]:0", ""},
+		{"tcp://[fe80::1%eth0]:514", SchemeTCP, "[fe80::1%eth0]:514", ""},
+		{"tcp://relay.example.com:514", SchemeTCP, "relay.example.com:514", ""},
+		{"unix:///run/relay.sock", SchemeUnix, "/run/relay.sock", ""},
+		{"unix://relay.sock", SchemeUnix, "relay.sock", ""},
+		{"unix:///" + strings.Repeat("x", 200), "", "", "longer than the 107"},
+		{"tcp://bad host:514", "", "", `host "bad host" is not a host name`},
+		{"tcp://-x:514", "", "", `host "-x" is not a host name`},
+		{"relp://127.0.0.1:2514", "", "", `scheme "relp" is not supported`},
+		{"tcp://127.0.0.1:-1", "", "", "is not a number"},
+	} {
+		l, err := ParseListen(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseListen(%q) = %v, want error containing %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || l != (Listener{URL: tc.in, Scheme: tc.scheme, Address: tc.addr}) {
+			t.Errorf("ParseListen(%q) = %+v, %v", tc.in, l, err)
+		}
+	}
+}
+
+func TestCheckZMQEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		ep   string
+		bind bool
+		err  string
+	}{
+		{"tcp://127.0.0.1:5556", true, ""},
+		{"tcp://*:5556", true, ""},
+		{"tcp://127.0.0.1:0", true, ""},
+		{"tcp://w1:5557", false, ""},
+		{"tcp://[::1]:5557", false, ""},
+		{"ipc:///run/relay.ipc", true, ""},
+		{"ipc:///run/relay.ipc", false, ""},
+		{"tcp://*:5556", false, "connect needs a host, not *"},
+		{"tcp://w1:0", false, "port 0 is only valid when binding"},
+		{"tcp://w1", false, "not host:port"},
+		{"pgm://eth0;239.1.1.1:5555", true, `transport "pgm" is not supported`},
+		{"w1:5557", false, "has no scheme; write tcp://w1:5557"},
+	} {
+		err := checkZMQEndpoint(tc.ep, tc.bind)
+		if (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("checkZMQEndpoint(%q, bind=%v) = %v, want %q", tc.ep, tc.bind, err, tc.err)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+		ok   bool
+	}{
+		{"65536", 65536, true},
+		{"64KiB", 64 << 10, true},
+		{"64 kib", 64 << 10, true},
+		{"1MiB", 1 << 20, true},
+		{"2GiB", 2 << 30, true},
+		{"64KB", 64000, true},
+		{"1MB", 1000000, true},
+		{"100B", 100, true},
+		{"64k", 0, false},
+		{"1.5MiB", 0, false},
+		{"-1", 0, false},
+		{"", 0, false},
+		{"99999999999GiB", 0, false},
+	} {
+		got, err := ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	for _, s := range []ByteSize{480, 64 << 10, 1 << 20, 3 << 30, 1000} {
+		if back, err := ParseSize(s.String()); err != nil || back != s {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", s.String(), back, err, s)
+		}
+	}
+}
+
+func TestCheckStreamFrom(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		ok   bool
+	}{
+		{"app-name", true}, {"msgid", true}, {"hostname", true}, {"facility", true}, {"severity", true},
+		{"sd:origin@32473.software", true}, {"sd:meta.sequenceId", true},
+		{"json:type", true}, {"json:event.kind", true},
+		{`regex:type=(\w+)`, true}, {`regex:(?:a|b)=(\w+)`, true},
+		{"sd:origin", false}, {"sd:.x", false}, {"json:", false},
+		{"regex:no-group", false}, {"regex:(a)(b)", false}, {"regex:(", false},
+		{"programname", false}, {"", false}, {"APP-NAME", false},
+	} {
+		if err := checkStreamFrom(tc.spec); (err == nil) != tc.ok {
+			t.Errorf("checkStreamFrom(%q) = %v, want ok=%v", tc.spec, err, tc.ok)
+		}
+	}
+}
+
+func TestYAMLRedactsPasswords(t *testing.T) {
+	c := mustLoad(t, "testdata/full.good.yaml")
+	y, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(y, []byte("secret")) || bytes.Contains(y, []byte("pw:with:colons")) || !bytes.Contains(y, []byte(Redacted)) {
+		t.Errorf("effective YAML leaks a password or lacks %s:\n%s", Redacted, y)
+	}
+	if c.Outputs[0].Plain.Password != "secret" {
+		t.Errorf("YAML modified the config: password = %q", c.Outputs[0].Plain.Password)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	s := mustLoad(t, "testdata/issue.good.yaml").Summary()
+	for _, want := range []string{
+		"input rsyslog-tcp: syslog on tcp://127.0.0.1:10514\n",
+		"input from-bridge: zmq pull bind tcp://127.0.0.1:5555\n",
+		`stream: from app-name, default "unknown"` + "\n",
+		"output workers: zmq push bind tcp://127.0.0.1:5557, streams impression, click, format raw\n",
+		"output taps: zmq pub bind tcp://127.0.0.1:5556, all streams, format raw\n",
+		"http: http://127.0.0.1:8080 (/healthz, /metrics, /v1/tap: no token)\n",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	for lvl, want := range map[string]string{"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR", "": "INFO"} {
+		if got := (Log{Level: lvl}).SlogLevel().String(); got != want {
+			t.Errorf("SlogLevel(%q) = %s, want %s", lvl, got, want)
+		}
+	}
+}
