@@ -50,16 +50,12 @@ type Stats struct {
 	Malformed uint64 // frames that could not be framed, ZeroMQ messages with too many frames
 	Oversize  uint64 // messages over the size limit, discarded
 
-	// Compressed counts rsyslog compressed ("z") frames, which are
-	// rejected (as malformed) rather than inflated.
-	Compressed uint64
-
-	Connections       int64  // connections (ZeroMQ: peers) open now
-	ConnectionsTotal  uint64 // connections accepted
-	ConnectionsRefuse uint64 // connections refused over MaxConnections
-	TLSErrors         uint64 // failed TLS handshakes
-	ReadErrors        uint64 // connections ended by an error other than EOF or shutdown
-	KernelDrops       uint64 // UDP datagrams the kernel dropped (receive buffer full)
+	Connections        int64  // connections (ZeroMQ: peers) open now
+	ConnectionsTotal   uint64 // connections accepted
+	ConnectionsRefused uint64 // connections refused over MaxConnections
+	HandshakeErrors    uint64 // failed TLS (ZeroMQ: ZMTP) handshakes
+	ReadErrors         uint64 // connections ended by an error other than EOF or shutdown
+	KernelDrops        uint64 // UDP datagrams the kernel dropped (receive buffer full)
 
 	// HandlerBlocked is the total time spent inside the Handler: how long
 	// this input was held back by backpressure.
@@ -68,27 +64,26 @@ type Stats struct {
 
 // counters are the live, atomically updated form of Stats.
 type counters struct {
-	received, bytes, malformed, oversize, compressed atomic.Uint64
-	connsTotal, connsRefused, tlsErrors, readErrors  atomic.Uint64
-	kernelDrops                                      atomic.Uint64
-	conns                                            atomic.Int64
-	blockedNanos                                     atomic.Int64
+	received, bytes, malformed, oversize                  atomic.Uint64
+	connsTotal, connsRefused, handshakeErrors, readErrors atomic.Uint64
+	kernelDrops                                           atomic.Uint64
+	conns                                                 atomic.Int64
+	blockedNanos                                          atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		Received:          c.received.Load(),
-		Bytes:             c.bytes.Load(),
-		Malformed:         c.malformed.Load(),
-		Oversize:          c.oversize.Load(),
-		Compressed:        c.compressed.Load(),
-		Connections:       c.conns.Load(),
-		ConnectionsTotal:  c.connsTotal.Load(),
-		ConnectionsRefuse: c.connsRefused.Load(),
-		TLSErrors:         c.tlsErrors.Load(),
-		ReadErrors:        c.readErrors.Load(),
-		KernelDrops:       c.kernelDrops.Load(),
-		HandlerBlocked:    time.Duration(c.blockedNanos.Load()),
+		Received:           c.received.Load(),
+		Bytes:              c.bytes.Load(),
+		Malformed:          c.malformed.Load(),
+		Oversize:           c.oversize.Load(),
+		Connections:        c.conns.Load(),
+		ConnectionsTotal:   c.connsTotal.Load(),
+		ConnectionsRefused: c.connsRefused.Load(),
+		HandshakeErrors:    c.handshakeErrors.Load(),
+		ReadErrors:         c.readErrors.Load(),
+		KernelDrops:        c.kernelDrops.Load(),
+		HandlerBlocked:     time.Duration(c.blockedNanos.Load()),
 	}
 }
 

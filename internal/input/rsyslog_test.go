@@ -128,7 +128,7 @@ ruleset(name="fwd") {
 			t.Errorf("%s seen %d times", k, seen[k])
 		}
 	}
-	if st := s.Stats(); st.TLSErrors != 0 || st.Malformed != 0 || st.Received != n {
+	if st := s.Stats(); st.HandshakeErrors != 0 || st.Malformed != 0 || st.Received != n {
 		t.Errorf("stats = %+v", st)
 	}
 }

@@ -75,7 +75,7 @@ func (s *Syslog) serveConn(c net.Conn, isTLS bool) {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			s.stats.tlsErrors.Add(1)
+			s.stats.handshakeErrors.Add(1)
 			s.warn.warn("tls handshake failed", "peer", peer, "err", err)
 			return
 		}

@@ -220,7 +220,7 @@ func TestTCPMaxConnections(t *testing.T) {
 	if _, err := third.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("third connection not refused: read err %v", err)
 	}
-	if st := s.Stats(); st.ConnectionsRefuse != 1 || st.Connections != 2 {
+	if st := s.Stats(); st.ConnectionsRefused != 1 || st.Connections != 2 {
 		t.Errorf("stats = %+v", st)
 	}
 	a.Close()

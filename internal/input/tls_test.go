@@ -117,7 +117,7 @@ func (p *testPKI) clientConfig(t testing.TB, withCert bool) *tls.Config {
 	return cfg
 }
 
-func TestLoadTLSErrors(t *testing.T) {
+func TestLoadHandshakeErrors(t *testing.T) {
 	p := newTestPKI(t)
 	for _, tc := range []struct{ cert, key, ca, auth string }{
 		{"", p.serverKey, "", ""},
@@ -163,5 +163,5 @@ func TestTLSGoClient(t *testing.T) {
 	if err == nil {
 		t.Fatal("client without a certificate was accepted")
 	}
-	waitFor(t, "handshake failure counted", 5*time.Second, func() bool { return s.Stats().TLSErrors == 1 })
+	waitFor(t, "handshake failure counted", 5*time.Second, func() bool { return s.Stats().HandshakeErrors == 1 })
 }

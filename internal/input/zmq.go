@@ -113,50 +113,32 @@ func (z *ZMQ) Start(h Handler) error {
 	z.pull = p
 	ctx, cancel := context.WithCancel(context.Background())
 	z.cancel = cancel
-	msgs := make(chan zmq.Msg, MaxBatch)
-	z.wg.Add(2)
-	go z.recvLoop(ctx, msgs)
-	go z.batchLoop(h, msgs)
+	z.wg.Add(1)
+	go z.recvLoop(ctx, h)
 	return nil
 }
 
-// recvLoop feeds a channel so batchLoop can see how many messages are
-// ready without blocking.
-func (z *ZMQ) recvLoop(ctx context.Context, msgs chan<- zmq.Msg) {
+// recvLoop takes whatever the socket has queued (at least one message)
+// and hands it over as one batch.
+func (z *ZMQ) recvLoop(ctx context.Context, h Handler) {
 	defer z.wg.Done()
-	defer close(msgs)
+	msgs := make([]zmq.Msg, MaxBatch)
+	batch := make([]*event.Event, 0, MaxBatch)
 	for {
-		m, err := z.pull.Recv(ctx)
+		n, err := z.pull.RecvBatch(ctx, msgs)
+		for i := range n {
+			batch = z.add(batch, msgs[i])
+		}
+		clear(msgs[:n])
+		deliver(h, z.cfg.Name, &z.stats, batch)
+		clear(batch)
+		batch = batch[:0]
 		if err != nil {
 			if ctx.Err() == nil {
 				z.log.Error("zeromq receive failed", "err", err)
 			}
 			return
 		}
-		msgs <- m
-	}
-}
-
-func (z *ZMQ) batchLoop(h Handler, msgs <-chan zmq.Msg) {
-	defer z.wg.Done()
-	batch := make([]*event.Event, 0, MaxBatch)
-	for m := range msgs {
-		batch = z.add(batch, m)
-	drain:
-		for len(batch) < MaxBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break drain
-				}
-				batch = z.add(batch, m)
-			default:
-				break drain
-			}
-		}
-		deliver(h, z.cfg.Name, &z.stats, batch)
-		clear(batch)
-		batch = batch[:0]
 	}
 }
 

@@ -2,8 +2,11 @@ package input
 
 import "github.com/rsyslog-zmq/relay/internal/zmq"
 
-// addSocketStats folds the socket's own counters (oversize messages and
-// broken peers, enforced inside internal/zmq) into the input's.
+// addSocketStats folds in the socket's own counters: peers, handshakes
+// and oversize messages are handled inside internal/zmq.
 func addSocketStats(st *Stats, ss zmq.Stats) {
-	_ = ss
+	st.Oversize += ss.Oversize
+	st.Connections = int64(ss.Peers)
+	st.ConnectionsTotal = ss.Connects
+	st.HandshakeErrors = ss.HandshakeFailures
 }

@@ -1,0 +1,218 @@
+package input
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+const python = "/usr/bin/python3"
+
+// pushScript is a libzmq PUSH peer: it connects to (or binds and prints)
+// an endpoint and sends n one-frame messages, n two-frame [stream,
+// payload] messages and one three-frame message.
+const pushScript = `
+import sys, zmq
+mode, ep, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = zmq.Context()
+s = ctx.socket(zmq.PUSH)
+s.setsockopt(zmq.LINGER, 20000)
+if mode == "connect":
+    s.connect(ep)
+else:
+    s.bind(ep)
+    print(s.getsockopt(zmq.LAST_ENDPOINT).decode(), flush=True)
+for i in range(n):
+    s.send(b"<13>one-%d" % i)
+for i in range(n):
+    s.send_multipart([b"stream-%d" % (i % 3), b"<13>two-%d" % i])
+s.send_multipart([b"a", b"b", b"c"])
+s.send(b"<13>done")
+s.close()
+ctx.term()
+`
+
+func pythonZMQ(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command(python, "-c", "import zmq").CombinedOutput(); err != nil {
+		t.Fatalf("%s with pyzmq is needed: apt-get install python3-zmq (%v: %s)", python, err, out)
+	}
+}
+
+func startZMQ(t *testing.T, cfg ZMQConfig) (*ZMQ, *collector) {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "ztest"
+	}
+	z, err := NewZMQ(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	if err := z.Start(c.handle); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := z.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return z, c
+}
+
+func checkPushed(t *testing.T, z *ZMQ, c *collector, n int) {
+	t.Helper()
+	waitFor(t, "every message from libzmq", 20*time.Second, func() bool { return contains(c.raws(), "<13>done") })
+	evs := c.snapshot()
+	if len(evs) != 2*n+1 {
+		t.Fatalf("%d events, want %d", len(evs), 2*n+1)
+	}
+	for i := range n {
+		if e := evs[i]; string(e.Raw) != fmt.Sprintf("<13>one-%d", i) || e.Stream != "" {
+			t.Fatalf("event %d = %q stream %q", i, e.Raw, e.Stream)
+		}
+		e := evs[n+i]
+		if string(e.Raw) != fmt.Sprintf("<13>two-%d", i) || e.Stream != fmt.Sprintf("stream-%d", i%3) {
+			t.Fatalf("event %d = %q stream %q", n+i, e.Raw, e.Stream)
+		}
+		if e.Input != "ztest" || e.Received.IsZero() {
+			t.Fatalf("event not stamped: %+v", e)
+		}
+	}
+	st := z.Stats()
+	if st.Malformed != 1 || st.Received != uint64(2*n+1) {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestZMQPullBind(t *testing.T) {
+	pythonZMQ(t)
+	z, c := startZMQ(t, ZMQConfig{Bind: []string{"tcp://127.0.0.1:0"}, StreamFrame: true})
+	ep := "tcp://" + z.Addrs()[0].String()
+	const n = 1000
+	out, err := exec.Command(python, "-c", pushScript, "connect", ep, fmt.Sprint(n)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("libzmq PUSH: %v: %s", err, out)
+	}
+	checkPushed(t, z, c, n)
+	if st := z.Stats(); st.ConnectionsTotal != 1 {
+		t.Errorf("connections total = %d, want 1", st.ConnectionsTotal)
+	}
+}
+
+func TestZMQPullConnect(t *testing.T) {
+	pythonZMQ(t)
+	cmd := exec.Command(python, "-c", pushScript, "bind", "tcp://127.0.0.1:*", "100")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	line := make([]byte, 64)
+	k, err := stdout.Read(line)
+	if err != nil {
+		t.Fatalf("libzmq PUSH did not bind: %v: %s", err, stderr.String())
+	}
+	ep := strings.TrimSpace(string(line[:k]))
+	z, c := startZMQ(t, ZMQConfig{Connect: []string{ep}, StreamFrame: true})
+	checkPushed(t, z, c, 100)
+}
+
+// Without StreamFrame the first of two frames is ignored.
+func TestZMQNoStreamFrame(t *testing.T) {
+	pythonZMQ(t)
+	z, c := startZMQ(t, ZMQConfig{Bind: []string{"tcp://127.0.0.1:0"}})
+	out, err := exec.Command(python, "-c", pushScript, "connect", "tcp://"+z.Addrs()[0].String(), "10").CombinedOutput()
+	if err != nil {
+		t.Fatalf("libzmq PUSH: %v: %s", err, out)
+	}
+	waitFor(t, "every message", 20*time.Second, func() bool { return contains(c.raws(), "<13>done") })
+	for _, e := range c.snapshot() {
+		if e.Stream != "" {
+			t.Fatalf("stream %q set without StreamFrame", e.Stream)
+		}
+	}
+	if got := c.raws()[10]; got != "<13>two-0" {
+		t.Errorf("payload of a two-frame message = %q", got)
+	}
+}
+
+// A peer whose frame header claims 2^49 bytes is disconnected before
+// anything is allocated; the oversize shows in Stats and other peers
+// carry on.
+func TestZMQHugeFrameHeader(t *testing.T) {
+	pythonZMQ(t)
+	z, c := startZMQ(t, ZMQConfig{Bind: []string{"tcp://127.0.0.1:0"}, MaxMessageSize: 1 << 20})
+	addr := z.Addrs()[0].String()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	zmtpHandshake(t, conn, "PUSH")
+	hdr := []byte{0x02, 0, 0, 0, 0, 0, 0, 0, 0} // LONG message frame, last
+	binary.BigEndian.PutUint64(hdr[1:], 1<<49)
+	if _, err := conn.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	conn.Write(bytes.Repeat([]byte("x"), 4096))
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("peer not disconnected: %v", err)
+	}
+	waitFor(t, "oversize counted", 5*time.Second, func() bool { return z.Stats().Oversize == 1 })
+
+	out, err := exec.Command(python, "-c", pushScript, "connect", "tcp://"+addr, "10").CombinedOutput()
+	if err != nil {
+		t.Fatalf("libzmq PUSH: %v: %s", err, out)
+	}
+	waitFor(t, "messages from a well-behaved peer", 20*time.Second, func() bool { return contains(c.raws(), "<13>done") })
+}
+
+// zmtpHandshake does a ZMTP 3.0 NULL handshake as socketType.
+func zmtpHandshake(t *testing.T, c net.Conn, socketType string) {
+	t.Helper()
+	greeting := make([]byte, 64)
+	greeting[0], greeting[9], greeting[10], greeting[11] = 0xff, 0x7f, 3, 0
+	copy(greeting[12:], "NULL")
+	if _, err := c.Write(greeting); err != nil {
+		t.Fatal(err)
+	}
+	peer := make([]byte, 64)
+	if _, err := io.ReadFull(c, peer); err != nil {
+		t.Fatalf("read greeting: %v", err)
+	}
+	// READY command: name, then Socket-Type property.
+	var body []byte
+	body = append(body, 5)
+	body = append(body, "READY"...)
+	body = append(body, 11)
+	body = append(body, "Socket-Type"...)
+	body = binary.BigEndian.AppendUint32(body, uint32(len(socketType)))
+	body = append(body, socketType...)
+	if _, err := c.Write(append([]byte{0x04, byte(len(body))}, body...)); err != nil {
+		t.Fatal(err)
+	}
+	h := make([]byte, 2)
+	if _, err := io.ReadFull(c, h); err != nil || h[0]&0x04 == 0 {
+		t.Fatalf("read READY header %x: %v", h, err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, h[1])); err != nil {
+		t.Fatalf("read READY: %v", err)
+	}
+}
