@@ -1,0 +1,117 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/rsyslog-zmq/relay/internal/config"
+	"github.com/rsyslog-zmq/relay/internal/input"
+	"github.com/rsyslog-zmq/relay/internal/output"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// newInput builds (but does not start) the input c describes.
+func newInput(c config.Input, log *slog.Logger) (input.Input, error) {
+	switch c.Type {
+	case config.InputSyslog:
+		sc := input.SyslogConfig{
+			Name:           c.Name,
+			Listen:         c.Listen,
+			MaxMessageSize: int(c.MaxMessageSize),
+			MaxConnections: c.MaxConnections,
+			IdleTimeout:    c.IdleTimeout,
+		}
+		if c.TLS != nil {
+			t, err := input.LoadTLS(c.TLS.Cert, c.TLS.Key, c.TLS.ClientCA, c.TLS.ClientAuth)
+			if err != nil {
+				return nil, fmt.Errorf("input %q: %w", c.Name, err)
+			}
+			sc.TLS = t
+		}
+		return input.NewSyslog(sc, log)
+	case config.InputZMQ:
+		sec, err := plainSecurity(c.Plain, len(c.Bind) > 0)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", c.Name, err)
+		}
+		return input.NewZMQ(input.ZMQConfig{
+			Name:           c.Name,
+			Bind:           c.Bind,
+			Connect:        c.Connect,
+			HWM:            c.HWM,
+			MaxMessageSize: int64(c.MaxMessageSize),
+			Security:       sec,
+			// A two-frame message [stream, payload] sets the stream, as
+			// omzmq-bridge --topic sends it.
+			StreamFrame: true,
+		}, log)
+	}
+	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog or zmq", c.Name, c.Type)
+}
+
+// newOutput builds the output c describes and sets up its endpoints.
+func newOutput(c config.Output, log *slog.Logger) (output.Output, error) {
+	format, err := output.ParseFormat(c.Format)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", c.Name, err)
+	}
+	sec, err := plainSecurity(c.Plain, len(c.Bind) > 0)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", c.Name, err)
+	}
+	return output.NewZMQ(output.ZMQConfig{
+		Name:    c.Name,
+		Socket:  c.Socket,
+		Bind:    c.Bind,
+		Connect: c.Connect,
+		Format:  format,
+		Options: zmq.Options{
+			HWM:          c.HWM,
+			MaxMsgSize:   int64(c.MaxMessageSize),
+			HeartbeatIvl: c.Heartbeat,
+			Security:     sec,
+		},
+	}, log)
+}
+
+// plainSecurity maps a PLAIN section onto the socket's side: a binding
+// socket checks credentials, a connecting one presents them.
+func plainSecurity(p *config.Plain, server bool) (zmq.Security, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if !server {
+		return zmq.PlainClient(p.Username, p.Password), nil
+	}
+	users := map[string]string{}
+	if p.Username != "" {
+		users[p.Username] = p.Password
+	}
+	if p.UsersFile != "" {
+		data, err := os.ReadFile(p.UsersFile)
+		if err != nil {
+			return nil, fmt.Errorf("plain users_file: %w", err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || line[0] == '#' {
+				continue
+			}
+			u, pw, ok := strings.Cut(line, ":")
+			if !ok {
+				return nil, fmt.Errorf("plain users_file %s:%d: want user:password", p.UsersFile, n)
+			}
+			users[u] = pw
+		}
+	}
+	return zmq.PlainServer(func(user, pass string) bool {
+		want, ok := users[user]
+		return ok && subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1
+	}), nil
+}

@@ -1,0 +1,168 @@
+package relay
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// maxStreamLabels bounds the per-stream series: a json: or regex: stream
+// field could otherwise create one series per distinct value.
+const maxStreamLabels = 1000
+
+// otherStream labels the events of streams beyond maxStreamLabels.
+const otherStream = "_other"
+
+// metrics exports the relay's counters. Inputs, outputs and sockets keep
+// their own atomic counters; a collector reads them at scrape time, so the
+// hot path never touches Prometheus except for the per-stream counter.
+type metrics struct {
+	r        *Relay
+	events   *prometheus.CounterVec
+	streams  sync.Map // stream → prometheus.Counter
+	nstreams atomic.Int32
+	reloadOK prometheus.Gauge
+	reloadTS prometheus.Gauge
+}
+
+func newMetrics(r *Relay) *metrics {
+	m := &metrics{
+		r: r,
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_stream_events_total",
+			Help: "Events routed, by stream type (streams past the first 1000 count as _other).",
+		}, []string{"stream"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_config_last_reload_successful",
+			Help: "Whether the last configuration reload succeeded (1) or not (0).",
+		}),
+		reloadTS: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last applied successfully.",
+		}),
+	}
+	m.reloadOK.Set(1)
+	m.reloadTS.SetToCurrentTime()
+	r.reg.MustRegister(m.events, m.reloadOK, m.reloadTS, m,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// streamEvents returns the counter of one stream, memoised.
+func (m *metrics) streamEvents(stream string) prometheus.Counter {
+	if c, ok := m.streams.Load(stream); ok {
+		return c.(prometheus.Counter)
+	}
+	if m.nstreams.Load() >= maxStreamLabels {
+		return m.events.WithLabelValues(otherStream)
+	}
+	c := m.events.WithLabelValues(stream)
+	if _, loaded := m.streams.LoadOrStore(stream, c); !loaded {
+		m.nstreams.Add(1)
+	}
+	return c
+}
+
+func (m *metrics) reloads(ok bool) {
+	if ok {
+		m.reloadOK.Set(1)
+		m.reloadTS.SetToCurrentTime()
+	} else {
+		m.reloadOK.Set(0)
+	}
+}
+
+var (
+	descIn = func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("relay_input_"+name, help, []string{"input"}, nil)
+	}
+	inReceived   = descIn("received_total", "Events received.")
+	inBytes      = descIn("received_bytes_total", "Payload bytes of the events received.")
+	inMalformed  = descIn("malformed_total", "Frames or messages that could not be framed or had too many parts.")
+	inOversize   = descIn("oversize_total", "Messages over max_message_size, discarded.")
+	inReadErrors = descIn("read_errors_total", "Connections ended by an error other than EOF or shutdown.")
+	inKernDrops  = descIn("kernel_drops_total", "Datagrams the kernel dropped because the receive buffer was full (UDP).")
+	inConns      = descIn("connections", "Connections (ZeroMQ: peers) open now.")
+	inConnsTotal = descIn("connections_total", "Connections accepted.")
+	inRefused    = descIn("connections_refused_total", "Connections refused over max_connections.")
+	inHSErrors   = descIn("handshake_errors_total", "Failed TLS (ZeroMQ: ZMTP) handshakes.")
+	inBlocked    = descIn("blocked_seconds_total", "Time the input waited for the outputs to take its events (backpressure).")
+
+	descOut = func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("relay_output_"+name, help, []string{"output"}, nil)
+	}
+	outSent    = descOut("sent_total", "Events handed to the output's socket.")
+	outDropped = descOut("dropped_total", "Events dropped (PUB: per slow subscriber; any output: failures).")
+	outBlocked = descOut("blocked_seconds_total", "Time spent waiting for a peer with room (PUSH backpressure).")
+	outQueue   = descOut("queue_depth", "Messages queued for peers now.")
+	outPeers   = descOut("peers", "Peers connected now.")
+	outDrops   = prometheus.NewDesc("relay_output_socket_drops_total", "Socket-level drops by reason.", []string{"output", "reason"}, nil)
+	outHSFail  = descOut("handshake_failures_total", "ZeroMQ handshakes that failed or timed out.")
+	outOversz  = descOut("oversize_total", "Peers disconnected for sending a message over the size limit.")
+
+	tapClients = prometheus.NewDesc("relay_tap_clients", "Websocket tap clients connected now.", nil, nil)
+	tapSent    = prometheus.NewDesc("relay_tap_sent_total", "Events written to websocket tap clients.", nil, nil)
+	tapDropped = prometheus.NewDesc("relay_tap_dropped_total", "Events dropped because a tap client's queue was full.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
+		outSent, outDropped, outBlocked, outQueue, outPeers, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads every component's
+// counters at scrape time.
+func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	r := m.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for name, ri := range r.inputs {
+		s := ri.in.Stats()
+		counter(inReceived, float64(s.Received), name)
+		counter(inBytes, float64(s.Bytes), name)
+		counter(inMalformed, float64(s.Malformed), name)
+		counter(inOversize, float64(s.Oversize), name)
+		counter(inReadErrors, float64(s.ReadErrors), name)
+		counter(inKernDrops, float64(s.KernelDrops), name)
+		gauge(inConns, float64(s.Connections), name)
+		counter(inConnsTotal, float64(s.ConnectionsTotal), name)
+		counter(inRefused, float64(s.ConnectionsRefused), name)
+		counter(inHSErrors, float64(s.HandshakeErrors), name)
+		counter(inBlocked, s.HandlerBlocked.Seconds(), name)
+	}
+	for name, ro := range r.outputs {
+		s := ro.out.Stats()
+		counter(outSent, float64(s.Sent), name)
+		counter(outDropped, float64(s.Dropped), name)
+		counter(outBlocked, s.Blocked.Seconds(), name)
+		gauge(outQueue, float64(s.Queued), name)
+		gauge(outPeers, float64(s.Peers), name)
+		if so, ok := ro.out.(interface{ Socket() zmq.Stats }); ok {
+			ss := so.Socket()
+			for reason, n := range ss.Drops {
+				counter(outDrops, float64(n), name, reason)
+			}
+			counter(outHSFail, float64(ss.HandshakeFailures), name)
+			counter(outOversz, float64(ss.Oversize), name)
+		}
+	}
+	if r.hub != nil {
+		s := r.hub.Stats()
+		gauge(tapClients, float64(s.Clients))
+		counter(tapSent, float64(s.Sent))
+		counter(tapDropped, float64(s.Dropped))
+	}
+}

@@ -1,0 +1,485 @@
+// Package relay assembles the relay: inputs feed a router, which derives
+// each event's stream, publishes it to the taps and writes it to the
+// outputs that take its stream. It also serves HTTP (/healthz, /metrics,
+// /v1/tap and the web page), reloads its configuration and drains on
+// shutdown.
+//
+// Reload keeps what did not change: an input or output whose configuration
+// is identical keeps its listeners, connections and queues. The routing
+// state (table and outputs) is one immutable generation, swapped
+// atomically; a retired generation's outputs are closed only once no batch
+// is still using them.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rsyslog-zmq/relay/internal/config"
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/input"
+	"github.com/rsyslog-zmq/relay/internal/output"
+	"github.com/rsyslog-zmq/relay/internal/route"
+	"github.com/rsyslog-zmq/relay/internal/tap"
+)
+
+// Relay is a running relay. Create it with New, then Start; Reload and
+// Shutdown may be called from any goroutine.
+type Relay struct {
+	log *slog.Logger
+	reg *prometheus.Registry
+	met *metrics
+
+	mu      sync.Mutex // serialises Start, Reload and Shutdown
+	cfg     *config.Config
+	inputs  map[string]*runningInput
+	outputs map[string]*runningOutput
+	gen     atomic.Pointer[generation]
+	hub     *tap.Hub
+	httpSrv *http.Server
+	httpLn  net.Listener
+
+	ready atomic.Bool
+	down  atomic.Bool
+	// ctx is cancelled when a drain runs out of time: writes still blocked
+	// on a full PUSH output give up then.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type runningInput struct {
+	cfg config.Input
+	in  input.Input
+}
+
+type runningOutput struct {
+	cfg config.Output
+	out output.Output
+}
+
+// generation is one immutable routing state.
+type generation struct {
+	table    *route.Table
+	outs     []output.Output // parallel to table.Targets()
+	inflight atomic.Int64    // batches routing through this generation now
+}
+
+// New validates cfg and prepares a relay; nothing listens until Start.
+func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Relay{
+		log:     log,
+		reg:     prometheus.NewRegistry(),
+		cfg:     cfg,
+		inputs:  map[string]*runningInput{},
+		outputs: map[string]*runningOutput{},
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.met = newMetrics(r)
+	return r, nil
+}
+
+// Registry returns the Prometheus registry /metrics serves.
+func (r *Relay) Registry() *prometheus.Registry { return r.reg }
+
+// Ready reports whether every input and output is set up.
+func (r *Relay) Ready() bool { return r.ready.Load() && !r.down.Load() }
+
+// Start sets up outputs, the routing table, the tap hub, inputs and HTTP,
+// in that order, so no event arrives before it has somewhere to go. On
+// error, whatever was started is stopped again.
+func (r *Relay) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg := r.cfg
+	token, err := readToken(cfg.HTTP.TapTokenFile)
+	if err != nil {
+		return err
+	}
+	r.hub = tap.NewHub(tap.HubConfig{Token: token, MaxClients: cfg.HTTP.TapMaxClients, QueueLen: cfg.HTTP.TapQueue}, r.log.With("component", "tap"))
+	for _, oc := range cfg.Outputs {
+		out, err := newOutput(oc, r.log)
+		if err != nil {
+			r.stopAll(context.Background())
+			return err
+		}
+		r.outputs[oc.Name] = &runningOutput{cfg: oc, out: out}
+	}
+	gen, err := r.newGeneration(cfg)
+	if err != nil {
+		r.stopAll(context.Background())
+		return err
+	}
+	r.gen.Store(gen)
+	for _, ic := range cfg.Inputs {
+		if err := r.startInput(ic); err != nil {
+			r.stopAll(context.Background())
+			return err
+		}
+	}
+	if err := r.startHTTP(cfg.HTTP); err != nil {
+		r.stopAll(context.Background())
+		return err
+	}
+	r.ready.Store(true)
+	r.log.Info("relay started", "inputs", len(cfg.Inputs), "outputs", len(cfg.Outputs), "http", cfg.HTTP.Listen)
+	return nil
+}
+
+func (r *Relay) startInput(ic config.Input) error {
+	in, err := newInput(ic, r.log)
+	if err != nil {
+		return err
+	}
+	if err := in.Start(r.handle); err != nil {
+		return fmt.Errorf("input %q: %w", ic.Name, err)
+	}
+	r.inputs[ic.Name] = &runningInput{cfg: ic, in: in}
+	return nil
+}
+
+// newGeneration builds a routing table over the running outputs, in
+// configuration order.
+func (r *Relay) newGeneration(cfg *config.Config) (*generation, error) {
+	targets := make([]route.Target, len(cfg.Outputs))
+	outs := make([]output.Output, len(cfg.Outputs))
+	for i, oc := range cfg.Outputs {
+		targets[i] = route.Target{Name: oc.Name, Streams: oc.Streams}
+		outs[i] = r.outputs[oc.Name].out
+	}
+	table, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets)
+	if err != nil {
+		return nil, err
+	}
+	return &generation{table: table, outs: outs}, nil
+}
+
+// handle is every input's Handler: it derives streams, feeds the taps and
+// writes each output its share of the batch. A full PUSH output blocks it,
+// which is the backpressure that stops the input reading.
+func (r *Relay) handle(batch []*event.Event) {
+	gen := r.enter()
+	defer gen.inflight.Add(-1)
+	per := make([][]*event.Event, len(gen.outs))
+	var last string
+	var lastIdx []int
+	var run uint64
+	for _, e := range batch {
+		s := gen.table.Stream(e)
+		if s != last || lastIdx == nil {
+			if run > 0 {
+				r.met.streamEvents(last).Add(float64(run))
+			}
+			last, lastIdx, run = s, gen.table.Match(s), 0
+		}
+		run++
+		for _, i := range lastIdx {
+			per[i] = append(per[i], e)
+		}
+		r.hub.Publish(e)
+	}
+	if run > 0 {
+		r.met.streamEvents(last).Add(float64(run))
+	}
+	for i, evs := range per {
+		if len(evs) == 0 {
+			continue
+		}
+		if err := gen.outs[i].Write(r.ctx, evs); err != nil {
+			r.log.Warn("output write failed", "output", gen.table.Targets()[i].Name, "err", err)
+		}
+	}
+}
+
+// enter pins the current generation for one batch. The re-check after the
+// increment guarantees a retired generation is never entered once Reload
+// has seen its count reach zero.
+func (r *Relay) enter() *generation {
+	for {
+		gen := r.gen.Load()
+		gen.inflight.Add(1)
+		if r.gen.Load() == gen {
+			return gen
+		}
+		gen.inflight.Add(-1)
+	}
+}
+
+// retire waits until no batch uses gen, or until timeout.
+func retire(gen *generation, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for gen.inflight.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// Reload applies cfg: inputs and outputs whose configuration is unchanged
+// keep running with their connections; changed ones are replaced; removed
+// ones are stopped after draining. If cfg cannot be applied, the relay keeps
+// running with what it had, and the error says why.
+func (r *Relay) Reload(cfg *config.Config) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down.Load() {
+		return errors.New("reload: relay is shutting down")
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if !reflect.DeepEqual(cfg.HTTP, r.cfg.HTTP) {
+		return errors.New("reload: the http section cannot change at runtime; restart the relay to apply it")
+	}
+	// Check the new routing before touching anything.
+	if _, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, nil); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+
+	// Outputs: keep unchanged ones; close changed and removed ones once the
+	// old generation is idle, so a rebind of the same endpoint succeeds.
+	want := map[string]config.Output{}
+	for _, oc := range cfg.Outputs {
+		want[oc.Name] = oc
+	}
+	var retiring []*runningOutput
+	for name, ro := range r.outputs {
+		if oc, ok := want[name]; !ok || !reflect.DeepEqual(oc, ro.cfg) {
+			retiring = append(retiring, ro)
+		}
+	}
+	old := r.gen.Load()
+	gates := map[string]*gate{}
+	if len(retiring) > 0 {
+		// Park the routers' writes to changed outputs while they are
+		// swapped: a gate in each one's place holds writes (backpressure,
+		// as for a full PUSH) until the replacement is up, so a rebind of
+		// the same endpoint succeeds and nothing is lost.
+		gated := &generation{table: old.table, outs: make([]output.Output, len(old.outs))}
+		copy(gated.outs, old.outs)
+		for _, ro := range retiring {
+			gates[ro.cfg.Name] = newGate(ro.cfg.Name)
+		}
+		for i, t := range old.table.Targets() {
+			if g, ok := gates[t.Name]; ok {
+				gated.outs[i] = g
+			}
+		}
+		r.gen.Store(gated)
+		if !retire(old, r.cfg.DrainTimeout) {
+			r.log.Warn("reload: batches still writing to retired outputs after drain_timeout; closing them anyway")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
+		for _, ro := range retiring {
+			if err := ro.out.Close(ctx); err != nil {
+				r.log.Warn("reload: closing output", "output", ro.cfg.Name, "err", err)
+			}
+			delete(r.outputs, ro.cfg.Name)
+		}
+		cancel()
+	}
+	var failed error
+	for _, oc := range cfg.Outputs {
+		if _, ok := r.outputs[oc.Name]; ok {
+			continue
+		}
+		out, err := newOutput(oc, r.log)
+		if err != nil {
+			failed = errors.Join(failed, err)
+			continue
+		}
+		r.outputs[oc.Name] = &runningOutput{cfg: oc, out: out}
+	}
+	gen, err := r.newGenerationPartial(cfg)
+	if err != nil {
+		failed = errors.Join(failed, err)
+		gen = old
+	}
+	r.gen.Store(gen)
+	for name, g := range gates {
+		var next output.Output
+		if ro, ok := r.outputs[name]; ok {
+			next = ro.out
+		}
+		g.open(next)
+	}
+
+	// Inputs: stop changed and removed ones, start changed and new ones.
+	wantIn := map[string]config.Input{}
+	for _, ic := range cfg.Inputs {
+		wantIn[ic.Name] = ic
+	}
+	for name, ri := range r.inputs {
+		if ic, ok := wantIn[name]; !ok || !reflect.DeepEqual(ic, ri.cfg) {
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
+			if err := ri.in.Stop(ctx); err != nil {
+				r.log.Warn("reload: stopping input", "input", name, "err", err)
+			}
+			cancel()
+			delete(r.inputs, name)
+		}
+	}
+	for _, ic := range cfg.Inputs {
+		if _, ok := r.inputs[ic.Name]; ok {
+			continue
+		}
+		if err := r.startInput(ic); err != nil {
+			failed = errors.Join(failed, err)
+		}
+	}
+	r.cfg = cfg
+	r.met.reloads(failed == nil)
+	if failed != nil {
+		return fmt.Errorf("reload: applied in part: %w", failed)
+	}
+	r.log.Info("configuration reloaded", "inputs", len(r.inputs), "outputs", len(r.outputs))
+	return nil
+}
+
+// newGenerationPartial is newGeneration for a reload where some outputs
+// may have failed to start.
+func (r *Relay) newGenerationPartial(cfg *config.Config) (*generation, error) {
+	targets := make([]route.Target, len(cfg.Outputs))
+	outs := make([]output.Output, len(cfg.Outputs))
+	for i, oc := range cfg.Outputs {
+		targets[i] = route.Target{Name: oc.Name, Streams: oc.Streams}
+		if ro, ok := r.outputs[oc.Name]; ok {
+			outs[i] = ro.out
+		} else {
+			// It failed to start: its events fail (counted, logged) until
+			// a reload brings it up.
+			g := newGate(oc.Name)
+			g.open(nil)
+			outs[i] = g
+		}
+	}
+	table, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets)
+	if err != nil {
+		return nil, err
+	}
+	return &generation{table: table, outs: outs}, nil
+}
+
+// Shutdown stops accepting, hands what inputs already read to the outputs,
+// and flushes the outputs within the configured drain_timeout (or ctx,
+// whichever ends first). It is safe to call more than once.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down.Swap(true) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
+	defer cancel()
+	// Writes blocked on a PUSH with no room give up when the drain time is up.
+	stop := context.AfterFunc(ctx, r.cancel)
+	defer stop()
+	err := r.stopAll(ctx)
+	r.log.Info("relay stopped", "err", err)
+	return err
+}
+
+// stopAll stops inputs first (they hand over what they read), then the
+// outputs (they flush), then taps and HTTP.
+func (r *Relay) stopAll(ctx context.Context) error {
+	r.ready.Store(false)
+	var errs error
+	for name, ri := range r.inputs {
+		if err := ri.in.Stop(ctx); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("input %q: %w", name, err))
+		}
+	}
+	if gen := r.gen.Load(); gen != nil {
+		retire(gen, time.Until(deadlineOr(ctx, time.Second)))
+	}
+	for name, ro := range r.outputs {
+		if err := ro.out.Close(ctx); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("output %q: %w", name, err))
+		}
+	}
+	if r.hub != nil {
+		r.hub.Close()
+	}
+	if r.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		r.httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	return errs
+}
+
+func deadlineOr(ctx context.Context, d time.Duration) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(d)
+}
+
+// readToken reads the tap bearer token; surrounding whitespace is ignored.
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("http.tap_token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("http.tap_token_file %s is empty; put the token in it", path)
+	}
+	return tok, nil
+}
+
+// Inputs returns the running inputs by name, for tests and metrics.
+func (r *Relay) Inputs() map[string]input.Input {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[string]input.Input, len(r.inputs))
+	for k, v := range r.inputs {
+		m[k] = v.in
+	}
+	return m
+}
+
+// HTTPAddr returns the HTTP listener's address, or nil when disabled.
+func (r *Relay) HTTPAddr() net.Addr {
+	if r.httpLn == nil {
+		return nil
+	}
+	return r.httpLn.Addr()
+}
+
+// OutputAddrs returns the addresses an output is bound to (port 0
+// resolved), for tests and tools.
+func (r *Relay) OutputAddrs(name string) []net.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ro, ok := r.outputs[name]
+	if !ok {
+		return nil
+	}
+	if a, ok := ro.out.(interface{ Addrs() []net.Addr }); ok {
+		return a.Addrs()
+	}
+	return nil
+}
