@@ -1,0 +1,178 @@
+package tap
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+)
+
+// Message is one event from a tap source.
+type Message struct {
+	// Event is the event, with Stream set when the source said it. For a
+	// JSON source, Raw is rebuilt as RFC 5424 from the JSON fields, so
+	// filters and fields work the same on both formats.
+	Event *event.Event
+	// JSON is the object as the source sent it, or nil for raw sources.
+	JSON []byte
+}
+
+// jsonEvent is the part of event.AppendJSON's schema a tap rebuilds an
+// event from.
+type jsonEvent struct {
+	Stream         string                       `json:"stream"`
+	Facility       *uint8                       `json:"facility"`
+	Severity       *uint8                       `json:"severity"`
+	Timestamp      string                       `json:"timestamp"`
+	Hostname       string                       `json:"hostname"`
+	AppName        string                       `json:"app_name"`
+	ProcID         string                       `json:"proc_id"`
+	MsgID          string                       `json:"msg_id"`
+	StructuredData map[string]map[string]string `json:"structured_data"`
+	Message        string                       `json:"message"`
+	Input          string                       `json:"input"`
+	Peer           string                       `json:"peer"`
+	Received       string                       `json:"received"`
+	Notice         string                       `json:"notice"`
+}
+
+// Notice is an in-band message from the hub.
+type Notice struct {
+	Notice  string            `json:"notice"`            // "dropped" or "rates"
+	Dropped uint64            `json:"dropped,omitempty"` // dropped: lost since the previous notice
+	Total   uint64            `json:"total,omitempty"`   // dropped: lost in all
+	Streams map[string]uint64 `json:"streams,omitempty"` // rates: events per stream in the interval
+	IvlMS   int64             `json:"interval_ms,omitempty"`
+}
+
+// isNotice reports whether a websocket message is a hub notice. Events
+// always start with {"stream":, so the prefix is enough.
+func isNotice(b []byte) bool { return bytes.HasPrefix(b, []byte(`{"notice":`)) }
+
+// Decode turns a source message into a Message: payload is a JSON object
+// (first byte '{') or a raw syslog message, topic the stream (the PUB
+// topic frame; empty from a websocket, where JSON carries the stream).
+// Decode keeps no reference to its arguments.
+func Decode(topic, payload []byte) (Message, error) {
+	if len(payload) > 0 && payload[0] == '{' {
+		var j jsonEvent
+		if err := json.Unmarshal(payload, &j); err != nil {
+			return Message{}, fmt.Errorf("decode JSON event: %w", err)
+		}
+		if j.Notice != "" {
+			return Message{}, fmt.Errorf("decode JSON event: a %q notice is not an event", j.Notice)
+		}
+		ev := event.New(rebuild(&j))
+		ev.Stream = j.Stream
+		if ev.Stream == "" {
+			ev.Stream = string(topic)
+		}
+		ev.Input, ev.Peer = j.Input, j.Peer
+		if t, err := time.Parse(time.RFC3339Nano, j.Received); err == nil {
+			ev.Received = t
+		}
+		return Message{Event: ev, JSON: bytes.Clone(payload)}, nil
+	}
+	ev := event.New(bytes.Clone(payload))
+	ev.Stream = string(topic)
+	return Message{Event: ev}, nil
+}
+
+// rebuild writes the JSON event's fields as an RFC 5424 message.
+func rebuild(j *jsonEvent) []byte {
+	b := make([]byte, 0, 64+len(j.Message))
+	if j.Facility != nil && j.Severity != nil && *j.Facility < 24 && *j.Severity < 8 {
+		b = append(b, '<')
+		b = strconv.AppendUint(b, uint64(*j.Facility)<<3|uint64(*j.Severity), 10)
+		b = append(b, '>')
+	} else {
+		b = append(b, "<13>"...) // user.notice, RFC 5424's default
+	}
+	b = append(b, '1', ' ')
+	ts := "-"
+	if _, err := time.Parse(time.RFC3339Nano, j.Timestamp); err == nil {
+		ts = j.Timestamp
+	}
+	b = append(b, ts...)
+	for _, f := range []struct {
+		v   string
+		max int
+	}{{j.Hostname, 255}, {j.AppName, 48}, {j.ProcID, 128}, {j.MsgID, 32}} {
+		b = append(b, ' ')
+		b = appendHeaderField(b, f.v, f.max)
+	}
+	b = append(b, ' ')
+	if len(j.StructuredData) == 0 {
+		b = append(b, '-')
+	}
+	for _, id := range slices.Sorted(mapKeys(j.StructuredData)) {
+		b = append(b, '[')
+		b = appendSDName(b, id)
+		params := j.StructuredData[id]
+		for _, p := range slices.Sorted(mapKeys(params)) {
+			b = append(b, ' ')
+			b = appendSDName(b, p)
+			b = append(b, '=', '"')
+			for i := 0; i < len(params[p]); i++ {
+				c := params[p][i]
+				if c == '"' || c == '\\' || c == ']' {
+					b = append(b, '\\')
+				}
+				b = append(b, c)
+			}
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	if j.Message != "" {
+		b = append(b, ' ')
+		b = append(b, j.Message...)
+	}
+	return b
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// appendHeaderField appends a header field as RFC 5424 allows it: printable
+// ASCII without spaces, at most max bytes, "-" when empty.
+func appendHeaderField(b []byte, v string, max int) []byte {
+	n := 0
+	for i := 0; i < len(v) && n < max; i++ {
+		if c := v[i]; c > ' ' && c < 0x7f {
+			b = append(b, c)
+			n++
+		}
+	}
+	if n == 0 {
+		b = append(b, '-')
+	}
+	return b
+}
+
+// appendSDName appends an SD-ID or PARAM-NAME without the characters
+// RFC 5424 forbids in them.
+func appendSDName(b []byte, v string) []byte {
+	n := 0
+	for i := 0; i < len(v) && n < 32; i++ {
+		if c := v[i]; c > ' ' && c < 0x7f && c != '=' && c != ']' && c != '"' {
+			b = append(b, c)
+			n++
+		}
+	}
+	if n == 0 {
+		b = append(b, '_')
+	}
+	return b
+}
