@@ -54,6 +54,16 @@ type dgramReader struct {
 
 const slabSize = 64 << 10
 
+// dgramBuf sizes the read buffer: the message limit plus its trailing LF,
+// but no more than the largest datagram the socket type can carry.
+func dgramBuf(pc net.PacketConn, maxMsg int) int {
+	n := maxMsg + 1
+	if _, ok := pc.(*net.UDPConn); ok {
+		return min(n, 1<<16)
+	}
+	return min(n, 4<<20) // unix datagrams are bounded by the sender's SO_SNDBUF
+}
+
 func (s *Syslog) serveDgram(pc net.PacketConn) {
 	defer s.wg.Done()
 	raw, err := pc.(syscall.Conn).SyscallConn()
@@ -63,7 +73,7 @@ func (s *Syslog) serveDgram(pc net.PacketConn) {
 	}
 	d := &dgramReader{
 		s:     s,
-		buf:   make([]byte, s.cfg.MaxMessageSize+1), // +1: room for the trailing LF
+		buf:   make([]byte, dgramBuf(pc, s.cfg.MaxMessageSize)),
 		oob:   make([]byte, syscall.CmsgSpace(4)),
 		batch: make([]*event.Event, 0, MaxBatch),
 	}

@@ -58,6 +58,8 @@ func (s *Syslog) serveConn(c net.Conn, isTLS bool) {
 	defer c.Close()
 
 	peer := c.RemoteAddr().String()
+	s.log.Debug("connection opened", "peer", peer, "local", c.LocalAddr().String())
+	defer s.log.Debug("connection closed", "peer", peer)
 	batch := make([]*event.Event, 0, MaxBatch)
 	batchBytes := 0
 	flush := func() {
@@ -75,8 +77,10 @@ func (s *Syslog) serveConn(c net.Conn, isTLS bool) {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			s.stats.handshakeErrors.Add(1)
-			s.warn.warn("tls handshake failed", "peer", peer, "err", err)
+			if !s.isStopping() {
+				s.stats.handshakeErrors.Add(1)
+				s.warn.warn("tls handshake failed", "peer", peer, "err", err)
+			}
 			return
 		}
 		r = tc

@@ -161,7 +161,7 @@ func (s *Syslog) Addrs() []net.Addr {
 func (s *Syslog) Start(h Handler) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
+	if s.started || s.stopping {
 		return fmt.Errorf("input %q: %w", s.cfg.Name, ErrStarted)
 	}
 	s.started = true
@@ -294,6 +294,12 @@ func (s *Syslog) track(c net.Conn) (ok, full bool) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	return true, false
+}
+
+func (s *Syslog) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }
 
 func (s *Syslog) untrack(c net.Conn) {
