@@ -1,0 +1,388 @@
+// Package cli is the tap command: it streams or summarises the events of a
+// relay, read from its PUB endpoint or its websocket.
+package cli
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/tap"
+)
+
+// Exit codes, documented in the help text.
+const (
+	ExitOK    = 0 // done: --limit reached, --for elapsed, interrupted, or the stream ended
+	ExitError = 1 // the source was lost (--no-reconnect) or output failed
+	ExitUsage = 2 // bad flags, filter or source URL
+	ExitAuth  = 3 // the relay refused the token
+)
+
+const usage = `tap: look at a relay's live event stream.
+
+Usage:
+  tap [flags] SOURCE          print events
+  tap stats [flags] SOURCE    live per-stream table; a summary on Ctrl-C
+
+SOURCE is a relay PUB endpoint (tcp://host:5556, ipc:///path) or the relay's
+websocket (ws://host:8080, wss://host:8443). Flags may follow SOURCE.
+
+Examples:
+  tap tcp://127.0.0.1:5556 --stream click --limit 100 --format json
+  tap ws://relay:8080 --stream 'web.*' --match severity=err --grep timeout
+  tap tcp://relay:5556 --sample 1/100 --for 10m -o sample.jsonl.gz
+  tap stats tcp://relay:5556 --unique sd:user@32473.id --top hostname
+  tap stats wss://relay:8443 --token-file /etc/relay/tap.token --interval 5s
+
+Fields (--match, --unique, --top): app-name, msgid, hostname, facility,
+severity, sd:ID.param, json:path, regex:EXPR.
+
+Exit codes: 0 done (limit, --for, Ctrl-C); 1 source lost with --no-reconnect
+or output error; 2 usage error; 3 token refused.
+
+Flags:
+`
+
+// strings is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+type options struct {
+	stats       bool
+	source      string
+	streams     stringList
+	matches     stringList
+	grep        string
+	format      string
+	limit       int64
+	dur         time.Duration
+	sample      string
+	out         string
+	noReconnect bool
+	token       string
+	tokenFile   string
+	unique      string
+	top         string
+	topK        int
+	interval    time.Duration
+	verbose     bool
+}
+
+// Main runs the tap command with args (without the program name) and
+// returns the exit code. ctx ends the run like Ctrl-C.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, code, err := parseArgs(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "tap: %v\nRun tap --help for the usage.\n", err)
+		return code
+	}
+	r, err := newRunner(o, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tap: %v\n", err)
+		return ExitUsage
+	}
+	defer r.consumer.Close()
+	if o.stats {
+		err = r.runStats(ctx)
+	} else {
+		err = r.runEvents(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tap: %v\n", err)
+		if errors.Is(err, tap.ErrUnauthorized) {
+			return ExitAuth
+		}
+		if errors.Is(err, tap.ErrBadFilter) {
+			return ExitUsage
+		}
+		return ExitError
+	}
+	return ExitOK
+}
+
+func parseArgs(args []string, stderr io.Writer) (*options, int, error) {
+	o := &options{}
+	if len(args) > 0 && args[0] == "stats" {
+		o.stats = true
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.Var(&o.streams, "stream", "stream glob, repeatable (pushed down as subscription prefixes or a websocket query)")
+	fs.Var(&o.matches, "match", "field=value, repeatable; all must hold")
+	fs.StringVar(&o.grep, "grep", "", "RE2 regexp on the raw message")
+	fs.StringVar(&o.format, "format", "", "raw, json or pretty (default: pretty on a terminal, json otherwise)")
+	fs.Int64Var(&o.limit, "limit", 0, "stop after N events (0: no limit)")
+	fs.DurationVar(&o.dur, "for", 0, "stop after this long, e.g. 30s, 10m (0: no limit)")
+	fs.StringVar(&o.sample, "sample", "", "keep one event in N: 1/N or N")
+	fs.StringVar(&o.out, "o", "", "write JSON lines to FILE (.gz compresses), with a progress line on a terminal")
+	fs.BoolVar(&o.noReconnect, "no-reconnect", false, "exit 1 when the source goes away instead of reconnecting")
+	fs.StringVar(&o.token, "token", "", "websocket tap token (prefer --token-file or $TAP_TOKEN)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the websocket tap token")
+	fs.StringVar(&o.unique, "unique", "", "stats: count distinct values of FIELD (HyperLogLog)")
+	fs.StringVar(&o.top, "top", "", "stats: most frequent values of FIELD")
+	fs.IntVar(&o.topK, "k", 3, "stats: how many --top values to show")
+	fs.DurationVar(&o.interval, "interval", time.Second, "stats: refresh interval")
+	fs.BoolVar(&o.verbose, "v", false, "log reconnects and notices to stderr")
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, ExitUsage, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) == 1 && pos[0] == "stats" && !o.stats {
+		return nil, ExitUsage, errors.New("tap stats needs a SOURCE, e.g. tap stats tcp://127.0.0.1:5556")
+	}
+	if len(pos) > 0 && pos[0] == "stats" && !o.stats {
+		o.stats, pos = true, pos[1:]
+	}
+	if len(pos) != 1 {
+		return nil, ExitUsage, fmt.Errorf("want one SOURCE (tcp://host:port or ws://host:port), got %d arguments %q", len(pos), pos)
+	}
+	o.source = pos[0]
+	switch o.format {
+	case "", "raw", "json", "pretty":
+	default:
+		return nil, ExitUsage, fmt.Errorf("--format %q: want raw, json or pretty", o.format)
+	}
+	if o.limit < 0 || o.dur < 0 || o.interval <= 0 || o.topK < 1 {
+		return nil, ExitUsage, errors.New("--limit and --for must not be negative, --interval and -k must be positive")
+	}
+	if o.out != "" && o.format != "" && o.format != "json" {
+		return nil, ExitUsage, fmt.Errorf("-o writes JSON lines; drop --format %s", o.format)
+	}
+	return o, ExitOK, nil
+}
+
+type runner struct {
+	o        *options
+	consumer *tap.Consumer
+	stdout   io.Writer
+	stderr   io.Writer
+	tty      bool // stdout is a terminal
+	errTTY   bool
+	uniq     event.Field
+	top      event.Field
+}
+
+func newRunner(o *options, stdout, stderr io.Writer) (*runner, error) {
+	sample, err := tap.ParseSample(o.sample)
+	if err != nil {
+		return nil, err
+	}
+	f, err := tap.NewFilter(o.streams, o.matches, o.grep, sample)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{o: o, stdout: stdout, stderr: stderr, tty: isTTY(stdout), errTTY: isTTY(stderr)}
+	if o.format == "" {
+		o.format = "json"
+		if r.tty && o.out == "" {
+			o.format = "pretty"
+		}
+	}
+	if o.unique != "" {
+		if r.uniq, err = event.ParseField(o.unique); err != nil {
+			return nil, fmt.Errorf("--unique: %w", err)
+		}
+	}
+	if o.top != "" {
+		if r.top, err = event.ParseField(o.top); err != nil {
+			return nil, fmt.Errorf("--top: %w", err)
+		}
+	}
+	token := o.token
+	if token == "" {
+		token = os.Getenv("TAP_TOKEN")
+	}
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	lvl := slog.LevelError
+	if o.verbose {
+		lvl = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	r.consumer, err = tap.NewConsumer(tap.ConsumerConfig{
+		Source:      o.source,
+		Filter:      f,
+		Raw:         o.format == "raw" && !o.stats && o.out == "",
+		Token:       token,
+		NoReconnect: o.noReconnect,
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// runEvents prints (or writes to -o) events until the limit, the duration,
+// ctx or an error.
+func (r *runner) runEvents(ctx context.Context) error {
+	if r.o.dur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.o.dur)
+		defer cancel()
+	}
+	var (
+		w      = bufio.NewWriterSize(r.stdout, 64<<10)
+		closer func() error
+	)
+	format := r.o.format
+	if r.o.out != "" {
+		f, err := os.Create(r.o.out)
+		if err != nil {
+			return fmt.Errorf("-o: %w", err)
+		}
+		var dst io.Writer = f
+		var gz *gzip.Writer
+		if strings.HasSuffix(r.o.out, ".gz") {
+			gz = gzip.NewWriter(f)
+			dst = gz
+		}
+		w = bufio.NewWriterSize(dst, 64<<10)
+		format = "json"
+		closer = func() error {
+			if gz != nil {
+				if err := gz.Close(); err != nil {
+					f.Close()
+					return err
+				}
+			}
+			return f.Close()
+		}
+	}
+	var (
+		mu      sync.Mutex // guards w against the flusher
+		n       int64
+		buf     []byte
+		done    = make(chan struct{})
+		flushed sync.WaitGroup
+	)
+	// Flush at least every 200ms so a slow stream shows up promptly, and
+	// draw the progress line.
+	flushed.Add(1)
+	go func() {
+		defer flushed.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		start, last, lastN := time.Now(), time.Now(), int64(0)
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				mu.Lock()
+				w.Flush()
+				cur := n
+				mu.Unlock()
+				if r.o.out != "" && r.errTTY && now.Sub(last) >= time.Second {
+					st := r.consumer.Stats()
+					fmt.Fprintf(r.stderr, "\r\033[K%d events  %.0f/s  %s  drops %d  %s",
+						cur, float64(cur-lastN)/now.Sub(last).Seconds(), human(st.Bytes), st.Dropped, now.Sub(start).Round(time.Second))
+					last, lastN = now, cur
+				}
+			}
+		}
+	}()
+	var runErr error
+	for r.o.limit == 0 || n < r.o.limit {
+		m, err := r.consumer.Recv(ctx)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				runErr = err
+			}
+			break
+		}
+		buf = buf[:0]
+		switch format {
+		case "raw":
+			buf = append(buf, m.Event.Raw...)
+		case "json":
+			if m.JSON != nil {
+				buf = append(buf, m.JSON...)
+			} else {
+				buf = m.Event.AppendJSON(buf)
+			}
+		case "pretty":
+			buf = appendPretty(buf, m.Event, r.tty)
+		}
+		buf = append(buf, '\n')
+		mu.Lock()
+		_, err = w.Write(buf)
+		n++
+		mu.Unlock()
+		if err != nil {
+			runErr = fmt.Errorf("write: %w", err)
+			break
+		}
+	}
+	close(done)
+	flushed.Wait()
+	if err := w.Flush(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("write: %w", err)
+	}
+	if closer != nil {
+		if err := closer(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("-o: %w", err)
+		}
+	}
+	if r.o.out != "" {
+		st := r.consumer.Stats()
+		if r.errTTY {
+			fmt.Fprint(r.stderr, "\r\033[K")
+		}
+		fmt.Fprintf(r.stderr, "tap: wrote %d events to %s (relay-reported drops %d)\n", n, r.o.out, st.Dropped)
+	}
+	return runErr
+}
+
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func human(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}
