@@ -2,6 +2,7 @@ package input
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -134,7 +135,7 @@ func (z *ZMQ) recvLoop(ctx context.Context, h Handler) {
 		clear(batch)
 		batch = batch[:0]
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !errors.Is(err, zmq.ErrClosed) {
 				z.log.Error("zeromq receive failed", "err", err)
 			}
 			return
@@ -160,9 +161,9 @@ func (z *ZMQ) add(batch []*event.Event, m zmq.Msg) []*event.Event {
 	return append(batch, e)
 }
 
-// Stop closes the socket and waits until every message already received
-// has been handed to the Handler, or ctx is done. Messages still queued
-// inside the socket are dropped with it. Safe to call more than once.
+// Stop closes the socket, then hands every message it had already
+// received to the Handler before returning, unless ctx is done first.
+// Safe to call more than once.
 func (z *ZMQ) Stop(ctx context.Context) error {
 	z.stopOnce.Do(func() {
 		z.mu.Lock()
@@ -172,15 +173,17 @@ func (z *ZMQ) Stop(ctx context.Context) error {
 		if !started {
 			return
 		}
-		z.cancel()
+		// A closed PULL stops reading from peers but still yields what
+		// it queued; recvLoop drains it and ends on ErrClosed.
+		z.pull.Close()
 		done := make(chan struct{})
 		go func() { z.wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
+			z.cancel()
 			z.stopErr = fmt.Errorf("input %q: stop: %w", z.cfg.Name, ctx.Err())
 		}
-		z.pull.Close()
 	})
 	return z.stopErr
 }

@@ -216,3 +216,32 @@ func zmtpHandshake(t *testing.T, c net.Conn, socketType string) {
 		t.Fatalf("read READY: %v", err)
 	}
 }
+
+// Stop hands over what the socket already queued.
+func TestZMQStopDrains(t *testing.T) {
+	pythonZMQ(t)
+	z, err := NewZMQ(ZMQConfig{Name: "ztest", Bind: []string{"tcp://127.0.0.1:0"}, StreamFrame: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	gate := c.block()
+	if err := z.Start(c.handle); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	out, err := exec.Command(python, "-c", pushScript, "connect", "tcp://"+z.Addrs()[0].String(), fmt.Sprint(n)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("libzmq PUSH: %v: %s", err, out)
+	}
+	waitFor(t, "socket received everything", 10*time.Second, func() bool { return z.pull.Stats().MsgsIn == 2*n+2 })
+	stopped := make(chan error)
+	go func() { stopped <- z.Stop(context.Background()) }()
+	close(gate)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if got := c.len(); got != 2*n+1 {
+		t.Errorf("%d events handed over by Stop, want %d", got, 2*n+1)
+	}
+}
