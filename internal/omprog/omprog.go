@@ -29,6 +29,9 @@ const (
 	DefaultKeepAlive  = time.Second
 	DefaultMaxWait    = 30 * time.Second
 	DefaultMaxLine    = 16 << 20
+	// DefaultCloseTimeout stays below omprog's closeTimeout (5s), after
+	// which rsyslog may kill the program.
+	DefaultCloseTimeout = 4 * time.Second
 )
 
 // Status lines of the protocol.
@@ -75,13 +78,17 @@ type Options struct {
 	// KeepAlive is the longest gap between keep-alive dots while a
 	// message waits for a peer; keep it well below omprog's confirmTimeout.
 	KeepAlive time.Duration
-	// MaxWait bounds the wait for a peer per message (and per commit's
-	// flush); then rsyslog gets an error line and retries from its queue.
-	// Negative waits forever. Ignored without Confirm: fire-and-forget
-	// has nobody to tell, so it waits forever.
+	// MaxWait bounds the wait for a peer per message; then rsyslog gets an
+	// error line and retries the message from its queue. Negative waits
+	// forever. Inside a transaction it applies only until the first
+	// message is handed off: failing later would make rsyslog resend the
+	// handed-off part (duplicates), so the rest waits as long as it takes.
+	// Ignored without Confirm: fire-and-forget has nobody to tell.
 	MaxWait time.Duration
 	// MaxLine is the longest line accepted, bytes.
 	MaxLine int
+	// CloseTimeout bounds the flush at end of input.
+	CloseTimeout time.Duration
 	// Logger gets the program's log (stderr under omprog); nil discards.
 	Logger *slog.Logger
 }
@@ -101,6 +108,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxLine <= 0 {
 		o.MaxLine = DefaultMaxLine
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = DefaultCloseTimeout
 	}
 	o.MaxLine = max(o.MaxLine, len(o.BeginMark), len(o.CommitMark)) // marks always fit
 	if o.Logger == nil {
@@ -127,6 +137,7 @@ type Server struct {
 
 	mu        sync.Mutex   // serialises writes to out: status lines and dots
 	busySince atomic.Int64 // unix nanos a wait started, 0 when idle
+	txHanded  int          // messages handed off in the open transaction
 
 	lines, messages, failed, oversize, commits, dots atomic.Uint64
 }
@@ -207,14 +218,16 @@ func (s *Server) handle(ctx context.Context, line []byte, tx bool) error {
 	if tx {
 		switch string(line) {
 		case s.opts.BeginMark:
+			s.txHanded = 0
 			if s.opts.Confirm {
 				return s.write(statusOK)
 			}
 			return nil
 		case s.opts.CommitMark:
-			err := s.wait(ctx, s.sink.Flush)
+			err := s.wait(ctx, s.sink.Flush, s.txHanded == 0)
 			if err == nil {
 				s.commits.Add(1)
+				s.txHanded = 0
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -226,7 +239,7 @@ func (s *Server) handle(ctx context.Context, line []byte, tx bool) error {
 		}
 	}
 	msg := bytes.Clone(line) // the sink owns what it is given
-	err := s.wait(ctx, func(ctx context.Context) error { return s.sink.Send(ctx, msg) })
+	err := s.wait(ctx, func(ctx context.Context) error { return s.sink.Send(ctx, msg) }, !tx || s.txHanded == 0)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -235,6 +248,9 @@ func (s *Server) handle(ctx context.Context, line []byte, tx bool) error {
 		s.opts.Logger.Warn("message not handed off; rsyslog retries it", "err", err)
 	} else {
 		s.messages.Add(1)
+		if tx {
+			s.txHanded++
+		}
 	}
 	return s.answer(tx, err)
 }
@@ -275,9 +291,10 @@ func errorLine(err error) string {
 }
 
 // wait runs fn, marking the server busy so the keep-alive loop writes dots,
-// and bounding it by MaxWait when rsyslog can be told about a failure.
-func (s *Server) wait(ctx context.Context, fn func(context.Context) error) error {
-	if !s.opts.Confirm || s.opts.MaxWait < 0 {
+// and bounding it by MaxWait when bounded is set and rsyslog can be told
+// about a failure.
+func (s *Server) wait(ctx context.Context, fn func(context.Context) error, bounded bool) error {
+	if !bounded || !s.opts.Confirm || s.opts.MaxWait < 0 {
 		s.busySince.Store(time.Now().UnixNano())
 		err := fn(ctx)
 		s.idle()
@@ -387,6 +404,8 @@ func (s *Server) skipLine(err error) ([]byte, error) {
 // flushAtEOF waits for the sink to push out what it holds: rsyslog closed
 // the pipe and gives us closeTimeout to finish.
 func (s *Server) flushAtEOF(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CloseTimeout)
+	defer cancel()
 	if err := s.sink.Flush(ctx); err != nil {
 		return fmt.Errorf("flush at end of input: %w", err)
 	}

@@ -375,3 +375,55 @@ func TestDetectConfirm(t *testing.T) {
 		t.Fatalf("pipe vs file: confirm = %v, %v; want true", got, err)
 	}
 }
+
+// deadlineSink records whether each call's ctx carried a deadline.
+type deadlineSink struct{ sends, flushes []bool }
+
+func (d *deadlineSink) Send(ctx context.Context, _ []byte) error {
+	_, ok := ctx.Deadline()
+	d.sends = append(d.sends, ok)
+	return nil
+}
+
+func (d *deadlineSink) Flush(ctx context.Context) error {
+	_, ok := ctx.Deadline()
+	d.flushes = append(d.flushes, ok)
+	return nil
+}
+
+// MaxWait bounds a message only while failing it cannot duplicate: outside
+// transactions, and inside one until its first message is handed off.
+func TestMaxWaitOnlyWhereFailingIsSafe(t *testing.T) {
+	d := &deadlineSink{}
+	serve(t, "BEGIN TRANSACTION\na\nb\nCOMMIT TRANSACTION\nBEGIN TRANSACTION\nCOMMIT TRANSACTION\n", d, Options{Confirm: true, MaxWait: time.Minute})
+	if want := []bool{true, false}; !equalBools(d.sends, want) {
+		t.Errorf("send deadlines = %v, want %v", d.sends, want)
+	}
+	// commit after handed-off messages: unbounded; empty commit: bounded;
+	// the flush at EOF has the close timeout.
+	if want := []bool{false, true, true}; !equalBools(d.flushes, want) {
+		t.Errorf("flush deadlines = %v, want %v", d.flushes, want)
+	}
+	d = &deadlineSink{}
+	serve(t, "a\nb\n", d, Options{Confirm: true, MaxWait: time.Minute})
+	if want := []bool{true, true}; !equalBools(d.sends, want) {
+		t.Errorf("without transactions: send deadlines = %v, want %v", d.sends, want)
+	}
+	d = &deadlineSink{}
+	serve(t, "a\n", d, Options{MaxWait: time.Minute})
+	if want := []bool{false}; !equalBools(d.sends, want) {
+		t.Errorf("fire-and-forget: send deadlines = %v, want %v", d.sends, want)
+	}
+}
+
+func equalBools(a, b []bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

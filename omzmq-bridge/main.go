@@ -1,0 +1,183 @@
+// Command omzmq-bridge is rsyslog's omprog companion: it reads messages
+// from rsyslog on stdin and publishes them to ZeroMQ, confirming each one
+// (or each transaction) only once it is handed off to a peer. See usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/omprog"
+)
+
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK    = 0 // end of input or SIGTERM/SIGINT, after flushing
+	exitIO    = 1 // stdin/stdout failed
+	exitUsage = 2 // bad command line or settings file
+	exitSetup = 3 // ZeroMQ endpoints could not be set up (e.g. bind failed)
+)
+
+const usage = `omzmq-bridge: publish rsyslog messages to ZeroMQ (rsyslog omprog companion)
+
+Usage:
+  omzmq-bridge --socket push|pub (--bind ENDPOINT | --connect ENDPOINT)...
+               [--topic NAME | --topic-from-field] [--hwm N] [options]
+  omzmq-bridge --relay ENDPOINT [--topic-from-field]
+
+Each stdin line is one message. Frames: [line]; with --topic NAME
+[NAME, line]; with --topic-from-field [first field, rest of line].
+--relay ENDPOINT is --socket push --connect ENDPOINT: the relay's ZeroMQ
+PULL input takes [stream, payload] and derives the stream from one frame.
+
+rsyslog action (omprog), e.g. in /etc/rsyslog.d/zmq.conf:
+
+  module(load="omprog")
+  template(name="bridge-line" type="string"
+           string="%programname% <%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %APP-NAME% %PROCID% %MSGID% %STRUCTURED-DATA% %msg%\n")
+  action(type="omprog" name="zmq-bridge"
+         binary="/usr/local/bin/omzmq-bridge --relay tcp://127.0.0.1:5555 --topic-from-field"
+         template="bridge-line"
+         confirmMessages="on" useTransactions="on" confirmTimeout="10000"
+         reportFailures="on" hup.signal="HUP"
+         output="/var/log/omzmq-bridge.log"
+         queue.type="LinkedList" queue.filename="zmq-bridge" queue.size="100000"
+         queue.maxDiskSpace="2g" queue.saveOnShutdown="on" queue.dequeueBatchSize="1024"
+         action.resumeRetryCount="-1" action.resumeInterval="1")
+
+Protocol (detected, override with --confirm/--transactions):
+  confirmMessages="on": OK once the endpoints are set up, then OK per
+    message only once it is queued to a peer within its HWM. While no peer
+    has room: a keep-alive "." every --keepalive, then after --max-wait an
+    "ERROR ..." line, so rsyslog suspends the action and retries the
+    message from its queue (action.resumeRetryCount="-1").
+  useTransactions="on": BEGIN -> OK, each message -> DEFER_COMMIT once
+    queued, COMMIT -> OK once every message is written to a peer's
+    connection (survives kill -9 of the bridge).
+  confirmMessages="off": fire-and-forget; blocks (backpressure through the
+    pipe) but rsyslog never learns of a loss.
+Signals: SIGHUP re-reads --config and reconnects; SIGTERM/SIGINT and end of
+input flush (up to --close-timeout) and exit. Logs go to stderr (omprog's
+output= file).
+
+Exit status: 0 done, 1 stdin/stdout error, 2 bad usage or settings file,
+3 ZeroMQ setup failed (e.g. endpoint in use).
+
+Options:
+  --socket push|pub       socket type (push)
+  --bind ENDPOINT         bind tcp://host:port or ipc:///path (repeatable)
+  --connect ENDPOINT      connect, reconnecting forever (repeatable)
+  --relay ENDPOINT        --socket push --connect ENDPOINT
+  --topic NAME            first frame of every message
+  --topic-from-field      first frame = first space-separated field of the line
+  --hwm N                 messages queued per peer (1000)
+  --confirm auto|on|off   answer rsyslog; auto: stdout is not stderr (auto)
+  --transactions auto|on|off  honour BEGIN/COMMIT marks; auto: first line (auto)
+  --begin-mark TEXT       omprog beginTransactionMark (BEGIN TRANSACTION)
+  --commit-mark TEXT      omprog commitTransactionMark (COMMIT TRANSACTION)
+  --keepalive D           longest gap between keep-alive dots (1s)
+  --max-wait D            wait for a peer this long, then ERROR; -1s: forever (30s)
+  --max-line N            longest line in bytes; longer ones are logged and dropped (16777216)
+  --close-timeout D       flush time on exit (4s; keep below omprog closeTimeout)
+  --config FILE           settings file: flags, one or more per line, # comments;
+                          re-read on SIGHUP (its endpoints replace the command line's)
+  --log-level L           debug, info, warn, error (info)
+  --version               print the version
+`
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	s, err := parseSettings(args, os.Stderr)
+	switch {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "omzmq-bridge: %v\nRun omzmq-bridge --help for the options.\n", err)
+		return exitUsage
+	case s.help:
+		_, _ = io.WriteString(os.Stdout, usage)
+		return exitOK
+	case s.version:
+		fmt.Println("omzmq-bridge", version)
+		return exitOK
+	}
+	level, _ := parseLevel(s.logLevel)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	confirm := s.confirm == "on"
+	if s.confirm == "auto" {
+		if confirm, err = omprog.DetectConfirm(os.Stdout, os.Stderr); err != nil {
+			log.Error("cannot tell whether rsyslog confirms messages; pass --confirm on|off", "err", err)
+			return exitUsage
+		}
+	}
+	b, err := newBridge(s, log)
+	if err != nil {
+		log.Error("ZeroMQ setup failed", "err", err)
+		return exitSetup
+	}
+
+	// A non-blocking stdin can be interrupted by a read deadline on SIGTERM.
+	in := os.Stdin
+	if err := syscall.SetNonblock(0, true); err == nil {
+		in = os.NewFile(0, "stdin")
+	}
+	srv := omprog.NewServer(in, os.Stdout, b, omprog.Options{
+		Confirm: confirm, Transactions: s.txMode(),
+		BeginMark: s.beginMark, CommitMark: s.commitMark,
+		KeepAlive: s.keepAlive, MaxWait: s.maxWait, MaxLine: s.maxLine,
+		CloseTimeout: s.closeTimeout, Logger: log,
+	})
+	log.Info("started", "version", version, "socket", s.socket, "bind", s.binds, "connect", s.connects,
+		"confirm", confirm, "transactions", s.transactions)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for sig := range sigs {
+			if sig != syscall.SIGHUP {
+				log.Info("stopping", "signal", sig.String())
+				cancel()
+				_ = in.SetReadDeadline(time.Now())
+				return
+			}
+			cur := s
+			next, err := parseSettings(args, os.Stderr)
+			if err != nil {
+				log.Error("SIGHUP: settings rejected, keeping the current ones", "err", err)
+				next = cur
+			}
+			if err := b.reload(next, cur, s.closeTimeout); err == nil {
+				s = next
+				log.Info("SIGHUP: reconnected", "socket", next.socket, "bind", next.binds, "connect", next.connects)
+			}
+		}
+	}()
+
+	err = srv.Serve(ctx)
+	code := exitOK
+	if err != nil && ctx.Err() == nil {
+		log.Error("stopped", "err", err)
+		code = exitIO
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), s.closeTimeout)
+	defer fcancel()
+	if ferr := b.close(fctx); ferr != nil && !errors.Is(ferr, context.Canceled) {
+		log.Warn("exit before every message was written", "err", ferr)
+	}
+	st, zs := srv.Stats(), b.stats()
+	log.Info("exit", "lines", st.Lines, "messages", st.Messages, "failed", st.Failed,
+		"oversize", st.Oversize, "transactions", st.Transactions, "keepalives", st.KeepAlives,
+		"zmq_out", zs.MsgsOut, "zmq_drops", zs.Drops)
+	return code
+}
