@@ -16,16 +16,29 @@
 //     "unix:///path", what rsyslog's omuxsock sends): one datagram is one
 //     message; one trailing LF is stripped. Datagrams already queued in the
 //     kernel are read back to back into one batch.
-//   - ZeroMQ PULL (bind and/or connect): a one-frame message is one event;
-//     a two-frame message is [stream, payload] and, with
+//   - ZeroMQ PULL (bind and/or connect, internal/zmq): a one-frame message
+//     is one event; a two-frame message is [stream, payload] and, with
 //     ZMQConfig.StreamFrame, sets Event.Stream, which the router then keeps
 //     instead of deriving one. Without StreamFrame the first of two frames
-//     is ignored. Three or more frames are malformed and counted.
+//     is ignored. Three or more frames are malformed and counted. Messages
+//     over MaxMessageSize are refused inside internal/zmq (the peer is
+//     disconnected before anything is allocated) and show in Stats.Oversize.
 //
 // Malformed and oversized messages are counted in [Stats] and logged at
 // most once a second per input (with the number of lines suppressed); the
 // connection resynchronises and nothing else is affected.
 //
-// Stop closes the listeners and the connections, then waits until every
-// event already read has been handed to the Handler.
+// The Handler is called from many goroutines at once (one per connection
+// or socket). Events carry Raw, Input, Peer (source address; empty for
+// unnamed unix senders and ZeroMQ) and Received (one clock reading per
+// batch).
+//
+// Half-open connections cost one goroutine and are reaped by the optional
+// idle timeout and TCP keepalive; Stop closes them like any other.
+//
+// Stop closes the listeners and the connections (ZeroMQ: the socket), then
+// waits until every event already read has been handed to the Handler.
+//
+// The datagram code uses Linux socket options (SO_RCVBUFFORCE,
+// SO_RXQ_OVFL, MSG_TRUNC).
 package input
