@@ -8,8 +8,8 @@ import (
 
 // fields renders a header for comparison.
 type fields struct {
-	Format                                  Format
-	PRI                                     int // -1: none
+	Format                                Format
+	PRI                                   int // -1: none
 	TS, Host, App, ProcID, MsgID, SD, Msg string
 }
 
