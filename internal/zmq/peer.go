@@ -25,6 +25,8 @@ type peer struct {
 	since    time.Time
 	q        *outq
 	done     chan struct{}
+	exited   chan struct{} // all its goroutines have returned
+	pipe     bool          // q belongs to a Dial endpoint and outlives the peer
 	once     sync.Once
 	err      error // why it closed; written once before done closes
 	refs     atomic.Int32
@@ -36,15 +38,21 @@ type peer struct {
 	drops                              atomic.Uint64 // PUB: queue full
 }
 
-func newPeer(s *socket, conn net.Conn, ep string) *peer {
+func newPeer(s *socket, conn net.Conn, ep string, pipe *outq) *peer {
+	q := pipe
+	if q == nil {
+		q = newOutq(s.opts.HWM)
+	}
 	p := &peer{
 		s:        s,
 		conn:     conn,
 		endpoint: ep,
 		remote:   conn.RemoteAddr().String(),
 		since:    time.Now(),
-		q:        newOutq(s.opts.HWM),
+		q:        q,
+		pipe:     pipe != nil,
 		done:     make(chan struct{}),
+		exited:   make(chan struct{}),
 	}
 	p.subs.Store(&subSet{})
 	return p

@@ -38,7 +38,41 @@ func NewPush(o Options) *Push {
 			}
 		}()
 	}
+	s.persist = true
+	s.onPark = func(q *outq, unparked <-chan struct{}) { go p.migrate(q, unparked) }
 	return p
+}
+
+// migrate moves messages out of a disconnected Dial pipe to connected
+// peers as they get room, until the pipe reconnects.
+func (p *Push) migrate(q *outq, unparked <-chan struct{}) {
+	defer p.wg.Done()
+	for {
+		ch := p.roomWait()
+		for {
+			if len(*p.list.Load()) == 0 {
+				break
+			}
+			m, ok := q.popFront()
+			if !ok {
+				break
+			}
+			if !p.tryConnected(m) {
+				q.unshift([]Msg{m})
+				break
+			}
+		}
+		select {
+		case <-ch:
+			p.roomDone()
+		case <-unparked:
+			p.roomDone()
+			return
+		case <-p.ctx.Done():
+			p.roomDone()
+			return
+		}
+	}
 }
 
 // Send queues m to the next peer in turn that has room. It blocks while
@@ -77,7 +111,21 @@ func (p *Push) send(ctx context.Context, m Msg) error {
 	}
 }
 
+// tryPush prefers connected peers; a disconnected Dial pipe with room
+// takes the message for its next connection.
 func (p *Push) tryPush(m Msg) bool {
+	if p.tryConnected(m) {
+		return true
+	}
+	for _, q := range *p.parked.Load() {
+		if q.push(m) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Push) tryConnected(m Msg) bool {
 	peers := *p.list.Load()
 	n := uint32(len(peers))
 	if n == 0 {

@@ -14,6 +14,8 @@ type outq struct {
 	hwm    int
 	closed bool
 	wake   chan struct{} // cap 1: the writer has work
+
+	unparked chan struct{} // Dial pipe: closed when it reconnects; socket.mu
 }
 
 func newOutq(hwm int) *outq {
@@ -97,6 +99,30 @@ func (q *outq) take(spare []Msg, ctrl []byte) ([]Msg, []byte) {
 	q.ctrl = q.ctrl[:0]
 	q.mu.Unlock()
 	return msgs, ctrl
+}
+
+// unshift puts ms back in front, past the HWM if need be: they were
+// accepted before anything still queued.
+func (q *outq) unshift(ms []Msg) {
+	q.mu.Lock()
+	q.ctrl = q.ctrl[:0] // commands belonged to the old connection
+	if len(ms) > 0 {
+		q.msgs = append(append(make([]Msg, 0, len(ms)+len(q.msgs)), ms...), q.msgs...)
+	}
+	q.mu.Unlock()
+}
+
+// popFront removes the oldest message.
+func (q *outq) popFront() (Msg, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.msgs) == 0 || q.closed {
+		return nil, false
+	}
+	m := q.msgs[0]
+	q.msgs[0] = nil
+	q.msgs = q.msgs[1:]
+	return m, true
 }
 
 func (q *outq) len() int {

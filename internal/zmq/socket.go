@@ -32,6 +32,8 @@ type socket struct {
 	retired   counters              // folded in from peers that are gone
 
 	list      atomic.Pointer[[]*peer] // connected peers, copy-on-write for Send
+	parked    atomic.Pointer[[]*outq] // PUSH: queues of Dial endpoints not connected now
+	persist   bool                    // PUSH: Dial endpoints keep their queue across reconnects
 	subFilter atomic.Pointer[subSet]  // SUB: current subscriptions
 
 	// per type behaviour
@@ -39,6 +41,7 @@ type socket struct {
 	handle   func(p *peer, m Msg)            // PUSH, PUB: data from a peer
 	onAttach func(p *peer)                   // under mu, before the peer starts
 	onOrphan func(p *peer, unsent []Msg)     // the peer's queue when it is gone
+	onPark   func(q *outq, unparked <-chan struct{})
 
 	// PUSH senders waiting for room
 	roomMu      sync.Mutex
@@ -75,6 +78,7 @@ func newSocket(typ zmq4.SocketType, o Options) *socket {
 		roomCh:  make(chan struct{}),
 	}
 	s.list.Store(&[]*peer{})
+	s.parked.Store(&[]*outq{})
 	return s
 }
 
@@ -117,8 +121,15 @@ func (s *socket) Dial(ep string) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	var pipe *outq
+	if s.persist {
+		// As libzmq without ZMQ_IMMEDIATE: the endpoint's queue exists
+		// from now on and keeps its messages across reconnects.
+		pipe = newOutq(s.opts.HWM)
+		s.parkLocked(pipe)
+	}
 	s.wg.Add(1)
-	go s.dialLoop(e)
+	go s.dialLoop(e, pipe)
 	return nil
 }
 
@@ -159,6 +170,11 @@ func (s *socket) Close() error {
 		p.close(ErrClosed)
 	}
 	s.wg.Wait()
+	for _, q := range *s.parked.Load() {
+		n := len(q.close())
+		s.stat.dropClosed.Add(uint64(n))
+		s.inflight.Add(-int64(n))
+	}
 	return nil
 }
 
@@ -193,7 +209,7 @@ func (s *socket) acceptLoop(l net.Listener, e endpoint) {
 		go func() {
 			defer s.wg.Done()
 			defer s.handshakes.Add(-1)
-			p, err := s.handshake(c, e.raw)
+			p, err := s.handshake(c, e.raw, nil)
 			if err != nil {
 				s.stat.handshakeFail.Add(1)
 				s.log.Info("handshake failed", "endpoint", e.raw, "remote", c.RemoteAddr().String(), "err", err)
@@ -204,7 +220,7 @@ func (s *socket) acceptLoop(l net.Listener, e endpoint) {
 	}
 }
 
-func (s *socket) dialLoop(e endpoint) {
+func (s *socket) dialLoop(e endpoint, pipe *outq) {
 	defer s.wg.Done()
 	backoff := s.opts.ReconnectMin
 	for attempt := 0; ; attempt++ {
@@ -215,13 +231,14 @@ func (s *socket) dialLoop(e endpoint) {
 		c, err := e.dial(s.ctx, &d)
 		if err != nil {
 			s.log.Debug("dial failed", "endpoint", e.raw, "err", err)
-		} else if p, err := s.handshake(c, e.raw); err != nil {
+		} else if p, err := s.handshake(c, e.raw, pipe); err != nil {
 			s.stat.handshakeFail.Add(1)
 			s.log.Info("handshake failed", "endpoint", e.raw, "err", err)
 		} else if s.attach(p) {
 			backoff = s.opts.ReconnectMin
+			// Wait for its writer too: the next connection reuses pipe.
 			select {
-			case <-p.done:
+			case <-p.exited:
 				s.log.Info("peer disconnected, reconnecting", "endpoint", e.raw, "err", p.err)
 			case <-s.ctx.Done():
 				return
@@ -241,7 +258,7 @@ func (s *socket) dialLoop(e endpoint) {
 // handshake runs zmq4's greeting and security handshake on c under a
 // deadline, behind the guard that refuses oversized frames, and contains
 // any panic zmq4 raises on hostile input. On failure c is closed.
-func (s *socket) handshake(c net.Conn, ep string) (p *peer, err error) {
+func (s *socket) handshake(c net.Conn, ep string, pipe *outq) (p *peer, err error) {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -272,7 +289,7 @@ func (s *socket) handshake(c net.Conn, ep string) (p *peer, err error) {
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
-	return newPeer(s, c, ep), nil
+	return newPeer(s, c, ep, pipe), nil
 }
 
 // attach makes a handshaken peer live; false if the socket closed.
@@ -284,6 +301,9 @@ func (s *socket) attach(p *peer) bool {
 		return false
 	}
 	s.peers[p] = struct{}{}
+	if p.pipe {
+		s.unparkLocked(p.q)
+	}
 	if s.onAttach != nil {
 		s.onAttach(p)
 	}
@@ -324,11 +344,24 @@ func (s *socket) retire(p *peer) {
 	s.retired.bytesOut += p.bytesOut.Load()
 	delete(s.peers, p)
 	s.mu.Unlock()
+	close(p.exited)
 	s.wg.Done()
 }
 
 // orphaned takes the messages a gone peer never wrote.
 func (s *socket) orphaned(p *peer, unsent []Msg) {
+	if p.pipe {
+		s.mu.Lock()
+		if !s.closed.Load() {
+			// Keep them for the next connection to the same endpoint.
+			p.q.unshift(unsent)
+			s.parkLocked(p.q)
+			s.mu.Unlock()
+			s.roomFreed()
+			return
+		}
+		s.mu.Unlock()
+	}
 	rest := p.q.close()
 	all := make([]Msg, 0, len(unsent)+len(rest))
 	all = append(append(all, unsent...), rest...)
@@ -368,4 +401,32 @@ func (s *socket) roomFreed() {
 	close(s.roomCh)
 	s.roomCh = make(chan struct{})
 	s.roomMu.Unlock()
+}
+
+// parkLocked lists q as a disconnected Dial pipe that Send may still fill.
+func (s *socket) parkLocked(q *outq) {
+	old := *s.parked.Load()
+	nl := append(append(make([]*outq, 0, len(old)+1), old...), q)
+	s.parked.Store(&nl)
+	q.unparked = make(chan struct{})
+	if s.onPark != nil {
+		s.wg.Add(1)
+		s.onPark(q, q.unparked)
+	}
+}
+
+// unparkLocked takes q off the parked list when its endpoint reconnects.
+func (s *socket) unparkLocked(q *outq) {
+	old := *s.parked.Load()
+	nl := make([]*outq, 0, len(old))
+	for _, o := range old {
+		if o != q {
+			nl = append(nl, o)
+		}
+	}
+	s.parked.Store(&nl)
+	if q.unparked != nil {
+		close(q.unparked)
+		q.unparked = nil
+	}
 }
