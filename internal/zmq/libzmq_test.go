@@ -222,4 +222,3 @@ func TestLibzmqPullRestarted(t *testing.T) {
 		}
 	}
 }
-
