@@ -1,0 +1,139 @@
+package output
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+func events(stream string, n int) []*event.Event {
+	out := make([]*event.Event, n)
+	for i := range out {
+		e := event.New(fmt.Appendf(nil, "<13>1 2026-11-22T05:00:00Z host %s - - - msg %d", stream, i))
+		e.Stream = stream
+		out[i] = e
+	}
+	return out
+}
+
+func TestPushRawOneFrame(t *testing.T) {
+	out, err := NewZMQ(ZMQConfig{Name: "w", Socket: "push", Bind: []string{"tcp://127.0.0.1:0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close(context.Background())
+	pull := zmq.NewPull(zmq.Options{})
+	defer pull.Close()
+	if err := pull.Dial("tcp://" + out.Addrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	batch := events("click", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := out.Write(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	for i := range batch {
+		m, err := pull.Recv(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if len(m) != 1 || string(m[0]) != string(batch[i].Raw) {
+			t.Fatalf("message %d = %q, want one frame %q", i, m, batch[i].Raw)
+		}
+	}
+	if s := out.Stats(); s.Sent != 100 || s.Dropped != 0 {
+		t.Fatalf("stats %+v, want 100 sent, 0 dropped", s)
+	}
+}
+
+func TestPushBlocksThenFailsWithCtxAndReleases(t *testing.T) {
+	out, err := NewZMQ(ZMQConfig{Name: "w", Socket: "push", Bind: []string{"tcp://127.0.0.1:0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close(context.Background())
+	var got error
+	fired := 0
+	h := event.NewHandoff(func(err error) { fired++; got = err })
+	batch := events("click", 3)
+	for _, e := range batch {
+		e.SetHandoff(h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	// No peer: Write must block until ctx ends, then fail every event.
+	if err := out.Write(ctx, batch); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write with no peer = %v, want deadline exceeded", err)
+	}
+	h.Release(nil)
+	if fired != 1 || !errors.Is(got, context.DeadlineExceeded) {
+		t.Fatalf("hand-off fired %d times with %v, want once with the deadline error", fired, got)
+	}
+	if s := out.Stats(); s.Dropped != 3 || s.Sent != 0 {
+		t.Fatalf("stats %+v, want 3 failed", s)
+	}
+}
+
+func TestPubJSONTwoFrames(t *testing.T) {
+	out, err := NewZMQ(ZMQConfig{Name: "taps", Socket: "pub", Format: JSON, Bind: []string{"tcp://127.0.0.1:0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close(context.Background())
+	sub := zmq.NewSub(zmq.Options{})
+	defer sub.Close()
+	sub.Subscribe("click")
+	if err := sub.Dial("tcp://" + out.Addrs()[0].String()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The subscription reaches the PUB asynchronously: publish until one arrives.
+	got := make(chan zmq.Msg, 1)
+	go func() {
+		m, err := sub.Recv(ctx)
+		if err == nil {
+			got <- m
+		}
+	}()
+	var m zmq.Msg
+	for m == nil {
+		if err := out.Write(ctx, append(events("impression", 1), events("click", 1)...)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m = <-got:
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("no message reached the subscriber")
+		}
+	}
+	if len(m) != 2 || string(m[0]) != "click" {
+		t.Fatalf("got %q, want [click, json]", m)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(m[1], &obj); err != nil {
+		t.Fatalf("payload is not JSON: %v: %s", err, m[1])
+	}
+	if obj["stream"] != "click" || obj["app_name"] != "click" {
+		t.Fatalf("JSON %v lacks stream/app_name click", obj)
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for in, want := range map[string]Format{"": Raw, "raw": Raw, "json": JSON} {
+		if got, err := ParseFormat(in); err != nil || got != want {
+			t.Errorf("ParseFormat(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseFormat("xml"); err == nil {
+		t.Error("xml accepted")
+	}
+}
