@@ -32,16 +32,15 @@ func (s *Syslog) acceptLoop(l net.Listener) {
 		}
 		backoff = 0
 		ok, full := s.track(c)
-		if !ok {
+		switch {
+		case full:
 			c.Close()
-			if full {
-				s.stats.connsRefused.Add(1)
-				s.warn.warn("connection refused: max_connections reached", "peer", c.RemoteAddr().String(), "max_connections", s.cfg.MaxConnections)
-			}
-			if !full {
-				return
-			}
+			s.stats.connsRefused.Add(1)
+			s.warn.warn("connection refused: max_connections reached", "peer", c.RemoteAddr().String(), "max_connections", s.cfg.MaxConnections)
 			continue
+		case !ok: // stopping
+			c.Close()
+			return
 		}
 		s.stats.connsTotal.Add(1)
 		s.stats.conns.Add(1)
