@@ -1,6 +1,7 @@
 package event
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,15 +64,43 @@ func (e *Event) Syslog() (syslog.Message, error) {
 	case FormatRFC5424:
 		m = rfc5424.NewParser(rfc5424.WithBestEffort())
 	case FormatForward:
-		m = rfc3164.NewMachine(rfc3164.WithBestEffort(), rfc3164.WithRFC3339(),
-			rfc3164.WithYear(rfc3164.CurrentYear{}))
+		// go-syslog's RFC 3164 machine rejects the fractional seconds of
+		// RSYSLOG_ForwardFormat; the header scan has the rest already.
+		msg, err := forwardMessage(e.Header())
+		return e.memo(msg, err)
 	default:
 		m = rfc3164.NewMachine(rfc3164.WithBestEffort(), rfc3164.WithYear(rfc3164.CurrentYear{}))
 	}
-	msg, err := m.Parse(e.Raw)
+	return e.memo(m.Parse(e.Raw))
+}
+
+func (e *Event) memo(msg syslog.Message, err error) (syslog.Message, error) {
 	p := &parsed{msg: msg, err: err}
 	if !e.full.CompareAndSwap(nil, p) {
 		p = e.full.Load()
 	}
 	return p.msg, p.err
+}
+
+// forwardMessage builds the go-syslog message of an RSYSLOG_ForwardFormat
+// header.
+func forwardMessage(h *Header) (*rfc3164.SyslogMessage, error) {
+	m := &rfc3164.SyslogMessage{}
+	if h.HasPRI {
+		m.ComputeFromPriority(h.PRI)
+	}
+	str := func(b []byte) *string {
+		if len(b) == 0 {
+			return nil
+		}
+		s := string(b)
+		return &s
+	}
+	m.Hostname, m.Appname, m.ProcID, m.Message = str(h.Hostname()), str(h.AppName()), str(h.ProcID()), str(h.Msg())
+	ts, err := time.Parse(time.RFC3339Nano, string(h.Timestamp()))
+	if err != nil {
+		return m, fmt.Errorf("forward format timestamp: %w", err)
+	}
+	m.Timestamp = &ts
+	return m, nil
 }

@@ -2,6 +2,7 @@ package event
 
 import (
 	"fmt"
+	"github.com/leodido/go-syslog/v4/rfc3164"
 	"strings"
 	"testing"
 )
@@ -132,5 +133,14 @@ func TestSyslogFullParse(t *testing.T) {
 	m, err = e3164.Syslog()
 	if err != nil || m == nil || !m.Valid() {
 		t.Fatalf("RFC 3164 parse: %v %v", m, err)
+	}
+	fwd := New([]byte(`<30>2026-11-22T05:06:07.123456+00:00 web1 sshd[4242]: Accepted`))
+	m, err = fwd.Syslog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := m.(*rfc3164.SyslogMessage)
+	if b.Timestamp == nil || b.Timestamp.Nanosecond() != 123456000 || *b.Appname != "sshd" || *b.ProcID != "4242" || *b.Message != "Accepted" {
+		t.Fatalf("forward format full parse: %+v", b)
 	}
 }
