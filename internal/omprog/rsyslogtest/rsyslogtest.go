@@ -437,3 +437,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Pid is rsyslogd's process id.
+func (r *Rsyslogd) Pid() int { return r.cmd.Process.Pid }
+
+// Children returns the ids of rsyslogd's child processes named comm (as
+// in /proc/PID/comm, at most 15 bytes), e.g. its omprog programs.
+func (r *Rsyslogd) Children(comm string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		j := strings.IndexByte(s, '(')
+		if i < 0 || j < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(r.Pid()) || s[j+1:i] != comm {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}

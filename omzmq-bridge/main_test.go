@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/omprog/rsyslogtest"
+)
+
+// bridgeBin is the omzmq-bridge binary built once for the tests.
+var bridgeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "omzmq-bridge-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bridgeBin = filepath.Join(dir, "omzmq-bridge")
+	if out, err := exec.Command("go", "build", "-o", bridgeBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build omzmq-bridge: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestSettings(t *testing.T) {
+	s, err := parseSettings([]string{"--relay", "tcp://127.0.0.1:5555", "--topic-from-field"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.socket != "push" || len(s.connects) != 1 || s.connects[0] != "tcp://127.0.0.1:5555" || !s.topicFromField {
+		t.Fatalf("--relay: %+v", s)
+	}
+	bad := [][]string{
+		{}, // no endpoint
+		{"--socket", "req", "--bind", "tcp://*:1"}, // unknown socket
+		{"--bind", "udp://x:1"},                    // not tcp/ipc
+		{"--bind", "tcp://*:1", "--topic", "a", "--topic-from-field"},
+		{"--bind", "tcp://*:1", "--hwm", "0"},
+		{"--bind", "tcp://*:1", "--confirm", "yes"},
+		{"--bind", "tcp://*:1", "--max-wait", "0s"},
+		{"--bind", "tcp://*:1", "--log-level", "loud"},
+		{"--bind", "tcp://*:1", "--config", "/nonexistent/file"},
+		{"--nope"},
+	}
+	for _, args := range bad {
+		if _, err := parseSettings(args, io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%q: err = %v, want ErrUsage", args, err)
+		}
+	}
+}
+
+func TestSettingsFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "bridge.flags")
+	if err := os.WriteFile(f, []byte("# comment\n--connect tcp://10.0.0.1:1 --connect tcp://10.0.0.2:1\n--hwm 50 # inline\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseSettings([]string{"--connect", "tcp://127.0.0.1:9", "--hwm", "7", "--config", f}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.hwm != 50 || strings.Join(s.connects, ",") != "tcp://10.0.0.1:1,tcp://10.0.0.2:1" {
+		t.Fatalf("file must win and replace endpoints: hwm=%d connects=%v", s.hwm, s.connects)
+	}
+	if err := os.WriteFile(f, []byte("--hwm 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = parseSettings([]string{"--connect", "tcp://127.0.0.1:9", "--config", f}, io.Discard)
+	if err != nil || s.hwm != 3 || len(s.connects) != 1 {
+		t.Fatalf("a file without endpoints keeps the command line's: %+v, %v", s, err)
+	}
+}
+
+func TestFraming(t *testing.T) {
+	tests := []struct {
+		snd  sender
+		line string
+		want []string
+	}{
+		{sender{}, "a b", []string{"a b"}},
+		{sender{topic: []byte("t")}, "a b", []string{"t", "a b"}},
+		{sender{topicFromField: true}, "impression <14>1 x", []string{"impression", "<14>1 x"}},
+		{sender{topicFromField: true}, "lonely", []string{"lonely", ""}},
+		{sender{topicFromField: true}, " lead", []string{"", "lead"}},
+	}
+	for _, tc := range tests {
+		m := tc.snd.msg([]byte(tc.line))
+		var got []string
+		for _, f := range m {
+			got = append(got, string(f))
+		}
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("msg(%q) = %q, want %q", tc.line, got, tc.want)
+		}
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestHelpAndExitCodes(t *testing.T) {
+	out, err := exec.Command(bridgeBin, "--help").CombinedOutput()
+	if exitCode(err) != 0 || !strings.Contains(string(out), `action(type="omprog"`) ||
+		!strings.Contains(string(out), "confirmMessages=\"on\"") || !strings.Contains(string(out), "Exit status") {
+		t.Fatalf("--help (exit %d) must show a complete omprog action and the exit statuses:\n%s", exitCode(err), out)
+	}
+	out, err = exec.Command(bridgeBin, "--socket", "dealer", "--bind", "tcp://127.0.0.1:0").CombinedOutput()
+	if exitCode(err) != exitUsage || !strings.Contains(string(out), "want push or pub") {
+		t.Fatalf("bad --socket: exit %d, want %d:\n%s", exitCode(err), exitUsage, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	out, err = exec.Command(bridgeBin, "--bind", "tcp://"+l.Addr().String()).CombinedOutput()
+	if exitCode(err) != exitSetup {
+		t.Fatalf("bind to a used port: exit %d, want %d:\n%s", exitCode(err), exitSetup, out)
+	}
+}
+
+// bridgeProc is the bridge run directly, speaking omprog on pipes.
+type bridgeProc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	stderr *strings.Builder
+}
+
+func startBridge(t *testing.T, args ...string) *bridgeProc {
+	t.Helper()
+	b := &bridgeProc{cmd: exec.Command(bridgeBin, args...), stderr: &strings.Builder{}}
+	var err error
+	if b.stdin, err = b.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.stdout = bufio.NewReader(out)
+	b.cmd.Stderr = &lockedWriter{w: b.stderr}
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.cmd.Process.Kill(); _ = b.cmd.Wait() })
+	return b
+}
+
+// status reads one status line, keep-alive dots stripped.
+func (b *bridgeProc) status(t *testing.T) string {
+	t.Helper()
+	l, err := b.stdout.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read status: %v (stderr: %s)", err, b.stderrString())
+	}
+	return strings.TrimLeft(strings.TrimSuffix(l, "\n"), ".")
+}
+
+func (b *bridgeProc) send(t *testing.T, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if _, err := io.WriteString(b.stdin, l+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The protocol against a libzmq PULL, without rsyslog: ready OK, one OK
+// per message, transactions, and the frames that arrive.
+func TestBridgeToLibzmqPull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pyzmq")
+	}
+	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	b := startBridge(t, "--relay", pull.Endpoint, "--topic-from-field", "--confirm", "on")
+	if st := b.status(t); st != "OK" {
+		t.Fatalf("ready status %q", st)
+	}
+	b.send(t, "impression first event")
+	if st := b.status(t); st != "OK" {
+		t.Fatalf("status %q", st)
+	}
+	b.send(t, "BEGIN TRANSACTION", "click x", "click y", "COMMIT TRANSACTION")
+	for i, want := range []string{"OK", "OK", "OK", "OK"} {
+		// transactions are detected on the first line only: here they are messages
+		if st := b.status(t); st != want {
+			t.Fatalf("status %d = %q, want %q", i, st, want)
+		}
+	}
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return fmt.Sprint(pull.Messages()) }, func() bool { return pull.Count() == 5 })
+	got := pull.Messages()
+	if g := strings.Join(got[0], "|"); g != "impression|first event" {
+		t.Fatalf("first message frames %q", g)
+	}
+	b.stdin.Close()
+	if err := b.cmd.Wait(); err != nil {
+		t.Fatalf("exit at EOF: %v\n%s", err, b.stderrString())
+	}
+}
+
+func TestBridgeTransactionsToLibzmqPull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pyzmq")
+	}
+	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	b := startBridge(t, "--socket", "push", "--connect", pull.Endpoint, "--topic", "bridge", "--confirm", "on")
+	b.status(t)
+	for tx := 0; tx < 3; tx++ {
+		b.send(t, "BEGIN TRANSACTION")
+		if st := b.status(t); st != "OK" {
+			t.Fatalf("BEGIN: %q", st)
+		}
+		for i := 0; i < 10; i++ {
+			b.send(t, rsyslogtest.Numbered(tx*10+i))
+			if st := b.status(t); st != "DEFER_COMMIT" {
+				t.Fatalf("message: %q", st)
+			}
+		}
+		b.send(t, "COMMIT TRANSACTION")
+		if st := b.status(t); st != "OK" {
+			t.Fatalf("COMMIT: %q", st)
+		}
+		// Confirmed means written to the connection: it arrives.
+		rsyslogtest.Eventually(t, 10*time.Second, func() string { return "committed messages" }, func() bool { return pull.Count() == (tx+1)*10 })
+	}
+	var texts []string
+	for _, m := range pull.Messages() {
+		if len(m) != 2 || m[0] != "bridge" {
+			t.Fatalf("frames %q, want [bridge, payload]", m)
+		}
+		texts = append(texts, m[1])
+	}
+	if missing, dups, strays := rsyslogtest.Tally(texts, 30); len(missing)+dups+strays > 0 {
+		t.Fatalf("missing %v dups %d strays %d", missing, dups, strays)
+	}
+}
+
+// SIGHUP re-reads the settings file and moves to the new endpoint.
+func TestSIGHUPReloads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pyzmq")
+	}
+	pull1 := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	pull2 := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	f := filepath.Join(t.TempDir(), "flags")
+	if err := os.WriteFile(f, []byte("--connect "+pull1.Endpoint+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startBridge(t, "--config", f, "--confirm", "on")
+	b.status(t)
+	b.send(t, "one")
+	b.status(t)
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "first message at pull1" }, func() bool { return pull1.Count() == 1 })
+
+	if err := os.WriteFile(f, []byte("--connect "+pull2.Endpoint+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "reload log line: " + b.stderrString() },
+		func() bool { return strings.Contains(b.stderrString(), "SIGHUP: reconnected") })
+	b.send(t, "two")
+	b.status(t)
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "second message at pull2" }, func() bool { return pull2.Count() == 1 })
+	if pull1.Count() != 1 {
+		t.Fatalf("pull1 got %d messages after the reload", pull1.Count())
+	}
+
+	// A broken file keeps the current settings.
+	if err := os.WriteFile(f, []byte("--hwm nope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGHUP)
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return b.stderrString() },
+		func() bool { return strings.Contains(b.stderrString(), "settings rejected") })
+	b.send(t, "three")
+	b.status(t)
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "third message at pull2" }, func() bool { return pull2.Count() == 2 })
+}
+
+// SIGTERM flushes and exits 0.
+func TestSIGTERMExitsCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pyzmq")
+	}
+	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	b := startBridge(t, "--relay", pull.Endpoint, "--confirm", "on")
+	b.status(t)
+	b.send(t, "x")
+	b.status(t)
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	if err := b.cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, b.stderrString())
+	}
+	if pull.Count() != 1 && !waitCount(pull, 1) {
+		t.Fatalf("message lost: %d", pull.Count())
+	}
+}
+
+func waitCount(p *rsyslogtest.Pull, n int) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.Count() >= n {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}
+
+// No peer: keep-alive dots, then an ERROR line once the HWM is full
+// and --max-wait has passed.
+func TestNoPeerKeepAliveThenError(t *testing.T) {
+	port := rsyslogtest.FreePort(t)
+	b := startBridge(t, "--relay", fmt.Sprintf("tcp://127.0.0.1:%d", port), "--confirm", "on",
+		"--hwm", "1", "--keepalive", "100ms", "--max-wait", "500ms")
+	b.status(t)
+	// The endpoint's queue takes --hwm messages, as in libzmq.
+	b.send(t, "queued")
+	if st := b.status(t); st != "OK" {
+		t.Fatalf("first: %q", st)
+	}
+	b.send(t, "waits")
+	raw, err := b.stdout.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(raw, ".") || !strings.Contains(raw, "ERROR ") {
+		t.Fatalf("status while no peer = %q, want keep-alive dots then an ERROR line", raw)
+	}
+}
+
+func (b *bridgeProc) stderrString() string {
+	w := b.cmd.Stderr.(*lockedWriter)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.String()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
