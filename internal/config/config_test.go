@@ -678,3 +678,19 @@ func TestLogLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeBomb: nested merge keys that would expand exponentially are
+// refused with a message instead of being expanded.
+func TestMergeBomb(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x-0: &a0 {hwm: 1}\n")
+	for i := 1; i < 40; i++ {
+		fmt.Fprintf(&b, "x-%d: &a%d {<<: [*a%d, *a%d, *a%d, *a%d]}\n", i, i, i-1, i-1, i-1, i-1)
+	}
+	b.WriteString("inputs: [{name: in, type: syslog, listen: 'udp://127.0.0.1:514'}]\n")
+	b.WriteString("outputs:\n  - <<: *a39\n    name: o\n    socket: pub\n    bind: tcp://127.0.0.1:1\n")
+	_, err := Parse([]byte(b.String()), "bomb.yaml")
+	if err == nil || !strings.Contains(err.Error(), "merge keys nest too deep or expand too much") {
+		t.Fatalf("got %v", err)
+	}
+}

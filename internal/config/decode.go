@@ -30,6 +30,8 @@ type decoder struct {
 	// guesses are the keys misspelt keys were probably meant to be; if
 	// they are missing, that is already reported as the typo.
 	guesses []string
+	merged  int  // pairs pulled in by merge keys so far
+	tooDeep bool // the merge limit was reported
 }
 
 // fieldSet maps the keys a mapping accepts to their decoders.
@@ -275,6 +277,17 @@ type kv struct{ k, v *yaml.Node }
 // expanded; keys written in the mapping win over merged ones. With report,
 // repeated keys and non-string keys are problems.
 func (d *decoder) pairs(n *yaml.Node, path string, report bool) []kv {
+	return d.pairsDepth(n, path, report, 0)
+}
+
+// maxMergeDepth and maxMerged bound merge-key expansion: nested merges of
+// aliases can otherwise grow exponentially ("billion laughs").
+const (
+	maxMergeDepth = 8
+	maxMerged     = 10000
+)
+
+func (d *decoder) pairsDepth(n *yaml.Node, path string, report bool, depth int) []kv {
 	var own, merged []kv
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -286,7 +299,7 @@ func (d *decoder) pairs(n *yaml.Node, path string, report bool) []kv {
 			continue
 		}
 		if k.ShortTag() == "!!merge" {
-			merged = append(merged, d.mergePairs(resolve(v), path, report, 0)...)
+			merged = append(merged, d.mergePairs(resolve(v), path, report, depth+1)...)
 			continue
 		}
 		if prev, dup := seen[k.Value]; dup {
@@ -308,16 +321,21 @@ func (d *decoder) pairs(n *yaml.Node, path string, report bool) []kv {
 }
 
 func (d *decoder) mergePairs(v *yaml.Node, path string, report bool, depth int) []kv {
-	if depth > 8 {
+	if depth > maxMergeDepth || d.merged > maxMerged {
+		if !d.tooDeep { // reported even while scanning: dropping keys silently would change the config
+			d.tooDeep = true
+			d.errAt(v, path, ErrInvalid, "merge keys nest too deep or expand too much; write the keys out")
+		}
 		return nil
 	}
 	switch v.Kind {
 	case yaml.MappingNode:
-		return d.pairs(v, path, false)
+		d.merged += len(v.Content) / 2
+		return d.pairsDepth(v, path, false, depth)
 	case yaml.SequenceNode:
 		var out []kv
 		for _, m := range v.Content {
-			out = append(out, d.mergePairs(resolve(m), path, report, depth+1)...)
+			out = append(out, d.mergePairs(resolve(m), path, report, depth)...)
 		}
 		return out
 	}
