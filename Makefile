@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 CMDS    := relay tap omzmq-bridge
 FUZZTIME ?= 10s
 
-.PHONY: help build run test test-short bench fuzz lint install clean deps
+.PHONY: help build run test test-short bench fuzz lint install clean deps peers
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ build: ## build the binaries into ./bin
 run: build ## run the relay on its embedded default config
 	$(BIN)/relay
 
-test: ## the whole test suite, with the race detector and the real peers (rsyslogd, libzmq, chromium)
+test: peers ## the whole test suite, with the race detector and the real peers (rsyslogd, libzmq, chromium)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 40m ./...
 
@@ -43,9 +43,17 @@ install: build ## install the binaries into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(addprefix $(BIN)/,$(CMDS)) $(DESTDIR)$(PREFIX)/bin/
 
+PEERS := python3-zmq rsyslog rsyslog-czmq rsyslog-relp chromium procps
+
+peers: ## install the real test peers if any is missing (Debian, as root)
+	@if command -v rsyslogd >/dev/null && test -x /usr/bin/chromium && /usr/bin/python3 -c 'import zmq' 2>/dev/null \
+	    && test -e /usr/lib/x86_64-linux-gnu/rsyslog/omczmq.so -o -n "$$(find /usr/lib -name omczmq.so 2>/dev/null)"; then :; \
+	elif [ "$$(id -u)" = 0 ]; then $(MAKE) deps; \
+	else echo "missing test peers: run 'sudo make deps' (installs $(PEERS))"; exit 1; fi
+
 deps: ## install the real peers the tests use (Debian; run as root)
 	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y python3-zmq rsyslog rsyslog-czmq rsyslog-relp chromium procps
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $(PEERS)
 
 clean:
 	rm -rf $(BIN)
