@@ -1,12 +1,14 @@
 package input
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net"
 	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
 )
@@ -46,7 +48,12 @@ type dgramReader struct {
 	bytes int
 	err   error
 
-	lastFrom syscall.Sockaddr
+	// recvmsg arguments, kept here so a datagram costs no allocation
+	hdr  syscall.Msghdr
+	iov  syscall.Iovec
+	name syscall.RawSockaddrAny
+
+	lastName []byte // raw address of the last sender, and its string
 	lastPeer string
 	drops    uint32 // kernel drop counter as last reported
 	fn       func(fd uintptr) bool
@@ -97,11 +104,30 @@ func (s *Syslog) serveDgram(pc net.PacketConn) {
 	}
 }
 
+// recv reads one datagram with recvmsg(2) into d.buf, the sender into
+// d.name and control messages into d.oob. With MSG_TRUNC, n is the
+// datagram's real length even when it did not fit.
+func (d *dgramReader) recv(fd uintptr) (n int, err error) {
+	d.iov.Base = &d.buf[0]
+	d.iov.SetLen(len(d.buf))
+	d.hdr.Name = (*byte)(unsafe.Pointer(&d.name))
+	d.hdr.Namelen = syscall.SizeofSockaddrAny
+	d.hdr.Iov = &d.iov
+	d.hdr.Iovlen = 1
+	d.hdr.Control = &d.oob[0]
+	d.hdr.SetControllen(len(d.oob))
+	r, _, e := syscall.Syscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&d.hdr)), syscall.MSG_TRUNC)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
 // read is the RawConn callback: false asks the runtime to wait until the
 // socket is readable, which it does only while the batch is empty.
 func (d *dgramReader) read(fd uintptr) bool {
 	for len(d.batch) < MaxBatch && d.bytes < maxBatchBytes {
-		n, oobn, _, from, err := syscall.Recvmsg(int(fd), d.buf, d.oob, syscall.MSG_TRUNC)
+		n, err := d.recv(fd)
 		switch err {
 		case nil:
 		case syscall.EINTR:
@@ -112,12 +138,11 @@ func (d *dgramReader) read(fd uintptr) bool {
 			d.err = os.NewSyscallError("recvmsg", err)
 			return true
 		}
-		if oobn > 0 {
+		if oobn := int(d.hdr.Controllen); oobn > 0 {
 			d.countDrops(d.oob[:oobn])
 		}
-		// MSG_TRUNC: n is the datagram's real length, even past the buffer.
 		if n > len(d.buf) {
-			d.oversize(n, from)
+			d.oversize(n)
 			continue
 		}
 		msg := d.buf[:n]
@@ -125,23 +150,23 @@ func (d *dgramReader) read(fd uintptr) bool {
 			msg = msg[:n-1]
 		}
 		if len(msg) > d.s.cfg.MaxMessageSize {
-			d.oversize(n, from)
+			d.oversize(n)
 			continue
 		}
 		if len(msg) == 0 {
 			continue
 		}
 		e := event.New(d.carve(msg))
-		e.Peer = d.peer(from)
+		e.Peer = d.peer()
 		d.batch = append(d.batch, e)
 		d.bytes += len(msg)
 	}
 	return true
 }
 
-func (d *dgramReader) oversize(n int, from syscall.Sockaddr) {
+func (d *dgramReader) oversize(n int) {
 	d.s.stats.oversize.Add(1)
-	d.s.warn.warn("oversize datagram discarded", "peer", d.peer(from), "size", n, "max_message_size", d.s.cfg.MaxMessageSize)
+	d.s.warn.warn("oversize datagram discarded", "peer", d.peer(), "size", n, "max_message_size", d.s.cfg.MaxMessageSize)
 }
 
 // carve copies msg into a shared slab: one allocation per many datagrams.
@@ -158,43 +183,46 @@ func (d *dgramReader) carve(msg []byte) []byte {
 
 // peer formats the sender's address, reusing the last string for a run
 // of datagrams from the same sender.
-func (d *dgramReader) peer(from syscall.Sockaddr) string {
-	if d.lastFrom != nil && sameSockaddr(d.lastFrom, from) {
+func (d *dgramReader) peer() string {
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&d.name)), min(int(d.hdr.Namelen), syscall.SizeofSockaddrAny))
+	if d.lastName != nil && bytes.Equal(raw, d.lastName) {
 		return d.lastPeer
 	}
 	var p string
-	switch a := from.(type) {
-	case *syscall.SockaddrInet4:
-		p = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
-	case *syscall.SockaddrInet6:
-		p = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
-	case *syscall.SockaddrUnix:
-		p = a.Name
+	switch d.name.Addr.Family {
+	case syscall.AF_INET:
+		a := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&d.name))
+		p = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(int(ntohs(a.Port))))
+	case syscall.AF_INET6:
+		a := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&d.name))
+		p = net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(int(ntohs(a.Port))))
+	case syscall.AF_UNIX:
+		a := (*syscall.RawSockaddrUnix)(unsafe.Pointer(&d.name))
+		path := unsafe.Slice((*byte)(unsafe.Pointer(&a.Path[0])), len(a.Path))
+		if l := len(raw) - 2; l > 0 && l <= len(path) { // unnamed senders have no path
+			path = path[:l]
+			if i := bytes.IndexByte(path, 0); i >= 0 {
+				path = path[:i]
+			}
+			p = string(path)
+		}
 	}
-	d.lastFrom, d.lastPeer = from, p
+	d.lastName = append(d.lastName[:0], raw...)
+	d.lastPeer = p
 	return p
 }
 
-func sameSockaddr(a, b syscall.Sockaddr) bool {
-	switch a := a.(type) {
-	case *syscall.SockaddrInet4:
-		b, ok := b.(*syscall.SockaddrInet4)
-		return ok && a.Port == b.Port && a.Addr == b.Addr
-	case *syscall.SockaddrInet6:
-		b, ok := b.(*syscall.SockaddrInet6)
-		return ok && a.Port == b.Port && a.Addr == b.Addr && a.ZoneId == b.ZoneId
-	case *syscall.SockaddrUnix:
-		b, ok := b.(*syscall.SockaddrUnix)
-		return ok && a.Name == b.Name
-	}
-	return false
+// ntohs converts a port from network byte order as the kernel stores it.
+func ntohs(port uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&port))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // countDrops reads the SO_RXQ_OVFL control message: the socket's running
 // total of datagrams dropped for want of buffer space.
 func (d *dgramReader) countDrops(oob []byte) {
 	for len(oob) >= syscall.SizeofCmsghdr {
-		h := (*syscall.Cmsghdr)(unsafePointer(oob))
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
 		if l < syscall.SizeofCmsghdr || l > len(oob) {
 			return

@@ -92,6 +92,23 @@ func TestUnixgram(t *testing.T) {
 			t.Fatalf("datagram %d = %q, want %q", i, r, want)
 		}
 	}
+	for _, e := range c.snapshot() {
+		if e.Peer != "" || e.Input != "ux" {
+			t.Fatalf("unnamed sender: peer %q input %q", e.Peer, e.Input)
+		}
+	}
+	// A named sender shows as its path.
+	from := filepath.Join(filepath.Dir(path), "sender.sock")
+	named, err := net.DialUnix("unixgram", &net.UnixAddr{Name: from, Net: "unixgram"}, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer named.Close()
+	mustWrite(t, named, "<13>named")
+	waitFor(t, "named datagram", 5*time.Second, func() bool { return c.len() == n+1 })
+	if e := c.snapshot()[n]; e.Peer != from {
+		t.Errorf("named sender peer = %q, want %q", e.Peer, from)
+	}
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
