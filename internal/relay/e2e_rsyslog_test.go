@@ -1,0 +1,260 @@
+package relay
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pushRelay is a relay with one syslog input (listen) and one PUSH output
+// bound on a free port.
+func pushRelay(t testing.TB, listen string) *Relay {
+	return startRelay(t, fmt.Sprintf(`
+inputs:
+  - name: syslog
+    type: syslog
+    listen: %s
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: workers
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    format: raw
+    hwm: 1000
+http:
+  listen: 127.0.0.1:0
+`, listen))
+}
+
+// startWorkers connects n libzmq PULL workers to output and waits until
+// the relay sees them all, so the first events are spread over all.
+func startWorkers(t testing.TB, r *Relay, output string, n int) []*pyPeer {
+	t.Helper()
+	ep := outputEndpoint(t, r, output)
+	ws := make([]*pyPeer, n)
+	for i := range ws {
+		ws[i] = startPeer(t, "pull", ">"+ep)
+	}
+	waitFor(t, str(fmt.Sprintf("%d peers on output %s", n, output)), 20*time.Second, func() bool {
+		return metric(t, r, "relay_output_peers", "output="+output) == float64(n)
+	})
+	return ws
+}
+
+// forwardConf is an rsyslogd config with an imtcp input on a free port
+// (the test feeds it) whose ruleset forwards with action.
+func forwardConf(action string) string { return forwardConfWith("", action) }
+
+// forwardConfWith is forwardConf with module loads before the ruleset.
+func forwardConfWith(preamble, action string) string {
+	return `
+global(workDirectory="DIR" maxMessageSize="64k")
+module(load="imtcp")
+` + preamble + `
+input(type="imtcp" port="0" listenPortFileName="PORTFILE" ruleset="fwd")
+ruleset(name="fwd") {
+  ` + action + `
+}
+`
+}
+
+// feedRsyslog sends n numbered RFC 5424 messages from app to rsyslogd's
+// imtcp, in a few connections.
+func feedRsyslog(t testing.TB, rs *rsyslogd, app string, n int) {
+	t.Helper()
+	const chunk = 10000
+	addr := fmt.Sprintf("127.0.0.1:%d", rs.port)
+	for i := 0; i < n; i += chunk {
+		msgs := make([]string, 0, chunk)
+		for j := i; j < min(i+chunk, n); j++ {
+			msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00.000000Z e2ehost %s 42 ID7 - %s", app, seqText(j)))
+		}
+		sendTCP(t, addr, true, msgs)
+	}
+}
+
+// TestRsyslogForwardToWorkers: rsyslogd's omfwd → relay → 3 libzmq PULL
+// workers, 100,000 events, each exactly once across the workers and each
+// worker with a share.
+func TestRsyslogForwardToWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd and libzmq peers")
+	}
+	const n = 100_000
+	for _, tc := range []struct {
+		name   string
+		action string
+		check  func(t *testing.T, payload string)
+	}{
+		{
+			name: "octet_rfc5424",
+			action: `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp" TCP_Framing="octet-counted"
+    template="RSYSLOG_SyslogProtocol23Format" action.resumeRetryCount="-1" action.resumeInterval="1")`,
+			check: func(t *testing.T, p string) {
+				if !strings.HasPrefix(p, "<14>1 2026-11-22T05:00:00") || !strings.Contains(p, " e2ehost fwdapp 42 ID7 - seq:") {
+					t.Errorf("payload is not the RFC 5424 message as rsyslog sent it: %q", p)
+				}
+			},
+		},
+		{
+			name: "lf_forwardformat",
+			action: `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp" template="RSYSLOG_ForwardFormat"
+    action.resumeRetryCount="-1" action.resumeInterval="1")`,
+			check: func(t *testing.T, p string) {
+				// RSYSLOG_ForwardFormat: <PRI>RFC3339 HOST TAG MSG
+				if !strings.HasPrefix(p, "<14>2026-11-22T05:00:00") || !strings.Contains(p, " e2ehost fwdapp[42] seq:") || strings.HasSuffix(p, "\n") {
+					t.Errorf("payload is not the forward-format message as rsyslog sent it: %q", p)
+				}
+			},
+		},
+		{
+			// omfwd's own default template, RSYSLOG_TraditionalForwardFormat.
+			name: "lf_default_template",
+			action: `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp"
+    action.resumeRetryCount="-1" action.resumeInterval="1")`,
+			check: func(t *testing.T, p string) {
+				if !strings.HasPrefix(p, "<14>Nov 22 05:00:00 e2ehost fwdapp[42] seq:") || strings.HasSuffix(p, "\n") {
+					t.Errorf("payload is not the traditional-format message as rsyslog sent it: %q", p)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := pushRelay(t, "tcp://127.0.0.1:0")
+			ws := startWorkers(t, r, "workers", 3)
+			_, port, _ := net.SplitHostPort(inputAddr(t, r, "syslog", "tcp"))
+			rs := startRsyslogd(t, forwardConf(strings.ReplaceAll(tc.action, "PORT", port)))
+			feedRsyslog(t, rs, "fwdapp", n)
+			total := func() int { return ws[0].count() + ws[1].count() + ws[2].count() }
+			waitFor(t, func() string {
+				return fmt.Sprintf("%d events at the workers, have %d (relay received %v)", n, total(),
+					metric(t, r, "relay_input_received_total", "input=syslog"))
+			}, 180*time.Second, func() bool { return total() >= n })
+			counts := checkExactlyOnce(t, n, ws...)
+			for i, c := range counts {
+				if c < n/20 {
+					t.Errorf("worker %d got %d of %d events; want a share (counts %v)", i, c, n, counts)
+				}
+			}
+			tc.check(t, ws[0].messages()[0][0])
+			if got := metric(t, r, "relay_input_malformed_total", "input=syslog"); got != 0 {
+				t.Errorf("malformed = %v", got)
+			}
+			if got := metric(t, r, "relay_stream_events_total", "stream=fwdapp"); got != n {
+				t.Errorf("stream fwdapp events = %v, want %d", got, n)
+			}
+			if got := metric(t, r, "relay_output_sent_total", "output=workers"); got != n {
+				t.Errorf("workers sent = %v, want %d", got, n)
+			}
+			t.Logf("worker shares: %v", counts)
+		})
+	}
+}
+
+// TestRsyslogForwardUDP is a smoke test of omfwd over UDP.
+func TestRsyslogForwardUDP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd and libzmq peers")
+	}
+	const n = 200
+	r := pushRelay(t, "udp://127.0.0.1:0")
+	ws := startWorkers(t, r, "workers", 1)
+	_, port, _ := net.SplitHostPort(inputAddr(t, r, "syslog", "udp"))
+	rs := startRsyslogd(t, forwardConf(`action(type="omfwd" target="127.0.0.1" port="`+port+`" protocol="udp"
+    template="RSYSLOG_SyslogProtocol23Format")`))
+	// Paced, so neither rsyslog's nor the kernel's UDP buffers overflow:
+	// this is a smoke test of the path, not of UDP's reliability.
+	for i := 0; i < n; i += 20 {
+		msgs := []string{}
+		for j := i; j < i+20; j++ {
+			msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z e2ehost udpapp - - - %s", seqText(j)))
+		}
+		sendTCP(t, fmt.Sprintf("127.0.0.1:%d", rs.port), true, msgs)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, func() string { return fmt.Sprintf("%d UDP events, have %d", n, ws[0].count()) }, 30*time.Second, func() bool { return ws[0].count() >= n })
+	checkExactlyOnce(t, n, ws...)
+	if p := ws[0].messages()[0][0]; !strings.Contains(p, " e2ehost udpapp - - - seq:") {
+		t.Errorf("payload %q", p)
+	}
+}
+
+// TestRsyslogOmczmqToPub: rsyslog's omczmq PUSH connects to the relay's
+// PULL input; the relay's PUB sends [stream, payload] to a libzmq SUB
+// subscribed to one stream, which gets exactly that stream's events.
+func TestRsyslogOmczmqToPub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd and libzmq peers")
+	}
+	r := startRelay(t, `
+inputs:
+  - name: from-czmq
+    type: zmq
+    socket: pull
+    bind: tcp://127.0.0.1:0
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: taps
+    type: zmq
+    socket: pub
+    bind: tcp://127.0.0.1:0
+http:
+  listen: 127.0.0.1:0
+`)
+	sub := startPeer(t, "sub", ">"+outputEndpoint(t, r, "taps"), "click")
+	waitFor(t, str("the SUB peer"), 20*time.Second, func() bool { return metric(t, r, "relay_output_peers", "output=taps") == 1 })
+	pullAddr := inputAddr(t, r, "from-czmq", "tcp")
+	rs := startRsyslogd(t, forwardConfWith(`module(load="omczmq")`, `action(type="omczmq" endpoints=">tcp://`+pullAddr+`" socktype="PUSH"
+    template="RSYSLOG_SyslogProtocol23Format" action.resumeRetryCount="-1" action.resumeInterval="1")`))
+	// A SUB's subscription reaches the PUB a moment after it connects;
+	// events sent before are (rightly) not for it. Probe until one arrives.
+	const n = 1000
+	addr := fmt.Sprintf("127.0.0.1:%d", rs.port)
+	probe := 0
+	waitFor(t, str("a probe event through omczmq and PUB"), 30*time.Second, func() bool {
+		sendTCP(t, addr, true, []string{fmt.Sprintf("<14>1 2026-11-22T05:00:00Z czhost click - - - probe %d", probe)})
+		probe++
+		time.Sleep(20 * time.Millisecond)
+		return sub.count() > 0
+	})
+	before := sub.count()
+	var msgs []string
+	for i := range n {
+		app := "click"
+		if i%2 == 1 {
+			app = "impression"
+		}
+		msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z czhost %s - - - %s", app, seqText(i)))
+	}
+	sendTCP(t, addr, true, msgs)
+	waitFor(t, func() string { return fmt.Sprintf("%d click events at the SUB, have %d", n/2, sub.count()-before) },
+		60*time.Second, func() bool { return sub.count()-before >= n/2 })
+	// Let the impressions (sent interleaved) pass the relay, then check none reached the SUB.
+	waitFor(t, str("every event at the relay"), 30*time.Second, func() bool {
+		return metric(t, r, "relay_stream_events_total", "stream=impression") == n/2
+	})
+	seen := map[int]int{}
+	for _, m := range sub.messages()[before:] {
+		if len(m) != 2 || m[0] != "click" {
+			t.Fatalf("message %q: want [click, payload]", m)
+		}
+		if strings.Contains(m[1], " probe ") {
+			continue // a late probe
+		}
+		if !strings.Contains(m[1], " czhost click - - - seq:") {
+			t.Fatalf("payload %q", m[1])
+		}
+		seen[seqOf(m[1])]++
+	}
+	for i := 0; i < n; i += 2 {
+		if seen[i] != 1 {
+			t.Errorf("click seq %d arrived %d times", i, seen[i])
+		}
+	}
+	if len(seen) != n/2 {
+		t.Errorf("SUB got %d distinct events, want %d", len(seen), n/2)
+	}
+}

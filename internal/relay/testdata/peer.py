@@ -1,0 +1,48 @@
+# A libzmq (pyzmq) peer for the relay's tests.
+#
+#   peer.py pull ENDPOINT            PULL; prints each message
+#   peer.py sub ENDPOINT [TOPIC...]  SUB to the topics ("" when none)
+#
+# ENDPOINT ">tcp://host:port" connects; "tcp://host:0" binds a free port.
+# The first line is "READY <endpoint>"; then one JSON list of frames per
+# message (UTF-8, invalid bytes replaced). It exits when stdin closes.
+import json, sys, zmq
+
+mode, ep = sys.argv[1], sys.argv[2]
+ctx = zmq.Context()
+s = ctx.socket(zmq.PULL if mode == "pull" else zmq.SUB)
+s.setsockopt(zmq.LINGER, 0)
+if mode == "sub":
+    for t in sys.argv[3:] or [""]:
+        s.setsockopt(zmq.SUBSCRIBE, t.encode())
+if ep.startswith(">"):
+    ep = ep[1:]
+    s.connect(ep)
+elif ep.endswith(":0"):
+    ep = ep[:-2] + ":" + str(s.bind_to_random_port(ep[:-2]))
+else:
+    s.bind(ep)
+out = sys.stdout
+out.write("READY " + ep + "\n")
+out.flush()
+poller = zmq.Poller()
+poller.register(s, zmq.POLLIN)
+poller.register(sys.stdin, zmq.POLLIN)
+while True:
+    ready = dict(poller.poll(50))
+    if ready.get(sys.stdin.fileno()) or ready.get(sys.stdin):
+        if not sys.stdin.buffer.read1(4096):
+            break
+    if not ready.get(s):
+        continue
+    lines = []
+    for _ in range(10000):
+        try:
+            frames = s.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        lines.append(json.dumps([f.decode("utf-8", "replace") for f in frames]))
+    if lines:
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+out.flush()
