@@ -378,11 +378,11 @@ func isTTY(w io.Writer) bool {
 func human(b uint64) string {
 	switch {
 	case b >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+		return fmt.Sprintf("%.1fGiB", float64(b)/(1<<30))
 	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+		return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20))
 	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+		return fmt.Sprintf("%.1fKiB", float64(b)/(1<<10))
 	}
-	return fmt.Sprintf("%d B", b)
+	return fmt.Sprintf("%dB", b)
 }
