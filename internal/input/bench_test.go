@@ -6,13 +6,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // bench200 is a 200-byte RFC 5424 message.
@@ -132,4 +132,51 @@ func BenchmarkSyslogInput(b *testing.B) {
 	}
 }
 
-var _ = filepath.Join
+// BenchmarkZMQInput pushes b.N 200-byte messages from an internal/zmq
+// PUSH over TCP into the PULL input and a counting Handler.
+func BenchmarkZMQInput(b *testing.B) {
+	for _, frames := range []int{1, 2} {
+		b.Run(fmt.Sprintf("frames=%d", frames), func(b *testing.B) {
+			z, err := NewZMQ(ZMQConfig{Name: "bench", Bind: []string{"tcp://127.0.0.1:0"}, StreamFrame: true}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var got atomic.Int64
+			done := make(chan struct{})
+			target := int64(b.N)
+			if err := z.Start(func(batch []*event.Event) {
+				if got.Add(int64(len(batch))) == target {
+					close(done)
+				}
+			}); err != nil {
+				b.Fatal(err)
+			}
+			defer z.Stop(context.Background())
+			push := zmq.NewPush(zmq.Options{})
+			defer push.Close()
+			if err := push.Dial("tcp://" + z.Addrs()[0].String()); err != nil {
+				b.Fatal(err)
+			}
+			payload := []byte(bench200(0))
+			b.SetBytes(200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				for range b.N {
+					m := zmq.Msg{payload}
+					if frames == 2 {
+						m = zmq.Msg{[]byte("stream"), payload}
+					}
+					if push.Send(context.Background(), m) != nil {
+						return
+					}
+				}
+			}()
+			<-done
+			el := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "msg/s")
+		})
+	}
+}

@@ -33,10 +33,11 @@ type ZMQConfig struct {
 
 // ZMQ is an input of events from ZeroMQ PUSH peers.
 type ZMQ struct {
-	cfg   ZMQConfig
-	log   *slog.Logger
-	warn  rateLog
-	stats counters
+	cfg     ZMQConfig
+	log     *slog.Logger
+	warn    rateLog
+	stats   counters
+	streams *event.Interner // stream frames repeat: one string per name
 
 	mu       sync.Mutex
 	pull     *zmq.Pull
@@ -54,7 +55,7 @@ func NewZMQ(cfg ZMQConfig, log *slog.Logger) (*ZMQ, error) {
 	if len(cfg.Bind)+len(cfg.Connect) == 0 {
 		return nil, fmt.Errorf("input %q: %w: set bind or connect to a ZeroMQ endpoint such as tcp://*:5555", cfg.Name, ErrNoListen)
 	}
-	z := &ZMQ{cfg: cfg, log: orDiscard(log).With("input", cfg.Name)}
+	z := &ZMQ{cfg: cfg, log: orDiscard(log).With("input", cfg.Name), streams: event.NewInterner(1024)}
 	z.warn.log = z.log
 	return z, nil
 }
@@ -151,7 +152,7 @@ func (z *ZMQ) add(batch []*event.Event, m zmq.Msg) []*event.Event {
 	case 2:
 		e = event.New(m[1])
 		if z.cfg.StreamFrame {
-			e.Stream = string(m[0])
+			e.Stream = z.streams.Intern(m[0])
 		}
 	default:
 		z.stats.malformed.Add(1)
