@@ -165,7 +165,7 @@ type Plain struct {
 // Stream says how the stream type of an event is derived.
 type Stream struct {
 	// From is app-name, msgid, hostname, facility, severity, sd:ID.param,
-	// json:field or regex:EXPR (with exactly one capture group).
+	// json:field or regex:EXPR (its first capture group is the stream).
 	From string `yaml:"from"`
 	// Default is the stream of events where From yields nothing.
 	Default string `yaml:"default"`

@@ -317,7 +317,7 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"22:3", "http.listen", "127.0.0.1:5556 is already bound by outputs[0].bind"},
 	},
 	"stream.bad.yaml": {
-		{"4:3", "stream.from", `"regex:(a)(b)" has 2 capture groups; use exactly one`},
+		{"4:3", "stream.from", `"regex:type=\\w+" has no capture group; wrap the part that names the stream in (...)`},
 		{"5:3", "stream.default", "the default stream must not be empty"},
 	},
 	"stream2.bad.yaml": {{"4:3", "stream.from", `"appname" is not a stream field; use app-name, msgid, hostname, facility, severity, sd:ID.param, json:field or regex:EXPR (did you mean "app-name"?)`}},
@@ -632,7 +632,8 @@ func TestCheckStreamFrom(t *testing.T) {
 		{"json:type", true}, {"json:event.kind", true},
 		{`regex:type=(\w+)`, true}, {`regex:(?:a|b)=(\w+)`, true},
 		{"sd:origin", false}, {"sd:.x", false}, {"json:", false},
-		{"regex:no-group", false}, {"regex:(a)(b)", false}, {"regex:(", false},
+		{"regex:(a)(b)", true}, {"sd:a.b.c", true}, {"json:a..b", false}, {"json:.a", false}, {"sd:a b.c", false},
+		{"regex:no-group", false}, {"regex:(", false},
 		{"programname", false}, {"", false}, {"APP-NAME", false},
 	} {
 		if err := checkStreamFrom(tc.spec); (err == nil) != tc.ok {

@@ -254,10 +254,10 @@ func (k *checker) tls(p string, t *TLS, client bool) {
 		}
 	}
 	switch t.ClientAuth {
-	case ClientAuthNone, ClientAuthRequest:
-	case ClientAuthRequire:
+	case ClientAuthNone:
+	case ClientAuthRequest, ClientAuthRequire:
 		if t.ClientCA == "" {
-			k.add(p+".client_auth", ErrRequired, "client_auth: require needs client_ca, the PEM file of the CA that signs client certificates")
+			k.add(p+".client_auth", ErrRequired, "client_auth: %s needs client_ca, the PEM file of the CA that signs client certificates", t.ClientAuth)
 		}
 	default:
 		k.add(p+".client_auth", ErrInvalid, "%q is not a client_auth mode; use none, request or require", t.ClientAuth)
@@ -383,14 +383,20 @@ func checkStreamFrom(s string) error {
 	if ok {
 		switch kind {
 		case "sd":
-			id, param, _ := strings.Cut(arg, ".")
-			if id == "" || param == "" {
-				return fmt.Errorf("%q needs an SD-ID and a parameter name; write sd:ID.param, e.g. sd:origin.software", s)
+			// The SD-ID ends at the last '.', as internal/event reads it.
+			dot := strings.LastIndexByte(arg, '.')
+			if dot <= 0 || dot == len(arg)-1 {
+				return fmt.Errorf("%q needs an SD-ID and a parameter name; write sd:ID.param, e.g. sd:origin@32473.ip", s)
+			}
+			if !sdName(arg[:dot]) || !sdName(arg[dot+1:]) {
+				return fmt.Errorf("%q: an SD-ID or parameter name is printable ASCII without space, '=', ']' or '\"'", s)
 			}
 			return nil
 		case "json":
-			if arg == "" {
-				return fmt.Errorf("%q needs a field name; write json:field, e.g. json:type", s)
+			for _, key := range strings.Split(arg, ".") {
+				if key == "" {
+					return fmt.Errorf("%q needs a field name, with dots only between nested keys; write json:field or json:outer.inner", s)
+				}
 			}
 			return nil
 		case "regex":
@@ -398,8 +404,8 @@ func checkStreamFrom(s string) error {
 			if err != nil {
 				return fmt.Errorf("%q: %v", s, err)
 			}
-			if n := re.NumSubexp(); n != 1 {
-				return fmt.Errorf("%q has %d capture groups; use exactly one around the stream, e.g. regex:type=(\\w+), and (?:…) for other grouping", s, n)
+			if re.NumSubexp() < 1 {
+				return fmt.Errorf("%q has no capture group; wrap the part that names the stream in (...), e.g. regex:type=(\\w+)", s)
 			}
 			return nil
 		}
@@ -409,4 +415,14 @@ func checkStreamFrom(s string) error {
 		msg += fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return fmt.Errorf("%s", msg)
+}
+
+// sdName reports whether s is a valid RFC 5424 SD-NAME.
+func sdName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '=' || c == ']' || c == '"' {
+			return false
+		}
+	}
+	return s != ""
 }
