@@ -194,36 +194,42 @@ func scanSD(b []byte, p int) (int, bool) {
 	return it.i, n > 0 && !it.bad
 }
 
-// scan3164 scans the RFC 3164 layouts from p (after PRI), following
-// rsyslog's RFC 3164 parser: timestamp, hostname only after a timestamp,
-// tag up to ':' or SP, then the message.
+// scan3164 scans the RFC 3164 layouts from p (after PRI) the way rsyslog's
+// RFC 3164 parser (pmrfc3164) does for network messages: an optional
+// timestamp, a hostname if the next word looks like one (with or without a
+// timestamp), a tag up to ':' (included) or SP, then the message.
 func (h *Header) scan3164(p int) {
 	b := h.raw
-	if q := ts3164(b, p); q > p {
-		h.Format = FormatRFC3164
-		h.ts = span{uint32(p), uint32(q)}
-		p = q
-	} else if q := ts3339(b, p); q > p {
+	if q := ts3339(b, p); q > p {
 		h.Format = FormatForward
 		h.ts = span{uint32(p), uint32(q)}
 		p = q
-	}
-	if h.Format != FormatUnknown {
-		if p < len(b) && b[p] == ' ' {
-			p++
-		}
-		// rsyslog: a hostname is [A-Za-z0-9._-]+ ending in an alphanumeric,
-		// followed by SP or the end of the message.
-		q := p
-		for q < len(b) && isHostChar(b[q]) {
-			q++
-		}
-		if q > p && isAlnum(b[q-1]) && (q == len(b) || b[q] == ' ') {
-			h.host = span{uint32(p), uint32(q)}
+	} else if q := ts3164(b, p); q > p {
+		h.Format = FormatRFC3164
+		h.ts = span{uint32(p), uint32(q)}
+		p = q
+	} else if p < len(b) && b[p] == ' ' {
+		// rsyslog tolerates one space before a 3164 timestamp (HP ProCurve).
+		if q := ts3164(b, p+1); q > p+1 {
+			h.Format = FormatRFC3164
+			h.ts = span{uint32(p + 1), uint32(q)}
 			p = q
-			if p < len(b) {
-				p++
-			}
+		}
+	}
+	if h.Format != FormatUnknown && p < len(b) && b[p] == ' ' {
+		p++
+	}
+	// A hostname is [A-Za-z0-9._-]+ ending in an alphanumeric and followed
+	// by SP, or running to the end of the message.
+	q := p
+	for q < len(b) && isHostChar(b[q]) {
+		q++
+	}
+	if q > p && (q == len(b) || (b[q] == ' ' && isAlnum(b[q-1]))) {
+		h.host = span{uint32(p), uint32(q)}
+		p = q
+		if p < len(b) {
+			p++
 		}
 	}
 	// The tag runs to ':' (included) or SP.
@@ -236,7 +242,7 @@ func (h *Header) scan3164(p int) {
 		p++
 	}
 	// programname: printable ASCII up to '[', ':' or '/' (rsyslog's default).
-	q := tag
+	q = tag
 	for q < tagEnd && b[q] > ' ' && b[q] < 0x7f && b[q] != '[' && b[q] != '/' {
 		q++
 	}

@@ -64,7 +64,9 @@ func TestScan(t *testing.T) {
 			fields{FormatRFC3164, 13, "Nov 22 05:06:07", "10.0.0.1", "app", "", "", "", "y]: m"}},
 		// No timestamp, no PRI, junk.
 		{`<13>app: only a tag`, fields{FormatUnknown, 13, "", "", "app", "", "", "", "only a tag"}},
-		{`hello world`, fields{FormatUnknown, -1, "", "", "hello", "", "", "", "world"}},
+		{`hello world`, fields{FormatUnknown, -1, "", "hello", "world", "", "", "", ""}},
+		{`<13>no timestamp here: at all`, fields{FormatUnknown, 13, "", "no", "timestamp", "", "", "", "here: at all"}},
+		{`<13> Nov 22 05:06:07 host app: procurve`, fields{FormatRFC3164, 13, "Nov 22 05:06:07", "host", "app", "", "", "", "procurve"}},
 		{`Nov 22 05:06:07 host app: no pri`, fields{FormatRFC3164, -1, "Nov 22 05:06:07", "host", "app", "", "", "", "no pri"}},
 		{`<999>1 x`, fields{FormatUnknown, -1, "", "", "<999>1", "", "", "", "x"}},
 		{`<13>`, fields{FormatUnknown, 13, "", "", "", "", "", "", ""}},
