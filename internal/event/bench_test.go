@@ -6,7 +6,7 @@ import (
 )
 
 var benchMsgs = map[string]string{
-	"rfc5424": `<134>1 2026-11-22T05:06:07.123456+00:00 web-01.example.com nginx 1234 - - GET /index.html 200 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx`,
+	"rfc5424":   `<134>1 2026-11-22T05:06:07.123456+00:00 web-01.example.com nginx 1234 - - GET /index.html 200 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx`,
 	"rfc5424sd": `<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"] An application event log entry with some more text to make it longer`,
 	"forward":   `<30>2026-11-22T05:06:07.123456+00:00 web1.example.com sshd[4242]: Accepted publickey for alice from 192.0.2.7 port 51234 ssh2: ED25519 SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG`,
 	"rfc3164":   `<13>Nov 22 05:06:07 web1.example.com postfix/smtpd[77]: connect from mail.example.org[192.0.2.25] xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx`,

@@ -2,9 +2,10 @@ package event
 
 import (
 	"fmt"
-	"github.com/leodido/go-syslog/v4/rfc3164"
 	"strings"
 	"testing"
+
+	"github.com/leodido/go-syslog/v4/rfc3164"
 )
 
 // fields renders a header for comparison.
