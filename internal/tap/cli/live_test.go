@@ -30,7 +30,7 @@ var (
 )
 
 // binaries builds relay and tap once per test run.
-func binaries(t *testing.T) (relayBin, tapBin string) {
+func binaries(t testing.TB) (relayBin, tapBin string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("live relay test: skipped with -short")
@@ -62,7 +62,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,7 +74,7 @@ func freePort(t *testing.T) int {
 
 // liveRelay is a running relay binary.
 type liveRelay struct {
-	t                 *testing.T
+	t                 testing.TB
 	cmd               *exec.Cmd
 	syslog, pub, http string
 	token, conf, logf string
@@ -84,7 +84,7 @@ type liveRelay struct {
 
 const liveToken = "t0ken-for-tests"
 
-func startRelay(t *testing.T, extraHTTP string) *liveRelay {
+func startRelay(t testing.TB, extraHTTP string) *liveRelay {
 	relayBin, tapBin := binaries(t)
 	dir := t.TempDir()
 	r := &liveRelay{t: t, relayBin: relayBin, tapBin: tapBin, token: liveToken,
@@ -198,12 +198,12 @@ func (g genEvent) line(pad int) []byte {
 
 // generator sends events over one TCP connection, octet-counted.
 type generator struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	w    *bufio.Writer
 }
 
-func newGenerator(t *testing.T, addr string) *generator {
+func newGenerator(t testing.TB, addr string) *generator {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatalf("generator: %v", err)
@@ -234,7 +234,7 @@ type tapProc struct {
 	err    error
 }
 
-func startTap(t *testing.T, bin string, args ...string) *tapProc {
+func startTap(t testing.TB, bin string, args ...string) *tapProc {
 	p := &tapProc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -294,7 +294,7 @@ func (p *tapProc) exitCode() int {
 
 // feedUntil sends rounds of events (streams click, view, buy in turn)
 // until stop reports true. It returns everything it sent.
-func feedUntil(t *testing.T, g *generator, users int, stop func() bool) []genEvent {
+func feedUntil(t testing.TB, g *generator, users int, stop func() bool) []genEvent {
 	var sent []genEvent
 	streams := []string{"click", "view", "buy"}
 	deadline := time.Now().Add(30 * time.Second)
@@ -316,7 +316,7 @@ func feedUntil(t *testing.T, g *generator, users int, stop func() bool) []genEve
 
 var seqRE = regexp.MustCompile(`seq=(\d+)`)
 
-func seqOf(t *testing.T, s string) int {
+func seqOf(t testing.TB, s string) int {
 	m := seqRE.FindStringSubmatch(s)
 	if m == nil {
 		t.Fatalf("no seq in %q", s)
@@ -352,7 +352,7 @@ func TestLiveLimitJSON(t *testing.T) {
 // checkExact verifies that lines are exactly the events of sent that pass
 // keep, in order, over the range of sequence numbers they cover: nothing
 // extra, nothing missing in between.
-func checkExact(t *testing.T, name string, lines []string, sent []genEvent, keep func(genEvent) bool) {
+func checkExact(t testing.TB, name string, lines []string, sent []genEvent, keep func(genEvent) bool) {
 	t.Helper()
 	if len(lines) == 0 {
 		t.Fatalf("%s: no output", name)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Relay throughput with no tap clients against four (two tap CLIs on PUB,
+# one tap CLI on the websocket, one websocket that reads nothing), in one
+# run with alternating phases so the 2-core machine's noise hits both.
+# Two variants: taps on every stream, and taps on one stream (a third).
+# Prints medians side by side and the ratio kept (goal: >= 95%).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== tap: relay throughput, 0 vs 4 tap clients (300k events x 3 runs per phase)"
+go test -run '^$' -bench 'BenchmarkRelayTaps' -benchtime="${TAP_BENCH_RUNS:-3}x" ./internal/tap/cli \
+  | grep -E '^relay throughput' \
+  | sed -E 's/ \(runs:.*//'
