@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -269,7 +268,7 @@ func TestPubDropsForSlowSubscriberOnly(t *testing.T) {
 	}
 }
 
-func TestPushRoundRobinAndReroute(t *testing.T) {
+func TestPushRoundRobin(t *testing.T) {
 	push := NewPush(Options{HWM: 100000})
 	closeAll(t, push)
 	ep := bound(t, push)
@@ -293,5 +292,4 @@ func TestPushRoundRobinAndReroute(t *testing.T) {
 			t.Fatalf("peer %d got %d, want %d", i, p.MsgsOut, n/3)
 		}
 	}
-	_ = fmt.Sprint()
 }

@@ -1,7 +1,6 @@
 package zmq
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -84,5 +83,4 @@ func TestPlainGoGoReconnects(t *testing.T) {
 	if f := pull.Stats().HandshakeFailures; f != 0 {
 		t.Fatalf("%d handshake failures on reconnect", f)
 	}
-	_ = context.Background
 }

@@ -33,7 +33,7 @@ type Stats struct {
 	HeartbeatTimeouts uint64            // peers dropped for silence
 	Connects          uint64            // handshakes completed
 	Disconnects       uint64            // peers lost
-	QueueDepth        int               // PULL/SUB: receive queue; PUSH/PUB: sum of send queues
+	QueueDepth        int               // PULL/SUB: receive queue; PUSH/PUB: sum of send queues (incl. Dial pipes waiting to reconnect)
 	PeerStats         []PeerStats       // one per connected peer
 }
 
@@ -57,7 +57,7 @@ func (s *socket) stats(recvDepth int) Stats {
 		HeartbeatTimeouts: s.stat.hbTimeouts.Load(),
 		Connects:          s.stat.connects.Load(),
 		Disconnects:       s.stat.disconnects.Load(),
-		QueueDepth:        recvDepth,
+		QueueDepth:        max(recvDepth, 0),
 		Drops: map[string]uint64{
 			DropPubQueueFull: s.stat.dropPubFull.Load(),
 			DropPeerGone:     s.stat.dropPeerGone.Load(),
@@ -95,8 +95,10 @@ func (s *socket) stats(recvDepth int) Stats {
 		}
 		st.PeerStats = append(st.PeerStats, ps)
 	}
-	if st.QueueDepth < 0 {
-		st.QueueDepth++ // started at -1 for send-side sockets
+	if recvDepth < 0 {
+		for _, q := range *s.parked.Load() {
+			st.QueueDepth += q.len()
+		}
 	}
 	return st
 }
