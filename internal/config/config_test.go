@@ -695,3 +695,20 @@ func TestMergeBomb(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestDefaultYAMLMentionsEveryKey keeps the sample complete: admins learn
+// the keys from it.
+func TestDefaultYAMLMentionsEveryKey(t *testing.T) {
+	for _, key := range []string{
+		"inputs", "name", "type", "listen", "tls", "cert", "key", "client_ca", "client_auth",
+		"max_message_size", "max_connections", "idle_timeout", "socket", "bind", "connect", "hwm",
+		"plain", "username", "password", "users_file", "stream_frame",
+		"stream", "from", "default", "outputs", "streams", "format", "heartbeat",
+		"http", "tap_token_file", "allow_insecure_tap", "tap_max_clients", "tap_queue",
+		"drain_timeout", "log", "level",
+	} {
+		if !bytes.Contains(DefaultYAML, []byte(key+":")) {
+			t.Errorf("default.yaml does not mention %q", key)
+		}
+	}
+}
