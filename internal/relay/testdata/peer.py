@@ -2,6 +2,8 @@
 #
 #   peer.py pull ENDPOINT            PULL; prints each message
 #   peer.py sub ENDPOINT [TOPIC...]  SUB to the topics ("" when none)
+#   peer.py push ENDPOINT            PUSH each stdin line as a message;
+#                                    prints "SENT n" when stdin ends
 #
 # ENDPOINT ">tcp://host:port" connects; "tcp://host:0" binds a free port.
 # The first line is "READY <endpoint>"; then one JSON list of frames per
@@ -10,7 +12,7 @@ import json, sys, zmq
 
 mode, ep = sys.argv[1], sys.argv[2]
 ctx = zmq.Context()
-s = ctx.socket(zmq.PULL if mode == "pull" else zmq.SUB)
+s = ctx.socket({"pull": zmq.PULL, "sub": zmq.SUB, "push": zmq.PUSH}[mode])
 s.setsockopt(zmq.LINGER, 0)
 if mode == "sub":
     for t in sys.argv[3:] or [""]:
@@ -25,6 +27,16 @@ else:
 out = sys.stdout
 out.write("READY " + ep + "\n")
 out.flush()
+if mode == "push":
+    n = 0
+    for line in sys.stdin.buffer:
+        s.send(line.rstrip(b"\n"))
+        n += 1
+    s.setsockopt(zmq.LINGER, 10000)
+    s.close()
+    out.write('["SENT %d"]\n' % n)
+    out.flush()
+    sys.exit(0)
 poller = zmq.Poller()
 poller.register(s, zmq.POLLIN)
 poller.register(sys.stdin, zmq.POLLIN)
