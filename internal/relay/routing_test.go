@@ -185,7 +185,7 @@ http:
 	want := []obj{
 		{"stream": "click", "hostname": "h1", "app_name": "click", "proc_id": "77", "msg_id": "ID1",
 			"structured_data": obj{"ex@32473": obj{"k": "v", "q": `a"b`}, "meta": obj{"x": "1"}},
-			"message": "seq:00000000", "facility": 1.0, "severity": 6.0, "timestamp": "2026-11-22T05:00:00.5Z"},
+			"message":         "seq:00000000", "facility": 1.0, "severity": 6.0, "timestamp": "2026-11-22T05:00:00.5Z"},
 		{"stream": "impression", "hostname": "h2", "app_name": "impression", "message": "seq:00000001"},
 		{"stream": "other", "hostname": "h3", "app_name": "other", "message": "seq:00000002"},
 		{"stream": "click", "hostname": "h4", "app_name": "click", "proc_id": "99", "message": "seq:00000003",
