@@ -66,6 +66,14 @@ var (
 	DefaultMaxConnections = 1024
 	// DefaultHWM is the ZeroMQ high-water mark (messages queued per peer).
 	DefaultHWM = 1000
+	// MaxHWM bounds hwm: a receive queue is allocated whole up front, so a
+	// typo of a few digits must not take the relay's memory.
+	MaxHWM = 1 << 22
+	// MaxTapQueue and MaxTapClients bound the tap settings for the same reason.
+	MaxTapQueue   = 1 << 20
+	MaxTapClients = 1 << 14
+	// MaxConnections bounds max_connections.
+	MaxConnections = 1 << 20
 	// DefaultStreamFrom is the field the stream type is derived from.
 	DefaultStreamFrom = "app-name"
 	// DefaultStream is the stream of events whose field is missing or empty.

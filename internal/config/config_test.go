@@ -712,3 +712,22 @@ func TestDefaultYAMLMentionsEveryKey(t *testing.T) {
 		}
 	}
 }
+
+// TestUpperBounds: counts that size up-front allocations are capped.
+func TestUpperBounds(t *testing.T) {
+	_, err := Parse([]byte(`
+inputs: [{name: z, type: zmq, bind: "tcp://127.0.0.1:0", hwm: 1000000000}]
+outputs: [{name: o, socket: pub, bind: ""}]
+http: {tap_queue: 2000000000, tap_max_clients: 100000}
+`), "x.yaml")
+	for _, want := range []string{
+		"x.yaml:2:58: inputs[0].hwm: 1000000000 is too large; use at most 4194304 (default 1000)",
+		"x.yaml:3:34: outputs[0].bind: empty endpoint; write tcp://host:port or ipc:///path",
+		"x.yaml:4:8: http.tap_queue: 2000000000 is too large; use at most 1048576 (default 1024)",
+		"x.yaml:4:31: http.tap_max_clients: 100000 is too large; use at most 16384 (default 64)",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %s\ngot:\n%v", want, err)
+		}
+	}
+}

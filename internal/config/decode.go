@@ -420,6 +420,7 @@ func (d *decoder) strs(v *yaml.Node, path string, dst *[]string) {
 			d.c.pos[p] = position{it.Line, it.Column}
 			if it.Kind != yaml.ScalarNode || isNull(it) {
 				d.errAt(it, p, ErrType, "must be a string, not a %s", kindName(it))
+				d.bad[path] = true // the list is not what was meant: no "missing" follow-ups
 				continue
 			}
 			out = append(out, it.Value)

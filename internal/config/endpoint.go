@@ -32,6 +32,9 @@ type Listener struct {
 // ParseListen parses a syslog listen URL: tcp://host:port, udp://host:port,
 // tls://host:port or unix:///path. A host of "*" or "" means all interfaces.
 func ParseListen(s string) (Listener, error) {
+	if s == "" {
+		return Listener{}, fmt.Errorf("empty listen URL; write e.g. tcp://127.0.0.1:10514")
+	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		return Listener{}, fmt.Errorf("%q has no scheme; write tcp://%s, udp://%s, tls://%s or unix:///path", s, s, s, s)
@@ -58,6 +61,9 @@ func ParseListen(s string) (Listener, error) {
 // checkZMQEndpoint checks a ZeroMQ endpoint as internal/zmq accepts it:
 // tcp://host:port, tcp://*:port (bind only) or ipc:///path.
 func checkZMQEndpoint(ep string, bind bool) error {
+	if ep == "" {
+		return fmt.Errorf("empty endpoint; write tcp://host:port or ipc:///path")
+	}
 	scheme, rest, ok := strings.Cut(ep, "://")
 	if !ok {
 		return fmt.Errorf("%q has no scheme; write tcp://%s or ipc:///path", ep, ep)

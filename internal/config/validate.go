@@ -144,9 +144,7 @@ func (k *checker) syslogInput(p string, in *Input) {
 	case in.TLS != nil:
 		k.tls(p+".tls", in.TLS, true)
 	}
-	if in.MaxConnections < 1 {
-		k.add(p+".max_connections", ErrInvalid, "%d is too small; use at least 1 (default %d)", in.MaxConnections, DefaultMaxConnections)
-	}
+	k.between(p+".max_connections", in.MaxConnections, 1, MaxConnections, DefaultMaxConnections)
 	if in.IdleTimeout < 0 {
 		k.add(p+".idle_timeout", ErrInvalid, "%v is negative; use 0 for no timeout, or e.g. 5m", in.IdleTimeout)
 	}
@@ -218,8 +216,16 @@ func (k *checker) bind(p, network, addr, written string) {
 }
 
 func (k *checker) hwm(p string, n int) {
-	if n < 1 {
-		k.add(p, ErrInvalid, "%d is too small; use at least 1 (default %d)", n, DefaultHWM)
+	k.between(p, n, 1, MaxHWM, DefaultHWM)
+}
+
+// between checks lo <= n <= hi for a count.
+func (k *checker) between(p string, n, lo, hi, def int) {
+	switch {
+	case n < lo:
+		k.add(p, ErrInvalid, "%d is too small; use at least %d (default %d)", n, lo, def)
+	case n > hi:
+		k.add(p, ErrInvalid, "%d is too large; use at most %d (default %d)", n, hi, def)
 	}
 }
 
@@ -361,12 +367,8 @@ func (k *checker) http() {
 			k.add("http.tap_token_file", ErrFile, "%v", err)
 		}
 	}
-	if h.TapMaxClients < 1 {
-		k.add("http.tap_max_clients", ErrInvalid, "%d is too small; use at least 1 (default %d)", h.TapMaxClients, DefaultTapMaxClients)
-	}
-	if h.TapQueue < 1 {
-		k.add("http.tap_queue", ErrInvalid, "%d is too small; use at least 1 (default %d)", h.TapQueue, DefaultTapQueue)
-	}
+	k.between("http.tap_max_clients", h.TapMaxClients, 1, MaxTapClients, DefaultTapMaxClients)
+	k.between("http.tap_queue", h.TapQueue, 1, MaxTapQueue, DefaultTapQueue)
 }
 
 var streamFields = []string{"app-name", "msgid", "hostname", "facility", "severity"}
