@@ -143,6 +143,8 @@ func TestRsyslogForward(t *testing.T) {
 	for _, tc := range []struct{ name, listen, preamble, action string }{
 		{"tcp_octet", "tcp://127.0.0.1:0", "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp" TCP_Framing="octet-counted" ` + tmpl + `)`},
 		{"tcp_lf", "tcp://127.0.0.1:0", "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp" ` + tmpl + `)`},
+		// rsyslog's compressed "z" frames (zlib), inflated by internal/frame.
+		{"tcp_zip", "tcp://127.0.0.1:0", "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="tcp" TCP_Framing="octet-counted" ZipLevel="9" compression.mode="single" ` + tmpl + `)`},
 		{"udp", "udp://127.0.0.1:0", "", `action(type="omfwd" target="127.0.0.1" port="PORT" protocol="udp" ` + tmpl + `)`},
 		// omuxsock 8.2302 takes legacy configuration only.
 		{"omuxsock", "unix://DIR/relay.sock", "$ModLoad omuxsock\n$OMUxSockSocket DIR/relay.sock", "*.* :omuxsock:;RSYSLOG_SyslogProtocol23Format"},

@@ -3,13 +3,14 @@ package input
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,9 +235,28 @@ func TestTCPMaxConnections(t *testing.T) {
 // fill and the sender's writes stop making progress. Once it resumes,
 // every event arrives exactly once.
 func TestTCPBackpressure(t *testing.T) {
-	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
+	t.Run("tcp", func(t *testing.T) {
+		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
+		testBackpressure(t, s, c, dialTCP(t, s))
+	})
+	t.Run("tls", func(t *testing.T) {
+		p := newTestPKI(t)
+		srv, err := LoadTLS(p.serverCert, p.serverKey, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tls://127.0.0.1:0"}, TLS: srv})
+		conn, err := tls.Dial("tcp", addrOf(t, s, "tcp").String(), p.clientConfig(t, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		testBackpressure(t, s, c, conn)
+	})
+}
+
+func testBackpressure(t *testing.T, s *Syslog, c *collector, conn net.Conn) {
 	gate := c.block()
-	conn := dialTCP(t, s)
 
 	const n = 500000 // ~32 MiB: far more than socket buffers hold
 	var b bytes.Buffer
@@ -245,33 +265,43 @@ func TestTCPBackpressure(t *testing.T) {
 	}
 	data := b.Bytes()
 
-	// Write until a write makes no progress for a while: the receiver has
-	// stopped reading and the buffers between us are full.
-	off := 0
-	for off < len(data) {
-		conn.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-		w, err := conn.Write(data[off:])
-		off += w
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatal(err)
-			}
-			if w == 0 {
-				break
+	// A writer in 64 KiB chunks; the test watches its progress stall: the
+	// receiver has stopped reading and the buffers between us are full.
+	// (No write deadlines: a timed-out TLS write breaks the connection.)
+	var written atomic.Int64
+	werr := make(chan error, 1)
+	go func() {
+		for off := 0; off < len(data); {
+			w, err := conn.Write(data[off:min(off+64<<10, len(data))])
+			off += w
+			written.Store(int64(off))
+			if err != nil {
+				werr <- err
+				return
 			}
 		}
-	}
-	if off == len(data) {
-		t.Fatalf("all %d bytes written while the handler was blocked: no backpressure", len(data))
+		werr <- nil
+	}()
+	for last, still := int64(-1), 0; still < 3; {
+		time.Sleep(100 * time.Millisecond)
+		select {
+		case err := <-werr:
+			t.Fatalf("writer finished (%v) with %d of %d bytes while the handler was blocked: no backpressure", err, written.Load(), len(data))
+		default:
+		}
+		if w := written.Load(); w == last {
+			still++
+		} else {
+			last, still = w, 0
+		}
 	}
 	if got := c.len(); got != 0 {
 		t.Fatalf("%d events delivered past a blocked handler", got)
 	}
-	t.Logf("sender blocked after %d of %d bytes", off, len(data))
+	t.Logf("sender blocked after %d of %d bytes", written.Load(), len(data))
 
 	close(gate)
-	conn.SetWriteDeadline(time.Time{})
-	if _, err := conn.Write(data[off:]); err != nil {
+	if err := <-werr; err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "every event", 30*time.Second, func() bool { return c.len() >= n })
@@ -358,4 +388,43 @@ func TestListenErrors(t *testing.T) {
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Stop gives up when its context ends before a blocked Handler returns,
+// and the input still finishes once the Handler does.
+func TestStopContextExpires(t *testing.T) {
+	s, err := NewSyslog(SyslogConfig{Name: "t", Listen: []string{"tcp://127.0.0.1:0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	gate := c.block()
+	if err := s.Start(c.handle); err != nil {
+		t.Fatal(err)
+	}
+	conn := dialTCP(t, s)
+	mustWrite(t, conn, "<13>held\n")
+	waitFor(t, "connection", 5*time.Second, func() bool { return s.Stats().ConnectionsTotal == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Stop(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Stop with a blocked handler = %v, want context.Canceled", err)
+	}
+	close(gate)
+	s.wg.Wait()
+	if got := c.raws(); len(got) != 1 {
+		t.Errorf("delivered %q after the handler resumed", got)
+	}
+}
+
+// A TLS client that never handshakes is dropped after HandshakeTimeout.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	s, _ := startSyslog(t, SyslogConfig{Listen: []string{"tls://127.0.0.1:0"}, TLS: testServerTLS(t), HandshakeTimeout: 50 * time.Millisecond})
+	conn := dialTCP(t, s)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("silent TLS client not dropped: %v", err)
+	}
+	waitFor(t, "handshake error counted", 5*time.Second, func() bool { return s.Stats().HandshakeErrors == 1 })
+	waitFor(t, "connection released", 5*time.Second, func() bool { return s.Stats().Connections == 0 })
 }
