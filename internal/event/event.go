@@ -2,7 +2,7 @@ package event
 
 import (
 	"fmt"
-	"sync"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -28,10 +28,10 @@ type Event struct {
 	// Received is when the relay received the event.
 	Received time.Time
 
-	hdrOnce sync.Once
-	hdr     Header
-	full    atomic.Pointer[parsed]
-	handoff *Handoff
+	hdrState atomic.Uint32 // hdrNone, hdrBusy, hdrDone
+	hdr      Header
+	full     atomic.Pointer[parsed]
+	handoff  *Handoff
 }
 
 // parsed memoises the full go-syslog parse.
@@ -46,8 +46,29 @@ func New(raw []byte) *Event { return &Event{Raw: raw} }
 // Header returns the light header scan of Raw, computed once. It is on the
 // routing path: it does not allocate.
 func (e *Event) Header() *Header {
-	e.hdrOnce.Do(func() { e.hdr = Scan(e.Raw) })
+	if e.hdrState.Load() != hdrDone {
+		e.scanHeader()
+	}
 	return &e.hdr
+}
+
+const (
+	hdrNone = iota
+	hdrBusy
+	hdrDone
+)
+
+// scanHeader scans once; a concurrent caller waits the few hundred
+// nanoseconds a scan takes. (sync.Once costs a mutex per event.)
+func (e *Event) scanHeader() {
+	if e.hdrState.CompareAndSwap(hdrNone, hdrBusy) {
+		e.hdr.scan(e.Raw)
+		e.hdrState.Store(hdrDone)
+		return
+	}
+	for e.hdrState.Load() != hdrDone {
+		runtime.Gosched()
+	}
 }
 
 // Syslog returns the full go-syslog parse of Raw (best effort), computed on

@@ -85,18 +85,23 @@ func (h *Header) view(s span) []byte { return h.raw[s.off:s.end:s.end] }
 // fails: what it cannot recognise ends up in Msg. raw must be shorter than
 // 4 GiB (frames are far smaller).
 func Scan(raw []byte) Header {
-	h := Header{raw: raw}
+	var h Header
+	h.scan(raw)
+	return h
+}
+
+func (h *Header) scan(raw []byte) {
+	*h = Header{raw: raw}
 	p := 0
 	if pri, n, ok := parsePRI(raw); ok {
 		h.HasPRI, h.PRI, p = true, pri, n
 		if q := version(raw, p); q > p && q < len(raw) && raw[q] == ' ' {
 			h.Format = FormatRFC5424
 			h.scan5424(q + 1)
-			return h
+			return
 		}
 	}
 	h.scan3164(p)
-	return h
 }
 
 // parsePRI parses "<N>" with N in 0..191 and at most 3 digits.

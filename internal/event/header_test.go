@@ -3,6 +3,7 @@ package event
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/leodido/go-syslog/v4/rfc3164"
@@ -145,5 +146,28 @@ func TestSyslogFullParse(t *testing.T) {
 	b := m.(*rfc3164.SyslogMessage)
 	if b.Timestamp == nil || b.Timestamp.Nanosecond() != 123456000 || *b.Appname != "sshd" || *b.ProcID != "4242" || *b.Message != "Accepted" {
 		t.Fatalf("forward format full parse: %+v", b)
+	}
+}
+
+// TestHeaderConcurrent lets outputs encode one event from several
+// goroutines at once; run with -race.
+func TestHeaderConcurrent(t *testing.T) {
+	for range 50 {
+		e := New([]byte(`<165>1 2003-10-11T22:14:15.003Z host app - ID47 [a b="c"] msg`))
+		var wg sync.WaitGroup
+		out := make([]string, 4)
+		for i := range out {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out[i] = string(e.AppendJSON(nil)) + string(e.Header().AppName())
+			}()
+		}
+		wg.Wait()
+		for _, o := range out[1:] {
+			if o != out[0] {
+				t.Fatalf("concurrent encodings differ:\n%s\n%s", out[0], o)
+			}
+		}
 	}
 }
