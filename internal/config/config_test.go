@@ -731,3 +731,20 @@ http: {tap_queue: 2000000000, tap_max_clients: 100000}
 		}
 	}
 }
+
+// TestSelfReferencingAnchors: yaml lets an alias point into its own
+// anchor; the walk must neither loop nor panic.
+func TestSelfReferencingAnchors(t *testing.T) {
+	for _, doc := range []string{
+		"inputs: &a [*a]\n",
+		"inputs: [{name: in, type: syslog, listen: &l [*l]}]\n",
+		"x-m: &m {<<: [*m, *m], hwm: 1}\noutputs: [{<<: *m, name: o, socket: pub, bind: 'tcp://127.0.0.1:1'}]\n",
+		"&r {inputs: *r}\n",
+	} {
+		_, err := Parse([]byte(doc), "self.yaml")
+		var cerr *Error
+		if !errors.As(err, &cerr) {
+			t.Errorf("%q: got %v, want *Error", doc, err)
+		}
+	}
+}
