@@ -394,7 +394,18 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, r.cancel)
 	defer stop()
 	err := r.stopAll(ctx)
-	r.log.Info("relay stopped", "err", err)
+	// The totals let an operator (and the drain test) check that every
+	// event the inputs read was handed to the outputs.
+	var received, sent, dropped uint64
+	for _, ri := range r.inputs {
+		received += ri.in.Stats().Received
+	}
+	for _, ro := range r.outputs {
+		s := ro.out.Stats()
+		sent += s.Sent
+		dropped += s.Dropped
+	}
+	r.log.Info("relay stopped", "err", err, "received", received, "sent", sent, "dropped", dropped)
 	return err
 }
 
