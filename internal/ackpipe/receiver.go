@@ -1,0 +1,287 @@
+package ackpipe
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// AckConn is where a Receiver sends acks; *zmq.Push implements it.
+type AckConn interface {
+	Send(ctx context.Context, m zmq.Msg) error
+}
+
+// Defaults for the zero fields of ReceiverConfig.
+const (
+	DefaultMaxBatch   = 1<<20 + 1
+	DefaultMaxOpen    = 64
+	DefaultMaxStreams = 64
+)
+
+// ReceiverConfig bounds what a Receiver keeps per sender. The zero value
+// is usable.
+type ReceiverConfig struct {
+	// MaxBatch is the largest batch accepted, in messages, a closing
+	// marker included (default 1<<20+1). A larger index is refused, so a
+	// peer cannot make the receiver allocate an arbitrary bitmap.
+	MaxBatch int
+	// MaxOpen is how many partly received batches are kept per stream
+	// (default 64); beyond it the oldest is forgotten (Stats.Evicted), and
+	// copies of its messages resent later would be delivered again. Keep
+	// it above the senders' Window.
+	MaxOpen int
+	// MaxStreams is how many senders are tracked (default 64); the least
+	// recently seen is forgotten beyond it.
+	MaxStreams int
+}
+
+// ReceiverStats is a snapshot of a Receiver's counters.
+type ReceiverStats struct {
+	Msgs       uint64 // messages delivered (first copies)
+	Duplicates uint64 // copies dropped because the message was already delivered
+	Recovered  uint64 // delivered from a RESENT copy: the first one was lost
+	Batches    uint64 // batches completed and acknowledged
+	ReAcks     uint64 // acks repeated for a completed batch sent again
+	Malformed  uint64 // messages refused (bad header, index beyond MaxBatch)
+	Evicted    uint64 // partial batches forgotten (MaxOpen, MaxStreams)
+	AckErrors  uint64 // acks AckConn did not take
+}
+
+type rbatch struct {
+	have []uint64 // bitmap of indexes held
+	n    int      // indexes held
+	max  int64    // highest index held
+	last int64    // index that carried LAST, -1 until seen
+}
+
+func (b *rbatch) has(i uint32) bool {
+	w := int(i / 64)
+	return w < len(b.have) && b.have[w]&(1<<(i%64)) != 0
+}
+
+func (b *rbatch) set(i uint32) {
+	w := int(i / 64)
+	if w >= len(b.have) {
+		b.have = append(b.have, make([]uint64, w+1-len(b.have))...)
+	}
+	b.have[w] |= 1 << (i % 64)
+	b.n++
+	b.max = max(b.max, int64(i))
+}
+
+type rstream struct {
+	low  uint64              // every batch up to low is complete
+	done map[uint64]struct{} // complete batches above low
+	open map[uint64]*rbatch
+	used uint64 // for least-recently-seen eviction
+}
+
+// Receiver is the consuming end: it drops copies of messages it already
+// delivered and acknowledges each batch once it holds all of it. It is
+// safe for concurrent use, though one goroutine per socket is the norm.
+type Receiver struct {
+	acks AckConn
+	cfg  ReceiverConfig
+
+	mu      sync.Mutex
+	streams map[uint32]*rstream
+	clock   uint64
+	st      ReceiverStats
+}
+
+// NewReceiver returns a Receiver that sends its acks to acks.
+func NewReceiver(acks AckConn, c ReceiverConfig) *Receiver {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MaxOpen <= 0 {
+		c.MaxOpen = DefaultMaxOpen
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	return &Receiver{acks: acks, cfg: c, streams: make(map[uint32]*rstream)}
+}
+
+// Handle takes one received message. It returns the application's
+// frames and true when the message is delivered for the first time, and
+// false for a copy, a marker or a refused message (with an error wrapping
+// ErrMalformed or ErrBatchTooLarge). When the message completes its batch,
+// Handle sends the ack, and returns AckConn's error if that fails.
+func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error) {
+	if len(m) == 0 {
+		r.count(&r.st.Malformed)
+		return nil, false, fmt.Errorf("empty message: %w", ErrMalformed)
+	}
+	h, err := ParseHeader(m[0])
+	if err != nil {
+		r.count(&r.st.Malformed)
+		return nil, false, err
+	}
+	marker := h.Flags&FlagMarker != 0
+	if marker && len(m) != 1 {
+		r.count(&r.st.Malformed)
+		return nil, false, fmt.Errorf("marker with %d frames: %w", len(m), ErrMalformed)
+	}
+	if int64(h.Index) >= int64(r.cfg.MaxBatch) {
+		r.count(&r.st.Malformed)
+		return nil, false, fmt.Errorf("index %d, MaxBatch %d: %w", h.Index, r.cfg.MaxBatch, ErrBatchTooLarge)
+	}
+
+	r.mu.Lock()
+	s := r.stream(h.Stream)
+	if h.Seq <= s.low || has(s.done, h.Seq) {
+		if !marker {
+			r.st.Duplicates++
+		}
+		// The batch was acknowledged and is being sent again: the ack
+		// may have been lost, so repeat it once per copy of the batch.
+		reack := h.Flags&FlagLast != 0
+		if reack {
+			r.st.ReAcks++
+		}
+		r.mu.Unlock()
+		if reack {
+			return nil, false, r.ack(ctx, h.Stream, h.Seq)
+		}
+		return nil, false, nil
+	}
+	b := s.open[h.Seq]
+	if b == nil {
+		r.evictOpen(s)
+		b = &rbatch{max: -1, last: -1}
+		s.open[h.Seq] = b
+	}
+	last := h.Flags&FlagLast != 0
+	if (b.last >= 0 && int64(h.Index) > b.last) || (last && (b.last >= 0 || int64(h.Index) < b.max)) {
+		r.st.Malformed++
+		r.mu.Unlock()
+		return nil, false, fmt.Errorf("stream %d batch %d: index %d beyond its end: %w", h.Stream, h.Seq, h.Index, ErrMalformed)
+	}
+	if b.has(h.Index) {
+		if !marker {
+			r.st.Duplicates++
+		}
+		r.mu.Unlock()
+		return nil, false, nil
+	}
+	b.set(h.Index)
+	if last {
+		b.last = int64(h.Index)
+	}
+	if !marker {
+		r.st.Msgs++
+		if h.Flags&FlagResent != 0 {
+			r.st.Recovered++
+		}
+	}
+	complete := b.last >= 0 && int64(b.n) == b.last+1
+	if complete {
+		delete(s.open, h.Seq)
+		s.markDone(h.Seq, r.cfg.MaxOpen)
+		r.st.Batches++
+	}
+	r.mu.Unlock()
+	if complete {
+		err = r.ack(ctx, h.Stream, h.Seq)
+	}
+	if marker {
+		return nil, false, err
+	}
+	return m[1:], true, err
+}
+
+func has(m map[uint64]struct{}, k uint64) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func (r *Receiver) count(c *uint64) {
+	r.mu.Lock()
+	*c++
+	r.mu.Unlock()
+}
+
+func (r *Receiver) ack(ctx context.Context, stream uint32, seq uint64) error {
+	if err := r.acks.Send(ctx, zmq.Msg{AppendAck(make([]byte, 0, AckLen), stream, seq)}); err != nil {
+		r.count(&r.st.AckErrors)
+		return fmt.Errorf("ackpipe: ack stream %d batch %d: %w", stream, seq, err)
+	}
+	return nil
+}
+
+// stream returns the state of stream id, making room for it if needed.
+func (r *Receiver) stream(id uint32) *rstream {
+	r.clock++
+	s := r.streams[id]
+	if s == nil {
+		if len(r.streams) >= r.cfg.MaxStreams {
+			var oldest uint32
+			var used uint64 = ^uint64(0)
+			for k, v := range r.streams {
+				if v.used < used {
+					oldest, used = k, v.used
+				}
+			}
+			r.st.Evicted += uint64(len(r.streams[oldest].open))
+			delete(r.streams, oldest)
+		}
+		s = &rstream{done: make(map[uint64]struct{}), open: make(map[uint64]*rbatch)}
+		r.streams[id] = s
+	}
+	s.used = r.clock
+	return s
+}
+
+// evictOpen forgets the oldest partial batch when the stream has MaxOpen.
+func (r *Receiver) evictOpen(s *rstream) {
+	if len(s.open) < r.cfg.MaxOpen {
+		return
+	}
+	var oldest uint64 = ^uint64(0)
+	for seq := range s.open {
+		oldest = min(oldest, seq)
+	}
+	delete(s.open, oldest)
+	r.st.Evicted++
+}
+
+// markDone records seq as complete, advancing the low-water mark. Batches
+// that never complete below it (lost with a dead sender) would pin done
+// forever, so past a bound the mark jumps over the gap.
+func (s *rstream) markDone(seq uint64, maxOpen int) {
+	if seq != s.low+1 {
+		s.done[seq] = struct{}{}
+	} else {
+		s.low++
+	}
+	for len(s.done) > 0 {
+		if has(s.done, s.low+1) {
+			delete(s.done, s.low+1)
+			s.low++
+			continue
+		}
+		if len(s.done) <= 4*maxOpen {
+			break
+		}
+		next := ^uint64(0)
+		for k := range s.done {
+			next = min(next, k)
+		}
+		s.low = next - 1
+	}
+	for seq := range s.open {
+		if seq <= s.low {
+			delete(s.open, seq)
+		}
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Receiver) Stats() ReceiverStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
