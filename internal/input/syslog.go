@@ -62,6 +62,7 @@ type Syslog struct {
 	listeners []net.Listener
 	packets   []net.PacketConn
 	unixPaths []string
+	addrs     []net.Addr // in Listen order
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
@@ -146,14 +147,7 @@ func (s *Syslog) Stats() Stats { return s.stats.snapshot() }
 func (s *Syslog) Addrs() []net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []net.Addr
-	for _, l := range s.listeners {
-		out = append(out, l.Addr())
-	}
-	for _, p := range s.packets {
-		out = append(out, p.LocalAddr())
-	}
-	return out
+	return append([]net.Addr(nil), s.addrs...)
 }
 
 // Start binds every listener, then serves in goroutines. If any listener
@@ -194,6 +188,7 @@ func (s *Syslog) bind(sp listenSpec) error {
 			l = &tlsListener{Listener: l}
 		}
 		s.listeners = append(s.listeners, l)
+		s.addrs = append(s.addrs, l.Addr())
 	case "udp":
 		c, err := net.ListenPacket("udp", sp.addr)
 		if err != nil {
@@ -201,6 +196,7 @@ func (s *Syslog) bind(sp listenSpec) error {
 		}
 		s.setupDgram(c.(*net.UDPConn), true)
 		s.packets = append(s.packets, c)
+		s.addrs = append(s.addrs, c.LocalAddr())
 	case "unixgram":
 		if err := removeStaleSocket(sp.addr); err != nil {
 			return fmt.Errorf("listen %q: %w", sp.url, err)
@@ -211,6 +207,7 @@ func (s *Syslog) bind(sp listenSpec) error {
 		}
 		s.setupDgram(c, false)
 		s.packets = append(s.packets, c)
+		s.addrs = append(s.addrs, c.LocalAddr())
 		s.unixPaths = append(s.unixPaths, sp.addr)
 	}
 	return nil
