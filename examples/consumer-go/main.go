@@ -61,13 +61,13 @@ func main() {
 			}
 			break
 		}
-		s := sums[m.Event.Stream]
+		s := sums[m.Stream]
 		if s == nil {
 			s = &summary{users: hyperloglog.New16()}
-			sums[m.Event.Stream] = s
+			sums[m.Stream] = s
 		}
 		s.events++
-		if u, ok := user.Get(m.Event); ok {
+		if u, ok := user.Get(m.Event()); ok {
 			s.users.Insert([]byte(u))
 		}
 		total++

@@ -30,7 +30,7 @@ type ConsumerConfig struct {
 	// relay applies the whole filter).
 	Filter *Filter
 	// Raw asks a websocket for the raw syslog messages instead of JSON.
-	// Raw messages carry no stream, so Message.Event.Stream is empty.
+	// Raw messages carry no stream, so Message.Stream is empty.
 	Raw bool
 	// Token is sent to a websocket as Authorization: Bearer.
 	Token string
@@ -178,7 +178,10 @@ func (c *Consumer) recvPub(ctx context.Context) (Message, error) {
 				c.log.Debug("tap: undecodable message", "err", err)
 				continue
 			}
-			if !c.filter.MatchEvent(msg.Event) || !c.filter.sampled() {
+			if c.filter.needsEvent() && !c.filter.MatchEvent(msg.Event()) {
+				continue
+			}
+			if !c.filter.sampled() {
 				continue
 			}
 			c.received.Add(1)

@@ -11,15 +11,52 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/event"
 )
 
-// Message is one event from a tap source.
+// Message is one event from a tap source. It is decoded lazily: a tap that
+// passes JSON through never parses it.
 type Message struct {
-	// Event is the event, with Stream set when the source said it. For a
-	// JSON source, Raw is rebuilt as RFC 5424 from the JSON fields, so
-	// filters and fields work the same on both formats.
-	Event *event.Event
-	// JSON is the object as the source sent it, or nil for raw sources.
+	// Stream is the event's stream, when the source said it.
+	Stream string
+	// JSON is the object as the source sent it, or nil for raw messages.
 	JSON []byte
+	// Raw is the syslog message as the source sent it, or nil for JSON.
+	Raw []byte
+
+	ev *event.Event
 }
+
+// Event returns the message as an event, with Stream set. For a JSON
+// message, Raw is rebuilt as RFC 5424 from the JSON fields, so filters and
+// fields work the same on both formats. A JSON object that is not an
+// event gives an event with an empty Raw.
+func (m *Message) Event() *event.Event {
+	if m.ev != nil {
+		return m.ev
+	}
+	if m.JSON == nil {
+		m.ev = event.New(m.Raw)
+		m.ev.Stream = m.Stream
+		return m.ev
+	}
+	var j jsonEvent
+	if err := json.Unmarshal(m.JSON, &j); err != nil {
+		m.ev = event.New(nil)
+		m.ev.Stream = m.Stream
+		return m.ev
+	}
+	m.ev = event.New(rebuild(&j))
+	m.ev.Stream = m.Stream
+	if m.ev.Stream == "" {
+		m.ev.Stream = j.Stream
+	}
+	m.ev.Input, m.ev.Peer = j.Input, j.Peer
+	if t, err := time.Parse(time.RFC3339Nano, j.Received); err == nil {
+		m.ev.Received = t
+	}
+	return m.ev
+}
+
+// Size is the message's size as the source sent it.
+func (m *Message) Size() int { return len(m.JSON) + len(m.Raw) }
 
 // jsonEvent is the part of event.AppendJSON's schema a tap rebuilds an
 // event from.
@@ -55,31 +92,41 @@ func isNotice(b []byte) bool { return bytes.HasPrefix(b, []byte(`{"notice":`)) }
 
 // Decode turns a source message into a Message: payload is a JSON object
 // (first byte '{') or a raw syslog message, topic the stream (the PUB
-// topic frame; empty from a websocket, where JSON carries the stream).
-// Decode keeps no reference to its arguments.
+// topic frame; nil from a websocket, where the JSON carries the stream).
+// Decode copies payload, and only reads a JSON object's leading "stream"
+// member; Message.Event does the rest on demand.
 func Decode(topic, payload []byte) (Message, error) {
 	if len(payload) > 0 && payload[0] == '{' {
-		var j jsonEvent
-		if err := json.Unmarshal(payload, &j); err != nil {
-			return Message{}, fmt.Errorf("decode JSON event: %w", err)
+		if isNotice(payload) {
+			return Message{}, fmt.Errorf("decode JSON event: a notice is not an event: %.60q", payload)
 		}
-		if j.Notice != "" {
-			return Message{}, fmt.Errorf("decode JSON event: a %q notice is not an event", j.Notice)
+		if !json.Valid(payload) {
+			return Message{}, fmt.Errorf("decode JSON event: invalid JSON: %.60q", payload)
 		}
-		ev := event.New(rebuild(&j))
-		ev.Stream = j.Stream
-		if ev.Stream == "" {
-			ev.Stream = string(topic)
+		m := Message{Stream: string(topic), JSON: bytes.Clone(payload)}
+		if m.Stream == "" {
+			m.Stream = leadingStream(payload)
 		}
-		ev.Input, ev.Peer = j.Input, j.Peer
-		if t, err := time.Parse(time.RFC3339Nano, j.Received); err == nil {
-			ev.Received = t
-		}
-		return Message{Event: ev, JSON: bytes.Clone(payload)}, nil
+		return m, nil
 	}
-	ev := event.New(bytes.Clone(payload))
-	ev.Stream = string(topic)
-	return Message{Event: ev}, nil
+	return Message{Stream: string(topic), Raw: bytes.Clone(payload)}, nil
+}
+
+// leadingStream reads the stream of a JSON event: event.AppendJSON puts
+// it first. Other layouts take the slow path.
+func leadingStream(b []byte) string {
+	const pre = `{"stream":"`
+	if bytes.HasPrefix(b, []byte(pre)) {
+		rest := b[len(pre):]
+		if i := bytes.IndexByte(rest, '"'); i >= 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
+			return string(rest[:i])
+		}
+	}
+	var j struct {
+		Stream string `json:"stream"`
+	}
+	json.Unmarshal(b, &j)
+	return j.Stream
 }
 
 // rebuild writes the JSON event's fields as an RFC 5424 message.

@@ -145,6 +145,9 @@ func (f *Filter) MatchEvent(e *event.Event) bool {
 	return f.Grep == nil || f.Grep.Match(e.Raw)
 }
 
+// needsEvent reports whether MatchEvent looks at the event at all.
+func (f *Filter) needsEvent() bool { return len(f.Match) > 0 || f.Grep != nil }
+
 // Keep applies the whole filter: stream, matches, regexp, then sampling
 // among the events that passed.
 func (f *Filter) Keep(e *event.Event) bool {

@@ -326,15 +326,19 @@ func (r *runner) runEvents(ctx context.Context) error {
 		buf = buf[:0]
 		switch format {
 		case "raw":
-			buf = append(buf, m.Event.Raw...)
+			if m.Raw != nil {
+				buf = append(buf, m.Raw...)
+			} else {
+				buf = append(buf, m.Event().Raw...)
+			}
 		case "json":
 			if m.JSON != nil {
 				buf = append(buf, m.JSON...)
 			} else {
-				buf = m.Event.AppendJSON(buf)
+				buf = m.Event().AppendJSON(buf)
 			}
 		case "pretty":
-			buf = appendPretty(buf, m.Event, r.tty)
+			buf = appendPretty(buf, m.Event(), r.tty)
 		}
 		buf = append(buf, '\n')
 		mu.Lock()

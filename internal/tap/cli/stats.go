@@ -63,17 +63,13 @@ func (r *runner) runStats(ctx context.Context) error {
 		var u, tv string
 		var hasU, hasT bool
 		if r.uniq != nil {
-			u, hasU = r.uniq.Get(m.Event)
+			u, hasU = r.uniq.Get(m.Event())
 		}
 		if r.top != nil {
-			tv, hasT = r.top.Get(m.Event)
-		}
-		size := len(m.Event.Raw)
-		if m.JSON != nil {
-			size = len(m.JSON)
+			tv, hasT = r.top.Get(m.Event())
 		}
 		mu.Lock()
-		set.Add(m.Event.Stream, size, u, hasU, tv, hasT)
+		set.Add(m.Stream, m.Size(), u, hasU, tv, hasT)
 		mu.Unlock()
 		n++
 	}
