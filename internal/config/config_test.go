@@ -748,3 +748,32 @@ func TestSelfReferencingAnchors(t *testing.T) {
 		}
 	}
 }
+
+func TestBindConflicts(t *testing.T) {
+	for _, tc := range []struct {
+		a, b  string
+		clash bool
+	}{
+		{"tcp://127.0.0.1:5556", "tcp://127.0.0.1:5556", true},
+		{"tcp://*:5556", "tcp://127.0.0.1:5556", true},
+		{"tcp://0.0.0.0:5556", "tcp://[::1]:5556", true},
+		{"tcp://127.0.0.1:5556", "tcp://127.0.0.2:5556", false},
+		{"tcp://127.0.0.1:5556", "tcp://127.0.0.1:5557", false},
+		{"tcp://127.0.0.1:0", "tcp://127.0.0.1:0", false},
+		{"ipc:///tmp/a.ipc", "ipc:///tmp/a.ipc", true},
+		{"ipc:///tmp/a.ipc", "ipc:///tmp/b.ipc", false},
+	} {
+		data := fmt.Sprintf("inputs: [{name: in, type: syslog, listen: 'udp://127.0.0.1:514'}]\noutputs:\n  - {name: a, socket: pub, bind: %q}\n  - {name: b, socket: pub, bind: %q}\n", tc.a, tc.b)
+		_, err := Parse([]byte(data), "x.yaml")
+		want := fmt.Sprintf("x.yaml:4:28: outputs[1].bind: %s is already bound by outputs[0].bind", tc.b)
+		if clash := err != nil && strings.Contains(err.Error(), want); clash != tc.clash || (!tc.clash && err != nil) {
+			t.Errorf("%s then %s: err = %v, want clash=%v", tc.a, tc.b, err, tc.clash)
+		}
+	}
+	// A syslog TCP listener and the HTTP server share the TCP port space;
+	// UDP does not.
+	_, err := Parse([]byte("inputs: [{name: in, type: syslog, listen: ['tcp://:8080', 'udp://127.0.0.1:8081']}]\nhttp: {listen: '127.0.0.1:8080'}\noutputs: [{name: o, socket: pub, bind: 'tcp://127.0.0.1:8081'}]\n"), "x.yaml")
+	if err == nil || !strings.Contains(err.Error(), "http.listen: 127.0.0.1:8080 is already bound by inputs[0].listen[0]") || strings.Contains(err.Error(), "outputs[0]") {
+		t.Errorf("got %v", err)
+	}
+}

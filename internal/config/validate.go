@@ -13,9 +13,9 @@ import (
 type checker struct {
 	c     *Config
 	probs []Problem
-	// bound maps "network address" to the key path that binds it, to catch
-	// two sockets fighting over one address before the relay starts.
-	bound map[string]string
+	// bound maps "network port" to what binds that port, to catch two
+	// sockets fighting over one address before the relay starts.
+	bound map[string][]binder
 }
 
 func (k *checker) add(p string, sentinel error, format string, args ...any) {
@@ -41,7 +41,7 @@ func (c *Config) lookup(p string) (line, col int) {
 // and that the files it names are usable. The error, if any, is an *Error
 // listing every problem.
 func (c *Config) Validate() error {
-	k := &checker{c: c, bound: map[string]string{}}
+	k := &checker{c: c, bound: map[string][]binder{}}
 	if len(c.Inputs) == 0 {
 		k.add("inputs", ErrRequired, "at least one input is required; e.g. inputs: [{name: rsyslog, type: syslog, listen: tcp://127.0.0.1:10514}]")
 	}
@@ -201,18 +201,33 @@ func (k *checker) endpoints(p string, eps []string, bind bool) {
 	}
 }
 
-// bind records that path binds addr and reports a second binder. Port 0
-// binds are exempt: each gets its own free port.
+// bind records that path binds addr and reports a second binder of it:
+// the same address, or the same port when either side is a wildcard host
+// (0.0.0.0, ::, empty), which the kernel refuses too. Port 0 binds are
+// exempt: each gets its own free port.
 func (k *checker) bind(p, network, addr, written string) {
-	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil { // a unix or ipc path
+		host, port = addr, ""
+	} else if port == "0" {
 		return
 	}
-	key := network + " " + addr
-	if prev, dup := k.bound[key]; dup {
-		k.add(p, ErrDuplicate, "%s is already bound by %s; every address can be bound once", written, prev)
-		return
+	key := network + " " + port
+	for _, b := range k.bound[key] {
+		if b.host == host || (port != "" && (wildcard(b.host) || wildcard(host))) {
+			k.add(p, ErrDuplicate, "%s is already bound by %s; every address can be bound once", written, b.path)
+			return
+		}
 	}
-	k.bound[key] = p
+	k.bound[key] = append(k.bound[key], binder{host, p})
+}
+
+// binder is a host (or socket path) bound on a port, and the key binding it.
+type binder struct{ host, path string }
+
+func wildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }
 
 func (k *checker) hwm(p string, n int) {
