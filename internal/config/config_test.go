@@ -762,6 +762,7 @@ func TestBindConflicts(t *testing.T) {
 		{"tcp://127.0.0.1:0", "tcp://127.0.0.1:0", false},
 		{"ipc:///tmp/a.ipc", "ipc:///tmp/a.ipc", true},
 		{"ipc:///tmp/a.ipc", "ipc:///tmp/b.ipc", false},
+		{"ipc:///tmp/a.ipc", "ipc://@a.ipc", false},
 	} {
 		data := fmt.Sprintf("inputs: [{name: in, type: syslog, listen: 'udp://127.0.0.1:514'}]\noutputs:\n  - {name: a, socket: pub, bind: %q}\n  - {name: b, socket: pub, bind: %q}\n", tc.a, tc.b)
 		_, err := Parse([]byte(data), "x.yaml")
@@ -775,5 +776,11 @@ func TestBindConflicts(t *testing.T) {
 	_, err := Parse([]byte("inputs: [{name: in, type: syslog, listen: ['tcp://:8080', 'udp://127.0.0.1:8081']}]\nhttp: {listen: '127.0.0.1:8080'}\noutputs: [{name: o, socket: pub, bind: 'tcp://127.0.0.1:8081'}]\n"), "x.yaml")
 	if err == nil || !strings.Contains(err.Error(), "http.listen: 127.0.0.1:8080 is already bound by inputs[0].listen[0]") || strings.Contains(err.Error(), "outputs[0]") {
 		t.Errorf("got %v", err)
+	}
+	_, err = Parse([]byte("inputs: [{name: in, type: syslog, listen: 'unix:///tmp/relay.sock'}]
+outputs: [{name: o, socket: pub, bind: 'ipc:///tmp/relay.sock'}]
+"), "x.yaml")
+	if err == nil || !strings.Contains(err.Error(), "outputs[0].bind: ipc:///tmp/relay.sock is already bound by inputs[0].listen") {
+		t.Errorf("unix and ipc on one path: got %v", err)
 	}
 }

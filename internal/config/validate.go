@@ -195,6 +195,8 @@ func (k *checker) endpoints(p string, eps []string, bind bool) {
 			network, addr, _ := strings.Cut(ep, "://")
 			if network == "tcp" {
 				addr, _ = hostPort(addr, true)
+			} else {
+				network = "unix" // an ipc socket is a file like a syslog unix socket
 			}
 			k.bind(ip, network, addr, ep)
 		}
