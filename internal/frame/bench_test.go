@@ -1,6 +1,8 @@
 package frame
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -47,5 +49,26 @@ func BenchmarkReader(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkBufioScanner is the baseline for LF framing: bufio.Scanner
+// lines, copied so the caller may keep them as it may keep our frames.
+func BenchmarkBufioScanner(b *testing.B) {
+	var in strings.Builder
+	for i := range 1000 {
+		in.WriteString(msg200(i) + "\n")
+	}
+	sc := bufio.NewScanner(&loopReader{buf: []byte(in.String())})
+	b.SetBytes(200)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if !sc.Scan() {
+			b.Fatal(sc.Err())
+		}
+		if msg := bytes.Clone(sc.Bytes()); len(msg) != 200 {
+			b.Fatalf("%q", msg)
+		}
 	}
 }
