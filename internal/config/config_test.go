@@ -777,9 +777,7 @@ func TestBindConflicts(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "http.listen: 127.0.0.1:8080 is already bound by inputs[0].listen[0]") || strings.Contains(err.Error(), "outputs[0]") {
 		t.Errorf("got %v", err)
 	}
-	_, err = Parse([]byte("inputs: [{name: in, type: syslog, listen: 'unix:///tmp/relay.sock'}]
-outputs: [{name: o, socket: pub, bind: 'ipc:///tmp/relay.sock'}]
-"), "x.yaml")
+	_, err = Parse([]byte("inputs: [{name: in, type: syslog, listen: 'unix:///tmp/relay.sock'}]\noutputs: [{name: o, socket: pub, bind: 'ipc:///tmp/relay.sock'}]\n"), "x.yaml")
 	if err == nil || !strings.Contains(err.Error(), "outputs[0].bind: ipc:///tmp/relay.sock is already bound by inputs[0].listen") {
 		t.Errorf("unix and ipc on one path: got %v", err)
 	}
