@@ -114,4 +114,3 @@ func BenchmarkSender(b *testing.B) {
 type connFunc func(ctx context.Context, ms []zmq.Msg) (int, error)
 
 func (f connFunc) SendBatch(ctx context.Context, ms []zmq.Msg) (int, error) { return f(ctx, ms) }
-
