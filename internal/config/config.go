@@ -50,8 +50,8 @@ const (
 
 // Defaults applied to keys the file leaves out.
 var (
-	// DefaultMaxMessageSize caps one syslog message; it matches rsyslog's
-	// default maxMessageSize of 8k with room for large structured events.
+	// DefaultMaxMessageSize caps one syslog message: rsyslog's own default
+	// is 8k, and 64 KiB leaves room for large structured (JSON) events.
 	DefaultMaxMessageSize ByteSize = 64 << 10
 	// MinMaxMessageSize is the smallest max_message_size accepted: RFC 5424
 	// requires receivers to take messages of 480 octets.
