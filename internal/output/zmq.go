@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -33,10 +34,15 @@ type ZMQ struct {
 	pub  *zmq.Pub
 	enc  encoder
 
-	sent    atomic.Uint64
-	failed  atomic.Uint64
-	blocked atomic.Int64 // nanoseconds
+	sent   atomic.Uint64
+	failed atomic.Uint64
 
+	// blocked time includes writes still waiting, so a PUSH stalled for
+	// minutes shows in the metric while it stalls, not only after.
+	bmu      sync.Mutex
+	blocked  time.Duration // finished writes
+	waiting  int64         // writes in SendBatch now
+	startSum int64         // sum of their start times, Unix nanoseconds
 }
 
 // NewZMQ creates the socket and sets up its endpoints. Dialled endpoints
@@ -116,8 +122,17 @@ func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
 		msgs[i] = frames[i : i+1 : i+1]
 	}
 	start := time.Now()
+	o.bmu.Lock()
+	o.waiting++
+	o.startSum += start.UnixNano()
+	o.bmu.Unlock()
 	n, err := o.push.SendBatch(ctx, msgs)
-	o.blocked.Add(int64(time.Since(start)))
+	end := time.Now()
+	o.bmu.Lock()
+	o.waiting--
+	o.startSum -= start.UnixNano()
+	o.blocked += end.Sub(start)
+	o.bmu.Unlock()
 	o.sent.Add(uint64(n))
 	if err != nil {
 		o.failed.Add(uint64(len(batch) - n))
@@ -164,10 +179,13 @@ func (o *ZMQ) Socket() zmq.Stats {
 // Stats returns the output's counters.
 func (o *ZMQ) Stats() Stats {
 	s := o.Socket()
+	o.bmu.Lock()
+	blocked := o.blocked + time.Duration(o.waiting*time.Now().UnixNano()-o.startSum)
+	o.bmu.Unlock()
 	st := Stats{
 		Sent:    o.sent.Load(),
 		Dropped: o.failed.Load(),
-		Blocked: time.Duration(o.blocked.Load()),
+		Blocked: blocked,
 		Queued:  s.QueueDepth,
 		Peers:   s.Peers,
 	}
