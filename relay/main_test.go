@@ -1,0 +1,693 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests run the real binary, built once by TestMain.
+var relayBin string
+
+const testVersion = "v9.9.9-test"
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "relay-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	relayBin = filepath.Join(dir, "relay")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", relayBin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build the relay: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running relay binary.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	code   int
+}
+
+func startBin(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(relayBin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		p.code = 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			p.code = ee.ExitCode()
+		} else if err != nil {
+			p.code = -1
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("relay output:\n%s", p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(t *testing.T, s os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(s); err != nil {
+		t.Fatalf("signal %v: %v", s, err)
+	}
+}
+
+// wait returns the exit code, failing the test if it takes longer than d.
+func (p *proc) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(d):
+		t.Fatalf("relay did not exit within %v", d)
+		return 0
+	}
+}
+
+// runBin runs the binary to completion and returns its exit code and output.
+func runBin(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(relayBin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestHelpVersion(t *testing.T) {
+	code, out, errOut := runBin(t, "--help")
+	if code != 0 || !strings.Contains(errOut+out, "relay check -c FILE") || !strings.Contains(errOut+out, "SIGHUP") {
+		t.Errorf("--help: exit %d, output:\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runBin(t, "--version")
+	if code != 0 || strings.TrimSpace(out) != "relay "+testVersion {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+	code, _, errOut = runBin(t, "--bogus")
+	if code != 2 || !strings.Contains(errOut, "bogus") {
+		t.Errorf("--bogus: exit %d, %q; want 2 and a message", code, errOut)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	code, out, errOut := runBin(t, "check", "-c", "testdata/good.yaml")
+	if code != 0 || !strings.Contains(out, "testdata/good.yaml: ok (2 inputs, 2 outputs)") {
+		t.Errorf("check good.yaml: exit %d, %q %q", code, out, errOut)
+	}
+	code, out, errOut = runBin(t, "check", "-c", "testdata/bad.yaml")
+	if code != 2 {
+		t.Errorf("check bad.yaml: exit %d, want 2", code)
+	}
+	for _, want := range []string{
+		`testdata/bad.yaml:10:5: outputs[0].socket: "pusj" is not a socket type; use push or pub`,
+		`testdata/bad.yaml:12:5: outputs[0].hwm:`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("check bad.yaml: output lacks %q:\n%s%s", want, out, errOut)
+		}
+	}
+	code, _, errOut = runBin(t, "check", "-c", "testdata/missing.yaml")
+	if code != 2 || !strings.Contains(errOut, "missing.yaml") {
+		t.Errorf("check missing.yaml: exit %d, %q", code, errOut)
+	}
+	// The embedded default passes check.
+	code, def, _ := runBin(t, "default-config")
+	file := filepath.Join(t.TempDir(), "default.yaml")
+	os.WriteFile(file, []byte(def), 0o600)
+	if code != 0 {
+		t.Fatalf("default-config: exit %d", code)
+	}
+	if code, out, errOut := runBin(t, "check", "-c", file); code != 0 {
+		t.Errorf("check of default-config: exit %d, %s%s", code, out, errOut)
+	}
+}
+
+// ports is a set of free TCP ports on 127.0.0.1, for the binary's config.
+type ports struct{ syslog, a, b, http int }
+
+func freePorts(t *testing.T) ports {
+	t.Helper()
+	var ls []net.Listener
+	get := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	p := ports{get(), get(), get(), get()}
+	for _, l := range ls {
+		l.Close()
+	}
+	return p
+}
+
+// relayConf writes a config with a syslog TCP input and PUSH outputs a
+// and b (streams as given; nil: output left out) and returns its path.
+func relayConf(t *testing.T, file string, p ports, aStreams, bStreams []string, extra string) string {
+	t.Helper()
+	if file == "" {
+		file = filepath.Join(t.TempDir(), "relay.yaml")
+	}
+	out := func(name string, port int, streams []string) string {
+		if streams == nil {
+			return ""
+		}
+		q, _ := json.Marshal(streams)
+		return fmt.Sprintf(`
+  - name: %s
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:%d
+    streams: %s
+    hwm: 1000`, name, port, q)
+	}
+	conf := fmt.Sprintf(`
+inputs:
+  - name: syslog
+    type: syslog
+    listen: tcp://127.0.0.1:%d
+stream: {from: app-name, default: unknown}
+outputs:%s%s
+http:
+  listen: 127.0.0.1:%d
+log: {format: json}
+%s`, p.syslog, out("a", p.a, aStreams), out("b", p.b, bStreams), p.http, extra)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// startRelay runs the binary on conf and waits for /healthz to say 200.
+func startRelay(t *testing.T, conf string, p ports) *proc {
+	t.Helper()
+	pr := startBin(t, "-c", conf)
+	waitFor(t, func() string { return "/healthz 200; output:\n" + pr.stderr.String() }, 20*time.Second, func() bool {
+		select {
+		case <-pr.done:
+			t.Fatalf("relay exited with %d:\n%s", pr.code, pr.stderr.String())
+		default:
+		}
+		code, _ := httpGet(p, "/healthz")
+		return code == http.StatusOK
+	})
+	return pr
+}
+
+func httpGet(p ports, path string) (int, string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.http, path))
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric scrapes /metrics and returns the series (written as in the
+// exposition format, e.g. `relay_output_sent_total{output="a"}`), or -1.
+func metric(t *testing.T, p ports, series string) float64 {
+	t.Helper()
+	code, body := httpGet(p, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("/metrics line %q: %v", line, err)
+			}
+			return v
+		}
+	}
+	return -1
+}
+
+func TestHealthzMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	p := freePorts(t)
+	pr := startRelay(t, relayConf(t, "", p, []string{"*"}, nil, ""), p)
+	code, body := httpGet(p, "/healthz")
+	if code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	for _, s := range []string{`relay_input_received_total{input="syslog"}`, `relay_output_sent_total{output="a"}`, `relay_config_last_reload_successful`} {
+		if v := metric(t, p, s); v < 0 {
+			t.Errorf("/metrics lacks %s", s)
+		}
+	}
+	pr.signal(t, syscall.SIGTERM)
+	if code := pr.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+}
+
+// seqMsgs are n octet-counted RFC 5424 messages from app, seq from first.
+func seqMsgs(app string, first, n int) []byte {
+	var b bytes.Buffer
+	for i := first; i < first+n; i++ {
+		m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z binhost %s - - - seq:%08d", app, i)
+		fmt.Fprintf(&b, "%d %s", len(m), m)
+	}
+	return b.Bytes()
+}
+
+// TestReload: SIGHUP with a changed route moves a stream to another
+// output; the sender's connection to the unchanged input stays up; an
+// invalid config is refused and the old one keeps running.
+func TestReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and libzmq peers")
+	}
+	p := freePorts(t)
+	conf := relayConf(t, "", p, []string{"click"}, []string{"impression"}, "")
+	pr := startRelay(t, conf, p)
+	wa := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
+	wb := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.b))
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.syslog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(b []byte) {
+		t.Helper()
+		if _, err := c.Write(b); err != nil {
+			t.Fatalf("the sender's connection broke: %v", err)
+		}
+	}
+	send(seqMsgs("click", 0, 1000))
+	send(seqMsgs("impression", 1000, 1000))
+	waitFor(t, func() string { return fmt.Sprintf("1000 each at a and b; have %d, %d", wa.count(), wb.count()) },
+		20*time.Second, func() bool { return wa.count() == 1000 && wb.count() == 1000 })
+
+	// Move click from a to b.
+	stamp := metric(t, p, "relay_config_last_reload_success_timestamp_seconds")
+	relayConf(t, conf, p, []string{"other"}, []string{"click", "impression"}, "")
+	pr.signal(t, syscall.SIGHUP)
+	waitFor(t, str("the reload"), 20*time.Second, func() bool {
+		return metric(t, p, "relay_config_last_reload_success_timestamp_seconds") != stamp
+	})
+	send(seqMsgs("click", 2000, 1000))
+	waitFor(t, func() string { return fmt.Sprintf("clicks at b; have a %d, b %d", wa.count(), wb.count()) },
+		20*time.Second, func() bool { return wb.count() == 2000 })
+	if got := metric(t, p, `relay_output_sent_total{output="a"}`); got != 0 {
+		t.Errorf("output a (now streams [other]) sent %v events after the reload, want 0", got)
+	}
+	if wa.count() != 1000 {
+		t.Errorf("worker a has %d events, want 1000", wa.count())
+	}
+	checkSeqs(t, wa, 0, 1000)
+	checkSeqs(t, wb, 1000, 3000)
+
+	// An invalid config is refused; the running one stays.
+	if err := os.WriteFile(conf, []byte("inputs:\n  - name: syslog\n    type: bogus\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pr.signal(t, syscall.SIGHUP)
+	waitFor(t, str("the refusal in the log"), 20*time.Second, func() bool {
+		return strings.Contains(pr.stderr.String(), "reload refused")
+	})
+	send(seqMsgs("click", 3000, 1000))
+	waitFor(t, func() string { return fmt.Sprintf("clicks at b after the refused reload; b has %d", wb.count()) },
+		20*time.Second, func() bool { return wb.count() == 3000 })
+	checkSeqs(t, wb, 1000, 4000)
+	if code, _ := httpGet(p, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d after the refused reload", code)
+	}
+	// The sender's one connection was never dropped.
+	if got := metric(t, p, `relay_input_connections_total{input="syslog"}`); got != 1 {
+		t.Errorf("connections_total = %v, want 1: the reload dropped the sender's connection", got)
+	}
+	if got := metric(t, p, `relay_input_connections{input="syslog"}`); got != 1 {
+		t.Errorf("connections = %v, want 1", got)
+	}
+	pr.signal(t, syscall.SIGTERM)
+	if code := pr.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// checkSeqs checks that w received exactly the sequence numbers [from, to).
+func checkSeqs(t *testing.T, w *pyPeer, from, to int) {
+	t.Helper()
+	seen := map[int]int{}
+	for _, m := range w.messages() {
+		seen[seqOf(m[len(m)-1])]++
+	}
+	bad := 0
+	for i := from; i < to; i++ {
+		if seen[i] != 1 {
+			bad++
+			if bad < 5 {
+				t.Errorf("seq %d arrived %d times", i, seen[i])
+			}
+		}
+	}
+	if len(seen) != to-from {
+		t.Errorf("%d distinct events, want %d", len(seen), to-from)
+	}
+}
+
+// stoppedLine is the relay's closing log line.
+type stoppedLine struct {
+	Msg      string `json:"msg"`
+	Received uint64 `json:"received"`
+	Sent     uint64 `json:"sent"`
+	Dropped  uint64 `json:"dropped"`
+}
+
+func stopped(t *testing.T, log string) stoppedLine {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(log))
+	for sc.Scan() {
+		var l stoppedLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "relay stopped" {
+			return l
+		}
+	}
+	t.Fatalf("no \"relay stopped\" line in the log:\n%s", log)
+	return stoppedLine{}
+}
+
+// TestDrainOnSIGTERM: SIGTERM while a sender is still sending at full
+// speed into a backpressured PUSH output. Every event the input had read
+// (the relay's own count, logged on exit) reaches the consumer: exactly
+// seq 0..received-1, as they came on one connection. Exit code 0.
+func TestDrainOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and libzmq peers")
+	}
+	p := freePorts(t)
+	pr := startRelay(t, relayConf(t, "", p, []string{"*"}, nil, "drain_timeout: 20s\n"), p)
+	w := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
+	waitFor(t, str("the worker"), 20*time.Second, func() bool { return metric(t, p, `relay_output_peers{output="a"}`) == 1 })
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.syslog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var sent atomic.Int64
+	senderDone := make(chan error, 1)
+	go func() {
+		for i := 0; ; i += 1000 {
+			if _, err := c.Write(seqMsgs("drain", i, 1000)); err != nil {
+				senderDone <- err
+				return
+			}
+			sent.Store(int64(i + 1000))
+		}
+	}()
+	waitFor(t, str("50,000 events at the worker"), 60*time.Second, func() bool { return w.count() >= 50_000 })
+	pr.signal(t, syscall.SIGTERM)
+	if code := pr.wait(t, 60*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	select {
+	case <-senderDone:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the sender was not cut off")
+	}
+	st := stopped(t, pr.stderr.String())
+	t.Logf("sender wrote %d (at least), relay received %d, sent %d, dropped %d", sent.Load(), st.Received, st.Sent, st.Dropped)
+	if st.Sent != st.Received || st.Dropped != 0 {
+		t.Errorf("relay: received %d, sent %d, dropped %d", st.Received, st.Sent, st.Dropped)
+	}
+	n := int(st.Received)
+	waitFor(t, func() string { return fmt.Sprintf("%d events at the worker, have %d", n, w.count()) },
+		30*time.Second, func() bool { return w.count() >= n })
+	checkSeqs(t, w, 0, n)
+}
+
+// vmRSS returns a process's resident set size in bytes.
+func vmRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestBackpressure: a PUSH output without a consumer for 10 s while a
+// sender pushes 300,000 events (60 MB): the relay stops reading (the
+// sender blocks), its RSS stays bounded, and once 3 workers arrive every
+// event is delivered exactly once.
+func TestBackpressure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and libzmq peers for 10 s")
+	}
+	const n = 300_000
+	const rssLimit = 64 << 20
+	p := freePorts(t)
+	pr := startRelay(t, relayConf(t, "", p, []string{"*"}, nil, ""), p)
+	pid := pr.cmd.Process.Pid
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.syslog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var sent atomic.Int64
+	senderDone := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i += 1000 {
+			if _, err := c.Write(seqMsgs("bp", i, 1000)); err != nil {
+				senderDone <- err
+				return
+			}
+			sent.Store(int64(i + 1000))
+		}
+		senderDone <- nil
+	}()
+	var maxRSS int64
+	sample := func() {
+		if r := vmRSS(t, pid); r > maxRSS {
+			maxRSS = r
+		}
+	}
+	// No consumer for 10 s.
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		sample()
+	}
+	received := metric(t, p, `relay_input_received_total{input="syslog"}`)
+	blocked := metric(t, p, `relay_output_blocked_seconds_total{output="a"}`)
+	t.Logf("after 10 s without a consumer: sender wrote %d of %d, relay received %v, output blocked %.1fs, max RSS %.1f MiB",
+		sent.Load(), n, received, blocked, float64(maxRSS)/(1<<20))
+	if sent.Load() >= n {
+		t.Errorf("the sender wrote all %d events with no consumer: no backpressure", n)
+	}
+	if got := metric(t, p, `relay_output_sent_total{output="a"}`); got != 0 {
+		t.Errorf("sent_total = %v with no consumer", got)
+	}
+	if blocked < 5 {
+		t.Errorf("relay_output_blocked_seconds_total = %v, want most of the 10 s", blocked)
+	}
+	ws := []*pyPeer{}
+	for range 3 {
+		ws = append(ws, startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a)))
+	}
+	total := func() int { return ws[0].count() + ws[1].count() + ws[2].count() }
+	waitFor(t, func() string { return fmt.Sprintf("%d events at the workers, have %d", n, total()) }, 120*time.Second, func() bool {
+		sample()
+		return total() >= n
+	})
+	if err := <-senderDone; err != nil {
+		t.Fatalf("sender: %v", err)
+	}
+	seen := make([]int, n)
+	for _, w := range ws {
+		for _, m := range w.messages() {
+			if s := seqOf(m[0]); s >= 0 && s < n {
+				seen[s]++
+			}
+		}
+	}
+	bad := 0
+	for i, k := range seen {
+		if k != 1 {
+			if bad++; bad < 5 {
+				t.Errorf("seq %d arrived %d times", i, k)
+			}
+		}
+	}
+	t.Logf("max RSS %.1f MiB; shares %d %d %d", float64(maxRSS)/(1<<20), ws[0].count(), ws[1].count(), ws[2].count())
+	if maxRSS > rssLimit {
+		t.Errorf("relay RSS reached %.1f MiB, want at most %d MiB for a 60 MB backlog", float64(maxRSS)/(1<<20), rssLimit>>20)
+	}
+	pr.signal(t, syscall.SIGTERM)
+	if code := pr.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// --- helpers ---
+
+const python = "/usr/bin/python3"
+
+func waitFor(t testing.TB, what func() string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func str(s string) func() string { return func() string { return s } }
+
+func seqOf(s string) int {
+	i := strings.Index(s, "seq:")
+	if i < 0 || len(s) < i+12 {
+		return -1
+	}
+	n, err := strconv.Atoi(s[i+4 : i+12])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// pyPeer is a libzmq peer (internal/relay/testdata/peer.py).
+type pyPeer struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+	errb  *syncBuffer
+	mu    sync.Mutex
+	msgs  [][]string
+}
+
+func startPeer(t *testing.T, mode, endpoint string) *pyPeer {
+	t.Helper()
+	if out, err := exec.Command(python, "-c", "import zmq").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import zmq (%v: %s): apt-get install python3-zmq", python, err, out)
+	}
+	p := &pyPeer{done: make(chan struct{}), errb: &syncBuffer{}}
+	p.cmd = exec.Command(python, "-u", "../internal/relay/testdata/peer.py", mode, endpoint)
+	p.cmd.Stderr = p.errb
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.stdin.Close()
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		p.cmd.Wait()
+	})
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 32<<20)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "READY ") {
+		t.Fatalf("pyzmq %s did not start: %s", mode, p.errb.String())
+	}
+	go func() {
+		defer close(p.done)
+		for sc.Scan() {
+			var frames []string
+			if json.Unmarshal(sc.Bytes(), &frames) == nil {
+				p.mu.Lock()
+				p.msgs = append(p.msgs, frames)
+				p.mu.Unlock()
+			}
+		}
+	}()
+	return p
+}
+
+func (p *pyPeer) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.msgs)
+}
+
+func (p *pyPeer) messages() [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]string(nil), p.msgs...)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
