@@ -39,20 +39,24 @@ func (it *sdIter) param() (name, value []byte, ok bool) {
 	}
 	it.i += 2
 	start := it.i
-	for it.i < len(it.b) {
-		switch it.b[it.i] {
-		case '\\':
-			it.i += 2
-		case '"':
-			value = it.b[start:it.i]
-			it.i++
-			return name, value, true
-		default:
-			it.i++
+	for {
+		j := bytes.IndexByte(it.b[it.i:], '"')
+		if j < 0 {
+			it.bad = true
+			return nil, nil, false
+		}
+		q := it.i + j
+		// The quote ends the value unless an odd run of backslashes
+		// escapes it (each \\ pair is one escaped backslash).
+		k := q
+		for k > start && it.b[k-1] == '\\' {
+			k--
+		}
+		it.i = q + 1
+		if (q-k)%2 == 0 {
+			return name, it.b[start:q], true
 		}
 	}
-	it.bad = true
-	return nil, nil, false
 }
 
 // closeElement consumes the ']' that ends an element.
@@ -68,15 +72,19 @@ func (it *sdIter) closeElement() bool {
 // name consumes an SD-NAME: printable US-ASCII except '=', SP, ']', '"'.
 func (it *sdIter) name() []byte {
 	start := it.i
-	for it.i < len(it.b) {
-		c := it.b[it.i]
-		if c <= ' ' || c >= 0x7f || c == '=' || c == ']' || c == '"' {
-			break
-		}
+	for it.i < len(it.b) && sdNameChar[it.b[it.i]] {
 		it.i++
 	}
 	return it.b[start:it.i]
 }
+
+// sdNameChar holds the bytes allowed in an SD-NAME.
+var sdNameChar = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = c != '=' && c != ']' && c != '"'
+	}
+	return t
+}()
 
 // sdLookup returns the escaped value of param in the first element id.
 func sdLookup(sd, id, param []byte) ([]byte, bool) {
