@@ -78,10 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if cmd == "check" {
-		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d outputs)\n", nameOf(*file), len(cfg.Inputs), len(cfg.Outputs))
+		fmt.Fprintf(stdout, "%s: ok\n%s", nameOf(*file), cfg.Summary())
 		return 0
 	}
-	log := newLogger(cfg.Log, stderr)
+	log := slog.New(cfg.Log.Handler(stderr))
 	r, err := relay.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -129,14 +129,4 @@ func nameOf(file string) string {
 		return "embedded default config"
 	}
 	return file
-}
-
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

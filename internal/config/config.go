@@ -142,9 +142,10 @@ type Input struct {
 	// Plain enables ZeroMQ PLAIN authentication: server side on bind,
 	// client side on connect (zmq).
 	Plain *Plain `yaml:"plain,omitempty"`
-	// StreamFrame means messages arrive as [stream, message] with the
-	// stream already derived, as omzmq-bridge can send them (zmq).
-	StreamFrame bool `yaml:"stream_frame,omitempty"`
+	// StreamFrame (default true) lets a two-frame message [stream, event],
+	// as omzmq-bridge --topic sends it, set the event's stream; false
+	// ignores the first frame and derives the stream as for syslog (zmq).
+	StreamFrame *bool `yaml:"stream_frame,omitempty"`
 
 	// MaxMessageSize caps one message; larger ones are counted and dropped.
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
@@ -301,6 +302,10 @@ func (c *Config) ApplyDefaults() {
 			}
 			if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
 				in.MaxMessageSize = DefaultZMQMaxMessageSize
+			}
+			if in.StreamFrame == nil {
+				t := true
+				in.StreamFrame = &t
 			}
 			if !c.set(p+".hwm") && in.HWM == 0 {
 				in.HWM = DefaultHWM

@@ -69,13 +69,14 @@ func TestGoodFiles(t *testing.T) {
 
 // TestIssueExample pins the shape from the issue: it must parse exactly so.
 func TestIssueExample(t *testing.T) {
+	yes := true
 	got := strip(mustLoad(t, "testdata/issue.good.yaml"))
 	want := &Config{
 		Inputs: []Input{
 			{Name: "rsyslog-tcp", Type: InputSyslog, Listen: []string{"tcp://127.0.0.1:10514"},
 				MaxConnections: 1024, MaxMessageSize: 64 << 10},
 			{Name: "from-bridge", Type: InputZMQ, Socket: SocketPull, Bind: []string{"tcp://127.0.0.1:5555"},
-				HWM: 1000, MaxMessageSize: 1 << 20},
+				HWM: 1000, MaxMessageSize: 1 << 20, StreamFrame: &yes},
 		},
 		Stream: Stream{From: "app-name", Default: "unknown"},
 		Outputs: []Output{
@@ -113,7 +114,7 @@ func TestFullFile(t *testing.T) {
 	}
 	z := c.Inputs[1]
 	if z.Socket != SocketPull || len(z.Bind) != 0 || !reflect.DeepEqual(z.Connect, []string{"tcp://bridge1:5555", "ipc:///run/relay/bridge.ipc"}) ||
-		z.HWM != 5000 || z.MaxMessageSize != 2<<20 || !z.StreamFrame ||
+		z.HWM != 5000 || z.MaxMessageSize != 2<<20 || z.StreamFrame == nil || !*z.StreamFrame ||
 		!reflect.DeepEqual(z.Plain, &Plain{Username: "relay", Password: "pw:with:colons"}) {
 		t.Errorf("zmq input = %+v", z)
 	}

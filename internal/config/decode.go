@@ -168,7 +168,11 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 			in.Plain = &Plain{}
 			d.plain(v, p, in.Plain)
 		},
-		"stream_frame": func(v *yaml.Node, p string) { d.boolean(v, p, &in.StreamFrame) },
+		"stream_frame": func(v *yaml.Node, p string) {
+			var b bool
+			d.boolean(v, p, &b)
+			in.StreamFrame = &b
+		},
 	}
 	// Keys of the other input type are refused by name, so a syslog input
 	// with "bind:" says why instead of just "unknown key".

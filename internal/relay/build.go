@@ -1,13 +1,9 @@
 package relay
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/input"
@@ -27,7 +23,7 @@ func newInput(c config.Input, log *slog.Logger) (input.Input, error) {
 			IdleTimeout:    c.IdleTimeout,
 		}
 		if c.TLS != nil {
-			t, err := input.LoadTLS(c.TLS.Cert, c.TLS.Key, c.TLS.ClientCA, c.TLS.ClientAuth)
+			t, err := c.TLS.ServerConfig()
 			if err != nil {
 				return nil, fmt.Errorf("input %q: %w", c.Name, err)
 			}
@@ -46,9 +42,7 @@ func newInput(c config.Input, log *slog.Logger) (input.Input, error) {
 			HWM:            c.HWM,
 			MaxMessageSize: int64(c.MaxMessageSize),
 			Security:       sec,
-			// A two-frame message [stream, payload] sets the stream, as
-			// omzmq-bridge --topic sends it.
-			StreamFrame: true,
+			StreamFrame:    c.StreamFrame == nil || *c.StreamFrame,
 		}, log)
 	}
 	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog or zmq", c.Name, c.Type)
@@ -88,27 +82,9 @@ func plainSecurity(p *config.Plain, server bool) (zmq.Security, error) {
 	if !server {
 		return zmq.PlainClient(p.Username, p.Password), nil
 	}
-	users := map[string]string{}
-	if p.Username != "" {
-		users[p.Username] = p.Password
-	}
-	if p.UsersFile != "" {
-		data, err := os.ReadFile(p.UsersFile)
-		if err != nil {
-			return nil, fmt.Errorf("plain users_file: %w", err)
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for n := 1; sc.Scan(); n++ {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || line[0] == '#' {
-				continue
-			}
-			u, pw, ok := strings.Cut(line, ":")
-			if !ok {
-				return nil, fmt.Errorf("plain users_file %s:%d: want user:password", p.UsersFile, n)
-			}
-			users[u] = pw
-		}
+	users, err := p.Users()
+	if err != nil {
+		return nil, fmt.Errorf("plain: %w", err)
 	}
 	return zmq.PlainServer(func(user, pass string) bool {
 		want, ok := users[user]

@@ -35,12 +35,12 @@ func (r *Relay) startHTTP(c config.HTTP) error {
 		return fmt.Errorf("http: listen %s: %w; pick a free address in http.listen", c.Listen, err)
 	}
 	if c.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
+		tc, err := c.TLS.ServerConfig()
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("http.tls: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		ln = tls.NewListener(ln, tc)
 	}
 	r.httpLn = ln
 	r.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

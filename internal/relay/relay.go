@@ -18,9 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,7 +107,7 @@ func (r *Relay) Start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg := r.cfg
-	token, err := readToken(cfg.HTTP.TapTokenFile)
+	token, err := cfg.HTTP.TapToken()
 	if err != nil {
 		return err
 	}
@@ -443,22 +441,6 @@ func deadlineOr(ctx context.Context, d time.Duration) time.Time {
 		return dl
 	}
 	return time.Now().Add(d)
-}
-
-// readToken reads the tap bearer token; surrounding whitespace is ignored.
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("http.tap_token_file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("http.tap_token_file %s is empty; put the token in it", path)
-	}
-	return tok, nil
 }
 
 // Inputs returns the running inputs by name, for tests and metrics.
