@@ -135,7 +135,7 @@ func TestHelpVersion(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	code, out, errOut := runBin(t, "check", "-c", "testdata/good.yaml")
-	if code != 0 || !strings.Contains(out, "testdata/good.yaml: ok (2 inputs, 2 outputs)") {
+	if code != 0 || !strings.Contains(out, "testdata/good.yaml: ok\n") || !strings.Contains(out, "output workers: zmq push bind tcp://127.0.0.1:5557, streams impression, click") {
 		t.Errorf("check good.yaml: exit %d, %q %q", code, out, errOut)
 	}
 	code, out, errOut = runBin(t, "check", "-c", "testdata/bad.yaml")
