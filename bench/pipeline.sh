@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The batch-acknowledged pipeline (examples/pipeline): Go against the Python
+# reference (pipeline.py on Debian's pyzmq), same message count, batch
+# sizes, workers and message size. The two are interleaved per batch size,
+# so the machine's noise hits both alike; compare the ratio column.
+#   COUNT=1000000 BATCHES=1000000,1000,100,50,10 WORKERS=4 SIZE=32 bash bench/pipeline.sh
+# Writes the chart to $CHART (default bench/results/pipeline.svg).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+COUNT=${COUNT:-1000000}
+BATCHES=${BATCHES:-1000000,1000,100,50,10}
+WORKERS=${WORKERS:-4}
+SIZE=${SIZE:-32}
+CHART=${CHART:-bench/results/pipeline.svg}
+PY=/usr/bin/python3
+if ! "$PY" -c 'import zmq' 2>/dev/null; then
+  echo "bench/pipeline.sh: $PY has no pyzmq: apt-get install python3-zmq" >&2
+  exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/pipeline" ./examples/pipeline
+echo "pipeline: $COUNT messages of $SIZE bytes, $WORKERS workers, one batch in flight; Go GOMAXPROCS=${GOMAXPROCS:-$(nproc)}, $(nproc) cores"
+for b in ${BATCHES//,/ }; do
+  "$PY" examples/pipeline/pipeline.py --tsv --batch "$b" --count "$COUNT" --workers "$WORKERS" --size "$SIZE" | tee -a "$tmp/results.tsv"
+  "$tmp/pipeline" run -tsv -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
+done
+mkdir -p "$(dirname "$CHART")"
+echo
+"$tmp/pipeline" compare -svg "$CHART" <"$tmp/results.tsv"
+echo "chart: $CHART"
