@@ -163,3 +163,26 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNew compares one allocation per event with a Slab.
+func BenchmarkNew(b *testing.B) {
+	raw := []byte(benchMsgs["rfc5424"])
+	f, _ := ParseField("app-name")
+	b.Run("alloc=each", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, ok := f.Get(New(raw)); !ok {
+				b.Fatal("no stream")
+			}
+		}
+	})
+	b.Run("alloc=slab", func(b *testing.B) {
+		var s Slab
+		b.ReportAllocs()
+		for range b.N {
+			if _, ok := f.Get(s.New(raw)); !ok {
+				b.Fatal("no stream")
+			}
+		}
+	})
+}
