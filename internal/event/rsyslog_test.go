@@ -22,6 +22,7 @@ var rsyslogInputs = []string{
 	`<13>Nov 22 05:06:07 host1 app1[123]: hello world`,
 	`<34>1 2026-11-22T05:06:07.123Z host2 app2 42 ID7 [ex@32473 a="b" c="d\"e"] structured`,
 	`<165>1 2026-11-22T05:06:07Z host2b app2b - - - nil procid`,
+	`<165>1 2026-11-22T05:06:07Z host2c postfix/smtpd 12 - - slash in app-name`,
 	`<165>Nov  2 05:06:07 host3 postfix/smtpd[77]: connect from x`,
 	`<14>Nov 22 05:06:07 host4 kernel: [ 1.0] no pid`,
 	`<30>2026-11-22T05:06:07.123456+01:00 host5 sshd[9]: Accepted`,
@@ -45,10 +46,11 @@ func init() {
 	}
 }
 
-// rsyslogTruth is what rsyslog parsed, one line per message.
-const rsyslogTruth = `%programname%\t%hostname%\t%syslogfacility-text%\t%syslogseverity-text%\t%procid%\t%msgid%\t%msg%\n`
+// rsyslogTruth is what rsyslog parsed, one line per message. AppName must
+// match %app-name%: the APP-NAME of RFC 5424, the programname otherwise.
+const rsyslogTruth = `%app-name%\t%programname%\t%hostname%\t%syslogfacility-text%\t%syslogseverity-text%\t%procid%\t%msgid%\t%msg%\n`
 
-type truth struct{ app, host, facility, severity, procID, msgID, msg string }
+type truth struct{ app, programname, host, facility, severity, procID, msgID, msg string }
 
 func needRsyslogd(t *testing.T) string {
 	t.Helper()
@@ -194,9 +196,9 @@ func TestRealRsyslogFormats(t *testing.T) {
 		truths = truths[:0]
 		sc := bufio.NewScanner(strings.NewReader(string(b)))
 		for sc.Scan() {
-			p := strings.SplitN(sc.Text(), "\t", 7)
-			if len(p) == 7 {
-				truths = append(truths, truth{p[0], p[1], p[2], p[3], p[4], p[5], p[6]})
+			p := strings.SplitN(sc.Text(), "\t", 8)
+			if len(p) == 8 {
+				truths = append(truths, truth{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]})
 			}
 		}
 		return len(truths) == n
@@ -213,7 +215,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 			tr := truths[i]
 			h := Scan([]byte(raw))
 			got := truth{
-				app: string(h.AppName()), host: string(h.Hostname()),
+				app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
 				facility: FacilityName(h.Facility()), severity: SeverityName(h.Severity()),
 				procID: string(h.ProcID()), msgID: string(h.MsgID()), msg: string(h.Msg()),
 			}
@@ -249,7 +251,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 				tr := truths[i]
 				h := Scan([]byte(raw))
 				got := truth{
-					app: string(h.AppName()), host: string(h.Hostname()),
+					app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
 					facility: FacilityName(h.Facility()), severity: SeverityName(h.Severity()),
 					procID: string(h.ProcID()), msgID: string(h.MsgID()), msg: string(h.Msg()),
 				}
@@ -257,8 +259,10 @@ func TestRealRsyslogFormats(t *testing.T) {
 				want.procID, want.msgID = nil2empty(tr.procID), nil2empty(tr.msgID)
 				if f.want != FormatRFC5424 {
 					// The 3164 layouts carry neither MSGID nor, after the
-					// tag's ": ", the separating space of %msg%.
-					want.msgID = ""
+					// tag's ": ", the separating space of %msg%; their
+					// app-name is the tag's programname ("postfix" for an
+					// RFC 5424 APP-NAME "postfix/smtpd").
+					want.msgID, want.app = "", tr.programname
 					want.msg = strings.TrimPrefix(tr.msg, " ")
 				}
 				if h.Format != f.want || !h.HasPRI || got != want {
