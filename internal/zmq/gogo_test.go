@@ -140,7 +140,8 @@ func listenRetry(t *testing.T, s interface{ Listen(string) error }, ep string) {
 	})
 }
 
-// recvOne publishes topic until sub receives it.
+// recvOne publishes topic until sub receives it; late copies of earlier
+// probes are skipped.
 func recvOne(t *testing.T, ctx context.Context, pub *Pub, sub *Sub, topic string) {
 	t.Helper()
 	for {
@@ -148,10 +149,7 @@ func recvOne(t *testing.T, ctx context.Context, pub *Pub, sub *Sub, topic string
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		m, err := sub.Recv(rctx)
 		cancel()
-		if err == nil {
-			if string(m[0]) != topic {
-				t.Fatalf("got %q want %q", m[0], topic)
-			}
+		if err == nil && string(m[0]) == topic {
 			return
 		}
 		if ctx.Err() != nil {
