@@ -37,7 +37,8 @@
 // 3164 (RSYSLOG_TraditionalForwardFormat), rsyslog's RSYSLOG_ForwardFormat
 // (RFC 3164 with an RFC 3339 timestamp) and messages without PRI or
 // timestamp. For the RFC 3164 layouts it follows rsyslog's parser: a
-// hostname is only looked for after a timestamp, the tag ends at ':' or a
-// space, and app_name is rsyslog's programname (the tag up to '[', ':' or
-// '/'), so routing agrees with rsyslog's %programname%.
+// hostname is any first word that looks like one (timestamp or not), the
+// tag ends at ':' or a space, and app_name is rsyslog's programname (the
+// tag up to '[', ':' or '/'). So app_name is always what rsyslog's
+// %app-name% property holds, and routing by it agrees with rsyslog.
 package event

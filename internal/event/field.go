@@ -19,7 +19,7 @@ const fieldHelp = "use app-name, msgid, hostname, facility, severity, " +
 
 // ParseField parses a field spec:
 //
-//	app-name        APP-NAME, or rsyslog's programname for RFC 3164
+//	app-name        rsyslog's %app-name%: APP-NAME, or the programname for RFC 3164
 //	msgid           MSGID (RFC 5424)
 //	hostname        HOSTNAME
 //	facility        facility name as rsyslog spells it: kern, user, …, local7

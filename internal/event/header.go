@@ -61,8 +61,9 @@ func (h *Header) Timestamp() []byte { return h.view(h.ts) }
 // Hostname returns the HOSTNAME field.
 func (h *Header) Hostname() []byte { return h.view(h.host) }
 
-// AppName returns the APP-NAME of RFC 5424, or rsyslog's programname for
-// the RFC 3164 layouts: the tag up to '[', ':' or '/'.
+// AppName returns what rsyslog's %app-name% property holds: the APP-NAME
+// of RFC 5424 (which may contain '/'), or the programname for the RFC 3164
+// layouts, the tag up to '[', ':' or '/'.
 func (h *Header) AppName() []byte { return h.view(h.app) }
 
 // ProcID returns the PROCID of RFC 5424, or the pid in "tag[pid]:".
