@@ -2,6 +2,7 @@ package event
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -101,5 +102,24 @@ func TestInternerBounded(t *testing.T) {
 	}
 	if len(in.slots) != 16 {
 		t.Fatalf("table grew to %d", len(in.slots))
+	}
+}
+
+// TestInternerKeepsHotValues checks that a hundred stream names stay
+// interned together: no allocation once they are all in. (Five of them in
+// one set of four would need a 1-in-10000 hash seed.)
+func TestInternerKeepsHotValues(t *testing.T) {
+	in := NewInterner(defaultInternSlots)
+	names := make([][]byte, 100)
+	for i := range names {
+		names[i] = fmt.Appendf(nil, "stream-%d", i)
+		in.Intern(names[i])
+	}
+	if n := testing.AllocsPerRun(20, func() {
+		for _, b := range names {
+			in.Intern(b)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per round of 100 hot names", n)
 	}
 }

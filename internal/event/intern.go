@@ -2,13 +2,15 @@ package event
 
 import (
 	"hash/maphash"
+	"math/rand/v2"
 	"sync/atomic"
 )
 
 // Interner turns byte slices into strings without allocating when the same
-// value was seen recently. It is a fixed-size, direct-mapped cache: memory
-// stays bounded however many distinct values arrive (a colliding value
-// simply replaces the older one). It is safe for concurrent use.
+// value was seen recently. It is a fixed-size, 4-way set-associative cache:
+// memory stays bounded however many distinct values arrive (a new value
+// replaces a random one of its set), and a few hundred hot values almost
+// never evict each other. It is safe for concurrent use.
 type Interner struct {
 	seed  maphash.Seed
 	mask  uint64
@@ -24,9 +26,9 @@ const (
 )
 
 // NewInterner returns an Interner with at least slots entries (rounded up
-// to a power of two).
+// to a power of two, at least 4).
 func NewInterner(slots int) *Interner {
-	n := 1
+	n := ways
 	for n < slots {
 		n <<= 1
 	}
@@ -41,14 +43,26 @@ func (in *Interner) Intern(b []byte) string {
 	if len(b) > maxInternLen {
 		return string(b)
 	}
-	slot := &in.slots[maphash.Bytes(in.seed, b)&in.mask]
-	if p := slot.Load(); p != nil && *p == string(b) {
-		return *p
+	set := in.slots[maphash.Bytes(in.seed, b)&in.mask&^(ways-1):][:ways]
+	free := -1
+	for i := range set {
+		p := set[i].Load()
+		if p == nil {
+			free = i
+		} else if *p == string(b) {
+			return *p
+		}
+	}
+	if free < 0 {
+		free = int(rand.Uint32() & (ways - 1))
 	}
 	s := string(b)
-	slot.Store(&s)
+	set[free].Store(&s)
 	return s
 }
+
+// ways is the associativity of an Interner.
+const ways = 4
 
 var defaultInterner = NewInterner(defaultInternSlots)
 
