@@ -58,7 +58,10 @@ func (p *Push) migrate(q *outq, unparked <-chan struct{}) {
 				break
 			}
 			if !p.tryConnected(m) {
-				q.unshift([]Msg{m})
+				if !q.unshift([]Msg{m}) { // closing
+					p.stat.dropClosed.Add(1)
+					p.inflight.Add(-1)
+				}
 				break
 			}
 		}

@@ -103,13 +103,18 @@ func (q *outq) take(spare []Msg, ctrl []byte) ([]Msg, []byte) {
 
 // unshift puts ms back in front, past the HWM if need be: they were
 // accepted before anything still queued.
-func (q *outq) unshift(ms []Msg) {
+// It reports false, taking nothing, once the queue is closed.
+func (q *outq) unshift(ms []Msg) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
 	q.ctrl = q.ctrl[:0] // commands belonged to the old connection
 	if len(ms) > 0 {
 		q.msgs = append(append(make([]Msg, 0, len(ms)+len(q.msgs)), ms...), q.msgs...)
 	}
-	q.mu.Unlock()
+	return true
 }
 
 // popFront removes the oldest message.

@@ -212,7 +212,7 @@ func (s *socket) acceptLoop(l net.Listener, e endpoint) {
 			p, err := s.handshake(c, e.raw, nil)
 			if err != nil {
 				s.stat.handshakeFail.Add(1)
-				s.log.Info("handshake failed", "endpoint", e.raw, "remote", c.RemoteAddr().String(), "err", err)
+				s.logHandshake(e.raw, c.RemoteAddr().String(), err)
 				return
 			}
 			s.attach(p)
@@ -233,7 +233,7 @@ func (s *socket) dialLoop(e endpoint, pipe *outq) {
 			s.log.Debug("dial failed", "endpoint", e.raw, "err", err)
 		} else if p, err := s.handshake(c, e.raw, pipe); err != nil {
 			s.stat.handshakeFail.Add(1)
-			s.log.Info("handshake failed", "endpoint", e.raw, "err", err)
+			s.logHandshake(e.raw, "", err)
 		} else if s.attach(p) {
 			backoff = s.opts.ReconnectMin
 			// Wait for its writer too: the next connection reuses pipe.
@@ -354,11 +354,12 @@ func (s *socket) orphaned(p *peer, unsent []Msg) {
 		s.mu.Lock()
 		if !s.closed.Load() {
 			// Keep them for the next connection to the same endpoint.
-			p.q.unshift(unsent)
-			s.parkLocked(p.q)
-			s.mu.Unlock()
-			s.roomFreed()
-			return
+			if p.q.unshift(unsent) {
+				s.parkLocked(p.q)
+				s.mu.Unlock()
+				s.roomFreed()
+				return
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -429,4 +430,15 @@ func (s *socket) unparkLocked(q *outq) {
 		close(q.unparked)
 		q.unparked = nil
 	}
+}
+
+// logHandshake logs refused credentials at Warn (an operator must fix
+// them) and other failures (scanners, junk, timeouts) at Debug: they are
+// counted, and logging each would let any client flood the log.
+func (s *socket) logHandshake(ep, remote string, err error) {
+	lvl := slog.LevelDebug
+	if errors.Is(err, ErrAuth) || errors.Is(err, ErrPeerError) {
+		lvl = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), lvl, "handshake failed", "endpoint", ep, "remote", remote, "err", err)
 }

@@ -60,6 +60,7 @@ func TestPubSubscriptionForms(t *testing.T) {
 	if err != nil || string(m[0]) != "cmd.1" {
 		t.Fatalf("got %q %v, want cmd.1 only", m, err)
 	}
+	waitFor(t, 5*time.Second, "write counted", func() bool { return pub.Stats().MsgsOut-before >= 1 })
 	if got := pub.Stats().MsgsOut - before; got != 1 {
 		t.Fatalf("%d messages written, want 1", got)
 	}
