@@ -10,15 +10,20 @@
 //
 // # Semantics per socket type
 //
-// PUSH: Send queues a message to exactly one connected peer, round-robin
-// over peers whose queue (Options.HWM messages) has room. With no peer or
-// no room it blocks until there is, ctx ends or the socket closes; it
-// never drops and never duplicates. When a peer goes away, messages it had
-// queued but not yet written are re-routed to the other peers. Messages
-// already written to the kernel for that peer are lost with it, as in
-// libzmq; a write that fails mid-way counts its messages in
-// Stats.Drops["lost_in_flight"]. SendBatch queues a slice with fewer lock
-// round trips. Flush waits until every queued message has been written.
+// PUSH: Send queues a message to exactly one peer, round-robin over
+// connected peers whose queue (Options.HWM messages) has room; it never
+// drops and never duplicates. As in libzmq (without ZMQ_IMMEDIATE), each
+// Dial endpoint owns its queue from the moment Dial is called: while that
+// endpoint is disconnected, Send still fills its queue (after trying the
+// connected peers), and the messages go out once it reconnects; meanwhile
+// they move to connected peers as those get room. With no room anywhere
+// Send blocks until there is, ctx ends or the socket closes. When an
+// accepted (Listen) peer goes away, messages it had queued but not yet
+// written are re-routed to the other peers. Messages already written to
+// the kernel for a vanished peer are lost with it, as in libzmq; a write
+// that fails mid-way counts its messages in Drops["lost_in_flight"].
+// SendBatch queues a slice with fewer lock round trips; Flush waits until
+// every accepted message has been written.
 //
 // PULL: one reader per peer feeds a single bounded queue (Options.RecvHWM).
 // When it is full the readers stop reading, so TCP flow control pushes
@@ -68,6 +73,8 @@
 //     messages can be in process per peer (HWM queued + HWM being written).
 //   - No empty messages: a Msg with no frames is sent as one empty frame.
 //   - Close discards queued messages (no linger); use Push.Flush first.
+//   - PINGs we receive are answered, but their TTL is not enforced: set
+//     HeartbeatIvl to detect dead peers on our side.
 //
 // # API beyond docs/architecture.md
 //
