@@ -10,7 +10,7 @@ N=${N:-500000}
 COUNT=${COUNT:-3}
 out=$( {
   go test -run '^$' -bench 'Benchmark(Reader|BufioScanner)' -benchtime "${N}x" -count "$COUNT" ./internal/frame
-  go test -run '^$' -bench 'Benchmark(Scan|SyslogFullParse|AppendJSON|AppendJSONStdlib|Ingest)/' -benchtime "${N}x" -count "$COUNT" ./internal/event
+  go test -run '^$' -bench 'Benchmark(Scan|SyslogFullParse|AppendJSON|AppendJSONStdlib|Ingest|New)/' -benchtime "${N}x" -count "$COUNT" ./internal/event
 } )
 echo "$out" | awk '
 /^Benchmark/ {
@@ -33,6 +33,7 @@ END {
   # forward is left out: go-syslog cannot parse it, its full parse is ours.
   for (i=1; i<=4; i++) if (f[i] != "forward") row("scan " f[i] " vs go-syslog", "Scan/" f[i], "SyslogFullParse/" f[i])
   for (i=1; i<=4; i++) row("JSON " f[i] " vs encoding/json", "AppendJSON/" f[i], "AppendJSONStdlib/" f[i])
+  row("event.Slab vs event.New (+scan)", "New/alloc=slab", "New/alloc=each")
   for (fr in best) if (fr ~ /^Ingest\//) {
     printf "%-34s %9.1f ns = %.2fM msg/s on one core (goal: 1M msg/s through the whole relay on 2)\n", "ingest " substr(fr, 8), best[fr], 1000/best[fr]
   }
