@@ -32,8 +32,18 @@ type Params struct {
 	// sinkGate, when set, is taken for reading around every message the
 	// sink handles: tests hold it to pause the sink.
 	sinkGate *sync.RWMutex
-	// observe, when set, is called once the run is wired, with its sender.
-	observe func(*ackpipe.Sender, *progress)
+	// worker0Gate, when set, is taken for reading around every batch
+	// worker 0 forwards: tests hold it so worker 0 sits on its tasks.
+	worker0Gate *sync.RWMutex
+	// observe, when set, is called once the run is wired.
+	observe func(*hooks)
+}
+
+// hooks let tests watch and disturb a run.
+type hooks struct {
+	sender *ackpipe.Sender
+	prog   *progress
+	kill   func() // kills worker 0
 }
 
 // Result is what a run measured.
@@ -45,6 +55,8 @@ type Result struct {
 	Repeats     int     // delivered to the sink application more than once: must be 0
 	Copies      uint64  // copies the receiver dropped (resends of delivered messages)
 	Recovered   uint64  // arrived only thanks to a resend: lost in flight
+	Sent        int     // messages the ventilator sent (resends not counted)
+	Lost        int     // sent but lost in flight: recovered by resends or missing
 	Resends     uint64  // batch resends
 	Stalls      uint64  // times the ventilator waited for an ack
 	Killed      bool    // a worker was killed
@@ -150,10 +162,14 @@ func Run(ctx context.Context, p Params) (Result, error) {
 		if err := w.out.Dial(resultsEP); err != nil {
 			return res, fmt.Errorf("worker %d: dial %q: %w", i, resultsEP, err)
 		}
+		var gate *sync.RWMutex
+		if i == 0 {
+			gate = p.worker0Gate
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runWorker(ctx, w.in, w.out)
+			runWorker(ctx, w.in, w.out, gate)
 		}()
 	}
 	// PUSH round-robins over connected peers only: start once all are in.
@@ -174,8 +190,16 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	recv := ackpipe.NewReceiver(ackOut, ackpipe.ReceiverConfig{MaxBatch: max(p.Batch+1, ackpipe.DefaultMaxBatch)})
 
 	prog := &progress{}
+	var killOnce sync.Once
+	kill := func() {
+		// A crash: no flush, whatever the worker holds or has queued is gone.
+		killOnce.Do(func() {
+			workers[0].in.Close()
+			workers[0].out.Close()
+		})
+	}
 	if p.observe != nil {
-		p.observe(sender, prog)
+		p.observe(&hooks{sender: sender, prog: prog, kill: kill})
 	}
 	seen := make([]uint8, p.Count)
 	sinkDone := make(chan time.Time, 1)
@@ -224,9 +248,7 @@ func Run(ctx context.Context, p Params) (Result, error) {
 		go func() {
 			defer wg.Done()
 			if waitUntil(ctx, time.Hour, func() bool { return prog.Received() >= p.KillAfter }) == nil {
-				// A crash: no flush, queued messages are dropped.
-				workers[0].in.Close()
-				workers[0].out.Close()
+				kill()
 			}
 		}()
 	}
@@ -264,6 +286,14 @@ wait:
 		}
 	}
 	res.Seconds = end.Sub(start).Seconds()
+	if ventDone != nil && !res.StalledOut {
+		// The sink has everything; the last ack is on its way back.
+		select {
+		case <-ventDone:
+			ventDone = nil
+		case <-time.After(p.Stall):
+		}
+	}
 	cancel()
 	if ventDone != nil {
 		<-ventDone
@@ -276,6 +306,8 @@ wait:
 	st, rs := sender.Stats(), recv.Stats()
 	res.Received = prog.Received()
 	res.Missing = p.Count - res.Received
+	res.Sent = int(st.Msgs)
+	res.Lost = int(rs.Recovered) + res.Sent - res.Received
 	res.Repeats = repeats + foreign
 	res.Copies, res.Recovered = rs.Duplicates, rs.Recovered
 	res.Resends, res.Stalls = st.Resends, st.Stalls
@@ -305,14 +337,21 @@ func ventilate(ctx context.Context, s *ackpipe.Sender, p Params) error {
 
 // runWorker passes every task on to the sink, header frame untouched. A
 // real worker would transform the payload frames here.
-func runWorker(ctx context.Context, in *zmq.Pull, out *zmq.Push) {
+func runWorker(ctx context.Context, in *zmq.Pull, out *zmq.Push, gate *sync.RWMutex) {
 	buf := make([]zmq.Msg, chunk)
 	for {
 		n, err := in.RecvBatch(ctx, buf)
 		if err != nil {
 			return
 		}
-		if _, err := out.SendBatch(ctx, buf[:n]); err != nil {
+		if gate != nil {
+			gate.RLock()
+		}
+		_, err = out.SendBatch(ctx, buf[:n])
+		if gate != nil {
+			gate.RUnlock()
+		}
+		if err != nil {
 			return
 		}
 		clear(buf[:n])
