@@ -1,7 +1,9 @@
 package zmq
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 )
@@ -82,5 +84,38 @@ func TestPlainGoGoReconnects(t *testing.T) {
 	}
 	if f := pull.Stats().HandshakeFailures; f != 0 {
 		t.Fatalf("%d handshake failures on reconnect", f)
+	}
+}
+
+func TestPlainServerSendsError(t *testing.T) {
+	pull := NewPull(Options{Security: PlainServer(PlainPassword("u", "p"))})
+	closeAll(t, pull)
+	ep := bound(t, pull)
+	e, _ := parseEndpoint(ep)
+	for _, tc := range []struct {
+		sec     Security
+		wantErr error
+	}{
+		{PlainClient("u", "wrong"), ErrPeerError},
+		{PlainClient("x", "p"), ErrPeerError},
+		{PlainClient("u", "p"), nil},
+	} {
+		push := NewPush(Options{Security: tc.sec})
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := push.handshake(c, ep, nil)
+		if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (p != nil) {
+			t.Fatalf("%+v: handshake error %v, want %v", tc.sec, err, tc.wantErr)
+		}
+		if p != nil {
+			p.conn.Close()
+		}
+		push.Close()
+	}
+	waitFor(t, 5*time.Second, "2 failures counted", func() bool { return pull.Stats().HandshakeFailures >= 2 })
+	if f := pull.Stats().HandshakeFailures; f != 2 {
+		t.Fatalf("server counted %d failures, want 2", f)
 	}
 }
