@@ -291,3 +291,19 @@ func TestPushRoundRobin(t *testing.T) {
 		}
 	}
 }
+
+// A command right after a message must not hold that message back until
+// the next one arrives.
+func TestMessageThenCommandDelivered(t *testing.T) {
+	pull := NewPull(Options{})
+	closeAll(t, pull)
+	bound(t, pull)
+	c := rawPeer(t, pull.Addrs()[0].String(), "PUSH")
+	wire := appendMsg(nil, Msg{[]byte("first")})
+	wire = appendCmd(wire, "PING", []byte{0, 0})
+	c.Write(wire) // one write: both arrive in one read
+	m, err := pull.Recv(testCtx(t, 5*time.Second))
+	if err != nil || string(m[0]) != "first" {
+		t.Fatalf("got %q %v", m, err)
+	}
+}

@@ -110,6 +110,7 @@ func (p *peer) readLoop() {
 		if err != nil {
 			if errors.Is(err, ErrOversize) {
 				p.s.stat.oversize.Add(1)
+				p.s.log.Warn("peer disconnected: message over MaxMsgSize", "endpoint", p.endpoint, "remote", p.remote, "err", err)
 			}
 			if len(batch) > 0 {
 				p.countIn(batch)
@@ -121,19 +122,19 @@ func (p *peer) readLoop() {
 			p.close(err)
 			return
 		}
-		if isCmd {
+		switch {
+		case isCmd:
 			p.cmdsIn.Add(1)
 			p.command(m[0])
-			continue
-		}
-		if p.s.deliver == nil {
+		case p.s.deliver == nil:
 			p.msgsIn.Add(1)
 			p.bytesIn.Add(uint64(msgWireSize(m)))
 			p.s.handle(p, m)
-			continue
+		default:
+			batch = append(batch, m)
 		}
-		batch = append(batch, m)
-		if len(batch) == cap(batch) || !d.complete() {
+		// Hand the batch over before the next read could block.
+		if len(batch) > 0 && (len(batch) == cap(batch) || !d.complete()) {
 			p.countIn(batch)
 			ok := p.s.deliver(p, batch)
 			clear(batch)
