@@ -58,12 +58,13 @@ type result struct {
 	unique   int     // distinct sequence numbers (-1: not checked)
 	maxRSS   int64   // of the relay or rsyslogd
 	steadRSS int64   // median RSS over the second half (latency runs)
+	cpu      float64 // CPU seconds (user+system) the target used in the run
 	lat      string  // p50 p99 p99.9 max, µs
 }
 
 func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duration) error {
 	fmt.Printf("throughput: %d messages of %d bytes, one TCP connection, octet-counted; best of %d\n", n, msgSize, count)
-	fmt.Printf("%-10s %-9s %12s %12s %8s %10s %10s\n", "consumer", "target", "msg/s", "delivered", "lost", "max RSS", "vs rsyslog")
+	fmt.Printf("%-10s %-9s %12s %10s %12s %8s %10s %10s\n", "consumer", "target", "msg/s", "vs rsyslog", "delivered", "lost", "max RSS", "CPU ns/msg")
 	for _, c := range consumers {
 		best := map[string]result{}
 		for i := 0; i < count; i++ {
@@ -87,7 +88,7 @@ func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duratio
 			if r.unique >= 0 {
 				lost = n - r.unique
 			}
-			fmt.Printf("%-10s %-9s %12.0f %12d %8d %8.1fMiB %9.2fx\n", c, target, r.rate, r.count, lost, mib(r.maxRSS), r.rate/base)
+			fmt.Printf("%-10s %-9s %12.0f %9.2fx %12d %8d %7.1fMiB %10.0f\n", c, target, r.rate, r.rate/base, r.count, lost, mib(r.maxRSS), r.cpu*1e9/float64(n))
 		}
 	}
 	fmt.Printf("\nlatency: paced %d msg/s for %v, send timestamp in each message, libzmq C consumer\n", rate, dur)
@@ -143,6 +144,7 @@ func (b *bench) once(target, consumer string, n, rate int, dur time.Duration) (r
 	defer stopProc(proc)
 	rss := newSampler(proc.Process.Pid)
 	defer rss.stop()
+	cpu0 := cpuSeconds(proc.Process.Pid)
 
 	conn, err := dialRetry(fmt.Sprintf("127.0.0.1:%d", port), 20*time.Second)
 	if err != nil {
@@ -162,7 +164,7 @@ func (b *bench) once(target, consumer string, n, rate int, dur time.Duration) (r
 	if err != nil {
 		return result{}, err
 	}
-	r := result{count: done.count, unique: done.unique, lat: done.lat, maxRSS: rss.max(), steadRSS: rss.steady()}
+	r := result{count: done.count, unique: done.unique, lat: done.lat, maxRSS: rss.max(), steadRSS: rss.steady(), cpu: cpuSeconds(proc.Process.Pid) - cpu0}
 	if secs := float64(done.last-start.UnixNano()) / 1e9; secs > 0 {
 		r.rate = float64(done.count) / secs
 	}
@@ -450,7 +452,14 @@ ruleset(name="bench") {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-n", "-f", file, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	cmd.Stderr = os.Stderr
+	// rsyslogd reports its worker threads' comings and goings on stderr:
+	// noise here, so it goes to a file in dir.
+	logf, err := os.Create(filepath.Join(dir, "rsyslogd.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -556,6 +565,24 @@ func (s *sampler) steady() int64 {
 	h := slices.Clone(s.rss[len(s.rss)/2:])
 	slices.Sort(h)
 	return h[len(h)/2]
+}
+
+// cpuSeconds is the user+system CPU time of a process (all threads).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15, in clock ticks (100 Hz on Linux).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
 }
 
 func vmRSS(pid int) int64 {
