@@ -129,6 +129,13 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 func appendJSONBody[S ~string | ~[]byte](dst []byte, s S) []byte {
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip 8 plain ASCII bytes at a time: the common case.
+		for i+8 <= len(s) && plain8(load64(s, i)) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safe[c] {
@@ -170,6 +177,26 @@ func appendJSONBody[S ~string | ~[]byte](dst []byte, s S) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain8 reports whether the 8 bytes in x need no escaping: no byte below
+// 0x20, none of '"' or '\\', no non-ASCII byte.
+func plain8(x uint64) bool {
+	hasZero := func(v uint64) uint64 { return (v - lsb) & ^v & msb }
+	return (x&msb)|((x-0x20*lsb)&^x&msb)|hasZero(x^('"'*lsb))|hasZero(x^('\\'*lsb)) == 0
+}
+
+// load64 reads 8 bytes of s at i, little-endian (the compiler merges the
+// byte loads into one).
+func load64[S ~string | ~[]byte](s S, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // decodeRune is utf8.DecodeRune for either string or []byte: it returns

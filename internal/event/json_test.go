@@ -94,3 +94,32 @@ func TestAppendJSONAllocs(t *testing.T) {
 		t.Fatalf("AppendJSON into a large enough buffer: %v allocs", n)
 	}
 }
+
+// TestJSONEscapeEveryOffset puts each awkward character at every offset of
+// a plain string, so the 8-byte fast path meets it in every lane.
+func TestJSONEscapeEveryOffset(t *testing.T) {
+	plain := strings.Repeat("abcdefgh", 5)
+	for _, special := range []string{`"`, `\`, "\n", "\x00", "\x1f", "\x7f", "\x80", "é", "\u2028", "\xff", " ", "~", "!", "#", "[", "]"} {
+		for p := 0; p <= len(plain); p++ {
+			s := plain[:p] + special + plain[p:]
+			var got, want string
+			if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
+				t.Fatalf("%q: %v", s, err)
+			}
+			std, _ := json.Marshal(s)
+			json.Unmarshal(std, &want)
+			if got != want {
+				t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkJSONString(b *testing.B) {
+	s := []byte(benchMsgs["rfc5424"])
+	buf := make([]byte, 0, 512)
+	b.SetBytes(int64(len(s)))
+	for range b.N {
+		buf = appendJSONString(buf[:0], s)
+	}
+}
