@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The batch-acknowledged pipeline (examples/pipeline): Go against the Python
 # reference (pipeline.py on Debian's pyzmq), same message count, batch
-# sizes, workers and message size. The two are interleaved per batch size,
-# so the machine's noise hits both alike; compare the ratio column.
+# sizes, workers and message size. Go runs twice: workers as goroutines in
+# one process ("go"), and workers as child processes like pipeline.py
+# ("go-procs"). Runs are interleaved per batch size, so the machine's noise
+# hits all alike; compare the ratio columns.
 #   COUNT=1000000 BATCHES=1000000,1000,100,50,10 WORKERS=4 SIZE=32 bash bench/pipeline.sh
 # Writes the chart to $CHART (default bench/results/pipeline.svg).
 set -euo pipefail
@@ -25,6 +27,7 @@ echo "pipeline: $COUNT messages of $SIZE bytes, $WORKERS workers, one batch in f
 for b in ${BATCHES//,/ }; do
   "$PY" examples/pipeline/pipeline.py --tsv --batch "$b" --count "$COUNT" --workers "$WORKERS" --size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipeline" run -tsv -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
+  "$tmp/pipeline" run -tsv -procs -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
 done
 mkdir -p "$(dirname "$CHART")"
 echo

@@ -4,6 +4,7 @@
 //
 //	pipeline [run] [-batch 1000000,1000,100,50,10] [-count 1000000] [-workers 4] [-size 32]
 //	pipeline compare [-svg chart.svg] < results.tsv
+//	pipeline worker -in tcp://… -out tcp://…   (started by run -procs)
 //
 // run prints msg/s per batch size and checks that the sink received every
 // message exactly once; its exit status is 1 when one did not. compare
@@ -36,6 +37,13 @@ func main() {
 		err = runCmd(args, os.Stdout)
 	case "compare":
 		err = compareCmd(args, os.Stdin, os.Stdout)
+	case "worker":
+		fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+		in := fs.String("in", "", "endpoint to PULL tasks from")
+		out := fs.String("out", "", "endpoint to PUSH results to")
+		if err = fs.Parse(args); err == nil {
+			err = workerMain(*in, *out)
+		}
 	default:
 		err = fmt.Errorf("unknown command %q: want run or compare", cmd)
 	}
@@ -54,6 +62,7 @@ func runCmd(args []string, w io.Writer) error {
 	fs.IntVar(&p.Size, "size", 32, "payload bytes per message (at least 8)")
 	fs.IntVar(&p.Window, "window", 1, "batches in flight (1 is the seed's pattern)")
 	fs.DurationVar(&p.ResendAfter, "resend", 0, "resend a batch unacknowledged this long (0: never; a loss stalls the run)")
+	fs.BoolVar(&p.Procs, "procs", false, "run each worker as a child process, like pipeline.py (default: goroutines)")
 	fs.IntVar(&p.KillAfter, "kill-after", 0, "kill worker 0 once the sink has this many messages (0: never)")
 	fs.DurationVar(&p.Stall, "stall", 5*time.Second, "end a run that made no progress for this long")
 	tsv := fs.Bool("tsv", false, "machine-readable lines for bench/pipeline.sh and compare")
@@ -96,7 +105,11 @@ func runCmd(args []string, w io.Writer) error {
 		ok := r.ExactlyOnce()
 		failed = failed || !ok
 		if *tsv {
-			fmt.Fprintf(w, "go\t%d\t%d\t%.6f\t%.0f\t%s\n", b, p.Count, r.Seconds, r.Rate(), yes(ok))
+			impl := "go"
+			if p.Procs {
+				impl = "go-procs"
+			}
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.6f\t%.0f\t%s\n", impl, b, p.Count, r.Seconds, r.Rate(), yes(ok))
 			continue
 		}
 		verdict := yes(ok)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +26,12 @@ type Params struct {
 	// ResendAfter resends an unacknowledged batch after this long; 0
 	// never resends, so a lost message stalls the ventilator.
 	ResendAfter time.Duration
+	// Procs runs each worker as a child process (this program's worker
+	// command), as the seed and pipeline.py do, instead of a goroutine.
+	Procs bool
 	// KillAfter, when > 0, kills worker 0 once the sink has this many
-	// messages: its sockets close at once, dropping what it holds.
+	// messages: its sockets close at once (or its process gets SIGKILL),
+	// dropping what it holds.
 	KillAfter int
 	// Stall ends a run that made no progress for this long (default 5s).
 	Stall time.Duration
@@ -145,23 +151,29 @@ func Run(ctx context.Context, p Params) (Result, error) {
 		return res, fmt.Errorf("sink: dial %q: %w", acksEP, err)
 	}
 
-	type worker struct {
-		in  *zmq.Pull
-		out *zmq.Push
-	}
-	workers := make([]worker, p.Workers)
+	// kills[i] crashes worker i: no flush, whatever it holds is gone.
+	kills := make([]func(), p.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for i := range workers {
-		w := worker{zmq.NewPull(zmq.Options{}), zmq.NewPush(zmq.Options{})}
-		workers[i] = w
-		socks = append(socks, w.in, w.out)
-		if err := w.in.Dial(tasksEP); err != nil {
+	for i := range p.Workers {
+		if p.Procs {
+			cmd, err := startWorkerProc(tasksEP, resultsEP)
+			if err != nil {
+				return res, fmt.Errorf("worker %d: %w", i, err)
+			}
+			kills[i] = sync.OnceFunc(func() { cmd.Process.Kill(); cmd.Wait() })
+			defer kills[i]()
+			continue
+		}
+		in, out := zmq.NewPull(zmq.Options{}), zmq.NewPush(zmq.Options{})
+		socks = append(socks, in, out)
+		if err := in.Dial(tasksEP); err != nil {
 			return res, fmt.Errorf("worker %d: dial %q: %w", i, tasksEP, err)
 		}
-		if err := w.out.Dial(resultsEP); err != nil {
+		if err := out.Dial(resultsEP); err != nil {
 			return res, fmt.Errorf("worker %d: dial %q: %w", i, resultsEP, err)
 		}
+		kills[i] = sync.OnceFunc(func() { in.Close(); out.Close() })
 		var gate *sync.RWMutex
 		if i == 0 {
 			gate = p.worker0Gate
@@ -169,7 +181,7 @@ func Run(ctx context.Context, p Params) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runWorker(ctx, w.in, w.out, gate)
+			runWorker(ctx, in, out, gate)
 		}()
 	}
 	// PUSH round-robins over connected peers only: start once all are in.
@@ -190,14 +202,7 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	recv := ackpipe.NewReceiver(ackOut, ackpipe.ReceiverConfig{MaxBatch: max(p.Batch+1, ackpipe.DefaultMaxBatch)})
 
 	prog := &progress{}
-	var killOnce sync.Once
-	kill := func() {
-		// A crash: no flush, whatever the worker holds or has queued is gone.
-		killOnce.Do(func() {
-			workers[0].in.Close()
-			workers[0].out.Close()
-		})
-	}
+	kill := kills[0]
 	if p.observe != nil {
 		p.observe(&hooks{sender: sender, prog: prog, kill: kill})
 	}
@@ -298,8 +303,8 @@ wait:
 	if ventDone != nil {
 		<-ventDone
 	}
-	for _, w := range workers {
-		w.in.Close()
+	for _, k := range kills {
+		k()
 	}
 	wg.Wait()
 
@@ -372,5 +377,35 @@ func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) error
 		case <-time.After(time.Millisecond):
 		}
 	}
+	return nil
+}
+
+// startWorkerProc starts this program's worker command as a child.
+func startWorkerProc(in, out string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(self, "worker", "-in", in, "-out", out)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s worker: %w", self, err)
+	}
+	return cmd, nil
+}
+
+// workerMain is the worker command: PULL tasks from in, PUSH them to out,
+// until killed.
+func workerMain(in, out string) error {
+	pull, push := zmq.NewPull(zmq.Options{}), zmq.NewPush(zmq.Options{})
+	defer pull.Close()
+	defer push.Close()
+	if err := pull.Dial(in); err != nil {
+		return fmt.Errorf("worker: dial %q: %w", in, err)
+	}
+	if err := push.Dial(out); err != nil {
+		return fmt.Errorf("worker: dial %q: %w", out, err)
+	}
+	runWorker(context.Background(), pull, push, nil)
 	return nil
 }
