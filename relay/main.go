@@ -124,6 +124,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		next, err := config.Load(*file)
 		if err != nil {
 			log.Error("reload refused; the old config keeps running", "err", err)
+			r.ReloadRefused()
 			continue
 		}
 		if err := r.Reload(next); err != nil {

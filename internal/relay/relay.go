@@ -236,9 +236,11 @@ func retire(gen *generation, timeout time.Duration) bool {
 // keep running with their connections; changed ones are replaced; removed
 // ones are stopped after draining. If cfg cannot be applied, the relay keeps
 // running with what it had, and the error says why.
-func (r *Relay) Reload(cfg *config.Config) error {
+func (r *Relay) Reload(cfg *config.Config) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Every outcome, refusals included, shows in last_reload_successful.
+	defer func() { r.met.reloads(err == nil) }()
 	if r.down.Load() {
 		return errors.New("reload: relay is shutting down")
 	}
@@ -345,13 +347,16 @@ func (r *Relay) Reload(cfg *config.Config) error {
 		}
 	}
 	r.cfg = cfg
-	r.met.reloads(failed == nil)
 	if failed != nil {
 		return fmt.Errorf("reload: applied in part: %w", failed)
 	}
 	r.log.Info("configuration reloaded", "inputs", len(r.inputs), "outputs", len(r.outputs))
 	return nil
 }
+
+// ReloadRefused records a reload that failed before Reload could run (the
+// new file did not load), so relay_config_last_reload_successful shows it.
+func (r *Relay) ReloadRefused() { r.met.reloads(false) }
 
 // newGenerationPartial is newGeneration for a reload where some outputs
 // may have failed to start.
