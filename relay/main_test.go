@@ -364,6 +364,9 @@ func TestReload(t *testing.T) {
 	if code, _ := httpGet(p, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d after the refused reload", code)
 	}
+	if got := metric(t, p, "relay_config_last_reload_successful"); got != 0 {
+		t.Errorf("relay_config_last_reload_successful = %v after the refused reload, want 0", got)
+	}
 	// The sender's one connection was never dropped.
 	if got := metric(t, p, `relay_input_connections_total{input="syslog"}`); got != 1 {
 		t.Errorf("connections_total = %v, want 1: the reload dropped the sender's connection", got)

@@ -1,0 +1,186 @@
+package relay
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/config"
+)
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago: a
+// reloaded output rebinds its configured endpoint, so its port must be
+// fixed for the workers to reconnect to it.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// twoOutputs is a config whose outputs a and b take the given streams.
+func twoOutputs(t testing.TB, listen string, pa, pb int, aStreams, bStreams string) *config.Config {
+	t.Helper()
+	yaml := fmt.Sprintf(`
+inputs:
+  - name: syslog
+    type: syslog
+    listen: %s
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: a
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:%d
+    streams: %s
+  - name: b
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:%d
+    streams: %s
+drain_timeout: 10s
+http:
+  listen: ""
+`, listen, pa, aStreams, pb, bStreams)
+	file := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestReloadUnderLoad moves a stream back and forth between two PUSH
+// outputs while a sender keeps sending on one connection: every event
+// arrives exactly once, the connection is never dropped, and events sent
+// after each reload go where the new route says.
+func TestReloadUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libzmq peers")
+	}
+	pa, pb, pin := freePort(t), freePort(t), freePort(t)
+	listen := fmt.Sprintf("tcp://127.0.0.1:%d", pin)
+	r, err := New(twoOutputs(t, listen, pa, pb, "[click]", "[impression]"), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(t.Context())
+	wa := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
+	wb := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pb))
+	waitFor(t, str("both workers"), 20*time.Second, func() bool {
+		return metric(t, r, "relay_output_peers", "output=a") == 1 && metric(t, r, "relay_output_peers", "output=b") == 1
+	})
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", pin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next := 0
+	send := func(k int) {
+		t.Helper()
+		var b bytes.Buffer
+		for i := next; i < next+k; i++ {
+			m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z h click - - - %s", seqText(i))
+			fmt.Fprintf(&b, "%d %s", len(m), m)
+		}
+		next += k
+		if _, err := c.Write(b.Bytes()); err != nil {
+			t.Fatalf("the sender's connection broke: %v", err)
+		}
+	}
+
+	// Reload while sending: click goes to a, b, a, b, a.
+	routes := [][2]string{{"[click]", "[impression]"}, {"[other]", "[click]"}}
+	for round := 1; round <= 4; round++ {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ro := routes[round%2]
+			if err := r.Reload(twoOutputs(t, listen, pa, pb, ro[0], ro[1])); err != nil {
+				t.Errorf("reload %d: %v", round, err)
+			}
+		}()
+		for i := 0; i < 10; i++ {
+			send(500)
+		}
+		<-done
+		// After the reload returned, a marked batch must follow the new route.
+		marker := next
+		send(1000)
+		to, other := wb, wa
+		if round%2 == 0 {
+			to, other = wa, wb
+		}
+		waitFor(t, func() string { return fmt.Sprintf("round %d: seq %d at the new route's worker", round, marker) }, 30*time.Second,
+			func() bool { return hasSeq(to, marker) && hasSeq(to, marker+999) })
+		if hasSeq(other, marker) || hasSeq(other, marker+999) {
+			t.Errorf("round %d: events sent after the reload reached the old route's worker", round)
+		}
+	}
+	n := next
+	waitFor(t, func() string { return fmt.Sprintf("%d events, have %d", n, wa.count()+wb.count()) }, 30*time.Second,
+		func() bool { return wa.count()+wb.count() >= n })
+	checkExactlyOnce(t, n, wa, wb)
+	if got := metric(t, r, "relay_input_connections_total", "input=syslog"); got != 1 {
+		t.Errorf("connections_total = %v: the sender's connection was dropped by a reload", got)
+	}
+	if got := metric(t, r, "relay_config_last_reload_successful"); got != 1 {
+		t.Errorf("last_reload_successful = %v", got)
+	}
+}
+
+func hasSeq(p *pyPeer, seq int) bool {
+	want := seqText(seq)
+	for _, m := range p.messages() {
+		if bytes.Contains([]byte(m[len(m)-1]), []byte(want)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReloadRefused: a config the running relay cannot take (a changed
+// http section) is refused and the old routing keeps working.
+func TestReloadRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libzmq peers")
+	}
+	pa, pb := freePort(t), freePort(t)
+	cfg := twoOutputs(t, "tcp://127.0.0.1:0", pa, pb, "[click]", "[impression]")
+	r, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(t.Context())
+	wa := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
+	bad := twoOutputs(t, "tcp://127.0.0.1:0", pa, pb, "[impression]", "[click]")
+	bad.HTTP.Listen = "127.0.0.1:1"
+	if err := r.Reload(bad); err == nil {
+		t.Fatal("a reload changing http.listen was accepted")
+	}
+	if got := metric(t, r, "relay_config_last_reload_successful"); got != 0 {
+		t.Errorf("relay_config_last_reload_successful = %v after a refused reload, want 0", got)
+	}
+	addr := inputAddr(t, r, "syslog", "tcp")
+	sendTCP(t, addr, true, []string{"<14>1 - h click - - - " + seqText(0)})
+	waitFor(t, str("the click at a, the old route"), 20*time.Second, func() bool { return wa.count() == 1 })
+	if !r.Ready() {
+		t.Error("not ready after a refused reload")
+	}
+}
