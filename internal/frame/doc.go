@@ -23,7 +23,10 @@
 //
 // Frames are carved out of read slabs that are never overwritten, so a
 // frame costs no allocation or copy of its own and the caller may keep it.
-// A kept frame keeps its slab (at most 256 KiB, shared with the frames read
-// around it) alive. Slabs grow while reads fill them and shrink back for a
-// trickle of small reads, so an idle connection holds a few KiB.
+// A kept frame keeps its whole slab (up to 64 KiB, shared with the frames
+// read around it) alive: fine for queues, which hold runs of consecutive
+// frames, but a holder that keeps a sparse selection of frames for long
+// (one stream out of many) should copy them. Slabs grow while reads fill
+// them and shrink back for a trickle of small reads, so an idle connection
+// holds a few KiB.
 package frame

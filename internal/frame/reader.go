@@ -21,7 +21,7 @@ const (
 	// them (a busy connection) and shrink back when reads are small, so an
 	// idle connection holds little memory.
 	minSlab = 4 << 10
-	maxSlab = 256 << 10
+	maxSlab = 64 << 10
 	// minRead is the least free space worth a read call; with less, a new
 	// slab is started.
 	minRead = 1 << 10

@@ -271,8 +271,8 @@ func TestSlabsShrinkWhenIdle(t *testing.T) {
 			break
 		}
 	}
-	if len(big.buf) < 64<<10 {
-		t.Errorf("bulk reads: slab of %d bytes, want it grown to at least 64 KiB", len(big.buf))
+	if len(big.buf) < maxSlab {
+		t.Errorf("bulk reads: slab of %d bytes, want it grown to %d", len(big.buf), maxSlab)
 	}
 	small := NewReader(iotest.OneByteReader(strings.NewReader(in.String()[:100000])), 0)
 	for {
