@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 const python = "/usr/bin/python3"
@@ -246,5 +248,53 @@ func TestZMQStopDrains(t *testing.T) {
 	}
 	if got := c.len(); got != 2*n+1 {
 		t.Errorf("%d events handed over by Stop, want %d", got, 2*n+1)
+	}
+}
+
+// plainPushScript is a libzmq PUSH with PLAIN credentials sending n
+// messages, then "<13>done".
+const plainPushScript = `
+import sys, zmq
+ep, user, pw, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ctx = zmq.Context()
+s = ctx.socket(zmq.PUSH)
+s.plain_username = user.encode()
+s.plain_password = pw.encode()
+s.setsockopt(zmq.LINGER, 3000)
+s.connect(ep)
+for i in range(n):
+    s.send(b"<13>plain-%d" % i)
+s.send(b"<13>done")
+s.close()
+ctx.term()
+`
+
+// ZMTP PLAIN from libzmq: the right password gets in, a wrong one is
+// refused and counted.
+func TestZMQPlain(t *testing.T) {
+	pythonZMQ(t)
+	z, c := startZMQ(t, ZMQConfig{
+		Bind:     []string{"tcp://127.0.0.1:0"},
+		Security: zmq.PlainServer(zmq.PlainPassword("relay", "s3cret")),
+	})
+	ep := "tcp://" + z.Addrs()[0].String()
+	// Refused: libzmq keeps retrying, so give it a moment by waiting for
+	// the refusal to be counted, then kill it.
+	bad := exec.Command(python, "-c", plainPushScript, ep, "relay", "wrong", "5")
+	if err := bad.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "refused handshake counted", 10*time.Second, func() bool { return z.Stats().HandshakeErrors >= 1 })
+	bad.Process.Kill()
+	bad.Wait()
+
+	out, err := exec.Command(python, "-c", plainPushScript, ep, "relay", "s3cret", "100").CombinedOutput()
+	if err != nil {
+		t.Fatalf("libzmq PUSH: %v: %s", err, out)
+	}
+	waitFor(t, "every message", 10*time.Second, func() bool { return contains(c.raws(), "<13>done") })
+	got := c.raws()
+	if len(got) != 101 || got[0] != "<13>plain-0" || got[99] != "<13>plain-99" {
+		t.Errorf("got %d events, first %q", len(got), got[0])
 	}
 }
