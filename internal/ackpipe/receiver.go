@@ -89,6 +89,13 @@ type Receiver struct {
 	streams map[uint32]*rstream
 	clock   uint64
 	st      ReceiverStats
+
+	// The batch being received, to skip two map lookups per message;
+	// cleared whenever a batch or stream is dropped from the maps.
+	curID  uint32
+	curS   *rstream
+	curSeq uint64
+	curB   *rbatch
 }
 
 // NewReceiver returns a Receiver that sends its acks to acks.
@@ -148,11 +155,17 @@ func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error)
 		}
 		return nil, false, nil
 	}
-	b := s.open[h.Seq]
-	if b == nil {
-		r.evictOpen(s)
-		b = &rbatch{max: -1, last: -1}
-		s.open[h.Seq] = b
+	var b *rbatch
+	if r.curB != nil && r.curS == s && r.curSeq == h.Seq {
+		b = r.curB
+	} else {
+		b = s.open[h.Seq]
+		if b == nil {
+			r.evictOpen(s)
+			b = &rbatch{max: -1, last: -1}
+			s.open[h.Seq] = b
+		}
+		r.curSeq, r.curB = h.Seq, b
 	}
 	last := h.Flags&FlagLast != 0
 	if (b.last >= 0 && int64(h.Index) > b.last) || (last && (b.last >= 0 || int64(h.Index) < b.max)) {
@@ -180,6 +193,7 @@ func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error)
 	complete := b.last >= 0 && int64(b.n) == b.last+1
 	if complete {
 		delete(s.open, h.Seq)
+		r.curB = nil
 		s.markDone(h.Seq, r.cfg.MaxOpen)
 		r.st.Batches++
 	}
@@ -215,6 +229,11 @@ func (r *Receiver) ack(ctx context.Context, stream uint32, seq uint64) error {
 // stream returns the state of stream id, making room for it if needed.
 func (r *Receiver) stream(id uint32) *rstream {
 	r.clock++
+	if r.curS != nil && r.curID == id {
+		r.curS.used = r.clock
+		return r.curS
+	}
+	r.curB = nil
 	s := r.streams[id]
 	if s == nil {
 		if len(r.streams) >= r.cfg.MaxStreams {
@@ -232,6 +251,7 @@ func (r *Receiver) stream(id uint32) *rstream {
 		r.streams[id] = s
 	}
 	s.used = r.clock
+	r.curID, r.curS = id, s
 	return s
 }
 
@@ -245,6 +265,7 @@ func (r *Receiver) evictOpen(s *rstream) {
 		oldest = min(oldest, seq)
 	}
 	delete(s.open, oldest)
+	r.curB = nil
 	r.st.Evicted++
 }
 

@@ -114,3 +114,25 @@ func BenchmarkSender(b *testing.B) {
 type connFunc func(ctx context.Context, ms []zmq.Msg) (int, error)
 
 func (f connFunc) SendBatch(ctx context.Context, ms []zmq.Msg) (int, error) { return f(ctx, ms) }
+
+// BenchmarkReceiver measures Handle per message, batches of 100.
+func BenchmarkReceiver(b *testing.B) {
+	r := NewReceiver(ackFunc(func(context.Context, zmq.Msg) error { return nil }), ReceiverConfig{})
+	const batch = 100
+	msgs := make([]zmq.Msg, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		h := Header{Stream: 1, Seq: uint64(i/batch + 1), Index: uint32(i % batch)}
+		if i%batch == batch-1 {
+			h.Flags = FlagLast
+		}
+		msgs = append(msgs, zmq.Msg{AppendHeader(nil, h), []byte("payload")})
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, m := range msgs {
+		if _, fresh, err := r.Handle(ctx, m); err != nil || !fresh {
+			b.Fatal(fresh, err)
+		}
+	}
+}
