@@ -2,9 +2,9 @@ package input
 
 import "errors"
 
-// ErrListenURL means a listen address is not one of the forms an input
-// understands: tcp://host:port, tls://host:port, udp://host:port or
-// unix:///path for syslog; tcp://host:port or ipc:///path for ZeroMQ.
+// ErrListenURL means a syslog listen address is not one of
+// tcp://host:port, tls://host:port, udp://host:port or unix:///path.
+// (ZeroMQ endpoints are checked by internal/zmq: zmq.ErrEndpoint.)
 var ErrListenURL = errors.New("bad listen address")
 
 // ErrNoTLSConfig means a tls:// listen address was given without a TLS
