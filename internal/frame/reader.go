@@ -132,9 +132,9 @@ const (
 // octetCounted handles a frame starting with a non-zero digit.
 func (r *Reader) octetCounted() ([]byte, step, error) {
 	i := r.start
-	n := 0
+	var n int64 // 10 digits overflow a 32-bit int
 	for i < r.end && i-r.start < maxDigits && isDigit(r.buf[i]) {
-		n = n*10 + int(r.buf[i]-'0')
+		n = n*10 + int64(r.buf[i]-'0')
 		i++
 	}
 	digits := i - r.start
@@ -153,12 +153,13 @@ func (r *Reader) octetCounted() ([]byte, step, error) {
 		return nil, newline, nil // e.g. "2026-11-22T…": not a count
 	}
 	body := i + 1
-	if n > r.maxLen {
+	if n > int64(r.maxLen) {
 		r.start = body
-		r.discard = int64(n)
+		r.discard = n
 		return nil, done, fmt.Errorf("%w: octet count %d, max %d", ErrOversize, n, r.maxLen)
 	}
-	if need := body + n - r.start; r.end-r.start < need {
+	size := int(n)
+	if need := body + size - r.start; r.end-r.start < need {
 		if r.err != nil {
 			r.start = r.end
 			r.err = eofUnexpected(r.err)
@@ -167,8 +168,8 @@ func (r *Reader) octetCounted() ([]byte, step, error) {
 		r.fill(need)
 		return nil, again, nil
 	}
-	msg := r.buf[body : body+n : body+n]
-	r.start = body + n
+	msg := r.buf[body : body+size : body+size]
+	r.start = body + size
 	r.keep = r.start
 	if msg[0] == 'z' && zlibHeader(msg[1:]) {
 		msg, err := r.inflate(msg[1:])
