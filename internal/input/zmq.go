@@ -168,15 +168,15 @@ func (z *ZMQ) add(batch []*event.Event, m zmq.Msg) []*event.Event {
 func (z *ZMQ) Stop(ctx context.Context) error {
 	z.stopOnce.Do(func() {
 		z.mu.Lock()
-		started := z.started
 		z.started = true // no Start after Stop
+		p := z.pull
 		z.mu.Unlock()
-		if !started {
+		if p == nil { // never started, or Start failed
 			return
 		}
 		// A closed PULL stops reading from peers but still yields what
 		// it queued; recvLoop drains it and ends on ErrClosed.
-		z.pull.Close()
+		p.Close()
 		done := make(chan struct{})
 		go func() { z.wg.Wait(); close(done) }()
 		select {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -296,5 +298,21 @@ func TestZMQPlain(t *testing.T) {
 	got := c.raws()
 	if len(got) != 101 || got[0] != "<13>plain-0" || got[99] != "<13>plain-99" {
 		t.Errorf("got %d events, first %q", len(got), got[0])
+	}
+}
+
+func TestZMQConfigErrors(t *testing.T) {
+	if _, err := NewZMQ(ZMQConfig{Name: "z"}, nil); !errors.Is(err, ErrNoListen) {
+		t.Errorf("no endpoints: %v, want ErrNoListen", err)
+	}
+	z, err := NewZMQ(ZMQConfig{Name: "z", Bind: []string{"127.0.0.1:5555"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := z.Start(func([]*event.Event) {}); !errors.Is(err, zmq.ErrEndpoint) {
+		t.Errorf("bad endpoint: %v, want zmq.ErrEndpoint", err)
+	}
+	if err := z.Stop(context.Background()); err != nil {
+		t.Errorf("stop after a failed start: %v", err)
 	}
 }
