@@ -182,9 +182,9 @@ func (z *ZMQ) Stop(ctx context.Context) error {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			z.cancel()
 			z.stopErr = fmt.Errorf("input %q: stop: %w", z.cfg.Name, ctx.Err())
 		}
+		z.cancel() // a Handler still blocked returns into a loop that ends
 	})
 	return z.stopErr
 }
