@@ -3,6 +3,7 @@ package tap
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -38,7 +39,10 @@ func (m *Message) Event() *event.Event {
 		return m.ev
 	}
 	var j jsonEvent
-	if err := json.Unmarshal(m.JSON, &j); err != nil {
+	// A member of the wrong type is skipped; json.Unmarshal still fills
+	// the others.
+	var typeErr *json.UnmarshalTypeError
+	if err := json.Unmarshal(m.JSON, &j); err != nil && !errors.As(err, &typeErr) {
 		m.ev = event.New(nil)
 		m.ev.Stream = m.Stream
 		return m.ev
@@ -62,8 +66,8 @@ func (m *Message) Size() int { return len(m.JSON) + len(m.Raw) }
 // event from.
 type jsonEvent struct {
 	Stream         string                       `json:"stream"`
-	Facility       *uint8                       `json:"facility"`
-	Severity       *uint8                       `json:"severity"`
+	Facility       *int                         `json:"facility"`
+	Severity       *int                         `json:"severity"`
 	Timestamp      string                       `json:"timestamp"`
 	Hostname       string                       `json:"hostname"`
 	AppName        string                       `json:"app_name"`
@@ -132,7 +136,7 @@ func leadingStream(b []byte) string {
 // rebuild writes the JSON event's fields as an RFC 5424 message.
 func rebuild(j *jsonEvent) []byte {
 	b := make([]byte, 0, 64+len(j.Message))
-	if j.Facility != nil && j.Severity != nil && *j.Facility < 24 && *j.Severity < 8 {
+	if j.Facility != nil && j.Severity != nil && *j.Facility >= 0 && *j.Facility < 24 && *j.Severity >= 0 && *j.Severity < 8 {
 		b = append(b, '<')
 		b = strconv.AppendUint(b, uint64(*j.Facility)<<3|uint64(*j.Severity), 10)
 		b = append(b, '>')
