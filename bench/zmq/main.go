@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ func main() {
 	size := flag.Int("size", 200, "message size, bytes")
 	batch := flag.Int("batch", 1, "push: messages per SendBatch")
 	subs := flag.Int("subs", 1, "pub: subscribers to wait for")
-	flag.Int("stalled", 0, "pub: how many subscribers never read (informational)")
+	stalled := flag.Int("stalled", 0, "pub: how many of the subscribers never read (pacing ignores the deepest queues)")
 	stall := flag.Bool("stall", false, "sub: subscribe, then never read")
 	hwm := flag.Int("hwm", 0, "HWM and RecvHWM (0: default)")
 	flag.Parse()
@@ -119,11 +120,11 @@ func main() {
 		for i := 0; i < *n; i++ {
 			pub.Send(zmq.Msg{payload})
 			if i%128 == 0 {
-				// Pace to the subscribers that keep up (no drops yet), so
-				// their rate is what they can take, not what they drop. A
-				// stalled one stops counting once it drops; until then the
-				// wait is bounded.
-				for t0 := time.Now(); healthyDepth(pub) > limit && time.Since(t0) < 2*time.Millisecond; {
+				// Pace to the subscribers that keep up (all but the
+				// -stalled deepest queues), so their rate is what they can
+				// take, not what they drop. The wait is bounded: early on a
+				// stalled one's kernel buffers still take messages.
+				for t0 := time.Now(); kthDepth(pub, *subs-*stalled) > limit && time.Since(t0) < 2*time.Millisecond; {
 					time.Sleep(20 * time.Microsecond)
 				}
 			}
@@ -141,15 +142,17 @@ func endpoint(a net.Addr) string {
 	return "tcp://" + a.String()
 }
 
-// healthyDepth is the longest send queue among subscribers without drops.
-func healthyDepth(pub *zmq.Pub) int {
-	m := 0
+// kthDepth is the k-th shortest send queue among the subscribers.
+func kthDepth(pub *zmq.Pub, k int) int {
+	var d []int
 	for _, p := range pub.Stats().PeerStats {
-		if p.Drops == 0 {
-			m = max(m, p.QueueDepth)
-		}
+		d = append(d, p.QueueDepth)
 	}
-	return m
+	if len(d) == 0 || k <= 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(k, len(d))-1]
 }
 
 // recv receives n messages (or stops 2s after traffic stops) and prints
