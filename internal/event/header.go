@@ -1,5 +1,7 @@
 package event
 
+import "math"
+
 // Format is the header layout a message was recognised as.
 type Format uint8
 
@@ -28,6 +30,9 @@ func (f Format) String() string {
 	}
 	return "unknown"
 }
+
+// maxSpan is the longest message a span can address.
+var maxSpan uint64 = math.MaxUint32
 
 // span is a field's position in the raw message; empty means absent.
 type span struct{ off, end uint32 }
@@ -92,6 +97,9 @@ func Scan(raw []byte) Header {
 }
 
 func (h *Header) scan(raw []byte) {
+	if uint64(len(raw)) > maxSpan {
+		raw = raw[:maxSpan] // spans are 32-bit; no frame comes near
+	}
 	*h = Header{raw: raw}
 	p := 0
 	if pri, n, ok := parsePRI(raw); ok {
