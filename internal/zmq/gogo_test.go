@@ -307,3 +307,46 @@ func TestMessageThenCommandDelivered(t *testing.T) {
 		t.Fatalf("got %q %v", m, err)
 	}
 }
+
+// Two senders that never stop, one slow consumer: neither sender starves.
+func TestPullFairQueueing(t *testing.T) {
+	pull := NewPull(Options{RecvHWM: 16})
+	closeAll(t, pull)
+	ep := bound(t, pull)
+	ctx, cancel := context.WithCancel(testCtx(t, 30*time.Second))
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b"} {
+		push := NewPush(Options{HWM: 16})
+		closeAll(t, push)
+		push.Dial(ep)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if err := push.Send(ctx, Msg{[]byte(name), make([]byte, 2000)}); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "2 peers", func() bool { return pull.Stats().Peers == 2 })
+	// Let both fill every buffer on the way, then count.
+	waitFor(t, 5*time.Second, "full receive queue", func() bool { return pull.Stats().QueueDepth == 16 })
+	counts := map[string]int{}
+	for i := 0; i < 20000; i++ {
+		m, err := pull.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[string(m[0])]++
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("shares: %v", counts)
+	for _, name := range []string{"a", "b"} {
+		if c := counts[name]; c < 6000 || c > 14000 {
+			t.Fatalf("sender %s got %d of 20000 through", name, c)
+		}
+	}
+}
