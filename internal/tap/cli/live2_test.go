@@ -191,3 +191,27 @@ func TestLiveStalledWebsocket(t *testing.T) {
 		t.Errorf("notices report %v drops, relay counted %v", total, dropped)
 	}
 }
+
+// The tap reconnects after a relay restart; with --no-reconnect it exits 1.
+func TestLiveReconnect(t *testing.T) {
+	r := startRelay(t, "")
+	keep := startTap(t, r.tapBin, r.pub, "--format", "raw", "--stream", "click")
+	once := startTap(t, r.tapBin, "ws://"+r.http, "--token", liveToken, "--format", "raw", "--no-reconnect")
+	g := newGenerator(t, r.syslog)
+	feedUntil(t, g, 5, func() bool { return len(keep.snapshot()) > 0 && len(once.snapshot()) > 0 })
+	r.stop()
+	if code := once.exitCode(); code != ExitError {
+		t.Errorf("--no-reconnect: exit %d after the relay stopped, want %d; stderr %s", code, ExitError, once.stderr.String())
+	}
+	before := len(keep.snapshot())
+	r.start()
+	g = newGenerator(t, r.syslog)
+	feedUntil(t, g, 5, func() bool { return len(keep.snapshot()) > before })
+	if keep.exited() {
+		t.Fatalf("the reconnecting tap exited: %s", keep.stderr.String())
+	}
+	keep.cmd.Process.Signal(os.Interrupt)
+	if code := keep.exitCode(); code != 0 {
+		t.Errorf("Ctrl-C: exit %d, want 0", code)
+	}
+}
