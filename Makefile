@@ -43,11 +43,11 @@ install: build ## install the binaries into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(addprefix $(BIN)/,$(CMDS)) $(DESTDIR)$(PREFIX)/bin/
 
-PEERS := python3-zmq rsyslog rsyslog-czmq rsyslog-relp chromium procps
+PEERS := python3-zmq rsyslog rsyslog-czmq rsyslog-relp rsyslog-gnutls chromium procps
 
 peers: ## install the real test peers if any is missing (Debian, as root)
 	@if command -v rsyslogd >/dev/null && test -x /usr/bin/chromium && /usr/bin/python3 -c 'import zmq' 2>/dev/null \
-	    && test -e /usr/lib/x86_64-linux-gnu/rsyslog/omczmq.so -o -n "$$(find /usr/lib -name omczmq.so 2>/dev/null)"; then :; \
+	    && test -n "$$(find /usr/lib -name omczmq.so 2>/dev/null)" && test -n "$$(find /usr/lib -name lmnsd_gtls.so 2>/dev/null)"; then :; \
 	elif [ "$$(id -u)" = 0 ]; then $(MAKE) deps; \
 	else echo "missing test peers: run 'sudo make deps' (installs $(PEERS))"; exit 1; fi
 

@@ -173,9 +173,26 @@ func (r *Reader) octetCounted() ([]byte, step, error) {
 	r.keep = r.start
 	if msg[0] == 'z' && zlibHeader(msg[1:]) {
 		msg, err := r.inflate(msg[1:])
+		if err == nil {
+			msg = trimEOL(msg)
+		}
 		return msg, done, err
 	}
+	// rsyslog's templates end in LF (RSYSLOG_SyslogProtocol23Format does),
+	// and octet counting carries it inside the frame: the message is what
+	// precedes it.
+	if msg = trimEOL(msg); len(msg) == 0 {
+		return nil, again, nil
+	}
 	return msg, done, nil
+}
+
+// trimEOL drops one trailing LF or CRLF.
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		return trimCR(b[: n-1 : n-1])
+	}
+	return b
 }
 
 // lineFramed handles a non-transparent frame, terminated by LF.

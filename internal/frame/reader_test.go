@@ -86,7 +86,9 @@ func TestReader(t *testing.T) {
 		{"lf", m5424 + "\n" + m3164 + "\n", 0, ok(m5424, m3164), io.EOF},
 		{"crlf", m5424 + "\r\n" + m3164 + "\r\n", 0, ok(m5424, m3164), io.EOF},
 		{"octet", octet(m5424) + octet(m3164), 0, ok(m5424, m3164), io.EOF},
-		{"octet with LF inside", octet("<13>a\nb\n"), 0, ok("<13>a\nb\n"), io.EOF},
+		{"octet with LF inside", octet("<13>a\nb"), 0, ok("<13>a\nb"), io.EOF},
+		// rsyslog templates end in LF, inside the octet count: it is not part of the message.
+		{"octet with trailing LF", octet("<13>a\nb\n") + octet("<13>c\r\n"), 0, ok("<13>a\nb", "<13>c"), io.EOF},
 		{"mixed", octet(m5424) + m3164 + "\n" + octet(mfwd) + mfwd + "\n", 0, ok(m5424, m3164, mfwd, mfwd), io.EOF},
 		{"octet then LF separator", octet(m5424) + "\n" + octet(m3164) + "\n", 0, ok(m5424, m3164), io.EOF},
 		{"empty lines skipped", "\n\r\n\n" + m3164 + "\n\n", 0, ok(m3164), io.EOF},
