@@ -179,3 +179,20 @@ func FuzzHandshakeGuard(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHandshake runs zmq4's handshake behind our guard against arbitrary
+// peer bytes: whatever they are, it must fail or succeed cleanly, never
+// panic out or allocate what a header claims.
+func FuzzHandshake(f *testing.F) {
+	f.Add(append(rawGreeting(), rawReady("PUSH")...))
+	f.Add(append(rawGreeting(), rawReady("NOPE")...))
+	f.Add(append(rawGreeting(), 0x04, 0x06, 0x05, 'R', 'E', 'A', 'D', 'Y'))
+	f.Add(append(rawGreeting(), longHeader(flagCommand, 1<<62)...))
+	s := newSocket("PULL", Options{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := s.handshake(&fakeConn{r: bytes.NewReader(data)}, "fuzz", nil)
+		if (p == nil) == (err == nil) {
+			t.Fatalf("peer %v with error %v", p, err)
+		}
+	})
+}
