@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +258,63 @@ http:
 	}
 	if len(seen) != n/2 {
 		t.Errorf("SUB got %d distinct events, want %d", len(seen), n/2)
+	}
+}
+
+// TestRsyslogFormatsJSON: what rsyslogd really sends in each of its
+// forwarding templates is parsed into the right json fields.
+func TestRsyslogFormatsJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd and libzmq peers")
+	}
+	for _, tc := range []struct{ template, format, timestamp string }{
+		{"RSYSLOG_SyslogProtocol23Format", "rfc5424", "2026-11-22T05:00:00.000000+00:00"},
+		{"RSYSLOG_ForwardFormat", "forward", "2026-11-22T05:00:00+00:00"},
+		{"RSYSLOG_TraditionalForwardFormat", "rfc3164", "Nov 22 05:00:00"},
+	} {
+		t.Run(tc.template, func(t *testing.T) {
+			r := startRelay(t, `
+inputs:
+  - name: syslog
+    type: syslog
+    listen: tcp://127.0.0.1:0
+outputs:
+  - name: json
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    format: json
+http:
+  listen: ""
+`)
+			w := startWorkers(t, r, "json", 1)[0]
+			_, port, _ := net.SplitHostPort(inputAddr(t, r, "syslog", "tcp"))
+			rs := startRsyslogd(t, forwardConf(`action(type="omfwd" target="127.0.0.1" port="`+port+`" protocol="tcp"
+    template="`+tc.template+`" action.resumeRetryCount="-1" action.resumeInterval="1")`))
+			sendTCP(t, fmt.Sprintf("127.0.0.1:%d", rs.port), true, []string{
+				`<165>1 2026-11-22T05:00:00.000000Z e2ehost fwdapp 42 ID7 [ex@32473 k="v"] ` + seqText(0),
+			})
+			waitFor(t, str("the event"), 30*time.Second, func() bool { return w.count() == 1 })
+			var got map[string]any
+			if err := json.Unmarshal([]byte(w.messages()[0][0]), &got); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]any{
+				"stream": "fwdapp", "format": tc.format, "facility": 20.0, "severity": 5.0,
+				"hostname": "e2ehost", "app_name": "fwdapp", "proc_id": "42", "message": seqText(0),
+			}
+			if tc.format == "rfc5424" {
+				want["msg_id"] = "ID7"
+				want["structured_data"] = map[string]any{"ex@32473": map[string]any{"k": "v"}}
+			}
+			for k, v := range want {
+				if !reflect.DeepEqual(got[k], v) {
+					t.Errorf("%s = %#v, want %#v (event %s)", k, got[k], v, w.messages()[0][0])
+				}
+			}
+			if ts, _ := got["timestamp"].(string); !strings.HasPrefix(ts, tc.timestamp[:10]) {
+				t.Errorf("timestamp = %q, want like %q", ts, tc.timestamp)
+			}
+		})
 	}
 }
