@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +64,9 @@ type result struct {
 }
 
 func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duration) error {
+	// Tail latency on a shared machine is mostly scheduling: show the load.
+	fmt.Printf("load average at start: %s\n", loadAvg())
+	defer func() { fmt.Printf("load average at end: %s\n", loadAvg()) }()
 	fmt.Printf("throughput: %d messages of %d bytes, one TCP connection, octet-counted; best of %d\n", n, msgSize, count)
 	fmt.Printf("%-10s %-9s %12s %10s %12s %8s %10s %10s\n", "consumer", "target", "msg/s", "vs rsyslog", "delivered", "lost", "max RSS", "CPU ns/msg")
 	for _, c := range consumers {
@@ -565,6 +569,15 @@ func (s *sampler) steady() int64 {
 	h := slices.Clone(s.rss[len(s.rss)/2:])
 	slices.Sort(h)
 	return h[len(h)/2]
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ") + fmt.Sprintf(" (%d CPUs)", runtime.NumCPU())
 }
 
 // cpuSeconds is the user+system CPU time of a process (all threads).
