@@ -23,6 +23,7 @@ var rsyslogInputs = []string{
 	`<34>1 2026-11-22T05:06:07.123Z host2 app2 42 ID7 [ex@32473 a="b" c="d\"e"] structured`,
 	`<165>1 2026-11-22T05:06:07Z host2b app2b - - - nil procid`,
 	`<165>1 2026-11-22T05:06:07Z host2c postfix/smtpd 12 - - slash in app-name`,
+	"<165>1 2026-11-22T05:06:07Z host2d app - - [a@1 x=\"1\"][b@2 y=\"\\]\\\\\"] \xef\xbb\xbfBOM and two elements",
 	`<165>Nov  2 05:06:07 host3 postfix/smtpd[77]: connect from x`,
 	`<14>Nov 22 05:06:07 host4 kernel: [ 1.0] no pid`,
 	`<30>2026-11-22T05:06:07.123456+01:00 host5 sshd[9]: Accepted`,
@@ -48,9 +49,9 @@ func init() {
 
 // rsyslogTruth is what rsyslog parsed, one line per message. AppName must
 // match %app-name%: the APP-NAME of RFC 5424, the programname otherwise.
-const rsyslogTruth = `%app-name%\t%programname%\t%hostname%\t%syslogfacility-text%\t%syslogseverity-text%\t%procid%\t%msgid%\t%msg%\n`
+const rsyslogTruth = `%structured-data%\t%app-name%\t%programname%\t%hostname%\t%syslogfacility-text%\t%syslogseverity-text%\t%procid%\t%msgid%\t%msg%\n`
 
-type truth struct{ app, programname, host, facility, severity, procID, msgID, msg string }
+type truth struct{ sd, app, programname, host, facility, severity, procID, msgID, msg string }
 
 func needRsyslogd(t *testing.T) string {
 	t.Helper()
@@ -196,9 +197,9 @@ func TestRealRsyslogFormats(t *testing.T) {
 		truths = truths[:0]
 		sc := bufio.NewScanner(strings.NewReader(string(b)))
 		for sc.Scan() {
-			p := strings.SplitN(sc.Text(), "\t", 8)
-			if len(p) == 8 {
-				truths = append(truths, truth{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]})
+			p := strings.SplitN(sc.Text(), "\t", 9)
+			if len(p) == 9 {
+				truths = append(truths, truth{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]})
 			}
 		}
 		return len(truths) == n
@@ -215,12 +216,12 @@ func TestRealRsyslogFormats(t *testing.T) {
 			tr := truths[i]
 			h := Scan([]byte(raw))
 			got := truth{
-				app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
+				sd: string(h.SD()), app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
 				facility: FacilityName(h.Facility()), severity: SeverityName(h.Severity()),
 				procID: string(h.ProcID()), msgID: string(h.MsgID()), msg: string(h.Msg()),
 			}
 			want := tr
-			want.procID, want.msgID = nil2empty(tr.procID), nil2empty(tr.msgID)
+			want.procID, want.msgID, want.sd = nil2empty(tr.procID), nil2empty(tr.msgID), nil2empty(tr.sd)
 			if h.Format != FormatRFC5424 {
 				want.msg = strings.TrimPrefix(tr.msg, " ")
 			}
@@ -229,6 +230,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 			if got.host == "" {
 				want.host = ""
 			}
+			want.msg = strings.TrimPrefix(want.msg, "\ufeff") // Msg drops the BOM
 			if !h.HasPRI {
 				want.facility, want.severity = got.facility, got.severity
 			}
@@ -251,20 +253,21 @@ func TestRealRsyslogFormats(t *testing.T) {
 				tr := truths[i]
 				h := Scan([]byte(raw))
 				got := truth{
-					app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
+					sd: string(h.SD()), app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
 					facility: FacilityName(h.Facility()), severity: SeverityName(h.Severity()),
 					procID: string(h.ProcID()), msgID: string(h.MsgID()), msg: string(h.Msg()),
 				}
 				want := tr
-				want.procID, want.msgID = nil2empty(tr.procID), nil2empty(tr.msgID)
+				want.procID, want.msgID, want.sd = nil2empty(tr.procID), nil2empty(tr.msgID), nil2empty(tr.sd)
 				if f.want != FormatRFC5424 {
 					// The 3164 layouts carry neither MSGID nor, after the
 					// tag's ": ", the separating space of %msg%; their
 					// app-name is the tag's programname ("postfix" for an
 					// RFC 5424 APP-NAME "postfix/smtpd").
-					want.msgID, want.app = "", tr.programname
+					want.msgID, want.sd, want.app = "", "", tr.programname
 					want.msg = strings.TrimPrefix(tr.msg, " ")
 				}
+				want.msg = strings.TrimPrefix(want.msg, "\ufeff") // Msg drops the BOM
 				if h.Format != f.want || !h.HasPRI || got != want {
 					t.Errorf("input  %q\nsent   %q\nformat %v, want %v\n got %+v\nwant %+v", rsyslogInputs[i], raw, h.Format, f.want, got, want)
 				}
