@@ -55,8 +55,10 @@
 //
 // A peer that sends a message larger than MaxMsgSize (summed over its
 // frames, checked before allocating) is disconnected and counted in
-// Stats.Oversize. PINGs are always answered with PONG; with HeartbeatIvl
-// set, PINGs are sent and a peer silent for HeartbeatTimeout is dropped.
+// Stats.Oversize. PINGs are always answered with PONG, and a PING's TTL is
+// honoured as in libzmq (a peer silent past the TTL it announced is
+// dropped); with HeartbeatIvl set, we send PINGs (TTL = HeartbeatTimeout)
+// and drop a peer silent for HeartbeatTimeout.
 //
 // Security: NULL (default) and PLAIN (PlainClient, PlainServer with a real
 // credential check and an ERROR command on refusal). The mechanism role is
@@ -73,8 +75,6 @@
 //     messages can be in process per peer (HWM queued + HWM being written).
 //   - No empty messages: a Msg with no frames is sent as one empty frame.
 //   - Close discards queued messages (no linger); use Push.Flush first.
-//   - PINGs we receive are answered, but their TTL is not enforced: set
-//     HeartbeatIvl to detect dead peers on our side.
 //
 // # API beyond docs/architecture.md
 //

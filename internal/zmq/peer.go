@@ -2,6 +2,7 @@ package zmq
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -35,6 +36,7 @@ type peer struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	cmdsIn                             atomic.Uint64
+	ttl                                atomic.Int64 // from the peer's PINGs: silence allowed, ns
 	drops                              atomic.Uint64 // PUB: queue full
 }
 
@@ -100,7 +102,7 @@ func (p *peer) start(heartbeat bool) {
 
 func (p *peer) readLoop() {
 	defer p.release()
-	d := newDecoder(p.conn, p.s.opts.MaxMsgSize)
+	d := newDecoder(ttlReader{p}, p.s.opts.MaxMsgSize)
 	var batch []Msg
 	if p.s.deliver != nil {
 		batch = make([]Msg, 0, 256)
@@ -147,6 +149,23 @@ func (p *peer) readLoop() {
 	}
 }
 
+// ttlReader reads from the peer's connection under the deadline its
+// PINGs asked for, so a peer that announced heartbeats and went silent is
+// dropped even when we send no PINGs ourselves.
+type ttlReader struct{ p *peer }
+
+func (r ttlReader) Read(b []byte) (int, error) {
+	if ttl := r.p.ttl.Load(); ttl > 0 {
+		_ = r.p.conn.SetReadDeadline(time.Now().Add(time.Duration(ttl)))
+	}
+	n, err := r.p.conn.Read(b)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		r.p.s.stat.hbTimeouts.Add(1)
+		err = fmt.Errorf("no traffic within the peer's heartbeat TTL: %w", ErrHeartbeatTimeout)
+	}
+	return n, err
+}
+
 func (p *peer) countIn(batch []Msg) {
 	var b uint64
 	for _, m := range batch {
@@ -166,6 +185,9 @@ func (p *peer) command(f []byte) {
 	case zmq4.CmdPing:
 		// PING: 2-byte TTL, then up to 16 bytes of context to echo.
 		if len(data) >= 2 {
+			// As libzmq: the pinger tells us how long it may stay silent
+			// before we should consider it dead (deciseconds, 0: no limit).
+			p.ttl.Store(int64(uint16(data[0])<<8|uint16(data[1])) * int64(100*time.Millisecond))
 			ctx := data[2:]
 			if len(ctx) > 16 {
 				ctx = ctx[:16]

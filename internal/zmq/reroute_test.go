@@ -151,3 +151,18 @@ func TestLibzmqAnswersOurPings(t *testing.T) {
 	push.Send(testCtx(t, 5*time.Second), msgOf(7))
 	waitFor(t, 5*time.Second, "message", func() bool { return z.count() == 1 })
 }
+
+// A peer whose PINGs announce a TTL and that then goes silent is dropped,
+// even though we send no PINGs ourselves.
+func TestPeerPingTTLEnforced(t *testing.T) {
+	pull := NewPull(Options{})
+	closeAll(t, pull)
+	bound(t, pull)
+	c := rawPeer(t, pull.Addrs()[0].String(), "PUSH")
+	c.Write(appendCmd(nil, "PING", []byte{0, 2})) // TTL 200ms
+	waitFor(t, 5*time.Second, "TTL expiry", func() bool { return pull.Stats().HeartbeatTimeouts == 1 })
+	expectClosed(t, c, "silent pinger")
+	if pull.Stats().Peers != 0 {
+		t.Fatal("silent pinger still connected")
+	}
+}
