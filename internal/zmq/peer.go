@@ -36,7 +36,7 @@ type peer struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	cmdsIn                             atomic.Uint64
-	ttl                                atomic.Int64 // from the peer's PINGs: silence allowed, ns
+	ttl                                atomic.Int64  // from the peer's PINGs: silence allowed, ns
 	drops                              atomic.Uint64 // PUB: queue full
 }
 
