@@ -350,3 +350,39 @@ func TestPullFairQueueing(t *testing.T) {
 		}
 	}
 }
+
+func TestPushFlush(t *testing.T) {
+	push := NewPush(Options{HWM: 400})
+	pull := NewPull(Options{RecvHWM: 1})
+	closeAll(t, push, pull)
+	ep := bound(t, pull)
+	push.Dial(ep)
+	ctx := testCtx(t, 20*time.Second)
+	big := make([]byte, 100000) // a few fill the kernel buffers
+	sent := 0
+	for ; sent < 400; sent++ { // 40 MB: more than every buffer on the way
+		if err := push.Send(ctx, Msg{big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The consumer does not read: Flush cannot finish.
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	err := push.Flush(short)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with a stuck peer: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- push.Flush(ctx) }()
+	for i := 0; i < sent; i++ {
+		if _, err := pull.Recv(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out := push.Stats().MsgsOut; out != uint64(sent) {
+		t.Fatalf("Flush returned with %d of %d written", out, sent)
+	}
+}

@@ -33,6 +33,7 @@ func NewPush(o Options) *Push {
 			for i, m := range unsent {
 				if err := p.send(s.ctx, m); err != nil {
 					s.stat.dropClosed.Add(uint64(len(unsent) - i))
+					s.inflight.Add(-int64(len(unsent) - i))
 					return
 				}
 			}
@@ -78,13 +79,15 @@ func (p *Push) migrate(q *outq, unparked <-chan struct{}) {
 	}
 }
 
-// Send queues m to the next peer in turn that has room. It blocks while
-// no peer is connected or all queues are full, until ctx is done.
+// Send queues m to the next connected peer in turn that has room, else to
+// a Dial endpoint's queue waiting for its reconnection. It blocks while
+// no queue has room, until ctx is done or the socket closes.
 func (p *Push) Send(ctx context.Context, m Msg) error {
+	p.inflight.Add(1) // before queueing: the writer may be done first
 	if err := p.send(ctx, m); err != nil {
+		p.inflight.Add(-1)
 		return err
 	}
-	p.inflight.Add(1)
 	return nil
 }
 
@@ -147,8 +150,9 @@ func (p *Push) tryConnected(m Msg) bool {
 // consecutive runs over peers with room. It returns how many were queued
 // before ctx ended or the socket closed; those are owned by the socket.
 func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
-	done, counted := 0, 0
-	defer func() { p.inflight.Add(int64(done - counted)) }()
+	done := 0
+	p.inflight.Add(int64(len(ms))) // before queueing: the writer may be done first
+	defer func() { p.inflight.Add(-int64(len(ms) - done)) }()
 	for done < len(ms) {
 		peers := *p.list.Load()
 		progressed := false
@@ -166,8 +170,6 @@ func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
 		if progressed {
 			continue
 		}
-		p.inflight.Add(int64(done - counted))
-		counted = done
 		if err := p.send(ctx, ms[done]); err != nil {
 			return done, err
 		}
