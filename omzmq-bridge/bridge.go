@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,6 +156,14 @@ func (b *bridge) Flush(ctx context.Context) error {
 		if snd.pub != nil {
 			return nil
 		}
+		// The writer usually has it on the wire within microseconds, far
+		// below Push.Flush's polling tick: probe a while first.
+		for deadline := time.Now().Add(flushSpin); time.Now().Before(deadline); {
+			if snd.push.Flush(doneCtx) == nil {
+				return nil
+			}
+			runtime.Gosched()
+		}
 		err := snd.push.Flush(ctx)
 		if !errors.Is(err, zmq.ErrClosed) {
 			if err != nil && ctx.Err() != nil {
@@ -169,6 +178,17 @@ func (b *bridge) Flush(ctx context.Context) error {
 		}
 	}
 }
+
+// flushSpin bounds the probing before Flush falls back to Push.Flush's
+// millisecond polling.
+const flushSpin = 2 * time.Millisecond
+
+// doneCtx turns Push.Flush into a probe: nil when everything is written.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 func (b *bridge) current() (*sender, <-chan struct{}) {
 	b.mu.Lock()

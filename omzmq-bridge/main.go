@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -94,7 +95,14 @@ Options:
   --version               print the version
 `
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One lock-step stream: with a single P the socket writer runs as
+		// soon as the protocol loop yields, instead of waking another core.
+		runtime.GOMAXPROCS(1)
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 func run(args []string) int {
 	s, err := parseSettings(args, os.Stderr)
@@ -125,22 +133,21 @@ func run(args []string) int {
 		return exitSetup
 	}
 
-	// A non-blocking stdin can be interrupted by a read deadline on SIGTERM.
-	in := os.Stdin
-	if err := syscall.SetNonblock(0, true); err == nil {
-		in = os.NewFile(0, "stdin")
-	}
-	srv := omprog.NewServer(in, os.Stdout, b, omprog.Options{
+	// stdin stays a blocking pipe: the thread sleeps in read(2) and wakes
+	// as soon as rsyslog writes, which the lock-step protocol pays per line.
+	srv := omprog.NewServer(os.Stdin, os.Stdout, b, omprog.Options{
 		Confirm: confirm, Transactions: s.txMode(),
 		BeginMark: s.beginMark, CommitMark: s.commitMark,
 		KeepAlive: s.keepAlive, MaxWait: s.maxWait, MaxLine: s.maxLine,
 		CloseTimeout: s.closeTimeout, Logger: log,
+		FlushEach: confirm && s.confirmWhen == "written" && s.socket == "push",
 	})
 	log.Info("started", "version", version, "socket", s.socket, "bind", s.binds, "connect", s.connects,
 		"confirm", confirm, "transactions", s.transactions)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
@@ -148,7 +155,7 @@ func run(args []string) int {
 			if sig != syscall.SIGHUP {
 				log.Info("stopping", "signal", sig.String())
 				cancel()
-				_ = in.SetReadDeadline(time.Now())
+				close(stop)
 				return
 			}
 			cur := s
@@ -164,7 +171,18 @@ func run(args []string) int {
 		}
 	}()
 
-	err = srv.Serve(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	select {
+	case err = <-served:
+	case <-stop:
+		// Serve may sit in a read of stdin that nothing interrupts; it has
+		// nothing in flight once cancelled, so do not wait for it long.
+		select {
+		case err = <-served:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	code := exitOK
 	if err != nil && ctx.Err() == nil {
 		log.Error("stopped", "err", err)

@@ -332,25 +332,50 @@ func waitCount(p *rsyslogtest.Pull, n int) bool {
 	return false
 }
 
-// No peer: keep-alive dots, then an ERROR line once the HWM is full
-// and --max-wait has passed.
-func TestNoPeerKeepAliveThenError(t *testing.T) {
-	port := rsyslogtest.FreePort(t)
-	b := startBridge(t, "--relay", fmt.Sprintf("tcp://127.0.0.1:%d", port), "--confirm", "on",
-		"--hwm", "1", "--keepalive", "100ms", "--max-wait", "500ms")
+// A bound socket nobody connects to cannot take a message: keep-alive
+// dots, then after --max-wait an ERROR line (rsyslog suspends and retries;
+// the message was not queued, so the retry duplicates nothing).
+func TestNoPeerBoundAnswersError(t *testing.T) {
+	b := startBridge(t, "--socket", "push", "--bind", "tcp://127.0.0.1:0", "--confirm", "on",
+		"--keepalive", "100ms", "--max-wait", "500ms")
 	b.status(t)
-	// The endpoint's queue takes --hwm messages, as in libzmq.
-	b.send(t, "queued")
-	if st := b.status(t); st != "OK" {
-		t.Fatalf("first: %q", st)
-	}
-	b.send(t, "waits")
+	b.send(t, "nobody takes this")
 	raw, err := b.stdout.ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(raw, ".") || !strings.Contains(raw, "ERROR ") {
-		t.Fatalf("status while no peer = %q, want keep-alive dots then an ERROR line", raw)
+	if !strings.HasPrefix(raw, ".") || !strings.Contains(raw, "ERROR ") || !strings.Contains(raw, "not handed off") {
+		t.Fatalf("status = %q, want keep-alive dots then an ERROR line", raw)
+	}
+}
+
+// A connect endpoint queues the message for its peer (as libzmq does), and
+// the bridge confirms only once it is written: dots while the peer is
+// absent, OK once it binds.
+func TestNoPeerConnectWaitsWithDots(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pyzmq")
+	}
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", rsyslogtest.FreePort(t))
+	b := startBridge(t, "--relay", ep, "--confirm", "on", "--keepalive", "100ms", "--max-wait", "200ms")
+	b.status(t)
+	b.send(t, "waits for the peer")
+	for dots := 0; dots < 5; { // well past --max-wait: still no ERROR
+		c, err := b.stdout.ReadByte()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != '.' {
+			t.Fatalf("got %q while the peer is absent, want only keep-alive dots", c)
+		}
+		dots++
+	}
+	pull := rsyslogtest.StartPull(t, ep)
+	if st := b.status(t); st != "OK" {
+		t.Fatalf("status once the peer is there: %q", st)
+	}
+	if pull.Count() != 1 && !waitCount(pull, 1) {
+		t.Fatalf("confirmed but not delivered")
 	}
 }
 

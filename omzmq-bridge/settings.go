@@ -23,6 +23,7 @@ type settings struct {
 	hwm            int
 
 	confirm      string // auto, on, off
+	confirmWhen  string // written or queued
 	transactions string // auto, on, off
 	beginMark    string
 	commitMark   string
@@ -64,6 +65,7 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&s.topicFromField, "topic-from-field", s.topicFromField, "topic from each line's first space-separated field")
 	fs.IntVar(&s.hwm, "hwm", s.hwm, "messages queued per peer")
 	fs.StringVar(&s.confirm, "confirm", s.confirm, "auto, on or off: answer rsyslog (confirmMessages)")
+	fs.StringVar(&s.confirmWhen, "confirm-when", s.confirmWhen, "written (to a peer's connection) or queued (within the HWM)")
 	fs.StringVar(&s.transactions, "transactions", s.transactions, "auto, on or off: honour the transaction marks")
 	fs.StringVar(&s.beginMark, "begin-mark", s.beginMark, "omprog's beginTransactionMark")
 	fs.StringVar(&s.commitMark, "commit-mark", s.commitMark, "omprog's commitTransactionMark")
@@ -80,7 +82,7 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 
 func defaultSettings() settings {
 	return settings{
-		socket: "push", hwm: 1000, confirm: "auto", transactions: "auto",
+		socket: "push", hwm: 1000, confirm: "auto", confirmWhen: "written", transactions: "auto",
 		beginMark: omprog.DefaultBeginMark, commitMark: omprog.DefaultCommitMark,
 		keepAlive: omprog.DefaultKeepAlive, maxWait: omprog.DefaultMaxWait,
 		maxLine: omprog.DefaultMaxLine, closeTimeout: omprog.DefaultCloseTimeout,
@@ -166,6 +168,9 @@ func (s *settings) validate() error {
 		if v != "auto" && v != "on" && v != "off" {
 			bad("%s %q: want auto, on or off", name, v)
 		}
+	}
+	if s.confirmWhen != "written" && s.confirmWhen != "queued" {
+		bad("--confirm-when %q: want written or queued", s.confirmWhen)
 	}
 	if s.beginMark == "" || s.commitMark == "" || s.beginMark == s.commitMark {
 		bad("--begin-mark and --commit-mark must be set and differ")

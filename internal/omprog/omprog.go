@@ -44,7 +44,8 @@ const (
 // ZeroMQ: queued to a peer within its HWM), or with ctx's error when it
 // could not be handed off in time; it must not hand off a message it
 // returns an error for. Flush returns once every handed-off message has
-// left the process, as far as the sink can tell.
+// left the process, as far as the sink can tell. Both are first tried with
+// a context that is already done: they must then return at once.
 type Sink interface {
 	Send(ctx context.Context, msg []byte) error
 	Flush(ctx context.Context) error
@@ -89,6 +90,12 @@ type Options struct {
 	MaxLine int
 	// CloseTimeout bounds the flush at end of input.
 	CloseTimeout time.Duration
+	// FlushEach confirms a message only once Sink.Flush returned after its
+	// Send, without a time limit (keep-alive dots meanwhile). rsyslog
+	// retries only the failing message of a transaction, never the ones
+	// it already got DEFER_COMMIT for, so a message confirmed while still
+	// inside the process would be lost if the process died.
+	FlushEach bool
 	// Logger gets the program's log (stderr under omprog); nil discards.
 	Logger *slog.Logger
 }
@@ -240,6 +247,10 @@ func (s *Server) handle(ctx context.Context, line []byte, tx bool) error {
 	}
 	msg := bytes.Clone(line) // the sink owns what it is given
 	err := s.wait(ctx, func(ctx context.Context) error { return s.sink.Send(ctx, msg) }, !tx || s.txHanded == 0)
+	if err == nil && s.opts.FlushEach {
+		// Handed off: failing now would duplicate it, so no time limit.
+		err = s.wait(ctx, s.sink.Flush, false)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -294,23 +305,32 @@ func errorLine(err error) string {
 // and bounding it by MaxWait when bounded is set and rsyslog can be told
 // about a failure.
 func (s *Server) wait(ctx context.Context, fn func(context.Context) error, bounded bool) error {
+	// Fast path: a sink with room hands off at once, so try with a done
+	// context before paying for a timer and the busy mark.
+	if fn(doneCtx) == nil {
+		return nil
+	}
+	s.busySince.Store(time.Now().UnixNano())
+	defer s.idle()
 	if !bounded || !s.opts.Confirm || s.opts.MaxWait < 0 {
-		s.busySince.Store(time.Now().UnixNano())
-		err := fn(ctx)
-		s.idle()
-		return err
+		return fn(ctx)
 	}
 	wctx, cancel := context.WithTimeoutCause(ctx, s.opts.MaxWait,
 		fmt.Errorf("%w within %v: no peer could take it", ErrNotHandedOff, s.opts.MaxWait))
-	s.busySince.Store(time.Now().UnixNano())
+	defer cancel()
 	err := fn(wctx)
-	s.idle()
 	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
 		err = context.Cause(wctx)
 	}
-	cancel()
 	return err
 }
+
+// doneCtx makes a Sink call non-blocking: it must fail rather than wait.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // idle clears the busy mark under the write lock, so no dot can follow the
 // status line that comes next.

@@ -24,7 +24,7 @@ type fakeSink struct {
 
 func (f *fakeSink) Send(ctx context.Context, msg []byte) error {
 	if f.block != nil {
-		if f.waiting != nil {
+		if f.waiting != nil && ctx.Err() == nil { // not the non-blocking try
 			f.waiting <- struct{}{}
 		}
 		select {
@@ -380,12 +380,18 @@ func TestDetectConfirm(t *testing.T) {
 type deadlineSink struct{ sends, flushes []bool }
 
 func (d *deadlineSink) Send(ctx context.Context, _ []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err // refuse the non-blocking try, to see the real call
+	}
 	_, ok := ctx.Deadline()
 	d.sends = append(d.sends, ok)
 	return nil
 }
 
 func (d *deadlineSink) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	_, ok := ctx.Deadline()
 	d.flushes = append(d.flushes, ok)
 	return nil
@@ -426,4 +432,21 @@ func equalBools(a, b []bool) bool {
 		}
 	}
 	return true
+}
+
+func TestFlushEach(t *testing.T) {
+	sink := &fakeSink{}
+	out, _ := serve(t, "BEGIN TRANSACTION\na\nb\nCOMMIT TRANSACTION\n", sink, Options{Confirm: true, FlushEach: true})
+	if got := statuses(out); !equal(got, []string{"OK", "OK", "DEFER_COMMIT", "DEFER_COMMIT", "OK"}) {
+		t.Fatalf("statuses %q", got)
+	}
+	// one flush after each message (seeing it), one at commit, one at EOF
+	if want := []int{1, 2, 2, 2}; len(sink.flushes) != len(want) || sink.flushes[0] != 1 || sink.flushes[1] != 2 {
+		t.Fatalf("flushes = %v, want %v", sink.flushes, want)
+	}
+	d := &deadlineSink{}
+	serve(t, "a\n", d, Options{Confirm: true, FlushEach: true, MaxWait: time.Minute})
+	if want := []bool{false, true}; !equalBools(d.flushes, want) {
+		t.Fatalf("flush deadlines = %v, want %v: the flush after a hand-off is unbounded", d.flushes, want)
+	}
 }

@@ -170,9 +170,16 @@ func (r *Rsyslogd) Exited() bool {
 // Send writes one RFC 5424 message per text, octet-counted, from app.
 func (r *Rsyslogd) Send(t testing.TB, app string, texts ...string) {
 	t.Helper()
-	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)))
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		// the port file can appear a moment before imtcp accepts
+		if c, err = net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
-		t.Fatalf("dial rsyslogd: %v", err)
+		t.Fatalf("dial rsyslogd: %v\n%s", err, r.Output())
 	}
 	defer c.Close()
 	w := bufio.NewWriterSize(c, 64<<10)
@@ -218,12 +225,13 @@ func MsgNum(s string) int {
 type Pull struct {
 	Endpoint string
 
-	t    testing.TB
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	msgs [][]string
-	errb *syncBuffer
+	t     testing.TB
+	cmd   *exec.Cmd
+	done  chan struct{}
+	mu    sync.Mutex
+	msgs  [][]string
+	count int
+	errb  *syncBuffer
 }
 
 const pullScript = `
@@ -237,9 +245,11 @@ if ep.endswith(":0"):
     ep = ep[:-2] + ":" + str(port)
 else:
     s.bind(ep)
+count_only = len(sys.argv) > 2 and sys.argv[2] == "count"
 out = sys.stdout
 out.write("READY " + ep + "\n"); out.flush()
 poller = zmq.Poller(); poller.register(s, zmq.POLLIN)
+n = 0
 while True:
     if not poller.poll(50):
         out.flush()
@@ -249,16 +259,31 @@ while True:
             frames = s.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             break
-        out.write(json.dumps([f.decode("utf-8", "replace") for f in frames]) + "\n")
+        if count_only:
+            n += 1
+        else:
+            out.write(json.dumps([f.decode("utf-8", "replace") for f in frames]) + "\n")
+    if count_only:
+        out.write("C %d\n" % n); out.flush()
 `
 
 // StartPull binds a libzmq PULL socket on endpoint ("tcp://127.0.0.1:0"
 // picks a port) and records what arrives.
-func StartPull(t testing.TB, endpoint string) *Pull {
+func StartPull(t testing.TB, endpoint string) *Pull { return startPull(t, endpoint, false) }
+
+// StartCountingPull is StartPull that only counts (for benchmarks):
+// Messages stays empty.
+func StartCountingPull(t testing.TB, endpoint string) *Pull { return startPull(t, endpoint, true) }
+
+func startPull(t testing.TB, endpoint string, countOnly bool) *Pull {
 	t.Helper()
 	NeedPyzmq(t)
 	p := &Pull{t: t, done: make(chan struct{}), errb: &syncBuffer{}}
-	p.cmd = exec.Command(Python, "-u", "-c", pullScript, endpoint)
+	mode := "record"
+	if countOnly {
+		mode = "count"
+	}
+	p.cmd = exec.Command(Python, "-u", "-c", pullScript, endpoint, mode)
 	p.cmd.Stderr = p.errb
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -278,12 +303,20 @@ func StartPull(t testing.TB, endpoint string) *Pull {
 	go func() {
 		defer close(p.done)
 		for sc.Scan() {
+			if c, ok := strings.CutPrefix(sc.Text(), "C "); ok {
+				k, _ := strconv.Atoi(c)
+				p.mu.Lock()
+				p.count = k
+				p.mu.Unlock()
+				continue
+			}
 			var frames []string
 			if err := json.Unmarshal(sc.Bytes(), &frames); err != nil {
 				continue
 			}
 			p.mu.Lock()
 			p.msgs = append(p.msgs, frames)
+			p.count++
 			p.mu.Unlock()
 		}
 		_ = p.cmd.Wait()
@@ -295,7 +328,7 @@ func StartPull(t testing.TB, endpoint string) *Pull {
 func (p *Pull) Count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.msgs)
+	return p.count
 }
 
 // Messages returns a copy of the messages so far, frames in order.
