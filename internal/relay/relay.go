@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,34 +176,61 @@ func (r *Relay) newGeneration(cfg *config.Config) (*generation, error) {
 func (r *Relay) handle(batch []*event.Event) {
 	gen := r.enter()
 	defer gen.inflight.Add(-1)
-	per := make([][]*event.Event, len(gen.outs))
+	// Usually a whole batch goes to the same outputs: then it is written
+	// as is, with no per-output copies. per is built only once a batch
+	// turns out to be mixed.
+	var idx0 []int
+	var per [][]*event.Event
+	uniform := true
 	var last string
 	var lastIdx []int
 	var run uint64
-	for _, e := range batch {
+	for k, e := range batch {
 		s := gen.table.Stream(e)
 		if s != last || lastIdx == nil {
 			if run > 0 {
 				r.met.streamEvents(last).Add(float64(run))
 			}
 			last, lastIdx, run = s, gen.table.Match(s), 0
+			if k == 0 {
+				idx0 = lastIdx
+			} else if uniform && !slices.Equal(lastIdx, idx0) {
+				uniform = false
+				per = make([][]*event.Event, len(gen.outs))
+				for _, i := range idx0 {
+					per[i] = append(make([]*event.Event, 0, len(batch)), batch[:k]...)
+				}
+			}
 		}
 		run++
-		for _, i := range lastIdx {
-			per[i] = append(per[i], e)
+		if !uniform {
+			for _, i := range lastIdx {
+				per[i] = append(per[i], e)
+			}
 		}
 		r.hub.Publish(e)
 	}
 	if run > 0 {
 		r.met.streamEvents(last).Add(float64(run))
 	}
+	if uniform {
+		for _, i := range idx0 {
+			r.write(gen, i, batch)
+		}
+		return
+	}
 	for i, evs := range per {
-		if len(evs) == 0 {
-			continue
+		if len(evs) > 0 {
+			r.write(gen, i, evs)
 		}
-		if err := gen.outs[i].Write(r.ctx, evs); err != nil {
-			r.log.Warn("output write failed", "output", gen.table.Targets()[i].Name, "err", err)
-		}
+	}
+}
+
+// write hands evs to output i of gen; a failure is logged (the output
+// counts and releases the events).
+func (r *Relay) write(gen *generation, i int, evs []*event.Event) {
+	if err := gen.outs[i].Write(r.ctx, evs); err != nil {
+		r.log.Warn("output write failed", "output", gen.table.Targets()[i].Name, "err", err)
 	}
 }
 
