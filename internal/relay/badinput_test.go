@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -198,6 +199,24 @@ http:
 	half.SetReadDeadline(time.Now().Add(20 * time.Second))
 	expectClosed(t, half, "half-open connection (idle_timeout)")
 	waitFor(t, str("no syslog connections open"), 10*time.Second, func() bool { return counter("connections", "syslog") == 0 })
+
+	// The same counters as /metrics serves them over HTTP.
+	resp, err := http.Get("http://" + r.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{
+		`relay_input_malformed_total{input="syslog"} 2`,
+		`relay_input_oversize_total{input="syslog"} 2`,
+		`relay_input_oversize_total{input="zmq"} 1`,
+		`relay_input_handshake_errors_total{input="zmq"} 1`,
+	} {
+		if !strings.Contains(string(body), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
 
 	// Still serving after all that.
 	sendTCP(t, addr, false, goodMsgs(n, n+10))
