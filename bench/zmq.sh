@@ -137,7 +137,6 @@ printf "%-34s %12s %10s\n" "Go -> libzmq" "$gc" "$(ratio "$gc" "$ref")"
 printf "%-34s %12s %10s\n" "libzmq -> Go" "$cg" "$(ratio "$cg" "$ref")"
 printf "%-34s %12s %10s\n" "pyzmq -> pyzmq (N=$NPY)" "$pyref" "$(ratio "$pyref" "$ref")"
 echo
-echo
 echo "Go -> Go PUSH/PULL: $gg msg/s (target >= 1500000)"
 echo
 fi

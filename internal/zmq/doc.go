@@ -28,6 +28,8 @@
 // PULL: one reader per peer feeds a single bounded queue (Options.RecvHWM).
 // When it is full the readers stop reading, so TCP flow control pushes
 // back on the senders; blocked readers are woken in turn (fair queueing).
+// Besides RecvHWM, each peer's reader may hold one batch (at most 256
+// messages already read from its socket) while it waits.
 //
 // PUB: Send never blocks. A message goes to each subscriber with a
 // matching prefix subscription on frame 0; its frames are shared

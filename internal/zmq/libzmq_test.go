@@ -222,3 +222,22 @@ func TestLibzmqPullRestarted(t *testing.T) {
 		}
 	}
 }
+
+func TestLibzmqIPC(t *testing.T) {
+	needLibzmq(t)
+	ep := "ipc://" + t.TempDir() + "/z.sock"
+	z := startZpeer(t, "pull", "bind", ep, "--print")
+	push := NewPush(Options{})
+	closeAll(t, push)
+	if err := push.Dial(ep); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 10*time.Second)
+	for i := 0; i < 100; i++ {
+		push.Send(ctx, Msg{[]byte("i"), msgOf(i)[0]})
+	}
+	waitFor(t, 10*time.Second, "100 over ipc", func() bool { return z.count() == 100 })
+	if got := z.received()[99]; got != "i|"+string(msgOf(99)[0]) {
+		t.Fatalf("last message %q", got)
+	}
+}
