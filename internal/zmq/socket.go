@@ -15,7 +15,7 @@ import (
 )
 
 // socket is what every socket type shares: endpoints, peers, counters.
-// Lock order: socket.mu, then outq.mu.
+// Lock order: socket.mu, then outq.mu; roomMu and recvq.mu are leaves.
 type socket struct {
 	typ    zmq4.SocketType
 	opts   Options
