@@ -44,6 +44,9 @@ func TestPushPullTCP(t *testing.T) {
 	if ps.MsgsOut != n || ls.MsgsIn != n || ps.Peers != 1 || ls.Peers != 1 {
 		t.Fatalf("stats: push %+v pull %+v", ps, ls)
 	}
+	if ps.BytesOut != 7*n || ls.BytesIn != 7*n || ps.PeerStats[0].BytesOut != 7*n || ls.PeerStats[0].MsgsIn != n {
+		t.Fatalf("byte counters: push %+v pull %+v", ps, ls)
+	}
 }
 
 func TestPushPullIPCMultipart(t *testing.T) {
@@ -384,5 +387,65 @@ func TestPushFlush(t *testing.T) {
 	}
 	if out := push.Stats().MsgsOut; out != uint64(sent) {
 		t.Fatalf("Flush returned with %d of %d written", out, sent)
+	}
+}
+
+func TestPushSendBatch(t *testing.T) {
+	push := NewPush(Options{HWM: 200})
+	closeAll(t, push)
+	ep := bound(t, push)
+	var pulls []*Pull
+	for i := 0; i < 3; i++ {
+		p := NewPull(Options{RecvHWM: 100000})
+		closeAll(t, p)
+		p.Dial(ep)
+		pulls = append(pulls, p)
+	}
+	waitFor(t, 5*time.Second, "3 peers", func() bool { return push.Stats().Peers == 3 })
+	ctx := testCtx(t, 20*time.Second)
+	const n = 30000
+	for i := 0; i < n; i += 100 {
+		batch := make([]Msg, 100)
+		for k := range batch {
+			batch[k] = msgOf(i + k)
+		}
+		if k, err := push.SendBatch(ctx, batch); err != nil || k != 100 {
+			t.Fatalf("SendBatch: %d, %v", k, err)
+		}
+	}
+	if err := push.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, p := range pulls {
+		got := p.Stats().MsgsIn
+		if got < n/4 || got > n*42/100 {
+			t.Errorf("peer %d got %d of %d", i, got, n)
+		}
+		for k := uint64(0); k < got; k++ {
+			m, err := p.Recv(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen[string(m[0])] {
+				t.Fatalf("duplicate %s", m[0])
+			}
+			seen[string(m[0])] = true
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct messages, want %d", len(seen), n)
+	}
+
+	// With nowhere to go, SendBatch returns what it queued when ctx ends.
+	for _, p := range pulls {
+		p.Close()
+	}
+	waitFor(t, 5*time.Second, "peers gone", func() bool { return push.Stats().Peers == 0 })
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	k, err := push.SendBatch(short, []Msg{msgOf(1), msgOf(2)})
+	if k != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendBatch without peers: %d, %v", k, err)
 	}
 }
