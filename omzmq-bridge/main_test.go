@@ -396,3 +396,36 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// PUB: the topic frame routes; a libzmq SUB gets only what it subscribed to.
+func TestBridgePubToLibzmqSub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pyzmq")
+	}
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", rsyslogtest.FreePort(t))
+	b := startBridge(t, "--socket", "pub", "--bind", ep, "--topic-from-field", "--confirm", "on")
+	if st := b.status(t); st != "OK" {
+		t.Fatalf("ready: %q", st)
+	}
+	sub := rsyslogtest.StartSub(t, ep, "impression")
+	// PUB drops until the subscription has arrived (ZeroMQ's slow joiner).
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "subscription to take effect" }, func() bool {
+		b.send(t, "impression warm-up")
+		if st := b.status(t); st != "OK" {
+			t.Fatalf("status %q", st)
+		}
+		return sub.Count() > 0
+	})
+	b.send(t, "click not for this subscriber", "impression wanted")
+	b.status(t)
+	b.status(t)
+	rsyslogtest.Eventually(t, 10*time.Second, func() string { return fmt.Sprint(sub.Messages()) }, func() bool {
+		msgs := sub.Messages()
+		return msgs[len(msgs)-1][1] == "wanted"
+	})
+	for _, m := range sub.Messages() {
+		if len(m) != 2 || m[0] != "impression" {
+			t.Fatalf("SUB got %q, want only [impression, ...]", m)
+		}
+	}
+}

@@ -8,9 +8,11 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"runtime"
 )
 
 func main() {
+	runtime.GOMAXPROCS(1) // as omzmq-bridge: one lock-step stream, one P
 	n := flag.Int("n", 0, "touch -done after this many msgnum lines")
 	done := flag.String("done", "", "file to create after -n messages")
 	confirm := flag.Bool("confirm", true, "answer OK (omprog confirmMessages=on)")

@@ -237,15 +237,22 @@ type Pull struct {
 const pullScript = `
 import json, sys, zmq
 ctx = zmq.Context()
-s = ctx.socket(zmq.PULL)
-s.setsockopt(zmq.LINGER, 0)
+mode = sys.argv[2] if len(sys.argv) > 2 else "record"
 ep = sys.argv[1]
-if ep.endswith(":0"):
+if mode.startswith("sub:"):
+    s = ctx.socket(zmq.SUB)
+    for t in mode[4:].split(","):
+        s.setsockopt(zmq.SUBSCRIBE, t.encode())
+    s.connect(ep)
+elif ep.endswith(":0"):
+    s = ctx.socket(zmq.PULL)
     port = s.bind_to_random_port(ep[:-2])
     ep = ep[:-2] + ":" + str(port)
 else:
+    s = ctx.socket(zmq.PULL)
     s.bind(ep)
-count_only = len(sys.argv) > 2 and sys.argv[2] == "count"
+s.setsockopt(zmq.LINGER, 0)
+count_only = mode == "count"
 out = sys.stdout
 out.write("READY " + ep + "\n"); out.flush()
 poller = zmq.Poller(); poller.register(s, zmq.POLLIN)
@@ -275,14 +282,24 @@ func StartPull(t testing.TB, endpoint string) *Pull { return startPull(t, endpoi
 // Messages stays empty.
 func StartCountingPull(t testing.TB, endpoint string) *Pull { return startPull(t, endpoint, true) }
 
+// StartSub connects a libzmq SUB socket to endpoint, subscribed to the
+// topic prefixes, and records what arrives (use it like a Pull).
+func StartSub(t testing.TB, endpoint string, topics ...string) *Pull {
+	return startPeer(t, endpoint, "sub:"+strings.Join(topics, ","))
+}
+
 func startPull(t testing.TB, endpoint string, countOnly bool) *Pull {
-	t.Helper()
-	NeedPyzmq(t)
-	p := &Pull{t: t, done: make(chan struct{}), errb: &syncBuffer{}}
 	mode := "record"
 	if countOnly {
 		mode = "count"
 	}
+	return startPeer(t, endpoint, mode)
+}
+
+func startPeer(t testing.TB, endpoint, mode string) *Pull {
+	t.Helper()
+	NeedPyzmq(t)
+	p := &Pull{t: t, done: make(chan struct{}), errb: &syncBuffer{}}
 	p.cmd = exec.Command(Python, "-u", "-c", pullScript, endpoint, mode)
 	p.cmd.Stderr = p.errb
 	stdout, err := p.cmd.StdoutPipe()
