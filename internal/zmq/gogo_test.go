@@ -449,3 +449,41 @@ func TestPushSendBatch(t *testing.T) {
 		t.Fatalf("SendBatch without peers: %d, %v", k, err)
 	}
 }
+
+func TestManyEndpointsPerSocket(t *testing.T) {
+	pull := NewPull(Options{})
+	closeAll(t, pull)
+	ipc := "ipc://" + filepath.Join(t.TempDir(), "p.sock")
+	tcp := bound(t, pull)
+	if err := pull.Listen(ipc); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pull.Addrs()); n != 2 {
+		t.Fatalf("%d bound addresses, want 2", n)
+	}
+	// One PUSH dialing both endpoints, and another bound one the PULL dials.
+	push := NewPush(Options{})
+	other := NewPush(Options{})
+	closeAll(t, push, other)
+	push.Dial(tcp)
+	push.Dial(ipc)
+	pull.Dial(bound(t, other))
+	waitFor(t, 5*time.Second, "3 connections", func() bool { return pull.Stats().Peers == 3 })
+	ctx := testCtx(t, 10*time.Second)
+	for i := 0; i < 10; i++ {
+		push.Send(ctx, msgOf(i))
+		other.Send(ctx, msgOf(100+i))
+	}
+	eps := map[string]bool{}
+	for _, p := range pull.Stats().PeerStats {
+		eps[p.Endpoint] = true
+	}
+	if len(eps) != 3 {
+		t.Fatalf("peer endpoints %v, want 3 distinct", eps)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := pull.Recv(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
