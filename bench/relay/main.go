@@ -41,8 +41,9 @@ func main() {
 	consumers := flag.String("consumers", "c,py,go", "throughput consumers: c (libzmq), py (pyzmq), go (internal/zmq)")
 	rate := flag.Int("rate", 50_000, "paced rate for the latency run, msg/s")
 	dur := flag.Duration("dur", 10*time.Second, "length of the latency run")
+	tmpl := flag.String("rsyslog-template", "raw", `omczmq template: "raw" (%rawmsg%, what the relay sends) or "" (omczmq's default)`)
 	flag.Parse()
-	b := &bench{relayBin: *relayBin, cpull: *cpull, pypull: *pypull, python: *python}
+	b := &bench{relayBin: *relayBin, cpull: *cpull, pypull: *pypull, python: *python, template: *tmpl}
 	if err := b.run(*n, *count, strings.Split(*consumers, ","), *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "relay-bench:", err)
 		os.Exit(1)
@@ -51,6 +52,7 @@ func main() {
 
 type bench struct {
 	relayBin, cpull, pypull, python string
+	template                        string // omczmq's template; "" for its default
 }
 
 type result struct {
@@ -67,7 +69,7 @@ func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duratio
 	// Tail latency on a shared machine is mostly scheduling: show the load.
 	fmt.Printf("load average at start: %s\n", loadAvg())
 	defer func() { fmt.Printf("load average at end: %s\n", loadAvg()) }()
-	fmt.Printf("throughput: %d messages of %d bytes, one TCP connection, octet-counted; best of %d\n", n, msgSize, count)
+	fmt.Printf("throughput: %d messages of %d bytes, one TCP connection, octet-counted; best of %d; rsyslog omczmq template %q\n", n, msgSize, count, b.template)
 	fmt.Printf("%-10s %-9s %12s %10s %12s %8s %10s %10s\n", "consumer", "target", "msg/s", "vs rsyslog", "delivered", "lost", "max RSS", "CPU ns/msg")
 	for _, c := range consumers {
 		best := map[string]result{}
@@ -140,7 +142,7 @@ func (b *bench) once(target, consumer string, n, rate int, dur time.Duration) (r
 	case "relay":
 		proc, err = b.startRelay(tmp, port, cons.endpoint)
 	default:
-		proc, err = startRsyslog(tmp, port, cons.endpoint)
+		proc, err = startRsyslog(tmp, port, cons.endpoint, b.template)
 	}
 	if err != nil {
 		return result{}, err
@@ -434,10 +436,13 @@ log: {level: warn}
 }
 
 // startRsyslog runs rsyslogd: imptcp → omczmq PUSH connecting to the
-// consumer, default queue and action settings. The template is the raw
-// message, the least work rsyslog can do per message (the relay sends
-// the raw message too).
-func startRsyslog(dir string, port int, consumer string) (*exec.Cmd, error) {
+// consumer, default queue and action settings. The template "raw" is the
+// raw message, the least work rsyslog can do per message (the relay sends
+// the raw message too); "" leaves omczmq's default.
+func startRsyslog(dir string, port int, consumer, template string) (*exec.Cmd, error) {
+	if template != "" {
+		template = fmt.Sprintf(" template=%q", template)
+	}
 	bin, err := exec.LookPath("rsyslogd")
 	if err != nil {
 		return nil, errors.New("rsyslogd not found: apt-get install rsyslog rsyslog-czmq")
@@ -448,9 +453,9 @@ module(load="omczmq")
 template(name="raw" type="string" string="%%rawmsg%%")
 input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 ruleset(name="bench") {
-  action(type="omczmq" endpoints=">%s" socktype="PUSH" template="raw")
+  action(type="omczmq" endpoints=">%s" socktype="PUSH"%s)
 }
-`, dir, port, consumer)
+`, dir, port, consumer, template)
 	file := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		return nil, err
