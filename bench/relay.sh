@@ -6,8 +6,8 @@
 # also checks every sequence number), pyzmq, and our internal/zmq. Prints
 # msg/s, the ratio to rsyslog, loss, RSS and CPU ns/msg (user+system time
 # of the target over the run: steadier than msg/s on shared cores); then
-# p50/p99 latency and
-# steady RSS at a paced 50k msg/s (send timestamp in each message).
+# p50/p99 latency and steady RSS at a paced 50k msg/s (send timestamp in
+# each message).
 # N=messages per run (1,000,000), COUNT=runs per case (best shown),
 # CONSUMERS=c,py,go, RATE=50000, DUR=10s, TEMPLATE=raw (rsyslog sends
 # %rawmsg%, as the relay does; TEMPLATE= for omczmq's default template).
