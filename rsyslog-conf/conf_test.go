@@ -6,6 +6,7 @@ package rsyslogconf
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -199,5 +200,47 @@ func TestOmczmqPushEndToEnd(t *testing.T) {
 	missing, dups, strays := rsyslogtest.Tally(texts, n)
 	if len(missing) > 0 || dups > 0 || strays > 0 {
 		t.Fatalf("missing %d, duplicates %d, strays %d", len(missing), dups, strays)
+	}
+}
+
+// imczmq-sub.conf: rsyslog subscribes to a PUB (omzmq-bridge standing in
+// for the relay's PUB output) and writes the chosen streams to a file; the
+// topic frames are dropped.
+func TestImczmqSubEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd")
+	}
+	dir := t.TempDir()
+	bridge := filepath.Join(dir, "omzmq-bridge")
+	if out, err := exec.Command("go", "build", "-o", bridge, "../omzmq-bridge").CombinedOutput(); err != nil {
+		t.Fatalf("build omzmq-bridge: %v\n%s", err, out)
+	}
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", rsyslogtest.FreePort(t))
+	pub := exec.Command(bridge, "--socket", "pub", "--bind", ep, "--topic-from-field", "--confirm", "off")
+	stdin, err := pub.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = pub.Wait() }()
+
+	tap := filepath.Join(dir, "tap.log")
+	conf := snippet(t, "imczmq-sub.conf", `">tcp://127.0.0.1:5556"`, strconv.Quote(">"+ep), "/var/log/relay-tap.log", tap)
+	r := rsyslogtest.StartRsyslogd(t, dir, conf)
+	i := 0
+	rsyslogtest.Eventually(t, 30*time.Second, func() string { return "events in the tap file; rsyslogd:\n" + r.Output() }, func() bool {
+		// PUB drops until the subscription arrives, so keep publishing.
+		fmt.Fprintf(stdin, "impression <14>1 2026-01-01T00:00:00Z h impression - - - msgnum:%08d\nother <14>1 2026-01-01T00:00:00Z h other - - - msgnum:99999999\n", i)
+		i++
+		b, _ := os.ReadFile(tap)
+		return strings.Count(string(b), "\n") >= 3
+	})
+	b, _ := os.ReadFile(tap)
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.Contains(l, "impression") || !strings.Contains(l, "msgnum:") || strings.Contains(l, "99999999") {
+			t.Fatalf("tap file line %q: want only impression events, no topic frames", l)
+		}
 	}
 }
