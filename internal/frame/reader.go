@@ -226,6 +226,12 @@ func (r *Reader) lineFramed() ([]byte, step, error) {
 		r.start = r.end
 		r.keep = r.start
 		r.scanned = 0
+		if len(msg) > 0 && !errors.Is(r.err, io.EOF) {
+			// The connection broke (or was closed at shutdown) mid-line:
+			// what we have is a fragment, not a message. Only a clean EOF
+			// ends a last line that lacks its LF.
+			return nil, done, fmt.Errorf("%w: %d-byte fragment cut off by %v", ErrMalformed, len(msg), r.err)
+		}
 		if len(msg) > r.maxLen {
 			return nil, done, fmt.Errorf("%w: line longer than %d bytes", ErrOversize, r.maxLen)
 		}
