@@ -57,13 +57,17 @@ rsyslog action (omprog), e.g. in /etc/rsyslog.d/zmq.conf:
 
 Protocol (detected, override with --confirm/--transactions):
   confirmMessages="on": OK once the endpoints are set up, then OK per
-    message only once it is queued to a peer within its HWM. While no peer
-    has room: a keep-alive "." every --keepalive, then after --max-wait an
-    "ERROR ..." line, so rsyslog suspends the action and retries the
-    message from its queue (action.resumeRetryCount="-1").
-  useTransactions="on": BEGIN -> OK, each message -> DEFER_COMMIT once
-    queued, COMMIT -> OK once every message is written to a peer's
-    connection (survives kill -9 of the bridge).
+    message once it is written to a peer's connection (--confirm-when
+    written: a kill -9 of the bridge loses nothing confirmed), or once
+    queued within the HWM (--confirm-when queued: faster, loses what was
+    queued but unwritten if the bridge is killed).
+  useTransactions="on": BEGIN -> OK, each message -> DEFER_COMMIT as
+    above, COMMIT -> OK once everything is written.
+  While no peer can take a message: a keep-alive "." every --keepalive;
+    if it cannot even be queued within --max-wait, an "ERROR ..." line, so
+    rsyslog suspends the action and retries it from its queue
+    (action.resumeRetryCount="-1"). Once queued, the bridge waits for the
+    write as long as it takes (failing then would duplicate).
   confirmMessages="off": fire-and-forget; blocks (backpressure through the
     pipe) but rsyslog never learns of a loss.
 Signals: SIGHUP re-reads --config and reconnects; SIGTERM/SIGINT and end of
@@ -82,6 +86,8 @@ Options:
   --topic-from-field      first frame = first space-separated field of the line
   --hwm N                 messages queued per peer (1000)
   --confirm auto|on|off   answer rsyslog; auto: stdout is not stderr (auto)
+  --confirm-when written|queued  confirm once written to a peer's connection
+                          or once queued within the HWM (written)
   --transactions auto|on|off  honour BEGIN/COMMIT marks; auto: first line (auto)
   --begin-mark TEXT       omprog beginTransactionMark (BEGIN TRANSACTION)
   --commit-mark TEXT      omprog commitTransactionMark (COMMIT TRANSACTION)

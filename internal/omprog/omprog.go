@@ -80,11 +80,13 @@ type Options struct {
 	// message waits for a peer; keep it well below omprog's confirmTimeout.
 	KeepAlive time.Duration
 	// MaxWait bounds the wait for a peer per message; then rsyslog gets an
-	// error line and retries the message from its queue. Negative waits
-	// forever. Inside a transaction it applies only until the first
-	// message is handed off: failing later would make rsyslog resend the
-	// handed-off part (duplicates), so the rest waits as long as it takes.
-	// Ignored without Confirm: fire-and-forget has nobody to tell.
+	// error line and retries that message from its queue (inside a
+	// transaction too: rsyslog re-submits from the failing message on).
+	// A commit is bounded only while nothing of its transaction was handed
+	// off: a failed commit makes rsyslog resend the whole transaction, so
+	// once part of it is out the commit waits as long as it takes.
+	// Negative waits forever. Ignored without Confirm: fire-and-forget has
+	// nobody to tell.
 	MaxWait time.Duration
 	// MaxLine is the longest line accepted, bytes.
 	MaxLine int
@@ -246,7 +248,7 @@ func (s *Server) handle(ctx context.Context, line []byte, tx bool) error {
 		}
 	}
 	msg := bytes.Clone(line) // the sink owns what it is given
-	err := s.wait(ctx, func(ctx context.Context) error { return s.sink.Send(ctx, msg) }, !tx || s.txHanded == 0)
+	err := s.wait(ctx, func(ctx context.Context) error { return s.sink.Send(ctx, msg) }, true)
 	if err == nil && s.opts.FlushEach {
 		// Handed off: failing now would duplicate it, so no time limit.
 		err = s.wait(ctx, s.sink.Flush, false)
