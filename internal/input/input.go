@@ -69,6 +69,25 @@ type counters struct {
 	kernelDrops                                           atomic.Uint64
 	conns                                                 atomic.Int64
 	blockedNanos                                          atomic.Int64
+	// Handler calls in progress, so a stall shows while it lasts, not only
+	// once it ends: their count and the sum of their start times.
+	active, activeSince atomic.Int64
+	reported            atomic.Int64 // keeps HandlerBlocked monotonic
+}
+
+// blocked is the time spent in the Handler, including calls still running.
+func (c *counters) blocked() time.Duration {
+	now := time.Now().UnixNano()
+	b := c.blockedNanos.Load() + c.active.Load()*now - c.activeSince.Load()
+	for {
+		last := c.reported.Load()
+		if b <= last {
+			return time.Duration(last)
+		}
+		if c.reported.CompareAndSwap(last, b) {
+			return time.Duration(b)
+		}
+	}
 }
 
 func (c *counters) snapshot() Stats {
@@ -83,7 +102,7 @@ func (c *counters) snapshot() Stats {
 		HandshakeErrors:    c.handshakeErrors.Load(),
 		ReadErrors:         c.readErrors.Load(),
 		KernelDrops:        c.kernelDrops.Load(),
-		HandlerBlocked:     time.Duration(c.blockedNanos.Load()),
+		HandlerBlocked:     c.blocked(),
 	}
 }
 
@@ -100,8 +119,13 @@ func deliver(h Handler, name string, c *counters, batch []*event.Event) {
 		e.Received = now
 		n += len(e.Raw)
 	}
+	start := now.UnixNano()
+	c.activeSince.Add(start)
+	c.active.Add(1)
 	h(batch)
-	c.blockedNanos.Add(int64(time.Since(now)))
+	c.active.Add(-1)
+	c.activeSince.Add(-start)
+	c.blockedNanos.Add(time.Now().UnixNano() - start)
 	c.received.Add(uint64(len(batch)))
 	c.bytes.Add(uint64(n))
 }
