@@ -391,7 +391,9 @@ func TestPushFlush(t *testing.T) {
 }
 
 func TestPushSendBatch(t *testing.T) {
-	push := NewPush(Options{HWM: 200})
+	// Queues large enough never to fill: the split is SendBatch's
+	// round-robin alone (a full peer would be skipped, as in libzmq).
+	push := NewPush(Options{HWM: 100000})
 	closeAll(t, push)
 	ep := bound(t, push)
 	var pulls []*Pull
@@ -416,6 +418,13 @@ func TestPushSendBatch(t *testing.T) {
 	if err := push.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "all received", func() bool {
+		var sum uint64
+		for _, p := range pulls {
+			sum += p.Stats().MsgsIn
+		}
+		return sum == n
+	})
 	seen := map[string]bool{}
 	for i, p := range pulls {
 		got := p.Stats().MsgsIn
