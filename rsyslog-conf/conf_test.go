@@ -4,7 +4,15 @@
 package rsyslogconf
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,5 +250,90 @@ func TestImczmqSubEndToEnd(t *testing.T) {
 		if !strings.Contains(l, "impression") || !strings.Contains(l, "msgnum:") || strings.Contains(l, "99999999") {
 			t.Fatalf("tap file line %q: want only impression events, no topic frames", l)
 		}
+	}
+}
+
+// testCA returns a CA PEM file and a server certificate for
+// relay.example.net signed by it.
+func testCA(t *testing.T, dir string) (caFile string, cert tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "relay.example.net"},
+		DNSNames:  []string{"relay.example.net"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// forward-tls.conf: the certificate is checked against the CA and the
+// name, and the messages arrive over TLS.
+func TestForwardTLSEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd")
+	}
+	dir := t.TempDir()
+	caFile, cert := testCA(t, dir)
+	recv := rsyslogtest.StartTLSSyslogReceiver(t, 0, &tls.Config{Certificates: []tls.Certificate{cert}})
+	conf := snippet(t, "forward-tls.conf",
+		`target="relay.example.net"`, `target="127.0.0.1"`,
+		`port="6514"`, fmt.Sprintf(`port="%d"`, recv.Addr.Port),
+		"/etc/rsyslog.d/relay-ca.pem", caFile)
+	r := rsyslogtest.StartRsyslogd(t, dir, onlyTestMessages(conf))
+	const n = 1000
+	r.SendNumbered(t, "impression", 0, n)
+	texts := waitFrames(t, recv, n, r)
+	missing, dups, strays := rsyslogtest.Tally(texts, n)
+	if len(missing) > 0 || dups > 0 || strays > 0 {
+		t.Fatalf("missing %d, duplicates %d, strays %d", len(missing), dups, strays)
+	}
+}
+
+// A relay whose certificate does not carry the permitted name is refused.
+func TestForwardTLSRejectsWrongName(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd")
+	}
+	dir := t.TempDir()
+	caFile, cert := testCA(t, dir)
+	recv := rsyslogtest.StartTLSSyslogReceiver(t, 0, &tls.Config{Certificates: []tls.Certificate{cert}})
+	conf := snippet(t, "forward-tls.conf",
+		`target="relay.example.net"`, `target="127.0.0.1"`,
+		`port="6514"`, fmt.Sprintf(`port="%d"`, recv.Addr.Port),
+		`StreamDriverPermittedPeers="relay.example.net"`, `StreamDriverPermittedPeers="other.example.net"`,
+		"/etc/rsyslog.d/relay-ca.pem", caFile)
+	r := rsyslogtest.StartRsyslogd(t, dir, onlyTestMessages(conf))
+	r.SendNumbered(t, "impression", 0, 10)
+	rsyslogtest.Eventually(t, 30*time.Second, func() string { return "rsyslog to refuse the name; rsyslogd:\n" + r.Output() },
+		func() bool { return strings.Contains(r.Output(), "peer name not authorized") || recv.HandshakeFailures() > 0 })
+	if msgs, _ := recv.Messages(); len(msgs) > 0 {
+		t.Fatalf("%d messages sent to a relay with the wrong name", len(msgs))
 	}
 }

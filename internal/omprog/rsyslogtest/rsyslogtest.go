@@ -7,6 +7,7 @@ package rsyslogtest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -398,14 +399,33 @@ type SyslogReceiver struct {
 	bad   int
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+
+	handshakeFailures int
+}
+
+// HandshakeFailures counts TLS handshakes that failed (e.g. the client
+// rejected the certificate).
+func (r *SyslogReceiver) HandshakeFailures() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.handshakeFailures
 }
 
 // StartSyslogReceiver listens on 127.0.0.1:port (0 picks one).
 func StartSyslogReceiver(t testing.TB, port int) *SyslogReceiver {
+	return StartTLSSyslogReceiver(t, port, nil)
+}
+
+// StartTLSSyslogReceiver is StartSyslogReceiver speaking TLS with cfg
+// (nil: plain TCP).
+func StartTLSSyslogReceiver(t testing.TB, port int, cfg *tls.Config) *SyslogReceiver {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		l = tls.NewListener(l, cfg)
 	}
 	r := &SyslogReceiver{Addr: l.Addr().(*net.TCPAddr), l: l, conns: map[net.Conn]struct{}{}}
 	r.wg.Add(1)
@@ -429,6 +449,14 @@ func StartSyslogReceiver(t testing.TB, port int) *SyslogReceiver {
 
 func (r *SyslogReceiver) read(c net.Conn) {
 	defer c.Close()
+	if tc, ok := c.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			r.mu.Lock()
+			r.handshakeFailures++
+			r.mu.Unlock()
+			return
+		}
+	}
 	br := bufio.NewReader(c)
 	for {
 		lenStr, err := br.ReadString(' ')
