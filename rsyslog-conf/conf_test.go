@@ -332,7 +332,9 @@ func TestForwardTLSRejectsWrongName(t *testing.T) {
 	r := rsyslogtest.StartRsyslogd(t, dir, onlyTestMessages(conf))
 	r.SendNumbered(t, "impression", 0, 10)
 	rsyslogtest.Eventually(t, 30*time.Second, func() string { return "rsyslog to refuse the name; rsyslogd:\n" + r.Output() },
-		func() bool { return strings.Contains(r.Output(), "peer name not authorized") || recv.HandshakeFailures() > 0 })
+		func() bool {
+			return strings.Contains(r.Output(), "peer name not authorized") || recv.HandshakeFailures() > 0
+		})
 	if msgs, _ := recv.Messages(); len(msgs) > 0 {
 		t.Fatalf("%d messages sent to a relay with the wrong name", len(msgs))
 	}
