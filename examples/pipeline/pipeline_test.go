@@ -76,6 +76,8 @@ func TestVentilatorStallsWhileSinkPausedAndResumes(t *testing.T) {
 	// Let some batches through, then pause the sink: no more acks.
 	waitFor(t, "the sink to get going", func() bool { return h.prog.Received() >= 1000 })
 	gate.Lock()
+	resume := sync.OnceFunc(gate.Unlock)
+	t.Cleanup(resume) // a failing test must not leave the run hanging
 	waitFor(t, "the ventilator to stall", func() bool { return h.sender.Stats().Waiting })
 	st := h.sender.Stats()
 	if st.InFlight != window || st.AtRisk != window*batch {
@@ -89,7 +91,7 @@ func TestVentilatorStallsWhileSinkPausedAndResumes(t *testing.T) {
 		t.Fatalf("run finished while the sink was paused: %+v", r)
 	default:
 	}
-	gate.Unlock()
+	resume()
 	r := <-done
 	if !r.ExactlyOnce() {
 		t.Fatalf("after resuming: %+v", r)
@@ -105,6 +107,8 @@ func killWorkerMidBatch(t *testing.T, p Params) Result {
 	t.Helper()
 	var gate sync.RWMutex
 	gate.Lock()
+	release := sync.OnceFunc(gate.Unlock)
+	t.Cleanup(release)
 	hc := make(chan *hooks, 1)
 	p.worker0Gate, p.observe = &gate, func(h *hooks) { hc <- h }
 	done := make(chan Result, 1)
@@ -118,7 +122,7 @@ func killWorkerMidBatch(t *testing.T, p Params) Result {
 	h := <-hc
 	waitFor(t, "a batch stuck at worker 0", func() bool { return h.sender.Stats().Waiting })
 	h.kill()
-	gate.Unlock() // its goroutine now finds its sockets closed
+	release() // its goroutine now finds its sockets closed
 	return <-done
 }
 

@@ -124,6 +124,15 @@ func newHarness(t *testing.T, c Config, drop func(Header) bool) *harness {
 	return h
 }
 
+// pause stops the consumer (no more acks) and returns the function that
+// resumes it; cleanup resumes it too, so a failing test does not hang.
+func (h *harness) pause() (resume func()) {
+	h.gate.Lock()
+	resume = sync.OnceFunc(h.gate.Unlock)
+	h.t.Cleanup(resume)
+	return resume
+}
+
 func (h *harness) received() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -191,7 +200,7 @@ func TestExactlyOnceEveryBatchSize(t *testing.T) {
 func TestStallsWhileAcksStopAndResumes(t *testing.T) {
 	const batch, window, n = 5, 2, 100
 	h := newHarness(t, Config{BatchSize: batch, Window: window}, nil)
-	h.gate.Lock() // pause the consumer: no acks
+	resume := h.pause() // no acks
 	ctx := context.Background()
 	errc := make(chan error, 1)
 	go func() { errc <- sendAll(ctx, h.s, 0, n, 3) }()
@@ -212,7 +221,7 @@ func TestStallsWhileAcksStopAndResumes(t *testing.T) {
 	default:
 	}
 
-	h.gate.Unlock()
+	resume()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
@@ -227,8 +236,7 @@ func TestStallsWhileAcksStopAndResumes(t *testing.T) {
 
 func TestSendHonoursContextWhileStalled(t *testing.T) {
 	h := newHarness(t, Config{BatchSize: 2, Window: 1}, nil)
-	h.gate.Lock()
-	defer h.gate.Unlock()
+	defer h.pause()()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- sendAll(ctx, h.s, 0, 10, 1) }()
@@ -244,8 +252,7 @@ func TestSendHonoursContextWhileStalled(t *testing.T) {
 
 func TestCloseWakesBlockedSend(t *testing.T) {
 	h := newHarness(t, Config{BatchSize: 2, Window: 1}, nil)
-	h.gate.Lock()
-	defer h.gate.Unlock()
+	defer h.pause()()
 	errc := make(chan error, 1)
 	go func() { errc <- sendAll(context.Background(), h.s, 0, 10, 1) }()
 	waitFor(t, "the stall", func() bool { return h.s.Stats().Waiting })
@@ -402,5 +409,45 @@ func TestHandleAckCountsBadAcks(t *testing.T) {
 	}
 	if st := s.Stats(); st.BadAcks != 2 || st.StaleAcks != 1 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestLostMarkerIsResent(t *testing.T) {
+	var dropped atomic.Bool
+	drop := func(h Header) bool {
+		return h.Flags&FlagMarker != 0 && h.Flags&FlagResent == 0 && dropped.CompareAndSwap(false, true)
+	}
+	h := newHarness(t, Config{BatchSize: 10, ResendAfter: 5 * time.Millisecond}, drop)
+	ctx := context.Background()
+	if err := sendAll(ctx, h.s, 0, 25, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.exactlyOnce(25)
+	if !dropped.Load() {
+		t.Fatal("no marker was sent")
+	}
+	if rs := h.r.Stats(); rs.Batches != 3 || rs.Duplicates != 5 || rs.Recovered != 0 {
+		t.Fatalf("want the partial batch resent whole, its 5 messages dropped as copies: %+v", rs)
+	}
+}
+
+func TestWindowBoundsMessagesAtRisk(t *testing.T) {
+	const batch, window = 4, 3 // 12 messages fit in chanConn's buffer
+	h := newHarness(t, Config{BatchSize: batch, Window: window}, nil)
+	var maxRisk atomic.Int64
+	resume := h.pause()
+	errc := make(chan error, 1)
+	go func() { errc <- sendAll(context.Background(), h.s, 0, 500, 5) }()
+	waitFor(t, "the stall", func() bool { return h.s.Stats().Waiting })
+	maxRisk.Store(int64(h.s.Stats().AtRisk))
+	resume()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got := maxRisk.Load(); got != batch*window {
+		t.Fatalf("at risk while stalled: %d, want window×batch = %d", got, batch*window)
 	}
 }
