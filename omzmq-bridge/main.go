@@ -179,9 +179,11 @@ func run(args []string) int {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
+	closeWithin := 100 * time.Millisecond // end of input: Serve has flushed
 	select {
 	case err = <-served:
 	case <-stop:
+		closeWithin = s.closeTimeout
 		// Serve may sit in a read of stdin that nothing interrupts; it has
 		// nothing in flight once cancelled, so do not wait for it long.
 		select {
@@ -190,13 +192,16 @@ func run(args []string) int {
 		}
 	}
 	code := exitOK
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case errors.Is(err, omprog.ErrUnflushed):
+		log.Warn("end of input with messages not yet written to a peer; they are lost", "err", err)
+	case err != nil && ctx.Err() == nil:
 		log.Error("stopped", "err", err)
 		code = exitIO
 	}
-	fctx, fcancel := context.WithTimeout(context.Background(), s.closeTimeout)
+	fctx, fcancel := context.WithTimeout(context.Background(), closeWithin)
 	defer fcancel()
-	if ferr := b.close(fctx); ferr != nil && !errors.Is(ferr, context.Canceled) {
+	if ferr := b.close(fctx); ferr != nil && !errors.Is(ferr, context.Canceled) && !errors.Is(err, omprog.ErrUnflushed) {
 		log.Warn("exit before every message was written", "err", ferr)
 	}
 	st, zs := srv.Stats(), b.stats()

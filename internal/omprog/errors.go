@@ -11,3 +11,7 @@ var ErrNotHandedOff = errors.New("omprog: message not handed off")
 // discarded (and confirmed, so rsyslog does not retry it forever); raise
 // MaxLine or lower rsyslog's maxMessageSize.
 var ErrLineTooLong = errors.New("omprog: line too long")
+
+// ErrUnflushed reports that the input ended while the sink still held
+// messages it could not push out within Options.CloseTimeout.
+var ErrUnflushed = errors.New("omprog: input ended with messages not yet flushed")

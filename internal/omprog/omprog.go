@@ -429,7 +429,7 @@ func (s *Server) flushAtEOF(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CloseTimeout)
 	defer cancel()
 	if err := s.sink.Flush(ctx); err != nil {
-		return fmt.Errorf("flush at end of input: %w", err)
+		return fmt.Errorf("%w: %w", ErrUnflushed, err)
 	}
 	return nil
 }
