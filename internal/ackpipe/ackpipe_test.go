@@ -451,3 +451,19 @@ func TestWindowBoundsMessagesAtRisk(t *testing.T) {
 		t.Fatalf("at risk while stalled: %d, want window×batch = %d", got, batch*window)
 	}
 }
+
+func TestResendingSenderFlushesIdleBatch(t *testing.T) {
+	// The first copy of the partial batch is lost; without an idle flush
+	// it would stay open, never resent.
+	var lost atomic.Bool
+	drop := func(h Header) bool { return h.Flags&FlagResent == 0 && lost.CompareAndSwap(false, true) }
+	h := newHarness(t, Config{BatchSize: 100, ResendAfter: 10 * time.Millisecond}, drop)
+	if err := sendAll(context.Background(), h.s, 0, 3, 3); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the partial batch to be flushed, resent and acked", func() bool { return h.s.Stats().Acked == 1 })
+	h.exactlyOnce(3)
+	if rs := h.r.Stats(); rs.Recovered != 1 {
+		t.Fatalf("receiver %+v, want 1 recovered", rs)
+	}
+}

@@ -44,7 +44,8 @@ type Config struct {
 	ResendAfter time.Duration
 	// FlushAfter closes a partly filled batch once no message was added
 	// for this long, so a quiet sender's last messages get acknowledged
-	// (and resent). 0: only Flush and Wait close it.
+	// (and resent). 0: ResendAfter/2 when resending (an open batch is
+	// never resent), else only Flush and Wait close it.
 	FlushAfter time.Duration
 	Stream     uint32 // this sender's id on the wire; 0 picks a random one
 	// OnResend, if set, is called after each resend with the batch
@@ -113,6 +114,9 @@ func NewSender(conn Conn, c Config) *Sender {
 	}
 	if c.Window <= 0 {
 		c.Window = DefaultWindow
+	}
+	if c.FlushAfter <= 0 && c.ResendAfter > 0 {
+		c.FlushAfter = c.ResendAfter / 2
 	}
 	for c.Stream == 0 {
 		c.Stream = rand.Uint32()
