@@ -57,6 +57,9 @@ func onlyTestMessages(conf string) string {
 }
 
 func TestSnippetsValidate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd -N1")
+	}
 	files, err := filepath.Glob("*.conf")
 	if err != nil || len(files) < 6 {
 		t.Fatalf("want the six snippets, found %v (%v)", files, err)
@@ -85,6 +88,9 @@ func TestSnippetsValidate(t *testing.T) {
 
 // The validation catches mistakes: a misspelt parameter fails.
 func TestValidateCatchesTypos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd -N1")
+	}
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.conf")
 	s := snippet(t, "forward-tcp.conf", `TCP_Framing=`, `TCP_Framming=`)
