@@ -24,11 +24,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/pipeline" ./examples/pipeline
 echo "pipeline: $COUNT messages of $SIZE bytes, $WORKERS workers, one batch in flight; Go GOMAXPROCS=${GOMAXPROCS:-$(nproc)}, $(nproc) cores"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for b in ${BATCHES//,/ }; do
   "$PY" examples/pipeline/pipeline.py --tsv --batch "$b" --count "$COUNT" --workers "$WORKERS" --size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipeline" run -tsv -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipeline" run -tsv -procs -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
 done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 mkdir -p "$(dirname "$CHART")"
 echo
 "$tmp/pipeline" compare -svg "$CHART" <"$tmp/results.tsv"
