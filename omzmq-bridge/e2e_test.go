@@ -15,7 +15,7 @@ import (
 // bridgeConf returns rsyslog-conf/omprog-bridge.conf pointed at this
 // test's binary, endpoint and log file, its action limited to the test's
 // messages (rsyslog's own stay out of the counts).
-func bridgeConf(t *testing.T, endpoint, dir string, transactions bool) string {
+func bridgeConf(t *testing.T, endpoint, dir string, transactions bool, more ...string) string {
 	t.Helper()
 	b, err := os.ReadFile("../rsyslog-conf/omprog-bridge.conf")
 	if err != nil {
@@ -30,6 +30,7 @@ func bridgeConf(t *testing.T, endpoint, dir string, transactions bool) string {
 	if !transactions {
 		repl = append(repl, `useTransactions="on"`, `useTransactions="off"`)
 	}
+	repl = append(repl, more...)
 	for i := 0; i < len(repl); i += 2 {
 		if !strings.Contains(s, repl[i]) {
 			t.Fatalf("omprog-bridge.conf no longer contains %q", repl[i])
@@ -168,4 +169,24 @@ func TestRsyslogOmprogPeerAbsent10s(t *testing.T) {
 		t.Fatalf("the bridge started %d times: rsyslog gave up on it during the outage:\n%s", c, log)
 	}
 	t.Logf("PULL absent 10s: %d messages, none lost, none duplicated", n)
+}
+
+// confirmMessages="off": the bridge detects it (stdout and stderr are the
+// same file), answers nothing, and delivers.
+func TestRsyslogOmprogFireAndForget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs rsyslogd and pyzmq")
+	}
+	const n = 20_000
+	dir := t.TempDir()
+	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	r := rsyslogtest.StartRsyslogd(t, dir, bridgeConf(t, pull.Endpoint, dir, false, `confirmMessages="on"`, `confirmMessages="off"`))
+	r.SendNumbered(t, "impression", 0, n)
+	if dups := waitAll(t, pull, n, 3*time.Minute, dir); dups > 0 {
+		t.Fatalf("%d duplicates", dups)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "bridge.log"))
+	if !strings.Contains(string(log), "confirm=false") || strings.Contains(string(log), "\nOK\n") {
+		t.Fatalf("the bridge did not detect confirmMessages=off:\n%s", log)
+	}
 }
