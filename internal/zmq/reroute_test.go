@@ -109,7 +109,7 @@ func TestPingAnsweredWithPong(t *testing.T) {
 }
 
 func TestHeartbeatDropsSilentPeer(t *testing.T) {
-	push := NewPush(Options{HeartbeatIvl: 20 * time.Millisecond, HeartbeatTimeout: 100 * time.Millisecond})
+	push := NewPush(Options{HeartbeatIvl: 20 * time.Millisecond, HeartbeatTimeout: time.Second})
 	closeAll(t, push)
 	ep := bound(t, push)
 	alive := NewPull(Options{})
@@ -135,7 +135,7 @@ func TestHeartbeatDropsSilentPeer(t *testing.T) {
 
 func TestLibzmqAnswersOurPings(t *testing.T) {
 	needLibzmq(t)
-	push := NewPush(Options{HeartbeatIvl: 20 * time.Millisecond, HeartbeatTimeout: 100 * time.Millisecond})
+	push := NewPush(Options{HeartbeatIvl: 20 * time.Millisecond, HeartbeatTimeout: time.Second})
 	closeAll(t, push)
 	ep := bound(t, push)
 	z := startZpeer(t, "pull", "connect", ep, "--print")
