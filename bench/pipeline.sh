@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The batch-acknowledged pipeline (examples/pipeline): Go against the Python
 # reference (pipeline.py on Debian's pyzmq), same message count, batch
-# sizes, workers and message size. Go runs twice: workers as goroutines in
-# one process ("go"), and workers as child processes like pipeline.py
-# ("go-procs"). Runs are interleaved per batch size, so the machine's noise
-# hits all alike; compare the ratio columns.
+# sizes, workers and message size. Go runs three ways: workers as
+# goroutines in one process ("go"), the same with GOMAXPROCS=1 ("go-p1":
+# no thread wake-ups between stages, which favours small batches on a quiet
+# machine), and workers as child processes like pipeline.py ("go-procs").
+# Runs are interleaved per batch size, so the machine's noise hits all
+# alike; compare the ratio columns.
 #   COUNT=1000000 BATCHES=1000000,1000,100,50,10 WORKERS=4 SIZE=32 bash bench/pipeline.sh
 # Writes the chart to $CHART (default bench/results/pipeline.svg).
 set -euo pipefail
@@ -28,6 +30,7 @@ echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for b in ${BATCHES//,/ }; do
   "$PY" examples/pipeline/pipeline.py --tsv --batch "$b" --count "$COUNT" --workers "$WORKERS" --size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipeline" run -tsv -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
+  GOMAXPROCS=1 "$tmp/pipeline" run -tsv -label go-p1 -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipeline" run -tsv -procs -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

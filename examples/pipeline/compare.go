@@ -41,50 +41,49 @@ func readRows(r io.Reader) ([]row, error) {
 	return rows, sc.Err()
 }
 
-// pair is one batch size's numbers for both implementations.
-type pair struct {
-	batch          int
-	py, gor, gop   float64 // python, go (goroutines), go-procs (worker processes)
-	pyOK, gOK, gpO bool
+// table holds every implementation's rate per batch size. The reference
+// ("python") is the baseline; the others are ratioed against it.
+type table struct {
+	batches []int    // in the order they first appear
+	impls   []string // non-reference implementations, in order of appearance
+	rate    map[string]map[int]float64
+	ok      map[string]map[int]bool
 }
 
-func (p pair) ratio() float64 { return ratio(p.gor, p.py) }
+const reference = "python"
 
-func ratio(a, b float64) float64 {
-	if b == 0 {
+// newTable joins rows by implementation and batch size; a later run of
+// the same pair replaces an earlier one.
+func newTable(rows []row) *table {
+	t := &table{rate: map[string]map[int]float64{}, ok: map[string]map[int]bool{}}
+	for _, r := range rows {
+		if !slices.Contains(t.batches, r.batch) {
+			t.batches = append(t.batches, r.batch)
+		}
+		if r.impl != reference && !slices.Contains(t.impls, r.impl) {
+			t.impls = append(t.impls, r.impl)
+		}
+		if t.rate[r.impl] == nil {
+			t.rate[r.impl], t.ok[r.impl] = map[int]float64{}, map[int]bool{}
+		}
+		t.rate[r.impl][r.batch], t.ok[r.impl][r.batch] = r.rate, r.ok
+	}
+	return t
+}
+
+// ratio is impl's rate over the reference's at batch b (0 if unknown).
+func (t *table) ratio(impl string, b int) float64 {
+	ref := t.rate[reference][b]
+	if ref == 0 {
 		return 0
 	}
-	return a / b
-}
-
-// pairs joins rows by batch size, in the order batch sizes first appear;
-// a later run of the same implementation and batch replaces an earlier.
-func pairs(rows []row) []pair {
-	var out []pair
-	idx := map[int]int{}
-	for _, r := range rows {
-		i, ok := idx[r.batch]
-		if !ok {
-			i = len(out)
-			idx[r.batch] = i
-			out = append(out, pair{batch: r.batch})
-		}
-		switch r.impl {
-		case "python":
-			out[i].py, out[i].pyOK = r.rate, r.ok
-		case "go":
-			out[i].gor, out[i].gOK = r.rate, r.ok
-		case "go-procs":
-			out[i].gop, out[i].gpO = r.rate, r.ok
-		}
-	}
-	return out
+	return t.rate[impl][b] / ref
 }
 
 func compareCmd(args []string, in io.Reader, w io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	svg := fs.String("svg", "", "also write the chart to this SVG file")
-	goal := fs.Float64("goal", 10, "ratio go/python to reach at every batch size")
+	goal := fs.Float64("goal", 10, "ratio over python to reach at every batch size")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,56 +91,65 @@ func compareCmd(args []string, in io.Reader, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("compare: %w", err)
 	}
-	ps := pairs(rows)
-	procs := slices.ContainsFunc(ps, func(p pair) bool { return p.gop > 0 })
-	fmt.Fprintf(w, "%10s %14s %14s %10s", "batch", "python msg/s", "go msg/s", "go/python")
-	if procs {
-		fmt.Fprintf(w, " %16s %10s", "go-procs msg/s", "ratio")
+	t := newTable(rows)
+	fmt.Fprintf(w, "%10s %14s", "batch", reference+" msg/s")
+	for _, impl := range t.impls {
+		fmt.Fprintf(w, " %14s %7s", impl+" msg/s", "ratio")
 	}
 	fmt.Fprintf(w, "  %s\n", "exactly-once")
-	met, metP := true, true
-	for _, p := range ps {
-		fmt.Fprintf(w, "%10d %14.0f %14.0f %9.1fx", p.batch, p.py, p.gor, p.ratio())
-		ok := p.pyOK && p.gOK
-		if procs {
-			fmt.Fprintf(w, " %16.0f %9.1fx", p.gop, ratio(p.gop, p.py))
-			ok = ok && p.gpO
+	met := map[string]bool{}
+	for _, impl := range t.impls {
+		met[impl] = true
+	}
+	for _, b := range t.batches {
+		fmt.Fprintf(w, "%10d %14.0f", b, t.rate[reference][b])
+		ok := t.ok[reference][b]
+		for _, impl := range t.impls {
+			r := t.ratio(impl, b)
+			fmt.Fprintf(w, " %14.0f %6.1fx", t.rate[impl][b], r)
+			ok = ok && t.ok[impl][b]
+			met[impl] = met[impl] && r >= *goal && t.ok[impl][b]
 		}
 		fmt.Fprintf(w, "  %s\n", yes(ok))
-		met = met && p.ratio() >= *goal && p.gOK
-		metP = metP && ratio(p.gop, p.py) >= *goal && p.gpO
 	}
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
+	for _, impl := range t.impls {
+		verdict := "met"
+		if !met[impl] {
+			verdict = "NOT met"
 		}
-		return "NOT met"
+		fmt.Fprintf(w, "goal %s >= %.0fx %s at every batch size: %s\n", impl, *goal, reference, verdict)
 	}
-	fmt.Fprintf(w, "goal go >= %.0fx python at every batch size: %s", *goal, verdict(met))
-	if procs {
-		fmt.Fprintf(w, " (go-procs: %s)", verdict(metP))
-	}
-	fmt.Fprintln(w)
 	if *svg != "" {
-		if err := os.WriteFile(*svg, chartSVG(ps), 0o644); err != nil {
+		if err := os.WriteFile(*svg, t.chartSVG(), 0o644); err != nil {
 			return fmt.Errorf("compare: write chart: %w", err)
 		}
 	}
 	return nil
 }
 
-// chartSVG draws msg/s (log scale) against batch size for both
-// implementations, with the ratio over each batch size.
-func chartSVG(ps []pair) []byte {
+// names gives the chart legend for the implementations bench/pipeline.sh runs.
+var names = map[string]string{
+	reference:  "Python 3 + pyzmq (libzmq 4.3), 6 processes",
+	"go":       "Go (internal/zmq + ackpipe), one process",
+	"go-p1":    "Go, one process, GOMAXPROCS=1",
+	"go-procs": "Go, workers as child processes",
+}
+
+var palette = []string{"#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
+
+// chartSVG draws msg/s (log scale) against batch size, one line per
+// implementation, with the first one's ratio over the reference.
+func (t *table) chartSVG() []byte {
 	const (
-		W, H                   = 720, 420
+		W, H                   = 760, 440
 		left, right, top, bott = 90, 30, 50, 60
 	)
-	ps = slices.Clone(ps)
-	slices.SortFunc(ps, func(a, b pair) int { return b.batch - a.batch })
+	batches := slices.Clone(t.batches)
+	slices.SortFunc(batches, func(a, b int) int { return b - a })
+	impls := append(slices.Clone(t.impls), reference)
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, p := range ps {
-		for _, v := range []float64{p.py, p.gor} {
+	for _, impl := range impls {
+		for _, v := range t.rate[impl] {
 			if v > 0 {
 				lo, hi = min(lo, v), max(hi, v)
 			}
@@ -155,10 +163,10 @@ func chartSVG(ps []pair) []byte {
 		dhi++
 	}
 	x := func(i int) float64 {
-		if len(ps) == 1 {
+		if len(batches) == 1 {
 			return left + (W-left-right)/2
 		}
-		return left + float64(i)*float64(W-left-right)/float64(len(ps)-1)
+		return left + float64(i)*float64(W-left-right)/float64(len(batches)-1)
 	}
 	y := func(v float64) float64 {
 		return top + (dhi-math.Log10(v))/(dhi-dlo)*float64(H-top-bott)
@@ -173,36 +181,38 @@ func chartSVG(ps []pair) []byte {
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-8, yy+4, human(math.Pow(10, d)))
 	}
 	fmt.Fprintf(&b, `<text transform="translate(20 %d) rotate(-90)" text-anchor="middle">messages per second (log scale)</text>`+"\n", (H-bott+top)/2)
-	for i, p := range ps {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(i), H-bott+20, human(float64(p.batch)))
+	for i, bs := range batches {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", x(i), H-bott+20, human(float64(bs)))
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">batch size (messages per acknowledgement)</text>`+"\n", (W-right+left)/2, H-15)
-	series := []struct {
-		name, color string
-		v           func(pair) float64
-	}{
-		{"Go (internal/zmq + ackpipe), one process", "#1f77b4", func(p pair) float64 { return p.gor }},
-		{"Go, workers as processes", "#2ca02c", func(p pair) float64 { return p.gop }},
-		{"Python 3 + pyzmq (libzmq 4.3), 6 processes", "#d62728", func(p pair) float64 { return p.py }},
-	}
-	for si, s := range series {
+	for si, impl := range impls {
+		color := "#d62728" // the reference is red
+		if impl != reference {
+			color = palette[si%len(palette)]
+		}
+		name := names[impl]
+		if name == "" {
+			name = impl
+		}
 		var pts []string
-		for i, p := range ps {
-			if v := s.v(p); v > 0 {
+		for i, bs := range batches {
+			if v := t.rate[impl][bs]; v > 0 {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
-				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>`+"\n", x(i), y(v), s.color)
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>`+"\n", x(i), y(v), color)
 			}
 		}
-		if len(pts) == 0 {
-			continue
+		if len(pts) > 0 {
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), color)
 		}
-		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), s.color)
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="4" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
-			W-right-300, top+8+si*18, s.color, W-right-280, top+13+si*18, s.name)
+			W-right-300, top+8+si*18, color, W-right-280, top+13+si*18, name)
 	}
-	for i, p := range ps {
-		if p.py > 0 && p.gor > 0 {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#1f77b4">%.1f×</text>`+"\n", x(i), y(p.gor)-10, p.ratio())
+	if len(t.impls) > 0 {
+		first := t.impls[0]
+		for i, bs := range batches {
+			if r := t.ratio(first, bs); r > 0 {
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="%s">%.1f×</text>`+"\n", x(i), y(t.rate[first][bs])-10, palette[0], r)
+			}
 		}
 	}
 	b.WriteString("</svg>\n")

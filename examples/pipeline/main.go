@@ -66,6 +66,7 @@ func runCmd(args []string, w io.Writer) error {
 	fs.IntVar(&p.KillAfter, "kill-after", 0, "kill worker 0 once the sink has this many messages (0: never)")
 	fs.DurationVar(&p.Stall, "stall", 5*time.Second, "end a run that made no progress for this long")
 	tsv := fs.Bool("tsv", false, "machine-readable lines for bench/pipeline.sh and compare")
+	label := fs.String("label", "", "implementation name in -tsv lines (default go, or go-procs with -procs)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -105,9 +106,13 @@ func runCmd(args []string, w io.Writer) error {
 		ok := r.ExactlyOnce()
 		failed = failed || !ok
 		if *tsv {
-			impl := "go"
-			if p.Procs {
+			impl := *label
+			switch {
+			case impl != "":
+			case p.Procs:
 				impl = "go-procs"
+			default:
+				impl = "go"
 			}
 			fmt.Fprintf(w, "%s\t%d\t%d\t%.6f\t%.0f\t%s\n", impl, b, p.Count, r.Seconds, r.Rate(), yes(ok))
 			continue
