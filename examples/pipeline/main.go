@@ -123,8 +123,8 @@ func runCmd(args []string, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%10d %10d %10.3f %12.0f  %s\n", b, p.Count, r.Seconds, r.Rate(), verdict)
 		if r.Killed {
-			fmt.Fprintf(w, "%10s worker 0 killed after %d messages: %d lost in flight (at risk: window×batch = %d); %d recovered by %d batch resends (%d copies dropped), %d never arrived\n",
-				"", p.KillAfter, r.Lost, p.Window*b, r.Recovered, r.Resends, r.Copies, r.Missing)
+			fmt.Fprintf(w, "%10s worker 0 killed after %d messages: %d lost in flight (at risk: window×batch = %d, most seen %d); %d recovered by %d batch resends (%d copies dropped), %d never arrived\n",
+				"", p.KillAfter, r.Lost, p.Window*b, r.MaxAtRisk, r.Recovered, r.Resends, r.Copies, r.Missing)
 		}
 	}
 	if failed {

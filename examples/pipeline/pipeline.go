@@ -67,8 +67,7 @@ type Result struct {
 	Stalls      uint64  // times the ventilator waited for an ack
 	Killed      bool    // a worker was killed
 	StalledOut  bool    // the run ended on Stall without completing
-	MaxAtRisk   int     // most messages unacknowledged at once, as sampled
-	WorkersSeen int
+	MaxAtRisk   int     // most messages unacknowledged at once, sampled every millisecond
 }
 
 // ExactlyOnce reports whether every message reached the sink once.
@@ -154,7 +153,7 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	// kills[i] crashes worker i: no flush, whatever it holds is gone.
 	kills := make([]func(), p.Workers)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // before the sockets close
 	for i := range p.Workers {
 		if p.Procs {
 			cmd, err := startWorkerProc(tasksEP, resultsEP)
@@ -190,7 +189,6 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	}); err != nil {
 		return res, fmt.Errorf("pipeline: workers did not connect: %w", err)
 	}
-	res.WorkersSeen = p.Workers
 
 	sender := ackpipe.NewSender(tasks, ackpipe.Config{BatchSize: p.Batch, Window: p.Window, ResendAfter: p.ResendAfter})
 	defer sender.Close()
