@@ -55,19 +55,19 @@ type hooks struct {
 // Result is what a run measured.
 type Result struct {
 	Params
-	Seconds     float64 // ventilator's first send to the sink's last new message
-	Received    int     // distinct messages at the sink
-	Missing     int     // never arrived (run stalled)
-	Repeats     int     // delivered to the sink application more than once: must be 0
-	Copies      uint64  // copies the receiver dropped (resends of delivered messages)
-	Recovered   uint64  // arrived only thanks to a resend: lost in flight
-	Sent        int     // messages the ventilator sent (resends not counted)
-	Lost        int     // sent but lost in flight: recovered by resends or missing
-	Resends     uint64  // batch resends
-	Stalls      uint64  // times the ventilator waited for an ack
-	Killed      bool    // a worker was killed
-	StalledOut  bool    // the run ended on Stall without completing
-	MaxAtRisk   int     // most messages unacknowledged at once, sampled every millisecond
+	Seconds    float64 // ventilator's first send to the sink's last new message
+	Received   int     // distinct messages at the sink
+	Missing    int     // never arrived (run stalled)
+	Repeats    int     // delivered to the sink application more than once: must be 0
+	Copies     uint64  // copies the receiver dropped (resends of delivered messages)
+	Recovered  uint64  // arrived only thanks to a resend: lost in flight
+	Sent       int     // messages the ventilator sent (resends not counted)
+	Lost       int     // sent but lost in flight: recovered by resends or missing
+	Resends    uint64  // batch resends
+	Stalls     uint64  // times the ventilator waited for an ack
+	Killed     bool    // a worker was killed
+	StalledOut bool    // the run ended on Stall without completing
+	MaxAtRisk  int     // most messages unacknowledged at once, sampled every millisecond
 }
 
 // ExactlyOnce reports whether every message reached the sink once.
