@@ -11,9 +11,9 @@
 // # Semantics per socket type
 //
 // PUSH: Send queues a message to exactly one peer, round-robin over
-// connected peers whose queue (Options.HWM messages) has room (so a peer
-// that cannot keep up gets less, as with libzmq); it never
-// drops and never duplicates. As in libzmq (without ZMQ_IMMEDIATE), each
+// connected peers whose queue (Options.HWM messages) has room, so a peer
+// that cannot keep up gets less, as with libzmq; it never drops and never
+// duplicates. As in libzmq (without ZMQ_IMMEDIATE), each
 // Dial endpoint owns its queue from the moment Dial is called: while that
 // endpoint is disconnected, Send still fills its queue (after trying the
 // connected peers), and the messages go out once it reconnects; meanwhile
