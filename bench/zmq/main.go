@@ -116,7 +116,10 @@ func main() {
 	case "pub":
 		waitPeers(func() int { return pub.Stats().Peers }, *subs)
 		waitGo()
-		limit := max(*hwm, zmq.DefaultHWM) / 2
+		limit := zmq.DefaultHWM / 2
+		if *hwm > 0 {
+			limit = *hwm / 2
+		}
 		for i := 0; i < *n; i++ {
 			pub.Send(zmq.Msg{payload})
 			if i%128 == 0 {
