@@ -165,3 +165,49 @@ func TestPeerPingTTLEnforced(t *testing.T) {
 	expectClosed(t, c, "silent pinger")
 	waitFor(t, 5*time.Second, "silent pinger unlisted", func() bool { return pull.Stats().Peers == 0 })
 }
+
+// A Dial endpoint that goes away keeps its queue for its return, but the
+// messages move to connected peers as soon as those have room.
+func TestPushDialPipeMigrates(t *testing.T) {
+	dead := NewPull(Options{RecvHWM: 1})
+	deadEp := bound(t, dead)
+	push := NewPush(Options{HWM: 50, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+	closeAll(t, push)
+	push.Dial(deadEp)
+	waitFor(t, 5*time.Second, "first peer", func() bool { return push.Stats().Peers == 1 })
+	ctx := testCtx(t, 30*time.Second)
+	payload := make([]byte, 1000)
+	sent := 0
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := push.Send(sctx, Msg{[]byte(msgOf(sent)[0]), payload})
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	healthy := NewPull(Options{RecvHWM: 100000})
+	closeAll(t, healthy)
+	push.Dial(bound(t, healthy))
+	waitFor(t, 5*time.Second, "second peer", func() bool { return push.Stats().Peers == 2 })
+	dead.Close()
+	waitFor(t, 5*time.Second, "first peer gone", func() bool { return push.Stats().Peers == 1 })
+	if err := push.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := push.Stats()
+	toHealthy := st.PeerStats[0].MsgsOut
+	toDead := st.MsgsOut - toHealthy
+	lost := st.Drops[DropLostInFlight]
+	t.Logf("sent %d: %d written to the gone peer, %d lost in its failed write, %d moved", sent, toDead, lost, toHealthy)
+	if toDead+lost+toHealthy != uint64(sent) || toHealthy < 50 {
+		t.Fatalf("written %d + lost %d + moved %d, sent %d", toDead, lost, toHealthy, sent)
+	}
+	if st.QueueDepth != 0 {
+		t.Fatalf("%d still queued", st.QueueDepth)
+	}
+}
