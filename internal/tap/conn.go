@@ -2,6 +2,7 @@ package tap
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,6 +22,33 @@ func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.w.Write(p)
+}
+
+// writeText writes one unmasked, unfragmented text frame (RFC 6455 5.2)
+// under the lock, so it cannot interleave with gorilla's control frames.
+// Data frames bypass gorilla: its per-frame write deadline and writer
+// allocation cost more than the frame itself.
+func (c *bufferedConn) writeText(p []byte) error {
+	var hdr [10]byte
+	hdr[0] = 0x81 // FIN, text
+	n := 2
+	switch {
+	case len(p) < 126:
+		hdr[1] = byte(len(p))
+	case len(p) <= 0xffff:
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(len(p)))
+		n = 4
+	default:
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(len(p)))
+		n = 10
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.w.Write(hdr[:n]) // a bufio.Writer's error sticks: the second Write reports it
+	_, err := c.w.Write(p)
+	return err
 }
 
 // Flush writes out what is buffered.

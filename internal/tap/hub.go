@@ -2,7 +2,6 @@ package tap
 
 import (
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -101,9 +100,7 @@ func (h *Hub) Publish(ev *event.Event) {
 		if !c.filter.MatchStream(ev.Stream) {
 			continue
 		}
-		select {
-		case c.q <- ev:
-		default:
+		if !c.q.push(ev) {
 			c.dropped.Add(1)
 			h.dropped.Add(1)
 		}
@@ -180,7 +177,7 @@ func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 		filter: f,
 		raw:    raw,
 		rates:  q.Get("rates") == "1",
-		q:      make(chan *event.Event, h.cfg.QueueLen),
+		q:      newEvQueue(h.cfg.QueueLen),
 		done:   make(chan struct{}),
 		peer:   r.RemoteAddr,
 	}
@@ -264,7 +261,7 @@ type client struct {
 	rates  bool
 	peer   string
 
-	q        chan *event.Event
+	q        *evQueue
 	dropped  atomic.Uint64
 	done     chan struct{}
 	stopOnce sync.Once
@@ -298,8 +295,9 @@ func (c *client) readLoop() {
 }
 
 // writeLoop filters, encodes and writes the queued events, and the notices.
-// It flushes the connection when the queue runs empty, so a busy tap costs
-// one write syscall per batch rather than per event.
+// It takes the whole queue at once and flushes the connection after each
+// batch, so a busy tap costs one write syscall per batch rather than per
+// event.
 func (c *client) writeLoop() {
 	defer c.hub.wg.Done()
 	defer c.hub.remove(c)
@@ -310,51 +308,47 @@ func (c *client) writeLoop() {
 		reported  uint64
 		prevRates map[string]uint64
 		lastTick  = time.Now()
+		batch     = make([]*event.Event, 0, c.q.max)
 	)
 	if c.rates {
 		prevRates = c.hub.rates.snapshot()
 	}
 	fail := func(err error) {
-		if !errors.Is(err, websocket.ErrCloseSent) {
-			c.hub.log.Debug("tap client write failed", "peer", c.peer, "err", err)
-		}
+		c.hub.log.Debug("tap client write failed", "peer", c.peer, "err", err)
 		c.stop(websocket.CloseInternalServerErr, "write failed")
 	}
 	for {
 		select {
 		case <-c.done:
 			return
-		case ev := <-c.q:
-			if !c.filter.MatchEvent(ev) || !c.filter.sampled() {
-				if len(c.q) == 0 {
-					if err := c.bc.Flush(); err != nil {
-						fail(err)
-						return
-					}
+		case <-c.q.wake:
+			batch = c.q.take(batch)
+			var sent uint64
+			for _, ev := range batch {
+				if !c.filter.MatchEvent(ev) || !c.filter.sampled() {
+					continue
 				}
-				continue
-			}
-			if c.raw {
-				buf = append(buf[:0], ev.Raw...)
-			} else {
-				buf = ev.AppendJSON(buf[:0])
-			}
-			if err := c.ws.WriteMessage(websocket.TextMessage, buf); err != nil {
-				fail(err)
-				return
-			}
-			c.hub.sent.Add(1)
-			if len(c.q) == 0 {
-				if err := c.bc.Flush(); err != nil {
+				if c.raw {
+					buf = append(buf[:0], ev.Raw...)
+				} else {
+					buf = ev.AppendJSON(buf[:0])
+				}
+				if err := c.bc.writeText(buf); err != nil {
 					fail(err)
 					return
 				}
+				sent++
+			}
+			c.hub.sent.Add(sent)
+			if err := c.bc.Flush(); err != nil {
+				fail(err)
+				return
 			}
 		case now := <-tick.C:
 			if d := c.dropped.Load(); d != reported {
 				buf = fmt.Appendf(buf[:0], `{"notice":"dropped","dropped":%d,"total":%d}`, d-reported, d)
 				reported = d
-				if err := c.ws.WriteMessage(websocket.TextMessage, buf); err != nil {
+				if err := c.bc.writeText(buf); err != nil {
 					fail(err)
 					return
 				}
@@ -363,7 +357,7 @@ func (c *client) writeLoop() {
 				cur := c.hub.rates.snapshot()
 				buf = appendRates(buf[:0], cur, prevRates, now.Sub(lastTick))
 				prevRates = cur
-				if err := c.ws.WriteMessage(websocket.TextMessage, buf); err != nil {
+				if err := c.bc.writeText(buf); err != nil {
 					fail(err)
 					return
 				}

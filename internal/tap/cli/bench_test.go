@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,12 +24,18 @@ import (
 // -benchtime=1x: each iteration is a full measurement.
 func BenchmarkRelayTaps(b *testing.B) {
 	for _, v := range []struct {
-		name   string
-		filter []string
-	}{{"all-streams", nil}, {"one-stream", []string{"--stream", "click"}}} {
+		name    string
+		filter  []string
+		pub, ws bool
+	}{
+		{"all-streams", nil, true, true},
+		{"one-stream", []string{"--stream", "click"}, true, true},
+		{"all-streams-pub-only", nil, true, false},
+		{"all-streams-ws-only", nil, false, true},
+	} {
 		b.Run(v.name, func(b *testing.B) {
 			r := startRelay(b, "")
-			const events, conns = 300000, 2
+			const events, conns = 600000, 2
 			payload := make([][]byte, conns)
 			for c := range conns {
 				var buf []byte
@@ -46,8 +55,12 @@ func BenchmarkRelayTaps(b *testing.B) {
 				gens[c] = conn
 			}
 			sent := `relay_output_sent_total{output="taps"}`
-			measure := func() float64 {
+			relayPid := r.cmd.Process.Pid
+			// measure sends the events and returns the relay's throughput
+			// and its CPU time per event.
+			measure := func() (evs, cpuPerEv float64) {
 				base := r.metric(sent)
+				cpu0 := cpuTime(relayPid)
 				start := time.Now()
 				var wg sync.WaitGroup
 				for c := range gens {
@@ -67,15 +80,20 @@ func BenchmarkRelayTaps(b *testing.B) {
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
-				return events / time.Since(start).Seconds()
+				el := time.Since(start)
+				return events / el.Seconds(), (cpuTime(relayPid) - cpu0).Seconds() / events
 			}
 			startTaps := func() func() {
 				var procs []*exec.Cmd
-				for _, args := range [][]string{
-					append([]string{r.pub, "--format", "json"}, v.filter...),
-					append([]string{r.pub, "--format", "json"}, v.filter...),
-					append([]string{"ws://" + r.http, "--token", liveToken, "--format", "json"}, v.filter...),
-				} {
+				var cmds [][]string
+				if v.pub {
+					cmds = append(cmds, append([]string{r.pub, "--format", "json"}, v.filter...),
+						append([]string{r.pub, "--format", "json"}, v.filter...))
+				}
+				if v.ws {
+					cmds = append(cmds, append([]string{"ws://" + r.http, "--token", liveToken, "--format", "json"}, v.filter...))
+				}
+				for _, args := range cmds {
 					cmd := exec.Command(r.tapBin, args...) // stdout: /dev/null
 					if err := cmd.Start(); err != nil {
 						b.Fatal(err)
@@ -86,17 +104,28 @@ func BenchmarkRelayTaps(b *testing.B) {
 				if v.filter != nil {
 					q = "&stream=click"
 				}
-				stalled, _, err := websocket.DefaultDialer.Dial("ws://"+r.http+"/v1/tap?format=json"+q,
-					map[string][]string{"Authorization": {"Bearer " + liveToken}})
-				if err != nil {
-					b.Fatal(err)
+				var stalled *websocket.Conn
+				wantWS, wantPub := 0.0, 0.0
+				if v.ws {
+					var err error
+					stalled, _, err = websocket.DefaultDialer.Dial("ws://"+r.http+"/v1/tap?format=json"+q,
+						map[string][]string{"Authorization": {"Bearer " + liveToken}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					wantWS = 2
 				}
-				eventually(b, 10*time.Second, "4 taps connected", func() bool {
-					return r.metric("relay_tap_clients") == 2 && r.metric(`relay_output_peers{output="taps"}`) == 2
+				if v.pub {
+					wantPub = 2
+				}
+				eventually(b, 10*time.Second, "taps connected", func() bool {
+					return r.metric("relay_tap_clients") == wantWS && r.metric(`relay_output_peers{output="taps"}`) == wantPub
 				})
 				time.Sleep(300 * time.Millisecond) // subscriptions travel after the handshake
 				return func() {
-					stalled.Close()
+					if stalled != nil {
+						stalled.Close()
+					}
 					for _, p := range procs {
 						p.Process.Kill()
 						p.Wait()
@@ -107,21 +136,36 @@ func BenchmarkRelayTaps(b *testing.B) {
 				}
 			}
 			measure() // warm up
-			var base, taps []float64
+			var base, taps, baseCPU, tapsCPU []float64
 			for range max(b.N, 3) {
-				base = append(base, measure())
+				t, c := measure()
+				base, baseCPU = append(base, t), append(baseCPU, c)
 				stop := startTaps()
-				taps = append(taps, measure())
+				t, c = measure()
+				taps, tapsCPU = append(taps, t), append(tapsCPU, c)
 				stop()
 			}
 			mb, mt := median(base), median(taps)
+			cb, ct := median(baseCPU)*1e9, median(tapsCPU)*1e9
 			b.ReportMetric(mb, "base_ev/s")
 			b.ReportMetric(mt, "taps_ev/s")
 			b.ReportMetric(mt/mb, "ratio")
-			fmt.Printf("relay throughput, %s taps: no taps %.0f ev/s, 4 taps %.0f ev/s, kept %.1f%% (runs: base %.0f, taps %.0f)\n",
-				v.name, mb, mt, 100*mt/mb, base, taps)
+			fmt.Printf("relay throughput, %s taps: no taps %.0f ev/s, with taps %.0f ev/s, kept %.1f%%; relay CPU %.0f ns/event vs %.0f ns/event (runs: base %.0f, taps %.0f)\n",
+				v.name, mb, mt, 100*mt/mb, cb, ct, base, taps)
 		})
 	}
+}
+
+// cpuTime is a process's user+system CPU time, from /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 func median(v []float64) float64 {
