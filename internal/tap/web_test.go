@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,9 +84,15 @@ func startChromium(t *testing.T) *cdp {
 	if _, err := os.Stat(chromiumBin); err != nil {
 		t.Fatalf("web page test needs %s: apt-get install chromium (%v)", chromiumBin, err)
 	}
+	profile, err := os.MkdirTemp("", "tapchromium")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(chromiumBin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(), "--remote-debugging-port=0", "--window-size=1280,900", "about:blank")
+		"--user-data-dir="+profile, "--remote-debugging-port=0", "--window-size=1280,900", "about:blank")
+	// Its own process group: Chromium's helpers must go with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +100,14 @@ func startChromium(t *testing.T) *cdp {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		// Helpers may still be exiting; retry briefly.
+		for i := 0; i < 50 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 	found := make(chan string, 1)
 	go func() {
 		re := regexp.MustCompile(`DevTools listening on (ws://\S+)`)
