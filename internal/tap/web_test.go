@@ -206,6 +206,16 @@ func TestWebPageChromium(t *testing.T) {
 	publish(5)
 	eventually(t, 10*time.Second, "the resumed page shows 25 rows", func() bool { return rows() == 25 })
 
+	// A burst the page cannot take: the drop indicator turns on.
+	for i := range 20000 {
+		h.Publish(testEvent("click", 100000+i, "u"))
+	}
+	eventually(t, 10*time.Second, "the drop indicator shows drops", func() bool {
+		var d struct{ Class, Text string }
+		json.Unmarshal(c.eval(`({Class: document.getElementById("drops").className, Text: document.getElementById("drops").textContent})`), &d)
+		return d.Class == "drops bad" && d.Text != "drops 0"
+	})
+
 	// Let a rates notice draw the chart, then keep the picture.
 	eventually(t, 10*time.Second, "the rate chart has a legend", func() bool {
 		publish(5)

@@ -27,23 +27,32 @@ func BenchmarkRelayTaps(b *testing.B) {
 		name    string
 		filter  []string
 		pub, ws bool
+		rate    int // offered events/s; 0: as fast as the relay takes them
 	}{
-		{"all-streams", nil, true, true},
-		{"one-stream", []string{"--stream", "click"}, true, true},
-		{"all-streams-pub-only", nil, true, false},
-		{"all-streams-ws-only", nil, false, true},
+		{"all-streams", nil, true, true, 0},
+		{"one-stream", []string{"--stream", "click"}, true, true, 0},
+		{"all-streams-pub-only", nil, true, false, 0},
+		{"all-streams-ws-only", nil, false, true, 0},
+		{"all-streams-at-100k/s", nil, true, true, 100000},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			r := startRelay(b, "")
-			const events, conns = 600000, 2
+			const conns = 2
+			events := 600000
+			if v.rate > 0 {
+				events = 3 * v.rate // three seconds
+			}
 			payload := make([][]byte, conns)
+			offsets := make([][]int, conns) // where each event starts, and the end
 			for c := range conns {
 				var buf []byte
 				for i := range events / conns {
 					e := genEvent{[]string{"click", "view", "buy"}[i%3], strconv.Itoa(i % 1000), c*events + i}
+					offsets[c] = append(offsets[c], len(buf))
 					buf = append(buf, e.line(100)...)
 				}
 				payload[c] = buf
+				offsets[c] = append(offsets[c], len(buf))
 			}
 			gens := make([]net.Conn, conns)
 			for c := range gens {
@@ -67,21 +76,38 @@ func BenchmarkRelayTaps(b *testing.B) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						if _, err := gens[c].Write(payload[c]); err != nil {
-							b.Error(err)
+						if v.rate == 0 {
+							if _, err := gens[c].Write(payload[c]); err != nil {
+								b.Error(err)
+							}
+							return
+						}
+						// Paced: every 10ms, what is due by then.
+						per := float64(v.rate) / conns
+						sentN := 0
+						for sentN < events/conns {
+							due := min(int(per*time.Since(start).Seconds())+1, events/conns)
+							if due > sentN {
+								if _, err := gens[c].Write(payload[c][offsets[c][sentN]:offsets[c][due]]); err != nil {
+									b.Error(err)
+									return
+								}
+								sentN = due
+							}
+							time.Sleep(10 * time.Millisecond)
 						}
 					}()
 				}
 				wg.Wait()
 				deadline := time.Now().Add(60 * time.Second)
-				for r.metric(sent) < base+events {
+				for r.metric(sent) < base+float64(events) {
 					if time.Now().After(deadline) {
 						b.Fatalf("the relay did not pass %d events within 60s", events)
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
 				el := time.Since(start)
-				return events / el.Seconds(), (cpuTime(relayPid) - cpu0).Seconds() / events
+				return float64(events) / el.Seconds(), (cpuTime(relayPid) - cpu0).Seconds() / float64(events)
 			}
 			startTaps := func() func() {
 				var procs []*exec.Cmd

@@ -44,6 +44,10 @@ Examples:
   tap stats tcp://relay:5556 --unique sd:user@32473.id --top hostname
   tap stats wss://relay:8443 --token-file /etc/relay/tap.token --interval 5s
 
+Output: events on stdout (pretty is coloured on a terminal unless NO_COLOR is
+set), notices on stderr. A websocket tap reports the events the relay dropped
+for it; a PUB tap cannot see the relay's drops (see relay_output_dropped_total).
+
 Fields (--match, --unique, --top): app-name, msgid, hostname, facility,
 severity, sd:ID.param, json:path, regex:EXPR.
 
@@ -184,6 +188,7 @@ type runner struct {
 	stdout   io.Writer
 	stderr   io.Writer
 	tty      bool // stdout is a terminal
+	color    bool // pretty output in colour
 	errTTY   bool
 	uniq     event.Field
 	top      event.Field
@@ -199,6 +204,7 @@ func newRunner(o *options, stdout, stderr io.Writer) (*runner, error) {
 		return nil, err
 	}
 	r := &runner{o: o, stdout: stdout, stderr: stderr, tty: isTTY(stdout), errTTY: isTTY(stderr)}
+	r.color = r.tty && os.Getenv("NO_COLOR") == "" // https://no-color.org
 	if o.format == "" {
 		o.format = "json"
 		if r.tty && o.out == "" {
@@ -338,7 +344,7 @@ func (r *runner) runEvents(ctx context.Context) error {
 				buf = m.Event().AppendJSON(buf)
 			}
 		case "pretty":
-			buf = appendPretty(buf, m.Event(), r.tty)
+			buf = appendPretty(buf, m.Event(), r.color)
 		}
 		buf = append(buf, '\n')
 		mu.Lock()
