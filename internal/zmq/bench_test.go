@@ -3,6 +3,8 @@ package zmq
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -148,4 +150,93 @@ func maxDepth(peers []*peer) int {
 		m = max(m, p.q.len())
 	}
 	return m
+}
+
+// BenchmarkPingPong: one 32-byte message there and back per op, Go PUSH →
+// Go PULL, echoed by PUSH → PULL on a second connection: the latency of
+// two hops through the socket layer. The tcp case is the same exchange
+// over raw loopback TCP connections (one write and one read per hop), the
+// floor the kernel sets.
+func BenchmarkPingPong(b *testing.B) {
+	b.Run("zmq", func(b *testing.B) {
+		ctx := context.Background()
+		aPush, aPull := NewPush(Options{}), NewPull(Options{})
+		bPush, bPull := NewPush(Options{}), NewPull(Options{})
+		for _, s := range []interface{ Close() error }{aPush, aPull, bPush, bPull} {
+			defer s.Close()
+		}
+		if err := bPull.Listen("tcp://127.0.0.1:0"); err != nil {
+			b.Fatal(err)
+		}
+		if err := aPull.Listen("tcp://127.0.0.1:0"); err != nil {
+			b.Fatal(err)
+		}
+		aPush.Dial(tcpEndpoint(bPull.Addrs()[0]))
+		bPush.Dial(tcpEndpoint(aPull.Addrs()[0]))
+		echoCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			for {
+				m, err := bPull.Recv(echoCtx)
+				if err != nil {
+					return
+				}
+				if bPush.Send(echoCtx, m) != nil {
+					return
+				}
+			}
+		}()
+		payload := make([]byte, 32)
+		rtt := func() {
+			if err := aPush.Send(ctx, Msg{payload}); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := aPull.Recv(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rtt() // connections up
+		b.ResetTimer()
+		for range b.N {
+			rtt()
+		}
+	})
+	b.Run("tcp", func(b *testing.B) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 34)
+			for {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		buf := make([]byte, 34) // a 32-byte ZMTP frame with its header
+		b.ResetTimer()
+		for range b.N {
+			if _, err := c.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
