@@ -9,7 +9,7 @@
 # processes share the 2 cores, so saturated throughput also measures them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== tap: relay throughput, 0 vs 4 tap clients (300k events x 3 runs per phase)"
+echo "== tap: relay throughput, 0 vs 4 tap clients (600k events, or 3s at a fixed rate, x 3 runs per phase)"
 go test -run '^$' -bench 'BenchmarkRelayTaps' -benchtime="${TAP_BENCH_RUNS:-3}x" ./internal/tap/cli \
   | grep -E '^relay throughput' \
   | sed -E 's/ \(runs:.*//'

@@ -25,6 +25,10 @@ const (
 // with rates=1, about stream rates.
 const noticeEvery = time.Second
 
+// coalesce is how long a client's writer lets a slow stream gather before
+// it writes again: the latency a tap adds, traded for fewer syscalls.
+const coalesce = time.Millisecond
+
 // HubConfig configures a Hub.
 type HubConfig struct {
 	Token      string // required from clients when not empty
@@ -309,7 +313,9 @@ func (c *client) writeLoop() {
 		prevRates map[string]uint64
 		lastTick  = time.Now()
 		batch     = make([]*event.Event, 0, c.q.max)
+		pause     = time.NewTimer(coalesce)
 	)
+	defer pause.Stop()
 	if c.rates {
 		prevRates = c.hub.rates.snapshot()
 	}
@@ -343,6 +349,19 @@ func (c *client) writeLoop() {
 			if err := c.bc.Flush(); err != nil {
 				fail(err)
 				return
+			}
+			if len(batch) < c.q.max/16 {
+				// A trickle: let events gather for a moment, so a tap
+				// costs at most ~1000 wake-ups and writes a second
+				// instead of one per event. Big batches mean a busy
+				// stream; then there is no pause, so the queue does not
+				// overflow.
+				pause.Reset(coalesce)
+				select {
+				case <-c.done:
+					return
+				case <-pause.C:
+				}
 			}
 		case now := <-tick.C:
 			if d := c.dropped.Load(); d != reported {

@@ -36,6 +36,8 @@ func BenchmarkRelayTaps(b *testing.B) {
 		{"all-streams-pub-only", nil, true, false, 0, false},
 		{"all-streams-ws-only", nil, false, true, 0, false},
 		{"all-streams-at-100k/s", nil, true, true, 100000, false},
+		{"all-streams-pub-only-at-100k/s", nil, true, false, 100000, false},
+		{"all-streams-ws-only-at-100k/s", nil, false, true, 100000, false},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			r := startRelay(b, "")
