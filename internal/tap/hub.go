@@ -185,11 +185,8 @@ func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 		done:   make(chan struct{}),
 		peer:   r.RemoteAddr,
 	}
-	if err := bw.conn.Flush(); err != nil { // the handshake response
-		ws.Close()
-		h.slots.Add(-1)
-		return
-	}
+	// Register before the client sees the handshake response, so every
+	// event published after its dial returns reaches it.
 	if !h.add(c) {
 		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down"), time.Now().Add(time.Second))
 		c.bc.Flush()
@@ -197,8 +194,10 @@ func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 		h.slots.Add(-1)
 		return
 	}
+	if err := bw.conn.Flush(); err != nil { // the handshake response
+		ws.Close() // the goroutines below fail at once and clean up
+	}
 	h.log.Info("tap client connected", "peer", c.peer, "filter", f.Query().Encode(), "raw", raw)
-	h.wg.Add(2)
 	go c.readLoop()
 	go c.writeLoop()
 }
@@ -231,6 +230,7 @@ func (h *Hub) add(c *client) bool {
 	if c.rates {
 		h.rates.watchers.Add(1)
 	}
+	h.wg.Add(2) // readLoop and writeLoop; under mu so Close's Wait sees it
 	return true
 }
 

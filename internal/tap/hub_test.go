@@ -183,6 +183,9 @@ func TestHubMaxClients(t *testing.T) {
 	h, url := startHub(t, HubConfig{MaxClients: 2})
 	a := dial(t, url+"/v1/tap", nil)
 	dial(t, url+"/v1/tap", nil)
+	if n := h.Stats().Clients; n != 2 {
+		t.Fatalf("%d clients registered once both dials returned, want 2", n)
+	}
 	_, resp, err := websocket.DefaultDialer.Dial(url+"/v1/tap", nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("third client: err %v, resp %v; want 503", err, resp)
