@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rsyslog-zmq/relay/internal/omprog/rsyslogtest"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // benchMode is one omprog configuration of the benchmark.
@@ -91,12 +91,12 @@ func benchRun(b *testing.B, m benchMode, n int, binary string, args []string, ba
 	dir := b.TempDir()
 	onoff := map[bool]string{true: "on", false: "off"}
 	done := filepath.Join(dir, "done")
-	var pull *rsyslogtest.Pull
+	var pull *testpeer.Pull
 	cmdline := binary
 	if baseline {
 		cmdline += fmt.Sprintf(" -n %d -done %s -confirm=%v", n, done, m.confirm)
 	} else {
-		pull = rsyslogtest.StartCountingPull(b, "tcp://127.0.0.1:0")
+		pull = testpeer.StartCountingPull(b, "tcp://127.0.0.1:0")
 		defer pull.Stop()
 		cmdline += " --relay " + pull.Endpoint + " --topic-from-field " + strings.Join(args, " ")
 	}
@@ -111,11 +111,11 @@ if $msg contains "msgnum:" then {
          action.resumeRetryCount="-1" action.resumeInterval="1")
 }
 `, cmdline, onoff[m.confirm], onoff[m.tx], filepath.Join(dir, "prog.log"), 2*n)
-	r := rsyslogtest.StartRsyslogd(b, dir, conf)
+	r := testpeer.StartRsyslogd(b, dir, conf)
 	defer r.Stop()
 	start := time.Now()
 	r.SendNumbered(b, "impression", 0, n)
-	rsyslogtest.Eventually(b, 5*time.Minute, func() string {
+	testpeer.Eventually(b, 5*time.Minute, func() string {
 		log, _ := os.ReadFile(filepath.Join(dir, "prog.log"))
 		return fmt.Sprintf("%s %s: not all %d processed\n%s", m.name, filepath.Base(binary), n, log)
 	}, func() bool {

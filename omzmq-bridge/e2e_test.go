@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rsyslog-zmq/relay/internal/omprog/rsyslogtest"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // bridgeConf returns rsyslog-conf/omprog-bridge.conf pointed at this
@@ -68,17 +68,17 @@ func payloads(t *testing.T, msgs [][]string) []string {
 
 // waitAll waits until every number in [0, n) arrived at pull, then reports
 // the duplicates.
-func waitAll(t *testing.T, pull *rsyslogtest.Pull, n int, timeout time.Duration, dir string) (dups int) {
+func waitAll(t *testing.T, pull *testpeer.Pull, n int, timeout time.Duration, dir string) (dups int) {
 	t.Helper()
 	var missing []int
-	rsyslogtest.Eventually(t, timeout, func() string {
+	testpeer.Eventually(t, timeout, func() string {
 		return fmt.Sprintf("%d of %d messages missing (%v); bridge log:\n%s", len(missing), n, missing[:min(len(missing), 20)], bridgeLog(dir))
 	}, func() bool {
 		if pull.Count() < n {
 			missing = make([]int, n-pull.Count())
 			return false
 		}
-		missing, dups, _ = rsyslogtest.Tally(payloads(t, pull.Messages()), n)
+		missing, dups, _ = testpeer.Tally(payloads(t, pull.Messages()), n)
 		return len(missing) == 0
 	})
 	return dups
@@ -94,8 +94,8 @@ func TestRsyslogOmprogExactlyOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("transactions=%v", tx), func(t *testing.T) {
 			const n = 100_000
 			dir := t.TempDir()
-			pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
-			r := rsyslogtest.StartRsyslogd(t, dir, bridgeConf(t, pull.Endpoint, dir, tx))
+			pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
+			r := testpeer.StartRsyslogd(t, dir, bridgeConf(t, pull.Endpoint, dir, tx))
 			start := time.Now()
 			r.SendNumbered(t, "impression", 0, n)
 			dups := waitAll(t, pull, n, 3*time.Minute, dir)
@@ -122,11 +122,11 @@ func TestRsyslogOmprogKill9(t *testing.T) {
 		t.Run(fmt.Sprintf("transactions=%v", tx), func(t *testing.T) {
 			const n = 50_000
 			dir := t.TempDir()
-			pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
-			r := rsyslogtest.StartRsyslogd(t, dir, bridgeConf(t, pull.Endpoint, dir, tx))
+			pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
+			r := testpeer.StartRsyslogd(t, dir, bridgeConf(t, pull.Endpoint, dir, tx))
 			done := make(chan struct{})
 			go func() { defer close(done); r.SendNumbered(t, "impression", 0, n) }()
-			rsyslogtest.Eventually(t, time.Minute, func() string { return "first messages; bridge log:\n" + bridgeLog(dir) },
+			testpeer.Eventually(t, time.Minute, func() string { return "first messages; bridge log:\n" + bridgeLog(dir) },
 				func() bool { return pull.Count() >= n/10 })
 			pids := r.Children("omzmq-bridge")
 			if len(pids) != 1 {
@@ -155,11 +155,11 @@ func TestRsyslogOmprogPeerAbsent10s(t *testing.T) {
 	}
 	const n = 20_000
 	dir := t.TempDir()
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", rsyslogtest.FreePort(t))
-	r := rsyslogtest.StartRsyslogd(t, dir, bridgeConf(t, ep, dir, true))
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t))
+	r := testpeer.StartRsyslogd(t, dir, bridgeConf(t, ep, dir, true))
 	r.SendNumbered(t, "impression", 0, n)
 	time.Sleep(10 * time.Second) // the outage
-	pull := rsyslogtest.StartPull(t, ep)
+	pull := testpeer.StartPull(t, ep)
 	dups := waitAll(t, pull, n, 3*time.Minute, dir)
 	if dups > 0 {
 		t.Fatalf("%d duplicates after the outage", dups)
@@ -179,8 +179,8 @@ func TestRsyslogOmprogFireAndForget(t *testing.T) {
 	}
 	const n = 20_000
 	dir := t.TempDir()
-	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
-	r := rsyslogtest.StartRsyslogd(t, dir, bridgeConf(t, pull.Endpoint, dir, false, `confirmMessages="on"`, `confirmMessages="off"`))
+	pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
+	r := testpeer.StartRsyslogd(t, dir, bridgeConf(t, pull.Endpoint, dir, false, `confirmMessages="on"`, `confirmMessages="off"`))
 	r.SendNumbered(t, "impression", 0, n)
 	if dups := waitAll(t, pull, n, 3*time.Minute, dir); dups > 0 {
 		t.Fatalf("%d duplicates", dups)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rsyslog-zmq/relay/internal/omprog/rsyslogtest"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // bridgeBin is the omzmq-bridge binary built once for the tests.
@@ -194,7 +194,7 @@ func TestBridgeToLibzmqPull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pyzmq")
 	}
-	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
 	b := startBridge(t, "--relay", pull.Endpoint, "--topic-from-field", "--confirm", "on")
 	if st := b.status(t); st != "OK" {
 		t.Fatalf("ready status %q", st)
@@ -210,7 +210,7 @@ func TestBridgeToLibzmqPull(t *testing.T) {
 			t.Fatalf("status %d = %q, want %q", i, st, want)
 		}
 	}
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return fmt.Sprint(pull.Messages()) }, func() bool { return pull.Count() == 5 })
+	testpeer.Eventually(t, 10*time.Second, func() string { return fmt.Sprint(pull.Messages()) }, func() bool { return pull.Count() == 5 })
 	got := pull.Messages()
 	if g := strings.Join(got[0], "|"); g != "impression|first event" {
 		t.Fatalf("first message frames %q", g)
@@ -225,7 +225,7 @@ func TestBridgeTransactionsToLibzmqPull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pyzmq")
 	}
-	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
 	b := startBridge(t, "--socket", "push", "--connect", pull.Endpoint, "--topic", "bridge", "--confirm", "on")
 	b.status(t)
 	for tx := 0; tx < 3; tx++ {
@@ -234,7 +234,7 @@ func TestBridgeTransactionsToLibzmqPull(t *testing.T) {
 			t.Fatalf("BEGIN: %q", st)
 		}
 		for i := 0; i < 10; i++ {
-			b.send(t, rsyslogtest.Numbered(tx*10+i))
+			b.send(t, testpeer.Numbered(tx*10+i))
 			if st := b.status(t); st != "DEFER_COMMIT" {
 				t.Fatalf("message: %q", st)
 			}
@@ -244,7 +244,7 @@ func TestBridgeTransactionsToLibzmqPull(t *testing.T) {
 			t.Fatalf("COMMIT: %q", st)
 		}
 		// Confirmed means written to the connection: it arrives.
-		rsyslogtest.Eventually(t, 10*time.Second, func() string { return "committed messages" }, func() bool { return pull.Count() == (tx+1)*10 })
+		testpeer.Eventually(t, 10*time.Second, func() string { return "committed messages" }, func() bool { return pull.Count() == (tx+1)*10 })
 	}
 	var texts []string
 	for _, m := range pull.Messages() {
@@ -253,7 +253,7 @@ func TestBridgeTransactionsToLibzmqPull(t *testing.T) {
 		}
 		texts = append(texts, m[1])
 	}
-	if missing, dups, strays := rsyslogtest.Tally(texts, 30); len(missing)+dups+strays > 0 {
+	if missing, dups, strays := testpeer.Tally(texts, 30); len(missing)+dups+strays > 0 {
 		t.Fatalf("missing %v dups %d strays %d", missing, dups, strays)
 	}
 }
@@ -263,8 +263,8 @@ func TestSIGHUPReloads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pyzmq")
 	}
-	pull1 := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
-	pull2 := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	pull1 := testpeer.StartPull(t, "tcp://127.0.0.1:0")
+	pull2 := testpeer.StartPull(t, "tcp://127.0.0.1:0")
 	f := filepath.Join(t.TempDir(), "flags")
 	if err := os.WriteFile(f, []byte("--connect "+pull1.Endpoint+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -273,7 +273,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	b.status(t)
 	b.send(t, "one")
 	b.status(t)
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "first message at pull1" }, func() bool { return pull1.Count() == 1 })
+	testpeer.Eventually(t, 10*time.Second, func() string { return "first message at pull1" }, func() bool { return pull1.Count() == 1 })
 
 	if err := os.WriteFile(f, []byte("--connect "+pull2.Endpoint+"\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -281,11 +281,11 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "reload log line: " + b.stderrString() },
+	testpeer.Eventually(t, 10*time.Second, func() string { return "reload log line: " + b.stderrString() },
 		func() bool { return strings.Contains(b.stderrString(), "SIGHUP: reconnected") })
 	b.send(t, "two")
 	b.status(t)
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "second message at pull2" }, func() bool { return pull2.Count() == 1 })
+	testpeer.Eventually(t, 10*time.Second, func() string { return "second message at pull2" }, func() bool { return pull2.Count() == 1 })
 	if pull1.Count() != 1 {
 		t.Fatalf("pull1 got %d messages after the reload", pull1.Count())
 	}
@@ -295,11 +295,11 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = b.cmd.Process.Signal(syscall.SIGHUP)
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return b.stderrString() },
+	testpeer.Eventually(t, 10*time.Second, func() string { return b.stderrString() },
 		func() bool { return strings.Contains(b.stderrString(), "settings rejected") })
 	b.send(t, "three")
 	b.status(t)
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "third message at pull2" }, func() bool { return pull2.Count() == 2 })
+	testpeer.Eventually(t, 10*time.Second, func() string { return "third message at pull2" }, func() bool { return pull2.Count() == 2 })
 }
 
 // SIGTERM flushes and exits 0.
@@ -307,7 +307,7 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pyzmq")
 	}
-	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
 	b := startBridge(t, "--relay", pull.Endpoint, "--confirm", "on")
 	b.status(t)
 	b.send(t, "x")
@@ -321,7 +321,7 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 	}
 }
 
-func waitCount(p *rsyslogtest.Pull, n int) bool {
+func waitCount(p *testpeer.Pull, n int) bool {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if p.Count() >= n {
@@ -356,7 +356,7 @@ func TestNoPeerConnectWaitsWithDots(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pyzmq")
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", rsyslogtest.FreePort(t))
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t))
 	b := startBridge(t, "--relay", ep, "--confirm", "on", "--keepalive", "100ms", "--max-wait", "200ms")
 	b.status(t)
 	b.send(t, "waits for the peer")
@@ -370,7 +370,7 @@ func TestNoPeerConnectWaitsWithDots(t *testing.T) {
 		}
 		dots++
 	}
-	pull := rsyslogtest.StartPull(t, ep)
+	pull := testpeer.StartPull(t, ep)
 	if st := b.status(t); st != "OK" {
 		t.Fatalf("status once the peer is there: %q", st)
 	}
@@ -402,14 +402,14 @@ func TestBridgePubToLibzmqSub(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pyzmq")
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", rsyslogtest.FreePort(t))
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t))
 	b := startBridge(t, "--socket", "pub", "--bind", ep, "--topic-from-field", "--confirm", "on")
 	if st := b.status(t); st != "OK" {
 		t.Fatalf("ready: %q", st)
 	}
-	sub := rsyslogtest.StartSub(t, ep, "impression")
+	sub := testpeer.StartSub(t, ep, "impression")
 	// PUB drops until the subscription has arrived (ZeroMQ's slow joiner).
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return "subscription to take effect" }, func() bool {
+	testpeer.Eventually(t, 10*time.Second, func() string { return "subscription to take effect" }, func() bool {
 		b.send(t, "impression warm-up")
 		if st := b.status(t); st != "OK" {
 			t.Fatalf("status %q", st)
@@ -419,7 +419,7 @@ func TestBridgePubToLibzmqSub(t *testing.T) {
 	b.send(t, "click not for this subscriber", "impression wanted")
 	b.status(t)
 	b.status(t)
-	rsyslogtest.Eventually(t, 10*time.Second, func() string { return fmt.Sprint(sub.Messages()) }, func() bool {
+	testpeer.Eventually(t, 10*time.Second, func() string { return fmt.Sprint(sub.Messages()) }, func() bool {
 		msgs := sub.Messages()
 		return msgs[len(msgs)-1][1] == "wanted"
 	})

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rsyslog-zmq/relay/internal/omprog/rsyslogtest"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // snippet returns file's text with each old→new replacement applied,
@@ -78,7 +78,7 @@ func TestSnippetsValidate(t *testing.T) {
 			if err := os.WriteFile(harness, []byte(conf), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out, err := rsyslogtest.Validate(t, harness)
+			out, err := testpeer.Validate(t, harness)
 			if err != nil || strings.Contains(strings.ToLower(out), "error") {
 				t.Fatalf("rsyslogd -N1 rejects %s: %v\n%s", f, err, out)
 			}
@@ -97,7 +97,7 @@ func TestValidateCatchesTypos(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(fmt.Sprintf("global(workDirectory=%q)\n%s", dir, s)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := rsyslogtest.Validate(t, bad); err == nil {
+	if out, err := testpeer.Validate(t, bad); err == nil {
 		t.Fatalf("rsyslogd -N1 accepted a misspelt parameter:\n%s", out)
 	}
 }
@@ -105,7 +105,7 @@ func TestValidateCatchesTypos(t *testing.T) {
 func numbers(n, from int) []string {
 	out := make([]string, n)
 	for i := range out {
-		out[i] = rsyslogtest.Numbered(from + i)
+		out[i] = testpeer.Numbered(from + i)
 	}
 	return out
 }
@@ -116,10 +116,10 @@ func TestForwardTCPEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs rsyslogd")
 	}
-	recv := rsyslogtest.StartSyslogReceiver(t, 0)
+	recv := testpeer.StartSyslogReceiver(t, 0)
 	port := recv.Addr.Port
 	conf := snippet(t, "forward-tcp.conf", `port="10514"`, fmt.Sprintf(`port="%d"`, port))
-	r := rsyslogtest.StartRsyslogd(t, t.TempDir(), onlyTestMessages(conf))
+	r := testpeer.StartRsyslogd(t, t.TempDir(), onlyTestMessages(conf))
 
 	const n = 2000
 	r.SendNumbered(t, "impression", 0, n)
@@ -129,7 +129,7 @@ func TestForwardTCPEndToEnd(t *testing.T) {
 			t.Fatalf("frame is not RFC 5424 from the template: %q", m)
 		}
 	}
-	missing, dups, strays := rsyslogtest.Tally(texts, n)
+	missing, dups, strays := testpeer.Tally(texts, n)
 	if len(missing) > 0 || dups > 0 || strays > 0 {
 		t.Fatalf("relay up: missing %d, duplicates %d, strays %d", len(missing), dups, strays)
 	}
@@ -138,22 +138,22 @@ func TestForwardTCPEndToEnd(t *testing.T) {
 	recv.Close()
 	r.SendNumbered(t, "impression", n, n)
 	time.Sleep(3 * time.Second) // the outage
-	recv2 := rsyslogtest.StartSyslogReceiver(t, port)
+	recv2 := testpeer.StartSyslogReceiver(t, port)
 	var missing2 []int
-	rsyslogtest.Eventually(t, 60*time.Second, func() string {
+	testpeer.Eventually(t, 60*time.Second, func() string {
 		return fmt.Sprintf("%d messages still missing after the relay came back; rsyslogd:\n%s", len(missing2), r.Output())
 	}, func() bool {
 		texts2, _ := recv2.Messages()
-		missing2, dups, _ = rsyslogtest.Tally(append(texts, texts2...), 2*n)
+		missing2, dups, _ = testpeer.Tally(append(texts, texts2...), 2*n)
 		return len(missing2) == 0
 	})
 	t.Logf("relay down 3s with %d messages sent meanwhile: none lost, %d duplicates", n, dups)
 }
 
-func waitFrames(t *testing.T, recv *rsyslogtest.SyslogReceiver, n int, r *rsyslogtest.Rsyslogd) []string {
+func waitFrames(t *testing.T, recv *testpeer.SyslogReceiver, n int, r *testpeer.Rsyslogd) []string {
 	t.Helper()
 	var texts []string
-	rsyslogtest.Eventually(t, 60*time.Second, func() string {
+	testpeer.Eventually(t, 60*time.Second, func() string {
 		return fmt.Sprintf("%d of %d frames; rsyslogd:\n%s", len(texts), n, r.Output())
 	}, func() bool {
 		msgs, bad := recv.Messages()
@@ -171,15 +171,15 @@ func TestForwardPerStreamEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs rsyslogd")
 	}
-	recv := rsyslogtest.StartSyslogReceiver(t, 0)
+	recv := testpeer.StartSyslogReceiver(t, 0)
 	conf := snippet(t, "forward-per-stream.conf", `port="10514"`, fmt.Sprintf(`port="%d"`, recv.Addr.Port))
-	r := rsyslogtest.StartRsyslogd(t, t.TempDir(), conf)
+	r := testpeer.StartRsyslogd(t, t.TempDir(), conf)
 	r.Send(t, "other", numbers(100, 1000)...) // not forwarded
 	r.Send(t, "impression", numbers(100, 0)...)
 	r.Send(t, "click", numbers(100, 100)...)
 	r.Send(t, "other", "msgnum:99999999 end marker")
 	texts := waitFrames(t, recv, 200, r)
-	missing, dups, strays := rsyslogtest.Tally(texts, 200)
+	missing, dups, strays := testpeer.Tally(texts, 200)
 	if len(missing) > 0 || dups > 0 || strays > 0 {
 		t.Fatalf("missing %d, duplicates %d, strays %d (other streams leaked?)", len(missing), dups, strays)
 	}
@@ -196,12 +196,12 @@ func TestOmczmqPushEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs rsyslogd and pyzmq")
 	}
-	pull := rsyslogtest.StartPull(t, "tcp://127.0.0.1:0")
+	pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
 	conf := snippet(t, "omczmq-push.conf", `">tcp://127.0.0.1:5555"`, strconv.Quote(">"+pull.Endpoint))
-	r := rsyslogtest.StartRsyslogd(t, t.TempDir(), onlyTestMessages(conf))
+	r := testpeer.StartRsyslogd(t, t.TempDir(), onlyTestMessages(conf))
 	const n = 2000
 	r.SendNumbered(t, "impression", 0, n)
-	rsyslogtest.Eventually(t, 60*time.Second, func() string {
+	testpeer.Eventually(t, 60*time.Second, func() string {
 		return fmt.Sprintf("%d of %d messages; rsyslogd:\n%s", pull.Count(), n, r.Output())
 	}, func() bool { return pull.Count() >= n })
 	var texts []string
@@ -211,7 +211,7 @@ func TestOmczmqPushEndToEnd(t *testing.T) {
 		}
 		texts = append(texts, m[0])
 	}
-	missing, dups, strays := rsyslogtest.Tally(texts, n)
+	missing, dups, strays := testpeer.Tally(texts, n)
 	if len(missing) > 0 || dups > 0 || strays > 0 {
 		t.Fatalf("missing %d, duplicates %d, strays %d", len(missing), dups, strays)
 	}
@@ -229,7 +229,7 @@ func TestImczmqSubEndToEnd(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bridge, "../omzmq-bridge").CombinedOutput(); err != nil {
 		t.Fatalf("build omzmq-bridge: %v\n%s", err, out)
 	}
-	ep := fmt.Sprintf("tcp://127.0.0.1:%d", rsyslogtest.FreePort(t))
+	ep := fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t))
 	pub := exec.Command(bridge, "--socket", "pub", "--bind", ep, "--topic-from-field", "--confirm", "off")
 	stdin, err := pub.StdinPipe()
 	if err != nil {
@@ -242,9 +242,9 @@ func TestImczmqSubEndToEnd(t *testing.T) {
 
 	tap := filepath.Join(dir, "tap.log")
 	conf := snippet(t, "imczmq-sub.conf", `">tcp://127.0.0.1:5556"`, strconv.Quote(">"+ep), "/var/log/relay-tap.log", tap)
-	r := rsyslogtest.StartRsyslogd(t, dir, conf)
+	r := testpeer.StartRsyslogd(t, dir, conf)
 	i := 0
-	rsyslogtest.Eventually(t, 30*time.Second, func() string { return "events in the tap file; rsyslogd:\n" + r.Output() }, func() bool {
+	testpeer.Eventually(t, 30*time.Second, func() string { return "events in the tap file; rsyslogd:\n" + r.Output() }, func() bool {
 		// PUB drops until the subscription arrives, so keep publishing.
 		fmt.Fprintf(stdin, "impression <14>1 2026-01-01T00:00:00Z h impression - - - msgnum:%08d\nother <14>1 2026-01-01T00:00:00Z h other - - - msgnum:99999999\n", i)
 		i++
@@ -307,16 +307,16 @@ func TestForwardTLSEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	caFile, cert := testCA(t, dir)
-	recv := rsyslogtest.StartTLSSyslogReceiver(t, 0, &tls.Config{Certificates: []tls.Certificate{cert}})
+	recv := testpeer.StartTLSSyslogReceiver(t, 0, &tls.Config{Certificates: []tls.Certificate{cert}})
 	conf := snippet(t, "forward-tls.conf",
 		`target="relay.example.net"`, `target="127.0.0.1"`,
 		`port="6514"`, fmt.Sprintf(`port="%d"`, recv.Addr.Port),
 		"/etc/rsyslog.d/relay-ca.pem", caFile)
-	r := rsyslogtest.StartRsyslogd(t, dir, onlyTestMessages(conf))
+	r := testpeer.StartRsyslogd(t, dir, onlyTestMessages(conf))
 	const n = 1000
 	r.SendNumbered(t, "impression", 0, n)
 	texts := waitFrames(t, recv, n, r)
-	missing, dups, strays := rsyslogtest.Tally(texts, n)
+	missing, dups, strays := testpeer.Tally(texts, n)
 	if len(missing) > 0 || dups > 0 || strays > 0 {
 		t.Fatalf("missing %d, duplicates %d, strays %d", len(missing), dups, strays)
 	}
@@ -329,15 +329,15 @@ func TestForwardTLSRejectsWrongName(t *testing.T) {
 	}
 	dir := t.TempDir()
 	caFile, cert := testCA(t, dir)
-	recv := rsyslogtest.StartTLSSyslogReceiver(t, 0, &tls.Config{Certificates: []tls.Certificate{cert}})
+	recv := testpeer.StartTLSSyslogReceiver(t, 0, &tls.Config{Certificates: []tls.Certificate{cert}})
 	conf := snippet(t, "forward-tls.conf",
 		`target="relay.example.net"`, `target="127.0.0.1"`,
 		`port="6514"`, fmt.Sprintf(`port="%d"`, recv.Addr.Port),
 		`StreamDriverPermittedPeers="relay.example.net"`, `StreamDriverPermittedPeers="other.example.net"`,
 		"/etc/rsyslog.d/relay-ca.pem", caFile)
-	r := rsyslogtest.StartRsyslogd(t, dir, onlyTestMessages(conf))
+	r := testpeer.StartRsyslogd(t, dir, onlyTestMessages(conf))
 	r.SendNumbered(t, "impression", 0, 10)
-	rsyslogtest.Eventually(t, 30*time.Second, func() string { return "rsyslog to refuse the name; rsyslogd:\n" + r.Output() },
+	testpeer.Eventually(t, 30*time.Second, func() string { return "rsyslog to refuse the name; rsyslogd:\n" + r.Output() },
 		func() bool {
 			return strings.Contains(r.Output(), "peer name not authorized") || recv.HandshakeFailures() > 0
 		})

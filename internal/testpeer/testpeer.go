@@ -1,8 +1,8 @@
-// Package rsyslogtest runs the real peers the omzmq-bridge and snippet
-// tests talk to: an unprivileged foreground rsyslogd fed over TCP, a
+// Package testpeer runs the real peers tests talk to (for now the omzmq-bridge and snippet
+// tests): an unprivileged foreground rsyslogd fed over TCP, a
 // libzmq (pyzmq) PULL consumer, and a plain TCP syslog receiver. A missing
 // peer fails the test with what to install; it never skips.
-package rsyslogtest
+package testpeer
 
 import (
 	"bufio"
