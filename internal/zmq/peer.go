@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -39,16 +38,6 @@ type peer struct {
 	cmdsIn                             atomic.Uint64
 	ttl                                atomic.Int64  // from the peer's PINGs: silence allowed, ns
 	drops                              atomic.Uint64 // PUB: queue full
-
-	// PUSH direct path (direct.go). wmu is held by whoever writes to
-	// conn, so a direct write never overtakes queued messages.
-	raw        syscall.RawConn // nil: no direct path
-	wmu        sync.Mutex
-	dbuf       []byte    // wmu: direct path's encode buffer
-	rest       []byte    // wmu: tail of a partial direct write, written next
-	restMsgs   int       // wmu: messages not yet wholly written in rest
-	restBytes  int       // wmu: their payload bytes
-	lastDirect time.Time // wmu
 }
 
 func newPeer(s *socket, conn net.Conn, ep string, pipe *outq) *peer {
@@ -68,13 +57,6 @@ func newPeer(s *socket, conn net.Conn, ep string, pipe *outq) *peer {
 		exited:   make(chan struct{}),
 	}
 	p.subs.Store(&subSet{})
-	if s.typ == zmq4.Push {
-		if sc, ok := conn.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				p.raw = rc
-			}
-		}
-	}
 	return p
 }
 
@@ -227,31 +209,14 @@ func (p *peer) writeLoop() {
 	var spare, msgs []Msg
 	var ctrl []byte
 	for {
-		// Hold wmu from take to the last write, so a direct write (which
-		// needs an empty queue and wmu) cannot overtake what was taken.
-		p.wmu.Lock()
-		if p.rest != nil {
-			if !p.writeRest() {
-				p.wmu.Unlock()
-				p.s.orphaned(p, nil)
-				return
-			}
-		}
 		msgs, ctrl = p.q.take(spare, ctrl)
 		spare = nil
 		if len(msgs) == 0 && len(ctrl) == 0 {
-			p.wmu.Unlock()
 			spare = msgs // the queue now holds the old spare
 			select {
 			case <-p.q.wake:
 				continue
 			case <-p.done:
-				p.wmu.Lock()
-				if p.rest != nil { // a direct write's tail never went out
-					p.s.lost(p.restMsgs)
-					p.rest = nil
-				}
-				p.wmu.Unlock()
 				p.s.orphaned(p, nil)
 				return
 			}
@@ -270,7 +235,6 @@ func (p *peer) writeLoop() {
 				if _, err := p.conn.Write(buf); err != nil {
 					p.s.lost(pending)
 					p.close(err)
-					p.wmu.Unlock()
 					clear(msgs[:i+1])
 					p.s.orphaned(p, msgs[i+1:])
 					return
@@ -285,35 +249,16 @@ func (p *peer) writeLoop() {
 		if len(buf) > 0 { // only commands
 			if _, err := p.conn.Write(buf); err != nil {
 				p.close(err)
-				p.wmu.Unlock()
 				p.s.orphaned(p, nil)
 				return
 			}
 		}
-		p.wmu.Unlock()
 		if cap(buf) > 4*writeBufSize {
 			buf = make([]byte, 0, writeBufSize) // don't keep a huge message's buffer
 		}
 		clear(msgs)
 		spare = msgs[:0]
 	}
-}
-
-// writeRest completes a partial direct write before anything else goes
-// on the wire; under wmu. False: the connection failed (peer closed).
-func (p *peer) writeRest() bool {
-	_, err := p.conn.Write(p.rest)
-	n, b := p.restMsgs, p.restBytes
-	p.rest, p.restMsgs, p.restBytes = nil, 0, 0
-	if err != nil {
-		p.s.lost(n)
-		p.close(err)
-		return false
-	}
-	p.msgsOut.Add(uint64(n))
-	p.bytesOut.Add(uint64(b))
-	p.s.inflight.Add(-int64(n))
-	return true
 }
 
 // heartbeatLoop sends PINGs and closes the peer once nothing at all has

@@ -139,8 +139,7 @@ func (p *Push) tryConnected(m Msg) bool {
 	}
 	start := p.rr.Add(1)
 	for i := uint32(0); i < n; i++ {
-		pe := peers[(start+i)%n]
-		if pe.direct([]Msg{m}) == 1 || pe.q.push(m) {
+		if peers[(start+i)%n].q.push(m) {
 			return true
 		}
 	}
@@ -162,12 +161,7 @@ func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
 			start := p.rr.Add(1)
 			for i := uint32(0); i < n && done < len(ms); i++ {
 				end := min(done+chunk, len(ms))
-				pe := peers[(start+i)%n]
-				k := pe.direct(ms[done:end])
-				if k == 0 {
-					k = pe.q.pushMany(ms[done:end])
-				}
-				if k > 0 {
+				if k := peers[(start+i)%n].q.pushMany(ms[done:end]); k > 0 {
 					done += k
 					progressed = true
 				}

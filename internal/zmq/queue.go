@@ -130,14 +130,6 @@ func (q *outq) popFront() (Msg, bool) {
 	return m, true
 }
 
-// idle reports whether nothing (message or command) waits to be written.
-func (q *outq) idle() bool {
-	q.mu.Lock()
-	ok := !q.closed && len(q.msgs) == 0 && len(q.ctrl) == 0
-	q.mu.Unlock()
-	return ok
-}
-
 func (q *outq) len() int {
 	q.mu.Lock()
 	n := len(q.msgs)

@@ -1,7 +1,0 @@
-//go:build unix
-
-package zmq
-
-import "syscall"
-
-func rawWrite(fd uintptr, b []byte) (int, error) { return syscall.Write(int(fd), b) }
