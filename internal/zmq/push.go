@@ -50,21 +50,7 @@ func (p *Push) migrate(q *outq, unparked <-chan struct{}) {
 	defer p.wg.Done()
 	for {
 		ch := p.roomWait()
-		for {
-			if len(*p.list.Load()) == 0 {
-				break
-			}
-			m, ok := q.popFront()
-			if !ok {
-				break
-			}
-			if !p.tryConnected(m) {
-				if !q.unshift([]Msg{m}) { // closing
-					p.stat.dropClosed.Add(1)
-					p.inflight.Add(-1)
-				}
-				break
-			}
+		for p.migrateOne(q, unparked) {
 		}
 		select {
 		case <-ch:
@@ -77,6 +63,36 @@ func (p *Push) migrate(q *outq, unparked <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// migrateOne moves the pipe's oldest message to a connected peer with
+// room and reports whether it did. It holds socket.mu, under which a
+// reconnection unparks the pipe: once unparked, the pipe is a connected
+// peer's queue, and moving its messages would reorder them (onto its own
+// tail, or behind what its writer already took).
+func (p *Push) migrateOne(q *outq, unparked <-chan struct{}) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-unparked:
+		return false
+	default:
+	}
+	if len(*p.list.Load()) == 0 {
+		return false
+	}
+	m, ok := q.popFront()
+	if !ok {
+		return false
+	}
+	if p.tryConnected(m) {
+		return true
+	}
+	if !q.unshift([]Msg{m}) { // closing
+		p.stat.dropClosed.Add(1)
+		p.inflight.Add(-1)
+	}
+	return false
 }
 
 // Send queues m to the next connected peer in turn that has room, else to
