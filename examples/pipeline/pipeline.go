@@ -240,6 +240,18 @@ func Run(ctx context.Context, p Params) (Result, error) {
 				}
 				seen[id]++
 			}
+			// Ack the batches these messages completed, now that the sink
+			// has counted them.
+			if p.sinkGate != nil {
+				p.sinkGate.RLock()
+			}
+			err = recv.Commit(ctx)
+			if p.sinkGate != nil {
+				p.sinkGate.RUnlock()
+			}
+			if err != nil {
+				return
+			}
 			prog.received.Store(int64(got))
 			clear(buf[:n])
 		}

@@ -1,7 +1,8 @@
 // Package ackpipe is the batch-acknowledged pipeline: a Sender that sends
 // messages in numbered batches and never has more than Window batches
 // unacknowledged, and a Receiver that acknowledges each batch once it
-// holds every message of it.
+// holds every message of it and the application has processed them
+// (Receiver.Commit, called after handling what Receiver.Handle returned).
 //
 // This bounds what a crash can lose, and the memory a slow consumer can
 // pin, to Window*BatchSize messages, while messages still stream without

@@ -77,6 +77,9 @@ func FuzzReceiver(f *testing.F) {
 				m = append(m, []byte("payload"))
 			}
 			_, fresh, err := r.Handle(context.Background(), m)
+			if cerr := r.Commit(context.Background()); cerr != nil {
+				t.Fatalf("Commit: %v", cerr)
+			}
 			if !fresh {
 				continue
 			}

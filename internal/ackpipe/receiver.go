@@ -89,6 +89,7 @@ type Receiver struct {
 	streams map[uint32]*rstream
 	clock   uint64
 	st      ReceiverStats
+	owed    []owedAck // batches complete (or re-sent) whose acks Commit sends
 
 	// The batch being received, to skip two map lookups per message;
 	// cleared whenever a batch or stream is dropped from the maps.
@@ -112,11 +113,21 @@ func NewReceiver(acks AckConn, c ReceiverConfig) *Receiver {
 	return &Receiver{acks: acks, cfg: c, streams: make(map[uint32]*rstream)}
 }
 
+// owedAck is an ack Commit still has to send.
+type owedAck struct {
+	stream uint32
+	seq    uint64
+}
+
 // Handle takes one received message. It returns the application's
 // frames and true when the message is delivered for the first time, and
 // false for a copy, a marker or a refused message (with an error wrapping
-// ErrMalformed or ErrBatchTooLarge). When the message completes its batch,
-// Handle sends the ack, and returns AckConn's error if that fails.
+// ErrMalformed or ErrBatchTooLarge).
+//
+// Handle never acks: a batch is acknowledged by the next Commit, which the
+// application calls once it has processed what Handle returned. Acking
+// first would tell the sender a batch is safe while its last message is
+// still only in the application's hands.
 func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error) {
 	if len(m) == 0 {
 		r.count(&r.st.Malformed)
@@ -148,11 +159,9 @@ func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error)
 		reack := h.Flags&FlagLast != 0
 		if reack {
 			r.st.ReAcks++
+			r.owed = append(r.owed, owedAck{h.Stream, h.Seq})
 		}
 		r.mu.Unlock()
-		if reack {
-			return nil, false, r.ack(ctx, h.Stream, h.Seq)
-		}
 		return nil, false, nil
 	}
 	var b *rbatch
@@ -196,15 +205,33 @@ func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error)
 		r.curB = nil
 		s.markDone(h.Seq, r.cfg.MaxOpen)
 		r.st.Batches++
+		r.owed = append(r.owed, owedAck{h.Stream, h.Seq})
 	}
 	r.mu.Unlock()
-	if complete {
-		err = r.ack(ctx, h.Stream, h.Seq)
-	}
 	if marker {
-		return nil, false, err
+		return nil, false, nil
 	}
-	return m[1:], true, err
+	return m[1:], true, nil
+}
+
+// Commit sends the acks of the batches completed (or re-sent after their
+// ack) since the last Commit. Call it after processing what Handle
+// returned; it costs nothing when no batch completed. On error, the acks
+// not sent stay owed and the next Commit retries them.
+func (r *Receiver) Commit(ctx context.Context) error {
+	r.mu.Lock()
+	owed := r.owed
+	r.owed = nil
+	r.mu.Unlock()
+	for i, a := range owed {
+		if err := r.ack(ctx, a.stream, a.seq); err != nil {
+			r.mu.Lock()
+			r.owed = append(owed[i:len(owed):len(owed)], r.owed...)
+			r.mu.Unlock()
+			return err
+		}
+	}
+	return nil
 }
 
 func has(m map[uint64]struct{}, k uint64) bool {

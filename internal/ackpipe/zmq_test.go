@@ -58,6 +58,10 @@ func TestOverZMQ(t *testing.T) {
 					got++
 				}
 			}
+			if err := r.Commit(ctx); err != nil {
+				recvDone <- err
+				return
+			}
 		}
 		recvDone <- nil
 	}()
@@ -133,6 +137,9 @@ func BenchmarkReceiver(b *testing.B) {
 	for _, m := range msgs {
 		if _, fresh, err := r.Handle(ctx, m); err != nil || !fresh {
 			b.Fatal(fresh, err)
+		}
+		if err := r.Commit(ctx); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -15,14 +15,16 @@ import (
 
 // collector is a Handler that keeps every event it is given.
 type collector struct {
-	mu     sync.Mutex
-	events []*event.Event
-	gate   chan struct{} // when not nil, Handler waits for it to be closed
+	mu      sync.Mutex
+	events  []*event.Event
+	gate    chan struct{} // when not nil, Handler waits for it to be closed
+	entered int           // Handler calls that have started
 }
 
 func (c *collector) handle(batch []*event.Event) {
 	c.mu.Lock()
 	gate := c.gate
+	c.entered++
 	c.mu.Unlock()
 	if gate != nil {
 		<-gate
@@ -39,6 +41,13 @@ func (c *collector) block() chan struct{} {
 	c.gate = g
 	c.mu.Unlock()
 	return g
+}
+
+// calls returns how many Handler calls have started (blocked ones included).
+func (c *collector) calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entered
 }
 
 func (c *collector) len() int {
