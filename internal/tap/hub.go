@@ -185,6 +185,11 @@ func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 		done:   make(chan struct{}),
 		peer:   r.RemoteAddr,
 	}
+	if c.rates {
+		// The baseline is taken before registering: every event published
+		// once the client is visible counts in its first rates notice.
+		c.prevRates = h.rates.snapshot()
+	}
 	// Register before the client sees the handshake response, so every
 	// event published after its dial returns reaches it.
 	if !h.add(c) {
@@ -263,7 +268,9 @@ type client struct {
 	filter *Filter // MatchStream is read by Publish; the rest only by writeLoop
 	raw    bool
 	rates  bool
-	peer   string
+	// prevRates is the rate counters' baseline when the client registered.
+	prevRates map[string]uint64
+	peer      string
 
 	q        *evQueue
 	dropped  atomic.Uint64
@@ -316,9 +323,7 @@ func (c *client) writeLoop() {
 		pause     = time.NewTimer(coalesce)
 	)
 	defer pause.Stop()
-	if c.rates {
-		prevRates = c.hub.rates.snapshot()
-	}
+	prevRates = c.prevRates
 	fail := func(err error) {
 		c.hub.log.Debug("tap client write failed", "peer", c.peer, "err", err)
 		c.stop(websocket.CloseInternalServerErr, "write failed")

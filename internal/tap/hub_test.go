@@ -276,7 +276,11 @@ func TestHubRates(t *testing.T) {
 		h.Publish(testEvent([]string{"a", "b", "c"}[i%3], i, "1"))
 	}
 	seen := map[string]float64{}
+	deadline := time.Now().Add(10 * time.Second)
 	for seen["a"]+seen["b"]+seen["c"] < 30 {
+		if time.Now().After(deadline) {
+			t.Fatalf("rates notices add up to %v after 10s, want 10 each of a, b, c", seen)
+		}
 		var n struct {
 			Notice  string
 			Streams map[string]float64
