@@ -179,10 +179,14 @@ func TestRealRsyslogFormats(t *testing.T) {
 		port, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil && port > 0
 	})
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// rsyslogd writes the port file as it binds, which may be a moment
+	// before it accepts: retry until it does.
+	var conn net.Conn
+	eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		conn = c
+		return err == nil
+	})
 	for _, in := range rsyslogInputs {
 		fmt.Fprintf(conn, "%s\n", in)
 	}

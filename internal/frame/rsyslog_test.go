@@ -164,10 +164,13 @@ func TestRealRsyslogFraming(t *testing.T) {
 		}
 		want = append(want, "<13>"+body)
 	}
-	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The port file is written as imtcp binds, a moment before it accepts.
+	var conn net.Conn
+	eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		conn = c
+		return err == nil
+	})
 	for _, w := range want {
 		fmt.Fprintf(conn, "%d %s", len(w), w) // octet-counted into rsyslog too
 	}

@@ -307,7 +307,17 @@ func startRsyslogd(t testing.TB, conf string) *rsyslogd {
 				return false
 			}
 			r.port, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-			return r.port > 0
+			if r.port <= 0 {
+				return false
+			}
+			// The port file is written as imtcp binds, a moment before it
+			// accepts: ready means a connection goes through.
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", r.port))
+			if err != nil {
+				return false
+			}
+			c.Close()
+			return true
 		})
 	}
 	return r

@@ -34,6 +34,9 @@ if mode == "push":
         n += 1
     s.setsockopt(zmq.LINGER, 10000)
     s.close()
+    # LINGER is honoured while the context terminates: without term() the
+    # process may exit before the queued messages left.
+    ctx.term()
     out.write('["SENT %d"]\n' % n)
     out.flush()
     sys.exit(0)
