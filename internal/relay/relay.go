@@ -50,8 +50,9 @@ type Relay struct {
 	httpSrv *http.Server
 	httpLn  net.Listener
 
-	ready atomic.Bool
-	down  atomic.Bool
+	ready    atomic.Bool
+	down     atomic.Bool
+	writeLog logLimiter // output write failures
 	// ctx is cancelled when a drain runs out of time: writes still blocked
 	// on a full PUSH output give up then.
 	ctx    context.Context
@@ -230,8 +231,33 @@ func (r *Relay) handle(batch []*event.Event) {
 // counts and releases the events).
 func (r *Relay) write(gen *generation, i int, evs []*event.Event) {
 	if err := gen.outs[i].Write(r.ctx, evs); err != nil {
-		r.log.Warn("output write failed", "output", gen.table.Targets()[i].Name, "err", err)
+		// Every batch of a stuck output fails alike: one line a second
+		// says so, with how many were held back (the counters have all).
+		if n, ok := r.writeLog.allow(time.Now()); ok {
+			r.log.Warn("output write failed", "output", gen.table.Targets()[i].Name, "err", err, "suppressed", n)
+		}
 	}
+}
+
+// logLimiter lets one log line through per second and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line may be logged now, and how many were
+// suppressed since the last one.
+func (l *logLimiter) allow(now time.Time) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n, true
 }
 
 // enter pins the current generation for one batch. The re-check after the
