@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/frame"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // rsyslogInputs are fed to a real rsyslogd, which forwards them in its
@@ -52,27 +53,6 @@ func init() {
 const rsyslogTruth = `%structured-data%\t%app-name%\t%programname%\t%hostname%\t%syslogfacility-text%\t%syslogseverity-text%\t%procid%\t%msgid%\t%msg%\n`
 
 type truth struct{ sd, app, programname, host, facility, severity, procID, msgID, msg string }
-
-func needRsyslogd(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"rsyslogd", "/usr/sbin/rsyslogd"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatal("rsyslogd not found: apt-get install rsyslog (8.2302 or later)")
-	return ""
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what func() string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: %s", d, what())
-		}
-	}
-}
 
 // collector accepts one connection (omfwd's) and keeps its frames.
 type collector struct {
@@ -131,7 +111,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real rsyslogd test")
 	}
-	rsyslogd := needRsyslogd(t)
+	rsyslogd := testpeer.NeedRsyslogd(t, "apt-get install rsyslog (8.2302 or later)")
 	dir := t.TempDir()
 	formats := []struct {
 		template string
@@ -171,7 +151,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 	})
 
 	var port int
-	eventually(t, 20*time.Second, func() string { return "rsyslogd never wrote its imtcp port: " + stderr.String() }, func() bool {
+	testpeer.Eventually(t, 20*time.Second, func() string { return "rsyslogd never wrote its imtcp port: " + stderr.String() }, func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "port"))
 		if err != nil {
 			return false
@@ -182,7 +162,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 	// rsyslogd writes the port file as it binds, which may be a moment
 	// before it accepts: retry until it does.
 	var conn net.Conn
-	eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
+	testpeer.Eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		conn = c
 		return err == nil
@@ -194,7 +174,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 
 	n := len(rsyslogInputs)
 	var truths []truth
-	eventually(t, 30*time.Second, func() string {
+	testpeer.Eventually(t, 30*time.Second, func() string {
 		return fmt.Sprintf("rsyslog parsed %d of %d messages; stderr: %s", len(truths), n, stderr.String())
 	}, func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "truth.log"))
@@ -246,7 +226,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 	for _, f := range formats {
 		t.Run(f.template, func(t *testing.T) {
 			var frames []string
-			eventually(t, 30*time.Second, func() string {
+			testpeer.Eventually(t, 30*time.Second, func() string {
 				_, errs := f.c.snapshot()
 				return fmt.Sprintf("%d of %d frames arrived (errors %v)", len(frames), n, errs)
 			}, func() bool {

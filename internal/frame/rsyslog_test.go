@@ -13,27 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
-
-func needRsyslogd(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"rsyslogd", "/usr/sbin/rsyslogd"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	t.Fatal("rsyslogd not found: apt-get install rsyslog (8.2302 or later)")
-	return ""
-}
-
-func eventually(t *testing.T, d time.Duration, what func() string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: %s", d, what())
-		}
-	}
-}
 
 // sink accepts omfwd's connections and reads their frames.
 type sink struct {
@@ -108,7 +90,7 @@ func TestRealRsyslogFraming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real rsyslogd test")
 	}
-	rsyslogd := needRsyslogd(t)
+	rsyslogd := testpeer.NeedRsyslogd(t, "apt-get install rsyslog (8.2302 or later)")
 	dir := t.TempDir()
 	actions := []struct {
 		name, params string
@@ -145,7 +127,7 @@ func TestRealRsyslogFraming(t *testing.T) {
 		cmd.Wait()
 	})
 	var port int
-	eventually(t, 20*time.Second, func() string { return "rsyslogd never wrote its imtcp port: " + stderr.String() }, func() bool {
+	testpeer.Eventually(t, 20*time.Second, func() string { return "rsyslogd never wrote its imtcp port: " + stderr.String() }, func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "port"))
 		if err != nil {
 			return false
@@ -166,7 +148,7 @@ func TestRealRsyslogFraming(t *testing.T) {
 	}
 	// The port file is written as imtcp binds, a moment before it accepts.
 	var conn net.Conn
-	eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
+	testpeer.Eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		conn = c
 		return err == nil
@@ -179,7 +161,7 @@ func TestRealRsyslogFraming(t *testing.T) {
 	for _, a := range actions {
 		t.Run(a.name, func(t *testing.T) {
 			var got []string
-			eventually(t, 30*time.Second, func() string {
+			testpeer.Eventually(t, 30*time.Second, func() string {
 				_, errs := a.s.snapshot()
 				return fmt.Sprintf("%d of %d frames (errors %v); rsyslogd: %s", len(got), len(want), errs, stderr.String())
 			}, func() bool {

@@ -41,6 +41,16 @@ func Need(t testing.TB, binary, install string) string {
 	return p
 }
 
+// NeedRsyslogd returns rsyslogd's path, looking in PATH and then in
+// /usr/sbin (which a non-root PATH often lacks), or fails the test.
+func NeedRsyslogd(t testing.TB, install string) string {
+	t.Helper()
+	if p, err := exec.LookPath("rsyslogd"); err == nil {
+		return p
+	}
+	return Need(t, "/usr/sbin/rsyslogd", install)
+}
+
 // NeedPyzmq fails the test unless Python imports zmq.
 func NeedPyzmq(t testing.TB) {
 	t.Helper()
@@ -78,7 +88,7 @@ func FreePort(t testing.TB) int {
 // non-nil when rsyslogd rejects the configuration.
 func Validate(t testing.TB, file string) (string, error) {
 	t.Helper()
-	bin := Need(t, "rsyslogd", "apt-get install rsyslog rsyslog-czmq rsyslog-gnutls")
+	bin := NeedRsyslogd(t, "apt-get install rsyslog rsyslog-czmq rsyslog-gnutls")
 	out, err := exec.Command(bin, "-N1", "-f", file).CombinedOutput()
 	return string(out), err
 }
@@ -99,7 +109,7 @@ type Rsyslogd struct {
 // Reuse dir to restart on the same disk queues.
 func StartRsyslogd(t testing.TB, dir, body string) *Rsyslogd {
 	t.Helper()
-	bin := Need(t, "rsyslogd", "apt-get install rsyslog rsyslog-czmq")
+	bin := NeedRsyslogd(t, "apt-get install rsyslog rsyslog-czmq")
 	portFile := filepath.Join(dir, "imtcp.port")
 	_ = os.Remove(portFile)
 	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
