@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/output"
@@ -17,12 +18,15 @@ var errOutputGone = errors.New("output removed by reload")
 // the gate to open (backpressure, as with a full PUSH), then go to the
 // replacement, or fail if there is none.
 type gate struct {
-	name   string
-	opened chan struct{}
-	next   output.Output
+	name    string
+	opened  chan struct{}
+	next    output.Output
+	dropped *atomic.Uint64 // events failed here: relay_reload_dropped_total
 }
 
-func newGate(name string) *gate { return &gate{name: name, opened: make(chan struct{})} }
+func newGate(name string, dropped *atomic.Uint64) *gate {
+	return &gate{name: name, opened: make(chan struct{}), dropped: dropped}
+}
 
 // open lets held writes through to next (nil: the output is gone).
 func (g *gate) open(next output.Output) {
@@ -36,9 +40,11 @@ func (g *gate) Write(ctx context.Context, batch []*event.Event) error {
 	select {
 	case <-g.opened:
 	case <-ctx.Done():
+		g.dropped.Add(uint64(len(batch)))
 		return releaseAll(batch, ctx.Err())
 	}
 	if g.next == nil {
+		g.dropped.Add(uint64(len(batch)))
 		return releaseAll(batch, fmt.Errorf("output %q: %w", g.name, errOutputGone))
 	}
 	return g.next.Write(ctx, batch)

@@ -107,12 +107,13 @@ var (
 	tapClients = prometheus.NewDesc("relay_tap_clients", "Websocket tap clients connected now.", nil, nil)
 	tapSent    = prometheus.NewDesc("relay_tap_sent_total", "Events written to websocket tap clients.", nil, nil)
 	tapDropped = prometheus.NewDesc("relay_tap_dropped_total", "Events dropped because a tap client's queue was full.", nil, nil)
+	reloadDrop = prometheus.NewDesc("relay_reload_dropped_total", "Events routed to an output that a reload removed or could not recreate.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
-		outSent, outDropped, outBlocked, outQueue, outPeers, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped} {
+		outSent, outDropped, outBlocked, outQueue, outPeers, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop} {
 		ch <- d
 	}
 }
@@ -159,6 +160,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			counter(outOversz, float64(ss.Oversize), name)
 		}
 	}
+	counter(reloadDrop, float64(r.reloadDropped.Load()))
 	if r.hub != nil {
 		s := r.hub.Stats()
 		gauge(tapClients, float64(s.Clients))

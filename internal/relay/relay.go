@@ -53,6 +53,9 @@ type Relay struct {
 	ready    atomic.Bool
 	down     atomic.Bool
 	writeLog logLimiter // output write failures
+	// reloadDropped counts events routed to an output that a reload
+	// removed or could not recreate; that output's own counters are gone.
+	reloadDropped atomic.Uint64
 	// ctx is cancelled when a drain runs out of time: writes still blocked
 	// on a full PUSH output give up then.
 	ctx    context.Context
@@ -331,7 +334,7 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 		gated := &generation{table: old.table, outs: make([]output.Output, len(old.outs))}
 		copy(gated.outs, old.outs)
 		for _, ro := range retiring {
-			gates[ro.cfg.Name] = newGate(ro.cfg.Name)
+			gates[ro.cfg.Name] = newGate(ro.cfg.Name, &r.reloadDropped)
 		}
 		for i, t := range old.table.Targets() {
 			if g, ok := gates[t.Name]; ok {
@@ -424,7 +427,7 @@ func (r *Relay) newGenerationPartial(cfg *config.Config) (*generation, error) {
 		} else {
 			// It failed to start: its events fail (counted, logged) until
 			// a reload brings it up.
-			g := newGate(oc.Name)
+			g := newGate(oc.Name, &r.reloadDropped)
 			g.open(nil)
 			outs[i] = g
 		}
