@@ -27,7 +27,9 @@ func TestGateHoldsThenForwards(t *testing.T) {
 	g := newGate("w", &dropped)
 	next := &countingOutput{}
 	done := make(chan error, 1)
-	go func() { done <- g.Write(context.Background(), []*event.Event{event.New([]byte("<13>a")), event.New([]byte("<13>b"))}) }()
+	go func() {
+		done <- g.Write(context.Background(), []*event.Event{event.New([]byte("<13>a")), event.New([]byte("<13>b"))})
+	}()
 	select {
 	case err := <-done:
 		t.Fatalf("Write returned %v before the gate opened", err)
