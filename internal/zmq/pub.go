@@ -56,5 +56,16 @@ func (p *Pub) Send(m Msg) error {
 	return nil
 }
 
+// Wanted reports whether any connected subscriber's subscription matches
+// topic, so a caller can skip building a message nobody would get.
+func (p *Pub) Wanted(topic []byte) bool {
+	for _, pe := range *p.list.Load() {
+		if pe.subs.Load().match(topic) {
+			return true
+		}
+	}
+	return false
+}
+
 // Stats returns a snapshot of the counters.
 func (p *Pub) Stats() Stats { return p.stats(-1) }
