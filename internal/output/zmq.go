@@ -100,20 +100,27 @@ func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
 	if o.pub != nil {
 		// One backing array for all frames: two allocations per batch, none per event.
 		frames := make([][]byte, 2*len(batch))
+		msgs = msgs[:0]
 		for i, e := range batch {
 			m := frames[2*i : 2*i+2 : 2*i+2]
 			// The topic frame aliases the stream string: frames are only
 			// ever read, so there is no copy.
 			m[0] = unsafe.Slice(unsafe.StringData(e.Stream), len(e.Stream))
+			// Encoding JSON for a stream nobody subscribes to is wasted work.
+			if enc.format == JSON && !o.pub.Wanted(m[0]) {
+				continue
+			}
 			m[1] = enc.payload(e)
-			msgs[i] = m
+			msgs = append(msgs, m)
 		}
 		for _, m := range msgs {
 			if err := o.pub.Send(m); err != nil {
 				return fmt.Errorf("output %q: %w", o.name, err)
 			}
 		}
-		o.sent.Add(uint64(len(msgs)))
+		// As for raw payloads, which the socket discards for free, an
+		// event nobody wanted counts as handed to the socket.
+		o.sent.Add(uint64(len(batch)))
 		return nil
 	}
 	frames := make([][]byte, len(batch))
