@@ -6,7 +6,10 @@
 # no thread wake-ups between stages, which favours small batches on a quiet
 # machine), and workers as child processes like pipeline.py ("go-procs").
 # Runs are interleaved per batch size, so the machine's noise hits all
-# alike; compare the ratio columns.
+# alike; compare the ratio columns. "raw-tcp" is bench/pipefloor: the same
+# pattern over bare TCP with no ZeroMQ at all (a length and an id per
+# message, one write per connection per batch), the floor the kernel and
+# the Go runtime set for any implementation on this machine.
 #   COUNT=1000000 BATCHES=1000000,1000,100,50,10 WORKERS=4 SIZE=32 bash bench/pipeline.sh
 # Writes the chart to $CHART (default bench/results/pipeline.svg).
 set -euo pipefail
@@ -25,6 +28,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/pipeline" ./examples/pipeline
+go build -o "$tmp/pipefloor" ./bench/pipefloor
 echo "pipeline: $COUNT messages of $SIZE bytes, $WORKERS workers, one batch in flight; Go GOMAXPROCS=${GOMAXPROCS:-$(nproc)}, $(nproc) cores"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for b in ${BATCHES//,/ }; do
@@ -32,6 +36,7 @@ for b in ${BATCHES//,/ }; do
   "$tmp/pipeline" run -tsv -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
   GOMAXPROCS=1 "$tmp/pipeline" run -tsv -label go-p1 -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipeline" run -tsv -procs -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
+  "$tmp/pipefloor" -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 mkdir -p "$(dirname "$CHART")"
