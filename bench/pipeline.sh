@@ -9,7 +9,9 @@
 # alike; compare the ratio columns. "raw-tcp" is bench/pipefloor: the same
 # pattern over bare TCP with no ZeroMQ at all (a length and an id per
 # message, one write per connection per batch), the floor the kernel and
-# the Go runtime set for any implementation on this machine.
+# the Go runtime set for any implementation on this machine; "raw-tcp-c" is
+# the same in C with a blocking thread per role (bench/pipefloor/c), the
+# kernel's floor without any language runtime.
 #   COUNT=1000000 BATCHES=1000000,1000,100,50,10 WORKERS=4 SIZE=32 bash bench/pipeline.sh
 # Writes the chart to $CHART (default bench/results/pipeline.svg).
 set -euo pipefail
@@ -29,6 +31,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/pipeline" ./examples/pipeline
 go build -o "$tmp/pipefloor" ./bench/pipefloor
+cc -O2 -Wall -pthread -o "$tmp/floor-c" bench/pipefloor/c/floor.c
 echo "pipeline: $COUNT messages of $SIZE bytes, $WORKERS workers, one batch in flight; Go GOMAXPROCS=${GOMAXPROCS:-$(nproc)}, $(nproc) cores"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for b in ${BATCHES//,/ }; do
@@ -37,6 +40,7 @@ for b in ${BATCHES//,/ }; do
   GOMAXPROCS=1 "$tmp/pipeline" run -tsv -label go-p1 -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipeline" run -tsv -procs -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
   "$tmp/pipefloor" -batch "$b" -count "$COUNT" -workers "$WORKERS" -size "$SIZE" | tee -a "$tmp/results.tsv"
+  "$tmp/floor-c" "$b" "$COUNT" "$WORKERS" "$SIZE" | tee -a "$tmp/results.tsv"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 mkdir -p "$(dirname "$CHART")"
