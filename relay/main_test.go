@@ -13,11 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // The tests run the real binary, built once by TestMain.
@@ -46,14 +47,14 @@ func TestMain(m *testing.M) {
 // proc is a running relay binary.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testpeer.SyncBuffer
 	done   chan struct{}
 	code   int
 }
 
 func startBin(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{stderr: &testpeer.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(relayBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -171,20 +172,8 @@ type ports struct{ syslog, a, b, http int }
 
 func freePorts(t *testing.T) ports {
 	t.Helper()
-	var ls []net.Listener
-	get := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	p := ports{get(), get(), get(), get()}
-	for _, l := range ls {
-		l.Close()
-	}
-	return p
+	p := testpeer.FreePorts(t, 4)
+	return ports{p[0], p[1], p[2], p[3]}
 }
 
 // relayConf writes a config with a syslog TCP input and PUSH outputs a
@@ -228,7 +217,7 @@ log: {format: json}
 func startRelay(t *testing.T, conf string, p ports) *proc {
 	t.Helper()
 	pr := startBin(t, "-c", conf)
-	waitFor(t, func() string { return "/healthz 200; output:\n" + pr.stderr.String() }, 20*time.Second, func() bool {
+	testpeer.Eventually(t, 20*time.Second, func() string { return "/healthz 200; output:\n" + pr.stderr.String() }, func() bool {
 		select {
 		case <-pr.done:
 			t.Fatalf("relay exited with %d:\n%s", pr.code, pr.stderr.String())
@@ -296,7 +285,7 @@ func TestHealthzMetrics(t *testing.T) {
 func seqMsgs(app string, first, n int) []byte {
 	var b bytes.Buffer
 	for i := first; i < first+n; i++ {
-		m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z binhost %s - - - seq:%08d", app, i)
+		m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z binhost %s - - - %s", app, testpeer.Seq(i))
 		fmt.Fprintf(&b, "%d %s", len(m), m)
 	}
 	return b.Bytes()
@@ -312,8 +301,8 @@ func TestReload(t *testing.T) {
 	p := freePorts(t)
 	conf := relayConf(t, "", p, []string{"click"}, []string{"impression"}, "")
 	pr := startRelay(t, conf, p)
-	wa := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
-	wb := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.b))
+	wa := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
+	wb := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.b))
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.syslog))
 	if err != nil {
 		t.Fatal(err)
@@ -327,24 +316,26 @@ func TestReload(t *testing.T) {
 	}
 	send(seqMsgs("click", 0, 1000))
 	send(seqMsgs("impression", 1000, 1000))
-	waitFor(t, func() string { return fmt.Sprintf("1000 each at a and b; have %d, %d", wa.count(), wb.count()) },
-		20*time.Second, func() bool { return wa.count() == 1000 && wb.count() == 1000 })
+	testpeer.Eventually(t, 20*time.Second,
+		func() string { return fmt.Sprintf("1000 each at a and b; have %d, %d", wa.Count(), wb.Count()) },
+		func() bool { return wa.Count() == 1000 && wb.Count() == 1000 })
 
 	// Move click from a to b.
 	stamp := metric(t, p, "relay_config_last_reload_success_timestamp_seconds")
 	relayConf(t, conf, p, []string{"other"}, []string{"click", "impression"}, "")
 	pr.signal(t, syscall.SIGHUP)
-	waitFor(t, str("the reload"), 20*time.Second, func() bool {
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the reload"), func() bool {
 		return metric(t, p, "relay_config_last_reload_success_timestamp_seconds") != stamp
 	})
 	send(seqMsgs("click", 2000, 1000))
-	waitFor(t, func() string { return fmt.Sprintf("clicks at b; have a %d, b %d", wa.count(), wb.count()) },
-		20*time.Second, func() bool { return wb.count() == 2000 })
+	testpeer.Eventually(t, 20*time.Second,
+		func() string { return fmt.Sprintf("clicks at b; have a %d, b %d", wa.Count(), wb.Count()) },
+		func() bool { return wb.Count() == 2000 })
 	if got := metric(t, p, `relay_output_sent_total{output="a"}`); got != 0 {
 		t.Errorf("output a (now streams [other]) sent %v events after the reload, want 0", got)
 	}
-	if wa.count() != 1000 {
-		t.Errorf("worker a has %d events, want 1000", wa.count())
+	if wa.Count() != 1000 {
+		t.Errorf("worker a has %d events, want 1000", wa.Count())
 	}
 	checkSeqs(t, wa, 0, 1000)
 	checkSeqs(t, wb, 1000, 3000)
@@ -354,12 +345,13 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr.signal(t, syscall.SIGHUP)
-	waitFor(t, str("the refusal in the log"), 20*time.Second, func() bool {
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the refusal in the log"), func() bool {
 		return strings.Contains(pr.stderr.String(), "reload refused")
 	})
 	send(seqMsgs("click", 3000, 1000))
-	waitFor(t, func() string { return fmt.Sprintf("clicks at b after the refused reload; b has %d", wb.count()) },
-		20*time.Second, func() bool { return wb.count() == 3000 })
+	testpeer.Eventually(t, 20*time.Second,
+		func() string { return fmt.Sprintf("clicks at b after the refused reload; b has %d", wb.Count()) },
+		func() bool { return wb.Count() == 3000 })
 	checkSeqs(t, wb, 1000, 4000)
 	if code, _ := httpGet(p, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d after the refused reload", code)
@@ -382,11 +374,11 @@ func TestReload(t *testing.T) {
 
 // checkSeqs checks that w received exactly the sequence numbers [from, to)
 // and returns the messages that carry none.
-func checkSeqs(t *testing.T, w *pyPeer, from, to int) (other []string) {
+func checkSeqs(t *testing.T, w *testpeer.Peer, from, to int) (other []string) {
 	t.Helper()
 	seen := map[int]int{}
-	for _, m := range w.messages() {
-		s := seqOf(m[len(m)-1])
+	for _, m := range w.Messages() {
+		s := testpeer.SeqOf(m[len(m)-1])
 		if s < 0 {
 			other = append(other, m[len(m)-1])
 			continue
@@ -439,8 +431,8 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 	p := freePorts(t)
 	pr := startRelay(t, relayConf(t, "", p, []string{"*"}, nil, "drain_timeout: 20s\n"), p)
-	w := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
-	waitFor(t, str("the worker"), 20*time.Second, func() bool { return metric(t, p, `relay_output_peers{output="a"}`) == 1 })
+	w := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the worker"), func() bool { return metric(t, p, `relay_output_peers{output="a"}`) == 1 })
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.syslog))
 	if err != nil {
 		t.Fatal(err)
@@ -457,7 +449,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 			sent.Store(int64(i + 1000))
 		}
 	}()
-	waitFor(t, str("50,000 events at the worker"), 60*time.Second, func() bool { return w.count() >= 50_000 })
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("50,000 events at the worker"), func() bool { return w.Count() >= 50_000 })
 	pr.signal(t, syscall.SIGTERM)
 	if code := pr.wait(t, 60*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
@@ -473,8 +465,9 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		t.Errorf("relay: received %d, sent %d, dropped %d", st.Received, st.Sent, st.Dropped)
 	}
 	n := int(st.Received)
-	waitFor(t, func() string { return fmt.Sprintf("%d events at the worker, have %d", n, w.count()) },
-		30*time.Second, func() bool { return w.count() >= n })
+	testpeer.Eventually(t, 30*time.Second,
+		func() string { return fmt.Sprintf("%d events at the worker, have %d", n, w.Count()) },
+		func() bool { return w.Count() >= n })
 	// A frame cut by the shutdown is discarded (counted as malformed),
 	// never delivered as an event: every message must be a whole event.
 	if other := checkSeqs(t, w, 0, n); len(other) > 0 {
@@ -561,12 +554,12 @@ func TestBackpressure(t *testing.T) {
 	if blocked < 5 {
 		t.Errorf("relay_output_blocked_seconds_total = %v, want most of the 10 s", blocked)
 	}
-	ws := []*pyPeer{}
+	ws := []*testpeer.Peer{}
 	for range 3 {
-		ws = append(ws, startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a)))
+		ws = append(ws, testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a)))
 	}
-	total := func() int { return ws[0].count() + ws[1].count() + ws[2].count() }
-	waitFor(t, func() string { return fmt.Sprintf("%d events at the workers, have %d", n, total()) }, 120*time.Second, func() bool {
+	total := func() int { return ws[0].Count() + ws[1].Count() + ws[2].Count() }
+	testpeer.Eventually(t, 120*time.Second, func() string { return fmt.Sprintf("%d events at the workers, have %d", n, total()) }, func() bool {
 		sample()
 		return total() >= n
 	})
@@ -575,8 +568,8 @@ func TestBackpressure(t *testing.T) {
 	}
 	seen := make([]int, n)
 	for _, w := range ws {
-		for _, m := range w.messages() {
-			if s := seqOf(m[0]); s >= 0 && s < n {
+		for _, m := range w.Messages() {
+			if s := testpeer.SeqOf(m[0]); s >= 0 && s < n {
 				seen[s]++
 			}
 		}
@@ -589,7 +582,7 @@ func TestBackpressure(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("max RSS %.1f MiB; shares %d %d %d", mib(maxRSS), ws[0].count(), ws[1].count(), ws[2].count())
+	t.Logf("max RSS %.1f MiB; shares %d %d %d", mib(maxRSS), ws[0].Count(), ws[1].Count(), ws[2].Count())
 	if maxRSS > rssLimit {
 		t.Errorf("relay RSS reached %.1f MiB, want at most %d MiB", mib(maxRSS), rssLimit>>20)
 	}
@@ -597,120 +590,4 @@ func TestBackpressure(t *testing.T) {
 	if code := pr.wait(t, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-}
-
-// --- helpers ---
-
-const python = "/usr/bin/python3"
-
-func waitFor(t testing.TB, what func() string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func str(s string) func() string { return func() string { return s } }
-
-func seqOf(s string) int {
-	i := strings.Index(s, "seq:")
-	if i < 0 || len(s) < i+12 {
-		return -1
-	}
-	n, err := strconv.Atoi(s[i+4 : i+12])
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// pyPeer is a libzmq peer (internal/relay/testdata/peer.py).
-type pyPeer struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{}
-	errb  *syncBuffer
-	mu    sync.Mutex
-	msgs  [][]string
-}
-
-func startPeer(t *testing.T, mode, endpoint string) *pyPeer {
-	t.Helper()
-	if out, err := exec.Command(python, "-c", "import zmq").CombinedOutput(); err != nil {
-		t.Fatalf("%s cannot import zmq (%v: %s): apt-get install python3-zmq", python, err, out)
-	}
-	p := &pyPeer{done: make(chan struct{}), errb: &syncBuffer{}}
-	p.cmd = exec.Command(python, "-u", "../internal/relay/testdata/peer.py", mode, endpoint)
-	p.cmd.Stderr = p.errb
-	var err error
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.stdin.Close()
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		p.cmd.Wait()
-	})
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 32<<20)
-	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "READY ") {
-		t.Fatalf("pyzmq %s did not start: %s", mode, p.errb.String())
-	}
-	go func() {
-		defer close(p.done)
-		for sc.Scan() {
-			var frames []string
-			if json.Unmarshal(sc.Bytes(), &frames) == nil {
-				p.mu.Lock()
-				p.msgs = append(p.msgs, frames)
-				p.mu.Unlock()
-			}
-		}
-	}()
-	return p
-}
-
-func (p *pyPeer) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.msgs)
-}
-
-func (p *pyPeer) messages() [][]string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([][]string(nil), p.msgs...)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

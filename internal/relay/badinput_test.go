@@ -7,30 +7,18 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
-)
 
-// pushLines sends each line as a one-frame message from a libzmq PUSH
-// connecting to ep, and waits until the PUSH has flushed them.
-func pushLines(t testing.TB, ep string, lines []string) {
-	t.Helper()
-	needPython(t)
-	cmd := exec.Command(python, "-u", "testdata/peer.py", "push", ">"+strings.TrimPrefix(ep, ">"))
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("SENT %d", len(lines))) {
-		t.Fatalf("libzmq PUSH: %v: %s", err, out)
-	}
-}
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
+)
 
 // goodMsgs are the well-formed messages of the "good" app, seq [from, to).
 func goodMsgs(from, to int) []string {
 	var m []string
 	for i := from; i < to; i++ {
-		m = append(m, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z goodhost good - - - %s", seqText(i)))
+		m = append(m, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z goodhost good - - - %s", testpeer.Seq(i)))
 	}
 	return m
 }
@@ -149,7 +137,7 @@ http:
 	}
 	defer zc.Close()
 	zc.SetDeadline(time.Now().Add(10 * time.Second))
-	zmtpHandshake(t, zc, "PUSH")
+	testpeer.ZMTPHandshake(t, zc, "PUSH")
 	hdr := []byte{0x02, 0, 0, 0, 0, 0, 0, 0, 0} // LONG message frame, last
 	binary.BigEndian.PutUint64(hdr[1:], 1<<49)
 	writeAll(t, zc, hdr)
@@ -167,22 +155,22 @@ http:
 	for _, m := range goodMsgs(2000, 2500) {
 		zmsgs = append(zmsgs, m)
 	}
-	pushLines(t, "tcp://"+zaddr, zmsgs)
+	testpeer.PushLines(t, "tcp://"+zaddr, zmsgs)
 	gc.Close()
 
 	const n = 2500
-	waitFor(t, func() string {
+	testpeer.Eventually(t, 30*time.Second, func() string {
 		return fmt.Sprintf("%d good events, have %d; metrics: malformed %v oversize %v, zmq oversize %v handshake errors %v",
-			n, good.count(), counter("malformed_total", "syslog"), counter("oversize_total", "syslog"),
+			n, good.Count(), counter("malformed_total", "syslog"), counter("oversize_total", "syslog"),
 			counter("oversize_total", "zmq"), counter("handshake_errors_total", "zmq"))
-	}, 30*time.Second, func() bool { return good.count() >= n })
+	}, func() bool { return good.Count() >= n })
 	checkExactlyOnce(t, n, good)
 
 	// Each case shows in the counters.
-	waitFor(t, func() string {
+	testpeer.Eventually(t, 10*time.Second, func() string {
 		return fmt.Sprintf("the counters: malformed %v (want 2: 11-digit count, count beyond EOF), oversize %v (want 2: 10 MiB frame, 200 KiB line)",
 			counter("malformed_total", "syslog"), counter("oversize_total", "syslog"))
-	}, 10*time.Second, func() bool {
+	}, func() bool {
 		return counter("malformed_total", "syslog") == 2 && counter("oversize_total", "syslog") == 2
 	})
 	if got := counter("oversize_total", "zmq"); got != 1 {
@@ -198,7 +186,7 @@ http:
 	// The half-open connection is still there until idle_timeout closes it.
 	half.SetReadDeadline(time.Now().Add(20 * time.Second))
 	expectClosed(t, half, "half-open connection (idle_timeout)")
-	waitFor(t, str("no syslog connections open"), 10*time.Second, func() bool { return counter("connections", "syslog") == 0 })
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("no syslog connections open"), func() bool { return counter("connections", "syslog") == 0 })
 
 	// The same counters as /metrics serves them over HTTP.
 	resp, err := http.Get("http://" + r.HTTPAddr().String() + "/metrics")
@@ -220,7 +208,7 @@ http:
 
 	// Still serving after all that.
 	sendTCP(t, addr, false, goodMsgs(n, n+10))
-	waitFor(t, str("events after the bad input"), 10*time.Second, func() bool { return good.count() >= n+10 })
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("events after the bad input"), func() bool { return good.Count() >= n+10 })
 	checkExactlyOnce(t, n+10, good)
 }
 
@@ -231,33 +219,5 @@ func expectClosed(t testing.TB, c net.Conn, what string) {
 	_, err := io.Copy(io.Discard, c)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Errorf("%s: the relay did not close the connection", what)
-	}
-}
-
-// zmtpHandshake does a ZMTP 3.0 NULL handshake as socketType.
-func zmtpHandshake(t testing.TB, c net.Conn, socketType string) {
-	t.Helper()
-	greeting := make([]byte, 64)
-	greeting[0], greeting[9], greeting[10], greeting[11] = 0xff, 0x7f, 3, 0
-	copy(greeting[12:], "NULL")
-	writeAll(t, c, greeting)
-	peer := make([]byte, 64)
-	if _, err := io.ReadFull(c, peer); err != nil {
-		t.Fatalf("read greeting: %v", err)
-	}
-	var body []byte
-	body = append(body, 5)
-	body = append(body, "READY"...)
-	body = append(body, 11)
-	body = append(body, "Socket-Type"...)
-	body = binary.BigEndian.AppendUint32(body, uint32(len(socketType)))
-	body = append(body, socketType...)
-	writeAll(t, c, append([]byte{0x04, byte(len(body))}, body...))
-	h := make([]byte, 2)
-	if _, err := io.ReadFull(c, h); err != nil || h[0]&0x04 == 0 {
-		t.Fatalf("read READY header %x: %v", h, err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, h[1])); err != nil {
-		t.Fatalf("read READY: %v", err)
 	}
 }

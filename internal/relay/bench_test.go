@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -43,7 +44,7 @@ http:
 	if err := pull.Dial(outputEndpoint(b, r, "out")); err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, str("the PULL peer"), 10*time.Second, func() bool { return metric(b, r, "relay_output_peers", "output=out") == 1 })
+	testpeer.Eventually(b, 10*time.Second, testpeer.Text("the PULL peer"), func() bool { return metric(b, r, "relay_output_peers", "output=out") == 1 })
 
 	var got atomic.Int64
 	done := make(chan struct{})

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // pushRelay is a relay with one syslog input (listen) and one PUSH output
@@ -33,14 +35,14 @@ http:
 
 // startWorkers connects n libzmq PULL workers to output and waits until
 // the relay sees them all, so the first events are spread over all.
-func startWorkers(t testing.TB, r *Relay, output string, n int) []*pyPeer {
+func startWorkers(t testing.TB, r *Relay, output string, n int) []*testpeer.Peer {
 	t.Helper()
 	ep := outputEndpoint(t, r, output)
-	ws := make([]*pyPeer, n)
+	ws := make([]*testpeer.Peer, n)
 	for i := range ws {
-		ws[i] = startPeer(t, "pull", ">"+ep)
+		ws[i] = testpeer.StartPeer(t, "pull", ">"+ep)
 	}
-	waitFor(t, str(fmt.Sprintf("%d peers on output %s", n, output)), 20*time.Second, func() bool {
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text(fmt.Sprintf("%d peers on output %s", n, output)), func() bool {
 		return metric(t, r, "relay_output_peers", "output="+output) == float64(n)
 	})
 	return ws
@@ -65,14 +67,14 @@ ruleset(name="fwd") {
 
 // feedRsyslog sends n numbered RFC 5424 messages from app to rsyslogd's
 // imtcp, in a few connections.
-func feedRsyslog(t testing.TB, rs *rsyslogd, app string, n int) {
+func feedRsyslog(t testing.TB, rs *testpeer.Rsyslogd, app string, n int) {
 	t.Helper()
 	const chunk = 10000
-	addr := fmt.Sprintf("127.0.0.1:%d", rs.port)
+	addr := fmt.Sprintf("127.0.0.1:%d", rs.Port)
 	for i := 0; i < n; i += chunk {
 		msgs := make([]string, 0, chunk)
 		for j := i; j < min(i+chunk, n); j++ {
-			msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00.000000Z e2ehost %s 42 ID7 - %s", app, seqText(j)))
+			msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00.000000Z e2ehost %s 42 ID7 - %s", app, testpeer.Seq(j)))
 		}
 		sendTCP(t, addr, true, msgs)
 	}
@@ -130,18 +132,18 @@ func TestRsyslogForwardToWorkers(t *testing.T) {
 			_, port, _ := net.SplitHostPort(inputAddr(t, r, "syslog", "tcp"))
 			rs := startRsyslogd(t, forwardConf(strings.ReplaceAll(tc.action, "PORT", port)))
 			feedRsyslog(t, rs, "fwdapp", n)
-			total := func() int { return ws[0].count() + ws[1].count() + ws[2].count() }
-			waitFor(t, func() string {
+			total := func() int { return ws[0].Count() + ws[1].Count() + ws[2].Count() }
+			testpeer.Eventually(t, 180*time.Second, func() string {
 				return fmt.Sprintf("%d events at the workers, have %d (relay received %v)", n, total(),
 					metric(t, r, "relay_input_received_total", "input=syslog"))
-			}, 180*time.Second, func() bool { return total() >= n })
+			}, func() bool { return total() >= n })
 			counts := checkExactlyOnce(t, n, ws...)
 			for i, c := range counts {
 				if c < n/20 {
 					t.Errorf("worker %d got %d of %d events; want a share (counts %v)", i, c, n, counts)
 				}
 			}
-			tc.check(t, ws[0].messages()[0][0])
+			tc.check(t, ws[0].Messages()[0][0])
 			if got := metric(t, r, "relay_input_malformed_total", "input=syslog"); got != 0 {
 				t.Errorf("malformed = %v", got)
 			}
@@ -171,12 +173,12 @@ func TestRsyslogForwardUDP(t *testing.T) {
 	// smoke test of the path, not of UDP's reliability.
 	var msgs []string
 	for i := range n {
-		msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z e2ehost udpapp - - - %s", seqText(i)))
+		msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z e2ehost udpapp - - - %s", testpeer.Seq(i)))
 	}
-	sendTCP(t, fmt.Sprintf("127.0.0.1:%d", rs.port), true, msgs)
-	waitFor(t, func() string { return fmt.Sprintf("%d UDP events, have %d", n, ws[0].count()) }, 30*time.Second, func() bool { return ws[0].count() >= n })
+	sendTCP(t, fmt.Sprintf("127.0.0.1:%d", rs.Port), true, msgs)
+	testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%d UDP events, have %d", n, ws[0].Count()) }, func() bool { return ws[0].Count() >= n })
 	checkExactlyOnce(t, n, ws...)
-	if p := ws[0].messages()[0][0]; !strings.Contains(p, " e2ehost udpapp - - - seq:") {
+	if p := ws[0].Messages()[0][0]; !strings.Contains(p, " e2ehost udpapp - - - seq:") {
 		t.Errorf("payload %q", p)
 	}
 }
@@ -203,40 +205,41 @@ outputs:
 http:
   listen: 127.0.0.1:0
 `)
-	sub := startPeer(t, "sub", ">"+outputEndpoint(t, r, "taps"), "click")
-	waitFor(t, str("the SUB peer"), 20*time.Second, func() bool { return metric(t, r, "relay_output_peers", "output=taps") == 1 })
+	sub := testpeer.StartPeer(t, "sub", ">"+outputEndpoint(t, r, "taps"), "click")
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the SUB peer"), func() bool { return metric(t, r, "relay_output_peers", "output=taps") == 1 })
 	pullAddr := inputAddr(t, r, "from-czmq", "tcp")
 	rs := startRsyslogd(t, forwardConfWith(`module(load="omczmq")`, `action(type="omczmq" endpoints=">tcp://`+pullAddr+`" socktype="PUSH"
     template="RSYSLOG_SyslogProtocol23Format" action.resumeRetryCount="-1" action.resumeInterval="1")`))
 	// A SUB's subscription reaches the PUB a moment after it connects;
 	// events sent before are (rightly) not for it. Probe until one arrives.
 	const n = 1000
-	addr := fmt.Sprintf("127.0.0.1:%d", rs.port)
+	addr := fmt.Sprintf("127.0.0.1:%d", rs.Port)
 	probe := 0
-	waitFor(t, str("a probe event through omczmq and PUB"), 30*time.Second, func() bool {
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("a probe event through omczmq and PUB"), func() bool {
 		sendTCP(t, addr, true, []string{fmt.Sprintf("<14>1 2026-11-22T05:00:00Z czhost click - - - probe %d", probe)})
 		probe++
 		time.Sleep(20 * time.Millisecond)
-		return sub.count() > 0
+		return sub.Count() > 0
 	})
-	before := sub.count()
+	before := sub.Count()
 	var msgs []string
 	for i := range n {
 		app := "click"
 		if i%2 == 1 {
 			app = "impression"
 		}
-		msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z czhost %s - - - %s", app, seqText(i)))
+		msgs = append(msgs, fmt.Sprintf("<14>1 2026-11-22T05:00:00Z czhost %s - - - %s", app, testpeer.Seq(i)))
 	}
 	sendTCP(t, addr, true, msgs)
-	waitFor(t, func() string { return fmt.Sprintf("%d click events at the SUB, have %d", n/2, sub.count()-before) },
-		60*time.Second, func() bool { return sub.count()-before >= n/2 })
+	testpeer.Eventually(t, 60*time.Second,
+		func() string { return fmt.Sprintf("%d click events at the SUB, have %d", n/2, sub.Count()-before) },
+		func() bool { return sub.Count()-before >= n/2 })
 	// Let the impressions (sent interleaved) pass the relay, then check none reached the SUB.
-	waitFor(t, str("every event at the relay"), 30*time.Second, func() bool {
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("every event at the relay"), func() bool {
 		return metric(t, r, "relay_stream_events_total", "stream=impression") == n/2
 	})
 	seen := map[int]int{}
-	for _, m := range sub.messages()[before:] {
+	for _, m := range sub.Messages()[before:] {
 		if len(m) != 2 || m[0] != "click" {
 			t.Fatalf("message %q: want [click, payload]", m)
 		}
@@ -246,7 +249,7 @@ http:
 		if !strings.Contains(m[1], " czhost click - - - seq:") {
 			t.Fatalf("payload %q", m[1])
 		}
-		seen[seqOf(m[1])]++
+		seen[testpeer.SeqOf(m[1])]++
 	}
 	for i := 0; i < n; i += 2 {
 		if seen[i] != 1 {
@@ -288,17 +291,17 @@ http:
 			_, port, _ := net.SplitHostPort(inputAddr(t, r, "syslog", "tcp"))
 			rs := startRsyslogd(t, forwardConf(`action(type="omfwd" target="127.0.0.1" port="`+port+`" protocol="tcp"
     template="`+tc.template+`" action.resumeRetryCount="-1" action.resumeInterval="1")`))
-			sendTCP(t, fmt.Sprintf("127.0.0.1:%d", rs.port), true, []string{
-				`<165>1 2026-11-22T05:00:00.000000Z e2ehost fwdapp 42 ID7 [ex@32473 k="v"] ` + seqText(0),
+			sendTCP(t, fmt.Sprintf("127.0.0.1:%d", rs.Port), true, []string{
+				`<165>1 2026-11-22T05:00:00.000000Z e2ehost fwdapp 42 ID7 [ex@32473 k="v"] ` + testpeer.Seq(0),
 			})
-			waitFor(t, str("the event"), 30*time.Second, func() bool { return w.count() == 1 })
+			testpeer.Eventually(t, 30*time.Second, testpeer.Text("the event"), func() bool { return w.Count() == 1 })
 			var got map[string]any
-			if err := json.Unmarshal([]byte(w.messages()[0][0]), &got); err != nil {
+			if err := json.Unmarshal([]byte(w.Messages()[0][0]), &got); err != nil {
 				t.Fatal(err)
 			}
 			want := map[string]any{
 				"stream": "fwdapp", "format": tc.format, "facility": 20.0, "severity": 5.0,
-				"hostname": "e2ehost", "app_name": "fwdapp", "proc_id": "42", "message": seqText(0),
+				"hostname": "e2ehost", "app_name": "fwdapp", "proc_id": "42", "message": testpeer.Seq(0),
 			}
 			if tc.format == "rfc5424" {
 				want["msg_id"] = "ID7"
@@ -306,7 +309,7 @@ http:
 			}
 			for k, v := range want {
 				if !reflect.DeepEqual(got[k], v) {
-					t.Errorf("%s = %#v, want %#v (event %s)", k, got[k], v, w.messages()[0][0])
+					t.Errorf("%s = %#v, want %#v (event %s)", k, got[k], v, w.Messages()[0][0])
 				}
 			}
 			if ts, _ := got["timestamp"].(string); !strings.HasPrefix(ts, tc.timestamp[:10]) {

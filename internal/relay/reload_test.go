@@ -10,20 +10,8 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago: a
-// reloaded output rebinds its configured endpoint, so its port must be
-// fixed for the workers to reconnect to it.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // twoOutputs is a config whose outputs a and b take the given streams.
 func twoOutputs(t testing.TB, listen string, pa, pb int, aStreams, bStreams string) *config.Config {
@@ -68,7 +56,10 @@ func TestReloadUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real libzmq peers")
 	}
-	pa, pb, pin := freePort(t), freePort(t), freePort(t)
+	// Fixed ports: a reloaded output rebinds its configured endpoint, and
+	// the workers reconnect to the same address.
+	ports := testpeer.FreePorts(t, 3)
+	pa, pb, pin := ports[0], ports[1], ports[2]
 	listen := fmt.Sprintf("tcp://127.0.0.1:%d", pin)
 	r, err := New(twoOutputs(t, listen, pa, pb, "[click]", "[impression]"), testLogger(t))
 	if err != nil {
@@ -78,9 +69,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Shutdown(t.Context())
-	wa := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
-	wb := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pb))
-	waitFor(t, str("both workers"), 20*time.Second, func() bool {
+	wa := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
+	wb := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pb))
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("both workers"), func() bool {
 		return metric(t, r, "relay_output_peers", "output=a") == 1 && metric(t, r, "relay_output_peers", "output=b") == 1
 	})
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", pin))
@@ -93,7 +84,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Helper()
 		var b bytes.Buffer
 		for i := next; i < next+k; i++ {
-			m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z h click - - - %s", seqText(i))
+			m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z h click - - - %s", testpeer.Seq(i))
 			fmt.Fprintf(&b, "%d %s", len(m), m)
 		}
 		next += k
@@ -124,15 +115,15 @@ func TestReloadUnderLoad(t *testing.T) {
 		if round%2 == 0 {
 			to, other = wa, wb
 		}
-		waitFor(t, func() string { return fmt.Sprintf("round %d: seq %d at the new route's worker", round, marker) }, 30*time.Second,
+		testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprintf("round %d: seq %d at the new route's worker", round, marker) },
 			func() bool { return hasSeq(to, marker) && hasSeq(to, marker+999) })
 		if hasSeq(other, marker) || hasSeq(other, marker+999) {
 			t.Errorf("round %d: events sent after the reload reached the old route's worker", round)
 		}
 	}
 	n := next
-	waitFor(t, func() string { return fmt.Sprintf("%d events, have %d", n, wa.count()+wb.count()) }, 30*time.Second,
-		func() bool { return wa.count()+wb.count() >= n })
+	testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%d events, have %d", n, wa.Count()+wb.Count()) },
+		func() bool { return wa.Count()+wb.Count() >= n })
 	checkExactlyOnce(t, n, wa, wb)
 	if got := metric(t, r, "relay_input_connections_total", "input=syslog"); got != 1 {
 		t.Errorf("connections_total = %v: the sender's connection was dropped by a reload", got)
@@ -142,9 +133,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 }
 
-func hasSeq(p *pyPeer, seq int) bool {
-	want := seqText(seq)
-	for _, m := range p.messages() {
+func hasSeq(p *testpeer.Peer, seq int) bool {
+	want := testpeer.Seq(seq)
+	for _, m := range p.Messages() {
 		if bytes.Contains([]byte(m[len(m)-1]), []byte(want)) {
 			return true
 		}
@@ -158,7 +149,8 @@ func TestReloadRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real libzmq peers")
 	}
-	pa, pb := freePort(t), freePort(t)
+	ports := testpeer.FreePorts(t, 2) // fixed: see TestReloadUnderLoad
+	pa, pb := ports[0], ports[1]
 	cfg := twoOutputs(t, "tcp://127.0.0.1:0", pa, pb, "[click]", "[impression]")
 	r, err := New(cfg, testLogger(t))
 	if err != nil {
@@ -168,7 +160,7 @@ func TestReloadRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Shutdown(t.Context())
-	wa := startPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
+	wa := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
 	bad := twoOutputs(t, "tcp://127.0.0.1:0", pa, pb, "[impression]", "[click]")
 	bad.HTTP.Listen = "127.0.0.1:1"
 	if err := r.Reload(bad); err == nil {
@@ -178,8 +170,8 @@ func TestReloadRefused(t *testing.T) {
 		t.Errorf("relay_config_last_reload_successful = %v after a refused reload, want 0", got)
 	}
 	addr := inputAddr(t, r, "syslog", "tcp")
-	sendTCP(t, addr, true, []string{"<14>1 - h click - - - " + seqText(0)})
-	waitFor(t, str("the click at a, the old route"), 20*time.Second, func() bool { return wa.count() == 1 })
+	sendTCP(t, addr, true, []string{"<14>1 - h click - - - " + testpeer.Seq(0)})
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the click at a, the old route"), func() bool { return wa.Count() == 1 })
 	if !r.Ready() {
 		t.Error("not ready after a refused reload")
 	}

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // routingEvents are sent over TCP in this order; seq i is event i. The
@@ -65,19 +67,19 @@ outputs:
 http:
   listen: 127.0.0.1:0
 `)
-	peers := map[string]*pyPeer{}
+	peers := map[string]*testpeer.Peer{}
 	for _, name := range []string{"clicks", "ads", "rest", "everything"} {
 		peers[name] = startWorkers(t, r, name, 1)[0]
 	}
-	sub := startPeer(t, "sub", ">"+outputEndpoint(t, r, "taps"))
+	sub := testpeer.StartPeer(t, "sub", ">"+outputEndpoint(t, r, "taps"))
 	addr := inputAddr(t, r, "syslog", "tcp")
 	// Probe (stream "probe") until the SUB's subscription is in place.
 	probes := 0
-	waitFor(t, str("a probe at the SUB"), 20*time.Second, func() bool {
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("a probe at the SUB"), func() bool {
 		probes++
 		sendTCP(t, addr, true, []string{"<14>1 - - probe - - - probe"})
 		time.Sleep(20 * time.Millisecond)
-		return sub.count() > 0
+		return sub.Count() > 0
 	})
 	var msgs []string
 	for _, e := range routingEvents {
@@ -95,13 +97,14 @@ http:
 	peers["taps"] = sub
 	for _, name := range sortedKeys(want) {
 		p := peers[name]
-		waitFor(t, func() string { return fmt.Sprintf("%d events at %s, have %v", len(want[name]), name, p.messages()) },
-			20*time.Second, func() bool { return len(seqs(p)) >= len(want[name]) })
+		testpeer.Eventually(t, 20*time.Second,
+			func() string { return fmt.Sprintf("%d events at %s, have %v", len(want[name]), name, p.Messages()) },
+			func() bool { return len(seqs(p)) >= len(want[name]) })
 	}
 	// Everything was sent on one connection, so once "everything" has the
 	// last event every output has been written its share: wait for the
 	// relay to count them all, then compare exactly.
-	waitFor(t, str("all events routed"), 10*time.Second, func() bool {
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("all events routed"), func() bool {
 		return metric(t, r, "relay_input_received_total", "input=syslog") >= float64(len(routingEvents)+probes)
 	})
 	for _, name := range sortedKeys(want) {
@@ -118,18 +121,18 @@ http:
 			t.Errorf("relay_output_sent_total{output=%q} = %v, want %d", name, got, n)
 		}
 	}
-	for _, m := range sub.messages() {
+	for _, m := range sub.Messages() {
 		if len(m) != 2 {
 			t.Errorf("PUB message with %d frames, want [stream, payload]", len(m))
 			continue
 		}
-		if s := seqOf(m[1]); s >= 0 && m[0] != routingEvents[s].stream {
+		if s := testpeer.SeqOf(m[1]); s >= 0 && m[0] != routingEvents[s].stream {
 			t.Errorf("PUB topic %q for event %d, want %q", m[0], s, routingEvents[s].stream)
 		}
 	}
 	// Raw outputs carry the message exactly as sent.
-	for _, m := range peers["ads"].messages() {
-		if s := seqOf(m[0]); m[0] != routingEvents[s].raw {
+	for _, m := range peers["ads"].Messages() {
+		if s := testpeer.SeqOf(m[0]); m[0] != routingEvents[s].raw {
 			t.Errorf("raw payload %q, want %q", m[0], routingEvents[s].raw)
 		}
 	}
@@ -141,10 +144,10 @@ http:
 }
 
 // seqs returns the sorted sequence numbers a peer received (probes left out).
-func seqs(p *pyPeer) []int {
+func seqs(p *testpeer.Peer) []int {
 	var out []int
-	for _, m := range p.messages() {
-		if s := seqOf(m[len(m)-1]); s >= 0 {
+	for _, m := range p.Messages() {
+		if s := testpeer.SeqOf(m[len(m)-1]); s >= 0 {
 			out = append(out, s)
 		}
 	}
@@ -178,8 +181,8 @@ http:
 		msgs = append(msgs, e.raw)
 	}
 	sendTCP(t, inputAddr(t, r, "syslog", "tcp"), false, msgs)
-	waitFor(t, func() string { return fmt.Sprintf("%d JSON events, have %d", len(msgs), w.count()) }, 20*time.Second,
-		func() bool { return w.count() >= len(msgs) })
+	testpeer.Eventually(t, 20*time.Second, func() string { return fmt.Sprintf("%d JSON events, have %d", len(msgs), w.Count()) },
+		func() bool { return w.Count() >= len(msgs) })
 
 	type obj = map[string]any
 	want := []obj{
@@ -199,7 +202,7 @@ http:
 		nil, {"proc_id", "msg_id", "structured_data"}, nil, {"msg_id", "structured_data"},
 		{"msg_id", "structured_data"}, {"app_name", "msg_id"}, nil,
 	}
-	for i, m := range w.messages() {
+	for i, m := range w.Messages() {
 		var got obj
 		if err := json.Unmarshal([]byte(m[0]), &got); err != nil {
 			t.Fatalf("event %d: invalid JSON %q: %v", i, m[0], err)

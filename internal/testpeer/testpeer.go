@@ -1,7 +1,8 @@
-// Package testpeer runs the real peers tests talk to (for now the omzmq-bridge and snippet
-// tests): an unprivileged foreground rsyslogd fed over TCP, a
-// libzmq (pyzmq) PULL consumer, and a plain TCP syslog receiver. A missing
-// peer fails the test with what to install; it never skips.
+// Package testpeer is the tests' shared harness for the real peers they
+// talk to: an unprivileged foreground rsyslogd fed over TCP, libzmq
+// (pyzmq) PULL, SUB and PUSH sockets, a plain or TLS syslog receiver, and
+// a raw ZMTP handshake for tests that then misbehave on the wire. A
+// missing peer fails the test with what to install; it never skips.
 package testpeer
 
 import (
@@ -72,16 +73,27 @@ func Eventually(t testing.TB, timeout time.Duration, what func() string, cond fu
 	}
 }
 
+// Text is a constant description for Eventually.
+func Text(s string) func() string { return func() string { return s } }
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
 // a peer that must come and go on a fixed address.
-func FreePort(t testing.TB) int {
+func FreePort(t testing.TB) int { return FreePorts(t, 1)[0] }
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago (they are held together, so no two are the same).
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Validate runs `rsyslogd -N1` on file and returns its output; err is
@@ -93,15 +105,15 @@ func Validate(t testing.TB, file string) (string, error) {
 	return string(out), err
 }
 
-// Rsyslogd is a foreground rsyslogd with a TCP input on a free port.
+// Rsyslogd is a foreground rsyslogd run for one test.
 type Rsyslogd struct {
 	Dir  string // workDirectory and scratch space; survives Stop for restarts
-	Port int    // the imtcp port
+	Port int    // the imtcp port (0 when StartRsyslogdConf had no port file)
 
 	t    testing.TB
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  *SyncBuffer
 }
 
 // StartRsyslogd writes dir/rsyslog.conf (global workDirectory, an imtcp
@@ -109,14 +121,26 @@ type Rsyslogd struct {
 // Reuse dir to restart on the same disk queues.
 func StartRsyslogd(t testing.TB, dir, body string) *Rsyslogd {
 	t.Helper()
-	bin := NeedRsyslogd(t, "apt-get install rsyslog rsyslog-czmq")
 	portFile := filepath.Join(dir, "imtcp.port")
-	_ = os.Remove(portFile)
 	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
 module(load="imtcp")
 input(type="imtcp" port="0" listenPortFileName=%q)
 %s
 `, dir, portFile, body)
+	return StartRsyslogdConf(t, dir, conf, portFile)
+}
+
+// StartRsyslogdConf writes conf as it is to dir/rsyslog.conf, has
+// `rsyslogd -N1` check it, and runs rsyslogd on it in the foreground
+// until the test ends. When portFile is not empty (conf's imtcp
+// listenPortFileName), it waits until imtcp accepts on the port written
+// there and sets Port.
+func StartRsyslogdConf(t testing.TB, dir, conf, portFile string) *Rsyslogd {
+	t.Helper()
+	bin := NeedRsyslogd(t, "apt-get install rsyslog rsyslog-czmq rsyslog-gnutls")
+	if portFile != "" {
+		_ = os.Remove(portFile) // a restart in dir must not read the old port
+	}
 	confFile := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -124,7 +148,7 @@ input(type="imtcp" port="0" listenPortFileName=%q)
 	if out, err := exec.Command(bin, "-N1", "-f", confFile).CombinedOutput(); err != nil {
 		t.Fatalf("rsyslogd -N1 rejects the test config: %v\n%s\n--- config:\n%s", err, out, conf)
 	}
-	r := &Rsyslogd{Dir: dir, t: t, done: make(chan struct{}), out: &syncBuffer{}}
+	r := &Rsyslogd{Dir: dir, t: t, done: make(chan struct{}), out: &SyncBuffer{}}
 	r.cmd = exec.Command(bin, "-n", "-f", confFile, "-i", filepath.Join(dir, "rsyslogd.pid"))
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // kill its omprog children too
@@ -132,20 +156,52 @@ input(type="imtcp" port="0" listenPortFileName=%q)
 		t.Fatalf("start rsyslogd: %v", err)
 	}
 	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(r.Stop)
-	Eventually(t, 20*time.Second, func() string { return "rsyslogd's imtcp port file; output:\n" + r.out.String() }, func() bool {
+	t.Cleanup(func() {
+		r.Stop()
+		if t.Failed() {
+			t.Logf("rsyslogd output:\n%s", r.out.String())
+		}
+	})
+	if portFile == "" {
+		return r
+	}
+	Eventually(t, 20*time.Second, func() string { return "rsyslogd's imtcp port; output:\n" + r.out.String() }, func() bool {
 		b, err := os.ReadFile(portFile)
 		if err != nil {
 			return false
 		}
 		p, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || p == 0 {
+		if err != nil || p <= 0 {
 			return false
 		}
+		// The port file is written as imtcp binds, a moment before it
+		// accepts: ready means a connection goes through.
+		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
 		r.Port = p
 		return true
 	})
 	return r
+}
+
+// Dial opens a TCP connection to rsyslogd's imtcp port, retrying for up
+// to 10 s (a refused connection is how a busy imtcp looks for a moment).
+func (r *Rsyslogd) Dial(t testing.TB) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err = net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("dial rsyslogd's imtcp: %v\n%s", err, r.Output())
+	}
+	return c
 }
 
 // Output is what rsyslogd printed so far.
@@ -181,17 +237,7 @@ func (r *Rsyslogd) Exited() bool {
 // Send writes one RFC 5424 message per text, octet-counted, from app.
 func (r *Rsyslogd) Send(t testing.TB, app string, texts ...string) {
 	t.Helper()
-	var c net.Conn
-	var err error
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		// the port file can appear a moment before imtcp accepts
-		if c, err = net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))); err == nil || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("dial rsyslogd: %v\n%s", err, r.Output())
-	}
+	c := r.Dial(t)
 	defer c.Close()
 	w := bufio.NewWriterSize(c, 64<<10)
 	for _, text := range texts {
@@ -220,12 +266,22 @@ func (r *Rsyslogd) SendNumbered(t testing.TB, app string, first, n int) {
 func Numbered(i int) string { return fmt.Sprintf("msgnum:%08d", i) }
 
 // MsgNum extracts the number of a "msgnum:" text from s, or -1.
-func MsgNum(s string) int {
-	i := strings.Index(s, "msgnum:")
-	if i < 0 || len(s) < i+15 {
+func MsgNum(s string) int { return numberAfter(s, "msgnum:") }
+
+// Seq is the text "seq:%08d" that numbers the relay tests' events; SeqOf
+// finds i again.
+func Seq(i int) string { return fmt.Sprintf("seq:%08d", i) }
+
+// SeqOf extracts the number of a "seq:" text from s, or -1.
+func SeqOf(s string) int { return numberAfter(s, "seq:") }
+
+// numberAfter reads the eight digits after the first prefix in s, or -1.
+func numberAfter(s, prefix string) int {
+	i := strings.Index(s, prefix)
+	if i < 0 || len(s) < i+len(prefix)+8 {
 		return -1
 	}
-	n, err := strconv.Atoi(s[i+7 : i+15])
+	n, err := strconv.Atoi(s[i+len(prefix) : i+len(prefix)+8])
 	if err != nil {
 		return -1
 	}
@@ -242,7 +298,7 @@ type Pull struct {
 	mu    sync.Mutex
 	msgs  [][]string
 	count int
-	errb  *syncBuffer
+	errb  *SyncBuffer
 }
 
 const pullScript = `
@@ -310,7 +366,7 @@ func startPull(t testing.TB, endpoint string, countOnly bool) *Pull {
 func startPeer(t testing.TB, endpoint, mode string) *Pull {
 	t.Helper()
 	NeedPyzmq(t)
-	p := &Pull{t: t, done: make(chan struct{}), errb: &syncBuffer{}}
+	p := &Pull{t: t, done: make(chan struct{}), errb: &SyncBuffer{}}
 	p.cmd = exec.Command(Python, "-u", "-c", pullScript, endpoint, mode)
 	p.cmd.Stderr = p.errb
 	stdout, err := p.cmd.StdoutPipe()
@@ -509,18 +565,22 @@ func (r *SyslogReceiver) Close() {
 	r.wg.Wait()
 }
 
-type syncBuffer struct {
+// SyncBuffer is a goroutine-safe output sink, e.g. for a command's
+// stdout and stderr read while it runs.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

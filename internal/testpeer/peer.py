@@ -1,4 +1,4 @@
-# A libzmq (pyzmq) peer for the relay's tests.
+# A libzmq (pyzmq) peer for the tests (testpeer.StartPeer, testpeer.PushLines).
 #
 #   peer.py pull ENDPOINT            PULL; prints each message
 #   peer.py sub ENDPOINT [TOPIC...]  SUB to the topics ("" when none)
