@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 func TestUDP(t *testing.T) {
@@ -29,7 +31,7 @@ func TestUDP(t *testing.T) {
 	}
 	mustWrite(t, conn, strings.Repeat("x", 1001)) // oversize
 	mustWrite(t, conn, "<13>two LFs\n\n")
-	waitFor(t, "every datagram", 10*time.Second, func() bool { return c.len() == n+1 })
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("every datagram"), func() bool { return c.len() == n+1 })
 	got := c.raws()
 	for i := range n {
 		if want := msg5424(fmt.Sprintf("u%d", i)); got[i] != want {
@@ -86,7 +88,7 @@ func TestUnixgram(t *testing.T) {
 	for i := range n {
 		mustWrite(t, conn, fmt.Sprintf("<13>Nov 22 05:00:00 host app: ux%d\n", i))
 	}
-	waitFor(t, "every datagram", 10*time.Second, func() bool { return c.len() == n })
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("every datagram"), func() bool { return c.len() == n })
 	for i, r := range c.raws() {
 		if want := fmt.Sprintf("<13>Nov 22 05:00:00 host app: ux%d", i); r != want {
 			t.Fatalf("datagram %d = %q, want %q", i, r, want)
@@ -105,7 +107,7 @@ func TestUnixgram(t *testing.T) {
 	}
 	defer named.Close()
 	mustWrite(t, named, "<13>named")
-	waitFor(t, "named datagram", 5*time.Second, func() bool { return c.len() == n+1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("named datagram"), func() bool { return c.len() == n+1 })
 	if e := c.snapshot()[n]; e.Peer != from {
 		t.Errorf("named sender peer = %q, want %q", e.Peer, from)
 	}
@@ -148,7 +150,7 @@ func TestUDPKernelDrops(t *testing.T) {
 	// Probe until one gets through: it carries the drop counter. Probes
 	// sent while the buffer is still full may be dropped themselves.
 	probes := 0
-	waitFor(t, "a probe datagram", 10*time.Second, func() bool {
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("a probe datagram"), func() bool {
 		if contains(c.raws(), "<13>probe") {
 			return true
 		}
@@ -156,7 +158,7 @@ func TestUDPKernelDrops(t *testing.T) {
 		mustWrite(t, conn, "<13>probe")
 		return false
 	})
-	waitFor(t, "every datagram received or counted as dropped", 10*time.Second, func() bool {
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("every datagram received or counted as dropped"), func() bool {
 		st := s.Stats()
 		return st.Received+st.KernelDrops == uint64(n+probes)
 	})

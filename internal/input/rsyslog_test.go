@@ -1,74 +1,24 @@
 package input
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
-
-// rsyslogd runs a real rsyslogd in the foreground on conf (with DIR
-// replaced by its work directory) until the test ends. Its stderr is
-// kept for failure messages.
-type rsyslogd struct {
-	dir    string
-	cmd    *exec.Cmd
-	stderr bytes.Buffer
-	exited chan struct{}
-}
-
-func startRsyslogd(t *testing.T, dir, conf string) *rsyslogd {
-	t.Helper()
-	bin, err := exec.LookPath("rsyslogd")
-	if err != nil {
-		t.Fatal("rsyslogd not found: install rsyslog (apt-get install rsyslog rsyslog-gnutls)")
-	}
-	r := &rsyslogd{dir: dir}
-	cfgPath := filepath.Join(dir, "rsyslog.conf")
-	conf = strings.ReplaceAll(conf, "DIR", dir)
-	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	r.cmd = exec.Command(bin, "-n", "-f", cfgPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	r.cmd.Stdout = &r.stderr
-	r.cmd.Stderr = &r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r.exited = make(chan struct{})
-	go func() { r.cmd.Wait(); close(r.exited) }()
-	t.Cleanup(func() {
-		// rsyslogd 8.2302 sometimes crashes on SIGTERM: judge by what
-		// arrived, never by its exit status.
-		r.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-r.exited:
-		case <-time.After(10 * time.Second):
-			r.cmd.Process.Kill()
-			<-r.exited
-		}
-		if t.Failed() {
-			t.Logf("rsyslogd output:\n%s", r.stderr.String())
-		}
-	})
-	return r
-}
 
 // sendUnix writes messages into rsyslogd's imuxsock socket. A unix
 // datagram sender blocks while the socket is full, so nothing is lost.
-func (r *rsyslogd) sendUnix(t *testing.T, path string, msgs []string) {
+func sendUnix(t *testing.T, r *testpeer.Rsyslogd, path string, msgs []string) {
 	t.Helper()
-	waitFor(t, "rsyslogd input socket "+path, 20*time.Second, func() bool {
-		select {
-		case <-r.exited:
-			t.Fatalf("rsyslogd exited:\n%s", r.stderr.String())
-		default:
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("rsyslogd input socket "+path), func() bool {
+		if r.Exited() {
+			t.Fatalf("rsyslogd exited:\n%s", r.Output())
 		}
 		_, err := os.Stat(path)
 		return err == nil
@@ -98,7 +48,7 @@ func rsyslogForward(t *testing.T, s *Syslog, c *collector, dir, globals, preambl
 		}
 	}
 	action = strings.ReplaceAll(action, "PORT", port)
-	r := startRsyslogd(t, dir, fmt.Sprintf(`
+	conf := fmt.Sprintf(`
 global(workDirectory="DIR" %s)
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="DIR/in.sock" RateLimit.Interval="0" ruleset="fwd")
@@ -106,15 +56,16 @@ input(type="imuxsock" Socket="DIR/in.sock" RateLimit.Interval="0" ruleset="fwd")
 ruleset(name="fwd") {
   %s
 }
-`, globals, preamble, action))
+`, globals, preamble, action)
+	r := testpeer.StartRsyslogdConf(t, dir, strings.ReplaceAll(conf, "DIR", dir), "")
 
 	const n = 1000
 	msgs := make([]string, n)
 	for i := range msgs {
 		msgs[i] = fmt.Sprintf("<13>Nov 22 05:00:00 fwdtest: msg-%04d.", i)
 	}
-	r.sendUnix(t, filepath.Join(dir, "in.sock"), msgs)
-	waitFor(t, "1000 events through rsyslogd", 60*time.Second, func() bool { return c.len() >= n })
+	sendUnix(t, r, filepath.Join(dir, "in.sock"), msgs)
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("1000 events through rsyslogd"), func() bool { return c.len() >= n })
 	seen := map[string]int{}
 	for _, r := range c.raws() {
 		i := strings.Index(r, "msg-")

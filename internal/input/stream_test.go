@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 func octet(m string) string { return fmt.Sprintf("%d %s", len(m), m) }
@@ -29,7 +30,7 @@ func TestTCPMixedFraming(t *testing.T) {
 	want := []string{msg5424("a"), "<13>Nov 22 05:00:00 host app: b", msg5424("c with\nnewline"), "<13>d", msg5424("e")}
 	mustWrite(t, conn, octet(want[0])+want[1]+"\n"+octet(want[2])+want[3]+"\r\n")
 	mustWrite(t, conn, octet(want[4]))
-	waitFor(t, "5 events", 5*time.Second, func() bool { return c.len() == 5 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("5 events"), func() bool { return c.len() == 5 })
 	got := c.raws()
 	for i := range want {
 		if got[i] != want[i] {
@@ -68,8 +69,8 @@ func TestTCPGarbage(t *testing.T) {
 		mustWrite(t, good, "<13>good\n")
 	}
 	mustWrite(t, bad, "<13>MARKER\n")
-	waitFor(t, "marker after junk", 5*time.Second, func() bool { return contains(c.raws(), "MARKER") })
-	waitFor(t, "every clean event", 5*time.Second, func() bool {
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("marker after junk"), func() bool { return contains(c.raws(), "MARKER") })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("every clean event"), func() bool {
 		n := 0
 		for _, r := range c.raws() {
 			if r == "<13>good" {
@@ -93,7 +94,7 @@ func TestTCPTenMiBFrame(t *testing.T) {
 		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
 		conn := dialTCP(t, s)
 		go conn.Write([]byte(octet(big) + "<13>after\n")) // the reader skips 10 MiB while this writes
-		waitFor(t, "event after the skipped frame", 10*time.Second, func() bool { return c.len() == 1 })
+		testpeer.Eventually(t, 10*time.Second, testpeer.Text("event after the skipped frame"), func() bool { return c.len() == 1 })
 		if got := c.raws()[0]; got != "<13>after" {
 			t.Errorf("got %q", got)
 		}
@@ -105,7 +106,7 @@ func TestTCPTenMiBFrame(t *testing.T) {
 		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, MaxMessageSize: 16 << 20})
 		conn := dialTCP(t, s)
 		go conn.Write([]byte(octet(big) + "<13>after\n"))
-		waitFor(t, "both events", 10*time.Second, func() bool { return c.len() == 2 })
+		testpeer.Eventually(t, 10*time.Second, testpeer.Text("both events"), func() bool { return c.len() == 2 })
 		if got := c.raws(); got[0] != big || got[1] != "<13>after" {
 			t.Errorf("got lengths %d, %d", len(got[0]), len(got[1]))
 		}
@@ -119,8 +120,8 @@ func TestTCPHalfOpen(t *testing.T) {
 		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, IdleTimeout: 100 * time.Millisecond})
 		half := dialTCP(t, s)
 		mustWrite(t, half, "<13>complete\n<13>half a fra")
-		waitFor(t, "complete event", 5*time.Second, func() bool { return c.len() >= 1 })
-		waitFor(t, "idle connection closed", 5*time.Second, func() bool { return s.Stats().Connections == 0 })
+		testpeer.Eventually(t, 5*time.Second, testpeer.Text("complete event"), func() bool { return c.len() >= 1 })
+		testpeer.Eventually(t, 5*time.Second, testpeer.Text("idle connection closed"), func() bool { return s.Stats().Connections == 0 })
 		half.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := half.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("peer read after idle close: %v, want EOF", err)
@@ -146,8 +147,8 @@ func TestTCPHalfOpen(t *testing.T) {
 		}
 		mustWrite(t, conns[0], "<13>one\n<13>half")
 		// conns[1] is a TLS listener: this client never starts the handshake.
-		waitFor(t, "event", 5*time.Second, func() bool { return c.len() == 1 })
-		waitFor(t, "both connections", 5*time.Second, func() bool { return s.Stats().Connections == 2 })
+		testpeer.Eventually(t, 5*time.Second, testpeer.Text("event"), func() bool { return c.len() == 1 })
+		testpeer.Eventually(t, 5*time.Second, testpeer.Text("both connections"), func() bool { return s.Stats().Connections == 2 })
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.Stop(ctx); err != nil {
@@ -193,7 +194,7 @@ func TestTCPManyConnections(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitFor(t, "every event", 30*time.Second, func() bool { return c.len() >= conns*per })
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("every event"), func() bool { return c.len() >= conns*per })
 	seen := map[string]int{}
 	for _, r := range c.raws() {
 		seen[r]++
@@ -215,7 +216,7 @@ func TestTCPMaxConnections(t *testing.T) {
 	a, b := dialTCP(t, s), dialTCP(t, s)
 	mustWrite(t, a, "<13>a\n")
 	mustWrite(t, b, "<13>b\n")
-	waitFor(t, "two events", 5*time.Second, func() bool { return c.len() == 2 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("two events"), func() bool { return c.len() == 2 })
 	third := dialTCP(t, s)
 	third.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := third.Read(make([]byte, 1)); err == nil || isTimeout(err) {
@@ -225,10 +226,10 @@ func TestTCPMaxConnections(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 	a.Close()
-	waitFor(t, "slot freed", 5*time.Second, func() bool { return s.Stats().Connections == 1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("slot freed"), func() bool { return s.Stats().Connections == 1 })
 	d := dialTCP(t, s)
 	mustWrite(t, d, "<13>d\n")
-	waitFor(t, "event on a freed slot", 5*time.Second, func() bool { return c.len() == 3 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("event on a freed slot"), func() bool { return c.len() == 3 })
 }
 
 // While the Handler blocks, the input stops reading: the kernel buffers
@@ -304,7 +305,7 @@ func testBackpressure(t *testing.T, s *Syslog, c *collector, conn net.Conn) {
 	if err := <-werr; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every event", 30*time.Second, func() bool { return c.len() >= n })
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("every event"), func() bool { return c.len() >= n })
 	for i, r := range c.raws() {
 		if want := msg5424(fmt.Sprintf("m%07d", i)); r != want {
 			t.Fatalf("event %d = %q, want %q", i, r, want)
@@ -407,7 +408,7 @@ func TestStopContextExpires(t *testing.T) {
 	// The event must be read and held by the blocked Handler before Stop:
 	// a line still in the kernel when Stop closes the connection was never
 	// read, and is rightly not delivered.
-	waitFor(t, "handler holding the event", 5*time.Second, func() bool { return c.calls() == 1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("handler holding the event"), func() bool { return c.calls() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Stop(ctx); !errors.Is(err, context.Canceled) {
@@ -428,6 +429,6 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	if _, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("silent TLS client not dropped: %v", err)
 	}
-	waitFor(t, "handshake error counted", 5*time.Second, func() bool { return s.Stats().HandshakeErrors == 1 })
-	waitFor(t, "connection released", 5*time.Second, func() bool { return s.Stats().Connections == 0 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("handshake error counted"), func() bool { return s.Stats().HandshakeErrors == 1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("connection released"), func() bool { return s.Stats().Connections == 0 })
 }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // testPKI is a CA with a server certificate (relay.test, localhost,
@@ -150,7 +152,7 @@ func TestTLSGoClient(t *testing.T) {
 	if _, err := conn.Write([]byte(octet(msg5424("tls-a")) + msg5424("tls-b") + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "two events over TLS", 5*time.Second, func() bool { return c.len() == 2 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("two events over TLS"), func() bool { return c.len() == 2 })
 
 	// Without a client certificate the handshake fails and is counted.
 	bad, err := tls.Dial("tcp", addr, p.clientConfig(t, false))
@@ -163,5 +165,5 @@ func TestTLSGoClient(t *testing.T) {
 	if err == nil {
 		t.Fatal("client without a certificate was accepted")
 	}
-	waitFor(t, "handshake failure counted", 5*time.Second, func() bool { return s.Stats().HandshakeErrors == 1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("handshake failure counted"), func() bool { return s.Stats().HandshakeErrors == 1 })
 }

@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
-
-const python = "/usr/bin/python3"
 
 // pushScript is a libzmq PUSH peer: it connects to (or binds and prints)
 // an endpoint and sends n one-frame messages, n two-frame [stream,
@@ -43,14 +42,13 @@ s.close()
 ctx.term()
 `
 
+// pythonZMQ skips a short run and fails the test without pyzmq.
 func pythonZMQ(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("real libzmq peer")
 	}
-	if out, err := exec.Command(python, "-c", "import zmq").CombinedOutput(); err != nil {
-		t.Fatalf("%s with pyzmq is needed: apt-get install python3-zmq (%v: %s)", python, err, out)
-	}
+	testpeer.NeedPyzmq(t)
 }
 
 func startZMQ(t *testing.T, cfg ZMQConfig) (*ZMQ, *collector) {
@@ -78,7 +76,7 @@ func startZMQ(t *testing.T, cfg ZMQConfig) (*ZMQ, *collector) {
 
 func checkPushed(t *testing.T, z *ZMQ, c *collector, n int) {
 	t.Helper()
-	waitFor(t, "every message from libzmq", 20*time.Second, func() bool { return contains(c.raws(), "<13>done") })
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("every message from libzmq"), func() bool { return contains(c.raws(), "<13>done") })
 	evs := c.snapshot()
 	if len(evs) != 2*n+1 {
 		t.Fatalf("%d events, want %d", len(evs), 2*n+1)
@@ -106,7 +104,7 @@ func TestZMQPullBind(t *testing.T) {
 	z, c := startZMQ(t, ZMQConfig{Bind: []string{"tcp://127.0.0.1:0"}, StreamFrame: true})
 	ep := "tcp://" + z.Addrs()[0].String()
 	const n = 1000
-	out, err := exec.Command(python, "-c", pushScript, "connect", ep, fmt.Sprint(n)).CombinedOutput()
+	out, err := exec.Command(testpeer.Python, "-c", pushScript, "connect", ep, fmt.Sprint(n)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("libzmq PUSH: %v: %s", err, out)
 	}
@@ -118,7 +116,7 @@ func TestZMQPullBind(t *testing.T) {
 
 func TestZMQPullConnect(t *testing.T) {
 	pythonZMQ(t)
-	cmd := exec.Command(python, "-c", pushScript, "bind", "tcp://127.0.0.1:*", "100")
+	cmd := exec.Command(testpeer.Python, "-c", pushScript, "bind", "tcp://127.0.0.1:*", "100")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -144,11 +142,11 @@ func TestZMQPullConnect(t *testing.T) {
 func TestZMQNoStreamFrame(t *testing.T) {
 	pythonZMQ(t)
 	z, c := startZMQ(t, ZMQConfig{Bind: []string{"tcp://127.0.0.1:0"}})
-	out, err := exec.Command(python, "-c", pushScript, "connect", "tcp://"+z.Addrs()[0].String(), "10").CombinedOutput()
+	out, err := exec.Command(testpeer.Python, "-c", pushScript, "connect", "tcp://"+z.Addrs()[0].String(), "10").CombinedOutput()
 	if err != nil {
 		t.Fatalf("libzmq PUSH: %v: %s", err, out)
 	}
-	waitFor(t, "every message", 20*time.Second, func() bool { return contains(c.raws(), "<13>done") })
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("every message"), func() bool { return contains(c.raws(), "<13>done") })
 	for _, e := range c.snapshot() {
 		if e.Stream != "" {
 			t.Fatalf("stream %q set without StreamFrame", e.Stream)
@@ -172,7 +170,7 @@ func TestZMQHugeFrameHeader(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	zmtpHandshake(t, conn, "PUSH")
+	testpeer.ZMTPHandshake(t, conn, "PUSH")
 	hdr := []byte{0x02, 0, 0, 0, 0, 0, 0, 0, 0} // LONG message frame, last
 	binary.BigEndian.PutUint64(hdr[1:], 1<<49)
 	if _, err := conn.Write(hdr); err != nil {
@@ -182,46 +180,13 @@ func TestZMQHugeFrameHeader(t *testing.T) {
 	if _, err := io.Copy(io.Discard, conn); err != nil {
 		t.Fatalf("peer not disconnected: %v", err)
 	}
-	waitFor(t, "oversize counted", 5*time.Second, func() bool { return z.Stats().Oversize == 1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("oversize counted"), func() bool { return z.Stats().Oversize == 1 })
 
-	out, err := exec.Command(python, "-c", pushScript, "connect", "tcp://"+addr, "10").CombinedOutput()
+	out, err := exec.Command(testpeer.Python, "-c", pushScript, "connect", "tcp://"+addr, "10").CombinedOutput()
 	if err != nil {
 		t.Fatalf("libzmq PUSH: %v: %s", err, out)
 	}
-	waitFor(t, "messages from a well-behaved peer", 20*time.Second, func() bool { return contains(c.raws(), "<13>done") })
-}
-
-// zmtpHandshake does a ZMTP 3.0 NULL handshake as socketType.
-func zmtpHandshake(t *testing.T, c net.Conn, socketType string) {
-	t.Helper()
-	greeting := make([]byte, 64)
-	greeting[0], greeting[9], greeting[10], greeting[11] = 0xff, 0x7f, 3, 0
-	copy(greeting[12:], "NULL")
-	if _, err := c.Write(greeting); err != nil {
-		t.Fatal(err)
-	}
-	peer := make([]byte, 64)
-	if _, err := io.ReadFull(c, peer); err != nil {
-		t.Fatalf("read greeting: %v", err)
-	}
-	// READY command: name, then Socket-Type property.
-	var body []byte
-	body = append(body, 5)
-	body = append(body, "READY"...)
-	body = append(body, 11)
-	body = append(body, "Socket-Type"...)
-	body = binary.BigEndian.AppendUint32(body, uint32(len(socketType)))
-	body = append(body, socketType...)
-	if _, err := c.Write(append([]byte{0x04, byte(len(body))}, body...)); err != nil {
-		t.Fatal(err)
-	}
-	h := make([]byte, 2)
-	if _, err := io.ReadFull(c, h); err != nil || h[0]&0x04 == 0 {
-		t.Fatalf("read READY header %x: %v", h, err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, h[1])); err != nil {
-		t.Fatalf("read READY: %v", err)
-	}
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("messages from a well-behaved peer"), func() bool { return contains(c.raws(), "<13>done") })
 }
 
 // Stop hands over what the socket already queued.
@@ -237,11 +202,11 @@ func TestZMQStopDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 100
-	out, err := exec.Command(python, "-c", pushScript, "connect", "tcp://"+z.Addrs()[0].String(), fmt.Sprint(n)).CombinedOutput()
+	out, err := exec.Command(testpeer.Python, "-c", pushScript, "connect", "tcp://"+z.Addrs()[0].String(), fmt.Sprint(n)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("libzmq PUSH: %v: %s", err, out)
 	}
-	waitFor(t, "socket received everything", 10*time.Second, func() bool { return z.pull.Stats().MsgsIn == 2*n+2 })
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("socket received everything"), func() bool { return z.pull.Stats().MsgsIn == 2*n+2 })
 	stopped := make(chan error)
 	go func() { stopped <- z.Stop(context.Background()) }()
 	close(gate)
@@ -282,19 +247,19 @@ func TestZMQPlain(t *testing.T) {
 	ep := "tcp://" + z.Addrs()[0].String()
 	// Refused: libzmq keeps retrying, so give it a moment by waiting for
 	// the refusal to be counted, then kill it.
-	bad := exec.Command(python, "-c", plainPushScript, ep, "relay", "wrong", "5")
+	bad := exec.Command(testpeer.Python, "-c", plainPushScript, ep, "relay", "wrong", "5")
 	if err := bad.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "refused handshake counted", 10*time.Second, func() bool { return z.Stats().HandshakeErrors >= 1 })
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("refused handshake counted"), func() bool { return z.Stats().HandshakeErrors >= 1 })
 	bad.Process.Kill()
 	bad.Wait()
 
-	out, err := exec.Command(python, "-c", plainPushScript, ep, "relay", "s3cret", "100").CombinedOutput()
+	out, err := exec.Command(testpeer.Python, "-c", plainPushScript, ep, "relay", "s3cret", "100").CombinedOutput()
 	if err != nil {
 		t.Fatalf("libzmq PUSH: %v: %s", err, out)
 	}
-	waitFor(t, "every message", 10*time.Second, func() bool { return contains(c.raws(), "<13>done") })
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("every message"), func() bool { return contains(c.raws(), "<13>done") })
 	got := c.raws()
 	if len(got) != 101 || got[0] != "<13>plain-0" || got[99] != "<13>plain-99" {
 		t.Errorf("got %d events, first %q", len(got), got[0])
