@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +51,29 @@ func init() {
 const rsyslogTruth = `%structured-data%\t%app-name%\t%programname%\t%hostname%\t%syslogfacility-text%\t%syslogseverity-text%\t%procid%\t%msgid%\t%msg%\n`
 
 type truth struct{ sd, app, programname, host, facility, severity, procID, msgID, msg string }
+
+// scanned is what Scan found in h, as a truth; programname is rsyslog's
+// own notion, which Scan has no field for.
+func scanned(h Header, programname string) truth {
+	return truth{
+		sd: string(h.SD()), app: string(h.AppName()), programname: programname, host: string(h.Hostname()),
+		facility: FacilityName(h.Facility()), severity: SeverityName(h.Severity()),
+		procID: string(h.ProcID()), msgID: string(h.MsgID()), msg: string(h.Msg()),
+	}
+}
+
+// expected is tr with rsyslog's "-" for an absent PROCID, MSGID or
+// STRUCTURED-DATA as Scan's empty value.
+func expected(tr truth) truth {
+	nil2empty := func(s string) string {
+		if s == "-" {
+			return ""
+		}
+		return s
+	}
+	tr.procID, tr.msgID, tr.sd = nil2empty(tr.procID), nil2empty(tr.msgID), nil2empty(tr.sd)
+	return tr
+}
 
 // collector accepts one connection (omfwd's) and keeps its frames.
 type collector struct {
@@ -111,7 +132,6 @@ func TestRealRsyslogFormats(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real rsyslogd test")
 	}
-	rsyslogd := testpeer.NeedRsyslogd(t, "apt-get install rsyslog (8.2302 or later)")
 	dir := t.TempDir()
 	formats := []struct {
 		template string
@@ -135,38 +155,8 @@ func TestRealRsyslogFormats(t *testing.T) {
 			f.c.port(), f.framing, f.template)
 	}
 	fmt.Fprintf(&conf, "}\n")
-	confPath := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(rsyslogd, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	var stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill() // its exit status says nothing: 8.2302 may crash on shutdown
-		cmd.Wait()
-	})
-
-	var port int
-	testpeer.Eventually(t, 20*time.Second, func() string { return "rsyslogd never wrote its imtcp port: " + stderr.String() }, func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, "port"))
-		if err != nil {
-			return false
-		}
-		port, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && port > 0
-	})
-	// rsyslogd writes the port file as it binds, which may be a moment
-	// before it accepts: retry until it does.
-	var conn net.Conn
-	testpeer.Eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		conn = c
-		return err == nil
-	})
+	r := testpeer.StartRsyslogdConf(t, dir, conf.String(), filepath.Join(dir, "port"))
+	conn := r.Dial(t)
 	for _, in := range rsyslogInputs {
 		fmt.Fprintf(conn, "%s\n", in)
 	}
@@ -175,7 +165,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 	n := len(rsyslogInputs)
 	var truths []truth
 	testpeer.Eventually(t, 30*time.Second, func() string {
-		return fmt.Sprintf("rsyslog parsed %d of %d messages; stderr: %s", len(truths), n, stderr.String())
+		return fmt.Sprintf("rsyslog parsed %d of %d messages; rsyslogd: %s", len(truths), n, r.Output())
 	}, func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "truth.log"))
 		truths = truths[:0]
@@ -188,24 +178,12 @@ func TestRealRsyslogFormats(t *testing.T) {
 		}
 		return len(truths) == n
 	})
-	nil2empty := func(s string) string {
-		if s == "-" {
-			return ""
-		}
-		return s
-	}
 	// The inputs themselves must scan the way rsyslog parsed them.
 	t.Run("inputs", func(t *testing.T) {
 		for i, raw := range rsyslogInputs {
 			tr := truths[i]
 			h := Scan([]byte(raw))
-			got := truth{
-				sd: string(h.SD()), app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
-				facility: FacilityName(h.Facility()), severity: SeverityName(h.Severity()),
-				procID: string(h.ProcID()), msgID: string(h.MsgID()), msg: string(h.Msg()),
-			}
-			want := tr
-			want.procID, want.msgID, want.sd = nil2empty(tr.procID), nil2empty(tr.msgID), nil2empty(tr.sd)
+			got, want := scanned(h, tr.programname), expected(tr)
 			if h.Format != FormatRFC5424 {
 				want.msg = strings.TrimPrefix(tr.msg, " ")
 			}
@@ -236,13 +214,7 @@ func TestRealRsyslogFormats(t *testing.T) {
 			for i, raw := range frames[:n] {
 				tr := truths[i]
 				h := Scan([]byte(raw))
-				got := truth{
-					sd: string(h.SD()), app: string(h.AppName()), programname: tr.programname, host: string(h.Hostname()),
-					facility: FacilityName(h.Facility()), severity: SeverityName(h.Severity()),
-					procID: string(h.ProcID()), msgID: string(h.MsgID()), msg: string(h.Msg()),
-				}
-				want := tr
-				want.procID, want.msgID, want.sd = nil2empty(tr.procID), nil2empty(tr.msgID), nil2empty(tr.sd)
+				got, want := scanned(h, tr.programname), expected(tr)
 				if f.want != FormatRFC5424 {
 					// The 3164 layouts carry neither MSGID nor, after the
 					// tag's ": ", the separating space of %msg%; their

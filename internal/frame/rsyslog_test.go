@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +87,6 @@ func TestRealRsyslogFraming(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real rsyslogd test")
 	}
-	rsyslogd := testpeer.NeedRsyslogd(t, "apt-get install rsyslog (8.2302 or later)")
 	dir := t.TempDir()
 	actions := []struct {
 		name, params string
@@ -112,29 +108,7 @@ func TestRealRsyslogFraming(t *testing.T) {
 			a.s.ln.Addr().(*net.TCPAddr).Port, a.params)
 	}
 	fmt.Fprintf(&conf, "}\n")
-	confPath := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(confPath, []byte(conf.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(rsyslogd, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	var stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill() // its exit status says nothing: 8.2302 may crash on shutdown
-		cmd.Wait()
-	})
-	var port int
-	testpeer.Eventually(t, 20*time.Second, func() string { return "rsyslogd never wrote its imtcp port: " + stderr.String() }, func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, "port"))
-		if err != nil {
-			return false
-		}
-		port, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil && port > 0
-	})
+	r := testpeer.StartRsyslogdConf(t, dir, conf.String(), filepath.Join(dir, "port"))
 
 	// Short messages (rsyslog does not compress them) and long
 	// compressible ones.
@@ -146,13 +120,7 @@ func TestRealRsyslogFraming(t *testing.T) {
 		}
 		want = append(want, "<13>"+body)
 	}
-	// The port file is written as imtcp binds, a moment before it accepts.
-	var conn net.Conn
-	testpeer.Eventually(t, 20*time.Second, func() string { return fmt.Sprintf("rsyslogd never accepted on port %d: %s", port, stderr.String()) }, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		conn = c
-		return err == nil
-	})
+	conn := r.Dial(t)
 	for _, w := range want {
 		fmt.Fprintf(conn, "%d %s", len(w), w) // octet-counted into rsyslog too
 	}
@@ -163,7 +131,7 @@ func TestRealRsyslogFraming(t *testing.T) {
 			var got []string
 			testpeer.Eventually(t, 30*time.Second, func() string {
 				_, errs := a.s.snapshot()
-				return fmt.Sprintf("%d of %d frames (errors %v); rsyslogd: %s", len(got), len(want), errs, stderr.String())
+				return fmt.Sprintf("%d of %d frames (errors %v); rsyslogd: %s", len(got), len(want), errs, r.Output())
 			}, func() bool {
 				got, _ = a.s.snapshot()
 				return len(got) >= len(want)
