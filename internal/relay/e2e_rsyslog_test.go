@@ -48,6 +48,27 @@ func startWorkers(t testing.TB, r *Relay, output string, n int) []*testpeer.Peer
 	return ws
 }
 
+// jsonRelay is a relay with a syslog TCP input and one PUSH output,
+// "json", in format json, with one libzmq worker connected to it.
+func jsonRelay(t testing.TB) (*Relay, *testpeer.Peer) {
+	t.Helper()
+	r := startRelay(t, `
+inputs:
+  - name: syslog
+    type: syslog
+    listen: tcp://127.0.0.1:0
+outputs:
+  - name: json
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    format: json
+http:
+  listen: ""
+`)
+	return r, startWorkers(t, r, "json", 1)[0]
+}
+
 // forwardConf is an rsyslogd config with an imtcp input on a free port
 // (the test feeds it) whose ruleset forwards with action.
 func forwardConf(action string) string { return forwardConfWith("", action) }
@@ -273,21 +294,7 @@ func TestRsyslogFormatsJSON(t *testing.T) {
 		{"RSYSLOG_TraditionalForwardFormat", "rfc3164", "Nov 22 05:00:00"},
 	} {
 		t.Run(tc.template, func(t *testing.T) {
-			r := startRelay(t, `
-inputs:
-  - name: syslog
-    type: syslog
-    listen: tcp://127.0.0.1:0
-outputs:
-  - name: json
-    type: zmq
-    socket: push
-    bind: tcp://127.0.0.1:0
-    format: json
-http:
-  listen: ""
-`)
-			w := startWorkers(t, r, "json", 1)[0]
+			r, w := jsonRelay(t)
 			_, port, _ := net.SplitHostPort(inputAddr(t, r, "syslog", "tcp"))
 			rs := startRsyslogd(t, forwardConf(`action(type="omfwd" target="127.0.0.1" port="`+port+`" protocol="tcp"
     template="`+tc.template+`" action.resumeRetryCount="-1" action.resumeInterval="1")`))

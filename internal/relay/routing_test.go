@@ -161,21 +161,7 @@ func TestJSONFormat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real libzmq peers")
 	}
-	r := startRelay(t, `
-inputs:
-  - name: syslog
-    type: syslog
-    listen: tcp://127.0.0.1:0
-outputs:
-  - name: json
-    type: zmq
-    socket: push
-    bind: tcp://127.0.0.1:0
-    format: json
-http:
-  listen: ""
-`)
-	w := startWorkers(t, r, "json", 1)[0]
+	r, w := jsonRelay(t)
 	var msgs []string
 	for _, e := range routingEvents {
 		msgs = append(msgs, e.raw)
