@@ -163,3 +163,16 @@ func orDiscard(l *slog.Logger) *slog.Logger {
 	}
 	return l
 }
+
+// waitGroup waits for wg, or returns ctx's error once ctx is done first
+// (the goroutines then go on and finish on their own).
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -266,12 +266,8 @@ func (s *Syslog) Stop(ctx context.Context) error {
 			c.Close()
 		}
 		s.mu.Unlock()
-		done := make(chan struct{})
-		go func() { s.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			s.stopErr = fmt.Errorf("input %q: stop: %w", s.cfg.Name, ctx.Err())
+		if err := waitGroup(ctx, &s.wg); err != nil {
+			s.stopErr = fmt.Errorf("input %q: stop: %w", s.cfg.Name, err)
 		}
 	})
 	return s.stopErr

@@ -177,12 +177,8 @@ func (z *ZMQ) Stop(ctx context.Context) error {
 		// A closed PULL stops reading from peers but still yields what
 		// it queued; recvLoop drains it and ends on ErrClosed.
 		p.Close()
-		done := make(chan struct{})
-		go func() { z.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			z.stopErr = fmt.Errorf("input %q: stop: %w", z.cfg.Name, ctx.Err())
+		if err := waitGroup(ctx, &z.wg); err != nil {
+			z.stopErr = fmt.Errorf("input %q: stop: %w", z.cfg.Name, err)
 		}
 		z.cancel() // a Handler still blocked returns into a loop that ends
 	})
