@@ -32,6 +32,14 @@ type peer struct {
 	err      error // why it closed; written once before done closes
 	refs     atomic.Int32
 
+	// wmu is held by the writer from taking its queue until the write
+	// returns; Push.SendWritten writes directly only while it holds it.
+	wmu  sync.Mutex
+	dbuf []byte // SendWritten's encoding buffer, under wmu
+	// SendWritten's corking (Push.SetWrittenCork), under wmu.
+	corked, corkArmed bool
+	corkTimer         *time.Timer
+
 	subs atomic.Pointer[subSet] // PUB: what this subscriber wants
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
@@ -209,9 +217,11 @@ func (p *peer) writeLoop() {
 	var spare, msgs []Msg
 	var ctrl []byte
 	for {
+		p.wmu.Lock()
 		msgs, ctrl = p.q.take(spare, ctrl)
 		spare = nil
 		if len(msgs) == 0 && len(ctrl) == 0 {
+			p.wmu.Unlock()
 			spare = msgs // the queue now holds the old spare
 			select {
 			case <-p.q.wake:
@@ -235,13 +245,14 @@ func (p *peer) writeLoop() {
 				if _, err := p.conn.Write(buf); err != nil {
 					p.s.lost(pending)
 					p.close(err)
+					p.wmu.Unlock()
 					clear(msgs[:i+1])
 					p.s.orphaned(p, msgs[i+1:])
 					return
 				}
 				p.msgsOut.Add(uint64(pending))
 				p.bytesOut.Add(bytes)
-				p.s.inflight.Add(-int64(pending))
+				p.s.settle(int64(pending))
 				pending, bytes = 0, 0
 				buf = buf[:0]
 			}
@@ -249,10 +260,12 @@ func (p *peer) writeLoop() {
 		if len(buf) > 0 { // only commands
 			if _, err := p.conn.Write(buf); err != nil {
 				p.close(err)
+				p.wmu.Unlock()
 				p.s.orphaned(p, nil)
 				return
 			}
 		}
+		p.wmu.Unlock()
 		if cap(buf) > 4*writeBufSize {
 			buf = make([]byte, 0, writeBufSize) // don't keep a huge message's buffer
 		}

@@ -3,7 +3,6 @@ package zmq
 import (
 	"context"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -12,7 +11,8 @@ import (
 // blocking (never dropping) when none has.
 type Push struct {
 	*socket
-	rr atomic.Uint32
+	rr      atomic.Uint32
+	corkFor atomic.Int64 // SendWritten's TCP_CORK hold, ns; 0: off
 }
 
 // NewPush returns a PUSH socket; add endpoints with Listen or Dial.
@@ -33,7 +33,7 @@ func NewPush(o Options) *Push {
 			for i, m := range unsent {
 				if err := p.send(s.ctx, m); err != nil {
 					s.stat.dropClosed.Add(uint64(len(unsent) - i))
-					s.inflight.Add(-int64(len(unsent) - i))
+					s.settle(int64(len(unsent) - i))
 					return
 				}
 			}
@@ -90,7 +90,7 @@ func (p *Push) migrateOne(q *outq, unparked <-chan struct{}) bool {
 	}
 	if !q.unshift([]Msg{m}) { // closing
 		p.stat.dropClosed.Add(1)
-		p.inflight.Add(-1)
+		p.settle(1)
 	}
 	return false
 }
@@ -101,7 +101,7 @@ func (p *Push) migrateOne(q *outq, unparked <-chan struct{}) bool {
 func (p *Push) Send(ctx context.Context, m Msg) error {
 	p.inflight.Add(1) // before queueing: the writer may be done first
 	if err := p.send(ctx, m); err != nil {
-		p.inflight.Add(-1)
+		p.settle(1)
 		return err
 	}
 	return nil
@@ -168,7 +168,11 @@ func (p *Push) tryConnected(m Msg) bool {
 func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
 	done := 0
 	p.inflight.Add(int64(len(ms))) // before queueing: the writer may be done first
-	defer func() { p.inflight.Add(-int64(len(ms) - done)) }()
+	defer func() {
+		if done < len(ms) {
+			p.settle(int64(len(ms) - done))
+		}
+	}()
 	for done < len(ms) {
 		peers := *p.list.Load()
 		progressed := false
@@ -196,15 +200,22 @@ func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
 
 // Flush waits until every message Send accepted has been written to a
 // peer's connection (or lost with it), ctx ends or the socket closes.
+// With nothing in flight it returns nil at once, even if ctx is done.
 func (p *Push) Flush(ctx context.Context) error {
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
 	for p.inflight.Load() > 0 {
+		ch := p.flushed.wait()
+		if p.inflight.Load() == 0 { // settled before we registered
+			p.flushed.done()
+			return nil
+		}
 		select {
-		case <-t.C:
+		case <-ch:
+			p.flushed.done()
 		case <-ctx.Done():
+			p.flushed.done()
 			return ctx.Err()
 		case <-p.ctx.Done():
+			p.flushed.done()
 			return ErrClosed
 		}
 	}

@@ -130,6 +130,15 @@ func (q *outq) popFront() (Msg, bool) {
 	return m, true
 }
 
+// idle reports whether nothing is queued (messages or commands) and the
+// queue is open.
+func (q *outq) idle() bool {
+	q.mu.Lock()
+	ok := !q.closed && len(q.msgs) == 0 && len(q.ctrl) == 0
+	q.mu.Unlock()
+	return ok
+}
+
 func (q *outq) len() int {
 	q.mu.Lock()
 	n := len(q.msgs)

@@ -50,6 +50,7 @@ type socket struct {
 
 	handshakes atomic.Int32 // accepted connections in handshake
 	inflight   atomic.Int64 // PUSH: accepted by Send, not yet written or lost
+	flushed    flushSignal  // PUSH: wakes Flush when inflight reaches 0
 	stat       sockCounters
 }
 
@@ -378,7 +379,7 @@ func (s *socket) orphaned(p *peer, unsent []Msg) {
 // the peer's kernel, none can be retried without risking a duplicate.
 func (s *socket) lost(n int) {
 	s.stat.dropLost.Add(uint64(n))
-	s.inflight.Add(-int64(n))
+	s.settle(int64(n))
 }
 
 // roomWait registers a sender waiting for queue room and returns the
