@@ -45,10 +45,23 @@ const (
 // could not be handed off in time; it must not hand off a message it
 // returns an error for. Flush returns once every handed-off message has
 // left the process, as far as the sink can tell. Both are first tried with
-// a context that is already done: they must then return at once.
+// a context that is already done: they must then return at once, with an
+// error that wraps context.Canceled if they would have to wait (they are
+// then called again with the real context); any other error is final.
 type Sink interface {
 	Send(ctx context.Context, msg []byte) error
 	Flush(ctx context.Context) error
+}
+
+// BatchSink is a Sink that also takes many messages at once; Serve uses it
+// without Confirm (fire-and-forget), where nothing is answered per line.
+// SendBatch returns how many messages (a prefix of msgs) it handed off:
+// all of them, or fewer with the error that stopped it (ctx's, or the
+// sink's). The byte slices stay valid after it returns, so the sink may
+// keep them; the outer slice is reused.
+type BatchSink interface {
+	Sink
+	SendBatch(ctx context.Context, msgs [][]byte) (int, error)
 }
 
 // Tx selects whether the input uses omprog's transaction marks.
@@ -170,6 +183,9 @@ func (s *Server) Stats() Stats {
 // flushes the sink and returns nil. A message in flight when ctx ends is
 // left unconfirmed, so rsyslog retries it.
 func (s *Server) Serve(ctx context.Context) error {
+	if bs, ok := s.sink.(BatchSink); ok && !s.opts.Confirm {
+		return s.serveBatches(ctx, bs)
+	}
 	if s.opts.Confirm {
 		stop := s.startKeepAlive()
 		defer stop()
@@ -307,13 +323,16 @@ func errorLine(err error) string {
 // and bounding it by MaxWait when bounded is set and rsyslog can be told
 // about a failure.
 func (s *Server) wait(ctx context.Context, fn func(context.Context) error, bounded bool) error {
-	// Fast path: a sink with room hands off at once, so try with a done
-	// context before paying for a timer and the busy mark.
-	if fn(doneCtx) == nil {
-		return nil
-	}
+	// Busy from the start: even the first try may sit in a write to a
+	// peer that stopped reading, and rsyslog must keep getting dots.
 	s.busySince.Store(time.Now().UnixNano())
 	defer s.idle()
+	// Fast path: a sink with room hands off at once, so try with a done
+	// context before paying for a timer. Only "would block" (the done
+	// context's error) is worth the real wait; any other error is final.
+	if err := fn(doneCtx); err == nil || !errors.Is(err, context.Canceled) {
+		return err
+	}
 	if !bounded || !s.opts.Confirm || s.opts.MaxWait < 0 {
 		return fn(ctx)
 	}
