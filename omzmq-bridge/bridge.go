@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +39,7 @@ func openSender(s settings, log *slog.Logger) (*sender, error) {
 		sock = snd.pub
 	} else {
 		snd.push = zmq.NewPush(o)
+		snd.push.SetWrittenCork(writtenCork)
 		sock = snd.push
 	}
 	for _, ep := range s.binds {
@@ -58,6 +58,10 @@ func openSender(s settings, log *slog.Logger) (*sender, error) {
 	return snd, nil
 }
 
+// writtenCork bounds how long a message confirmed as written may sit in
+// a corked socket before it is sent (see zmq.Push.SetWrittenCork).
+const writtenCork = time.Millisecond
+
 // msg frames one line: [line], [topic, line] or, with topicFromField,
 // [first field, rest of line].
 func (snd *sender) msg(line []byte) zmq.Msg {
@@ -71,6 +75,33 @@ func (snd *sender) msg(line []byte) zmq.Msg {
 		return zmq.Msg{snd.topic, line}
 	}
 	return zmq.Msg{line}
+}
+
+// msgs appends the framing of every line to dst, with the frames of all
+// of them in one allocation.
+func (snd *sender) msgs(dst []zmq.Msg, lines [][]byte) []zmq.Msg {
+	per := 1
+	if snd.topicFromField || snd.topic != nil {
+		per = 2
+	}
+	frames := make([][]byte, per*len(lines))
+	for i, line := range lines {
+		f := frames[per*i : per*i+per : per*i+per]
+		switch {
+		case snd.topicFromField:
+			if j := bytes.IndexByte(line, ' '); j >= 0 {
+				f[0], f[1] = line[:j], line[j+1:]
+			} else {
+				f[0], f[1] = line, nil
+			}
+		case snd.topic != nil:
+			f[0], f[1] = snd.topic, line
+		default:
+			f[0] = line
+		}
+		dst = append(dst, zmq.Msg(f))
+	}
+	return dst
 }
 
 func (snd *sender) close(ctx context.Context) error {
@@ -101,6 +132,11 @@ type bridge struct {
 	// dropped is set when a replaced socket closed with messages unsent:
 	// the next Flush fails, so rsyslog retries the open transaction.
 	dropped atomic.Bool
+	// written makes Send return only once a PUSH message is written to a
+	// peer's connection (--confirm-when written, with confirmations).
+	written bool
+
+	batch []zmq.Msg // SendBatch's reused message list
 }
 
 func newBridge(s settings, log *slog.Logger) (*bridge, error) {
@@ -126,7 +162,16 @@ func (b *bridge) Send(ctx context.Context, line []byte) error {
 				return err
 			}
 		} else {
-			err := snd.push.Send(ctx, snd.msg(line))
+			var err error
+			if b.written {
+				err = snd.push.SendWritten(ctx, snd.msg(line))
+				if errors.Is(err, zmq.ErrNotWritten) {
+					// Queued: handed off. Flush waits for the write.
+					return nil
+				}
+			} else {
+				err = snd.push.Send(ctx, snd.msg(line))
+			}
 			if err == nil {
 				return nil
 			}
@@ -147,6 +192,7 @@ func (b *bridge) Send(ctx context.Context, line []byte) error {
 
 // Flush waits until what the current PUSH socket accepted is written to
 // its peers' connections, so a killed bridge loses nothing it confirmed.
+// After a SendWritten that wrote directly there is nothing left to wait for.
 func (b *bridge) Flush(ctx context.Context) error {
 	if b.dropped.Swap(false) {
 		return ErrDroppedOnReload
@@ -155,14 +201,6 @@ func (b *bridge) Flush(ctx context.Context) error {
 		snd, changed := b.current()
 		if snd.pub != nil {
 			return nil
-		}
-		// The writer usually has it on the wire within microseconds, far
-		// below Push.Flush's polling tick: probe a while first.
-		for deadline := time.Now().Add(flushSpin); time.Now().Before(deadline); {
-			if snd.push.Flush(doneCtx) == nil {
-				return nil
-			}
-			runtime.Gosched()
 		}
 		err := snd.push.Flush(ctx)
 		if !errors.Is(err, zmq.ErrClosed) {
@@ -179,16 +217,45 @@ func (b *bridge) Flush(ctx context.Context) error {
 	}
 }
 
-// flushSpin bounds the probing before Flush falls back to Push.Flush's
-// millisecond polling.
-const flushSpin = 2 * time.Millisecond
-
-// doneCtx turns Push.Flush into a probe: nil when everything is written.
-var doneCtx = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
+// SendBatch hands lines to the current socket in one go (fire-and-forget:
+// PUSH queues them in order, waiting for room; PUB never waits). The
+// lines stay owned by the socket. A batch cut short by a reload goes on
+// on the new socket.
+func (b *bridge) SendBatch(ctx context.Context, lines [][]byte) (int, error) {
+	done := 0
+	for done < len(lines) {
+		snd, changed := b.current()
+		var err error
+		if snd.pub != nil {
+			for ; done < len(lines); done++ {
+				if err = snd.pub.Send(snd.msg(lines[done])); err != nil {
+					break
+				}
+			}
+		} else {
+			b.batch = snd.msgs(b.batch[:0], lines[done:])
+			var k int
+			k, err = snd.push.SendBatch(ctx, b.batch)
+			clear(b.batch)
+			done += k
+		}
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, zmq.ErrClosed) {
+			if ctx.Err() != nil {
+				return done, fmt.Errorf("%s: %w", snd.desc, context.Cause(ctx))
+			}
+			return done, err
+		}
+		select { // closed by a reload: wait for its replacement
+		case <-changed:
+		case <-ctx.Done():
+			return done, context.Cause(ctx)
+		}
+	}
+	return done, nil
+}
 
 func (b *bridge) current() (*sender, <-chan struct{}) {
 	b.mu.Lock()

@@ -12,9 +12,10 @@ import (
 
 // BenchmarkLockstep drives the bridge binary the way omprog does (one line,
 // then wait for its status) into an in-process PULL, without rsyslog, to
-// isolate the bridge's per-message cost by --confirm-when.
+// isolate the bridge's per-message cost by --confirm-when; okprog (answers
+// at once, writes nothing) is the pipe round trip alone.
 func BenchmarkLockstep(b *testing.B) {
-	for _, when := range []string{"queued", "written"} {
+	for _, when := range []string{"okprog", "queued", "written"} {
 		b.Run("confirm-when="+when, func(b *testing.B) {
 			pull := zmq.NewPull(zmq.Options{})
 			defer pull.Close()
@@ -31,6 +32,9 @@ func BenchmarkLockstep(b *testing.B) {
 				}
 			}()
 			cmd := exec.Command(bridgeBin, "--relay", "tcp://"+pull.Addrs()[0].String(), "--confirm", "on", "--confirm-when", when)
+			if when == "okprog" {
+				cmd = exec.Command(buildOkprog(b))
+			}
 			in, _ := cmd.StdinPipe()
 			outp, _ := cmd.StdoutPipe()
 			if err := cmd.Start(); err != nil {
