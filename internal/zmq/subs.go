@@ -11,11 +11,17 @@ const maxSubscriptions = 4096
 type subSet struct {
 	counts map[string]int
 	lens   []int // distinct prefix lengths, ascending
+	all    bool  // "" is subscribed: every topic matches
 }
 
 // match reports whether any subscription is a prefix of topic: one map
-// probe per distinct subscription length.
+// probe per distinct subscription length, none for a subscription to
+// everything (what a tap without --stream sends), which PUB checks for
+// every message and subscriber.
 func (s *subSet) match(topic []byte) bool {
+	if s.all {
+		return true
+	}
 	for _, l := range s.lens {
 		if l > len(topic) {
 			return false
@@ -53,6 +59,7 @@ func (s *subSet) with(topic string, delta int) (*subSet, bool) {
 		}
 	}
 	slices.Sort(n.lens)
+	_, n.all = n.counts[""]
 	changed := (c == 0) || (c == 1 && delta > 0)
 	return n, changed
 }
