@@ -113,10 +113,9 @@ func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
 			m[1] = enc.payload(e)
 			msgs = append(msgs, m)
 		}
-		for _, m := range msgs {
-			if err := o.pub.Send(m); err != nil {
-				return fmt.Errorf("output %q: %w", o.name, err)
-			}
+		// One queue lock per subscriber per batch, not per event.
+		if err := o.pub.SendBatch(msgs); err != nil {
+			return fmt.Errorf("output %q: %w", o.name, err)
 		}
 		// As for raw payloads, which the socket discards for free, an
 		// event nobody wanted counts as handed to the socket.
