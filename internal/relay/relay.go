@@ -212,11 +212,12 @@ func (r *Relay) handle(batch []*event.Event) {
 				per[i] = append(per[i], e)
 			}
 		}
-		r.hub.Publish(e)
 	}
 	if run > 0 {
 		r.met.streamEvents(last).Add(float64(run))
 	}
+	// Streams are set now; the hub takes the batch in one go per client.
+	r.hub.PublishBatch(batch)
 	if uniform {
 		for _, i := range idx0 {
 			r.write(gen, i, batch)

@@ -111,6 +111,60 @@ func (h *Hub) Publish(ev *event.Event) {
 	}
 }
 
+// PublishBatch is Publish for each of evs, in order, the way the router
+// calls it: each client's queue is locked once per run of events its stream
+// globs take (once per batch for a tap on every stream) rather than once
+// per event, and a queue that fills takes the prefix that fits and drops
+// the rest, counted exactly as Publish counts them.
+func (h *Hub) PublishBatch(evs []*event.Event) {
+	if h.active.Load() == 0 || len(evs) == 0 {
+		return
+	}
+	if h.rates.watchers.Load() > 0 {
+		for i := 0; i < len(evs); {
+			j := i + 1
+			for j < len(evs) && evs[j].Stream == evs[i].Stream {
+				j++
+			}
+			h.rates.addN(evs[i].Stream, uint64(j-i))
+			i = j
+		}
+	}
+	for _, c := range *h.clients.Load() {
+		if len(c.filter.globs) == 0 {
+			c.offer(evs)
+			continue
+		}
+		// A batch is mostly runs of one stream: match each run once.
+		var last string
+		lastOK, start := false, -1
+		for i, ev := range evs {
+			if i == 0 || ev.Stream != last {
+				last, lastOK = ev.Stream, c.filter.MatchStream(ev.Stream)
+			}
+			switch {
+			case lastOK && start < 0:
+				start = i
+			case !lastOK && start >= 0:
+				c.offer(evs[start:i])
+				start = -1
+			}
+		}
+		if start >= 0 {
+			c.offer(evs[start:])
+		}
+	}
+}
+
+// offer queues what fits of evs and counts the rest as dropped.
+func (c *client) offer(evs []*event.Event) {
+	if n := c.q.pushMany(evs); n < len(evs) {
+		d := uint64(len(evs) - n)
+		c.dropped.Add(d)
+		c.hub.dropped.Add(d)
+	}
+}
+
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{

@@ -23,8 +23,16 @@ func processCPU() time.Duration {
 // BenchmarkHubPublish measures what the router pays per event (ns/op) and
 // what the whole process pays (cpu-ns/event: Publish plus the writers'
 // filtering, JSON encoding and socket writes), for taps that read
-// everything (their bytes are discarded) and taps that read nothing.
+// everything (their bytes are discarded) and taps that read nothing, with
+// events handed over one by one (Publish) and in the router's batches of
+// 256 (PublishBatch), side by side.
 func BenchmarkHubPublish(b *testing.B) {
+	for _, mode := range []string{"Publish", "PublishBatch"} {
+		b.Run(mode, func(b *testing.B) { benchHubPublish(b, mode == "PublishBatch") })
+	}
+}
+
+func benchHubPublish(b *testing.B, batched bool) {
 	for _, c := range []struct {
 		name          string
 		live, stalled int
@@ -71,14 +79,20 @@ func BenchmarkHubPublish(b *testing.B) {
 			}
 			cpu0 := processCPU()
 			b.ResetTimer()
-			for i := range b.N {
-				h.Publish(evs[i%len(evs)])
-				if i%256 == 255 {
-					// Pace to the live writers so they drop nothing.
-					for _, cl := range live {
-						for cl.q.len() > cl.q.max/2 {
-							time.Sleep(10 * time.Microsecond)
-						}
+			for i := 0; i < b.N; i += 256 {
+				k := min(256, b.N-i)
+				off := i % len(evs) // len(evs) is a multiple of 256
+				if batched {
+					h.PublishBatch(evs[off : off+k])
+				} else {
+					for _, ev := range evs[off : off+k] {
+						h.Publish(ev)
+					}
+				}
+				// Pace to the live writers so they drop nothing.
+				for _, cl := range live {
+					for cl.q.len() > cl.q.max/2 {
+						time.Sleep(10 * time.Microsecond)
 					}
 				}
 			}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
 )
 
 func startHub(t *testing.T, cfg HubConfig) (*Hub, string) {
@@ -84,7 +86,33 @@ func TestHubNoClients(t *testing.T) {
 	}
 }
 
+// publishModes are the two ways events reach the hub: one by one
+// (Publish) and in batches, as the router hands them over (PublishBatch;
+// batches of 7 cut the streams' runs unevenly).
+var publishModes = []struct {
+	name string
+	step int
+	pub  func(h *Hub, evs []*event.Event)
+}{
+	{"Publish", 1, func(h *Hub, evs []*event.Event) {
+		for _, ev := range evs {
+			h.Publish(ev)
+		}
+	}},
+	{"PublishBatch", 7, func(h *Hub, evs []*event.Event) {
+		for i := 0; i < len(evs); i += 7 {
+			h.PublishBatch(evs[i:min(i+7, len(evs))])
+		}
+	}},
+}
+
 func TestHubFilters(t *testing.T) {
+	for _, m := range publishModes {
+		t.Run(m.name, func(t *testing.T) { testHubFilters(t, m.pub) })
+	}
+}
+
+func testHubFilters(t *testing.T, publish func(*Hub, []*event.Event)) {
 	h, url := startHub(t, HubConfig{})
 	all := dial(t, url+"/v1/tap", nil)
 	clicks := dial(t, url+"/v1/tap?stream=click&match=sd:u@32473.id=7&sample=1/2", nil)
@@ -92,6 +120,7 @@ func TestHubFilters(t *testing.T) {
 	waitClients(t, h, 3)
 
 	var wantClicks, wantRaw []string
+	var evs []*event.Event
 	nclick := 0
 	for i := range 300 {
 		stream, user := "click", "7"
@@ -102,7 +131,7 @@ func TestHubFilters(t *testing.T) {
 			user = "8"
 		}
 		ev := testEvent(stream, i, user)
-		h.Publish(ev)
+		evs = append(evs, ev)
 		if stream == "click" && user == "7" {
 			if nclick%2 == 0 {
 				wantClicks = append(wantClicks, string(ev.Raw))
@@ -113,6 +142,7 @@ func TestHubFilters(t *testing.T) {
 			wantRaw = append(wantRaw, string(ev.Raw))
 		}
 	}
+	publish(h, evs)
 	got := readEvents(t, all, 300)
 	for i, m := range got {
 		if want := []string{"click", "view"}[i%2]; m["stream"] != want {
@@ -199,6 +229,12 @@ func TestHubMaxClients(t *testing.T) {
 // A client that reads nothing loses events, hears about it once it reads,
 // and costs the others nothing.
 func TestHubStalledClient(t *testing.T) {
+	for _, m := range publishModes {
+		t.Run(m.name, func(t *testing.T) { testHubStalledClient(t, m.step, m.pub) })
+	}
+}
+
+func testHubStalledClient(t *testing.T, step int, publish func(*Hub, []*event.Event)) {
 	h, url := startHub(t, HubConfig{QueueLen: 16})
 	stalled := dial(t, url+"/v1/tap?format=raw", nil)
 	live := dial(t, url+"/v1/tap?format=raw", nil)
@@ -218,14 +254,18 @@ func TestHubStalledClient(t *testing.T) {
 			got.Add(1)
 		}
 	}()
-	for i := range n {
+	for i := 0; i < n; i += step {
 		// Pace the publisher to the live reader: only the stalled client
-		// may drop.
+		// may drop (16 queued at most: 8 behind plus a batch).
 		deadline := time.Now().Add(10 * time.Second)
 		for int64(i)-got.Load() > 8 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Microsecond)
 		}
-		h.Publish(testEvent("click", i, pad))
+		var evs []*event.Event
+		for k := i; k < min(i+step, n); k++ {
+			evs = append(evs, testEvent("click", k, pad))
+		}
+		publish(h, evs)
 	}
 	wg.Wait()
 	stalledDrops := h.Stats().Dropped
@@ -269,17 +309,25 @@ func readRaw(t *testing.T, c *websocket.Conn, i int) bool {
 }
 
 func TestHubRates(t *testing.T) {
+	for _, m := range publishModes {
+		t.Run(m.name, func(t *testing.T) { testHubRates(t, m.pub) })
+	}
+}
+
+func testHubRates(t *testing.T, publish func(*Hub, []*event.Event)) {
 	h, url := startHub(t, HubConfig{})
 	c := dial(t, url+"/v1/tap?rates=1&stream=none", nil)
 	waitClients(t, h, 1)
-	for i := range 30 {
-		h.Publish(testEvent([]string{"a", "b", "c"}[i%3], i, "1"))
+	var evs []*event.Event
+	for i := range 30 { // a, a, b, c, c, a…: runs of one and two
+		evs = append(evs, testEvent([]string{"a", "a", "b", "c", "c", "a"}[i%6], i, "1"))
 	}
+	publish(h, evs)
 	seen := map[string]float64{}
 	deadline := time.Now().Add(10 * time.Second)
 	for seen["a"]+seen["b"]+seen["c"] < 30 {
 		if time.Now().After(deadline) {
-			t.Fatalf("rates notices add up to %v after 10s, want 10 each of a, b, c", seen)
+			t.Fatalf("rates notices add up to %v after 10s, want a 15, b 5, c 10", seen)
 		}
 		var n struct {
 			Notice  string
@@ -292,8 +340,8 @@ func TestHubRates(t *testing.T) {
 			seen[k] += v
 		}
 	}
-	if seen["a"] != 10 || seen["b"] != 10 || seen["c"] != 10 {
-		t.Errorf("rates add up to %v, want 10 each", seen)
+	if seen["a"] != 15 || seen["b"] != 5 || seen["c"] != 10 {
+		t.Errorf("rates add up to %v, want a 15, b 5, c 10", seen)
 	}
 }
 
@@ -326,4 +374,52 @@ func TestWebHandler(t *testing.T) {
 			t.Errorf("GET %s: %d, body lacks %q", path, rec.Code, want)
 		}
 	}
+}
+
+// PublishBatch queues the prefix of a batch that fits in a client's queue
+// and counts every other event its filter takes as dropped, for the client
+// (its in-band notices) and the hub (/metrics), exactly. The clients here
+// have no connection or writer, so nothing drains their queues.
+func TestHubPublishBatchDropsExact(t *testing.T) {
+	h := NewHub(HubConfig{}, nil) // no Close: its clients have no connection to close
+	clicks, err := NewFilter([]string{"click"}, nil, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := &client{hub: h, filter: &Filter{}, q: newEvQueue(16)}
+	onlyClicks := &client{hub: h, filter: clicks, q: newEvQueue(4)}
+	h.clients.Store(&[]*client{all, onlyClicks})
+	h.active.Store(2)
+
+	var batch []*event.Event
+	for i := range 30 { // click, click, view, click, click, view…: 20 clicks
+		batch = append(batch, testEvent([]string{"click", "click", "view"}[i%3], i, "1"))
+	}
+	h.PublishBatch(batch[:10])
+	h.PublishBatch(batch[10:])
+	check := func(c *client, name string, queued int, dropped uint64, first []*event.Event) {
+		t.Helper()
+		if n := c.q.len(); n != queued {
+			t.Errorf("%s: %d queued, want %d", name, n, queued)
+		}
+		if d := c.dropped.Load(); d != dropped {
+			t.Errorf("%s: %d dropped, want %d", name, d, dropped)
+		}
+		got := c.q.take(nil)
+		for i, ev := range first {
+			if got[i] != ev {
+				t.Errorf("%s: queued[%d] is %q, want %q", name, i, got[i].Raw, ev.Raw)
+			}
+		}
+	}
+	check(all, "all", 16, 14, batch[:16])
+	check(onlyClicks, "click", 4, 16, []*event.Event{batch[0], batch[1], batch[3], batch[4]})
+	if d := h.Stats().Dropped; d != 30 {
+		t.Errorf("hub dropped %d, want 14+16", d)
+	}
+	// Emptied queues take a whole batch again; a view-only batch is not
+	// the click client's, so it drops nothing there.
+	h.PublishBatch(batch[2:3])
+	check(all, "all after take", 1, 14, batch[2:3])
+	check(onlyClicks, "click after take", 0, 16, nil)
 }

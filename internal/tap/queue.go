@@ -40,10 +40,31 @@ func (q *evQueue) push(ev *event.Event) bool {
 	return true
 }
 
+// pushMany queues the prefix of evs that fits and returns its length.
+func (q *evQueue) pushMany(evs []*event.Event) int {
+	q.mu.Lock()
+	n := min(q.max-len(q.buf), len(evs))
+	if n <= 0 {
+		q.mu.Unlock()
+		return 0
+	}
+	first := len(q.buf) == 0
+	q.buf = append(q.buf, evs[:n]...)
+	q.mu.Unlock()
+	if first {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return n
+}
+
 // take swaps the pending events for spare (emptied), so the two buffers
-// alternate and nothing is allocated.
+// alternate and nothing is allocated. spare must be what take returned
+// last (or empty): its length covers every slot that holds an event.
 func (q *evQueue) take(spare []*event.Event) []*event.Event {
-	clear(spare[:cap(spare)])
+	clear(spare) // drop the references, so the GC can free the events
 	q.mu.Lock()
 	out := q.buf
 	q.buf = spare[:0]

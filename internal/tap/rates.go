@@ -22,7 +22,10 @@ func (r *rateCounter) init() { r.counts = map[string]*atomic.Uint64{} }
 // maxRateStreams bounds the map against a flood of stream names.
 const maxRateStreams = 1024
 
-func (r *rateCounter) add(stream string) {
+func (r *rateCounter) add(stream string) { r.addN(stream, 1) }
+
+// addN counts n events of stream.
+func (r *rateCounter) addN(stream string, n uint64) {
 	r.mu.RLock()
 	c := r.counts[stream]
 	r.mu.RUnlock()
@@ -38,7 +41,7 @@ func (r *rateCounter) add(stream string) {
 		}
 		r.mu.Unlock()
 	}
-	c.Add(1)
+	c.Add(n)
 }
 
 func (r *rateCounter) snapshot() map[string]uint64 {
