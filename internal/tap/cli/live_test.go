@@ -40,8 +40,13 @@ func binaries(t testing.TB) (relayBin, tapBin string) {
 		if buildErr != nil {
 			return
 		}
+		var tags []string
+		if os.Getenv("TAP_BENCH_PROFILE") != "" {
+			tags = []string{"-tags", "tapprofile"} // see internal/tap/profile_tag.go
+		}
 		for _, pkg := range []string{"relay", "tap"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, pkg), "github.com/rsyslog-zmq/relay/"+pkg).CombinedOutput()
+			args := append(append([]string{"build"}, tags...), "-o", filepath.Join(binDir, pkg), "github.com/rsyslog-zmq/relay/"+pkg)
+			out, err := exec.Command("go", args...).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 				return
@@ -80,6 +85,7 @@ type liveRelay struct {
 	token, conf, logf string
 	tapBin, relayBin  string
 	stderr            *bytes.Buffer
+	env               []string // added to the relay's environment
 }
 
 const liveToken = "t0ken-for-tests"
@@ -126,6 +132,9 @@ func (r *liveRelay) start() {
 	r.stderr = &bytes.Buffer{}
 	r.cmd = exec.Command(r.relayBin, "-c", r.conf)
 	r.cmd.Stderr = r.stderr
+	if r.env != nil {
+		r.cmd.Env = append(os.Environ(), r.env...)
+	}
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
