@@ -18,6 +18,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== tap: relay throughput, 0 vs 4 tap clients (1.2M events, or 3s at a fixed rate, x ${TAP_BENCH_RUNS:-3} runs per phase); load $(cut -d' ' -f1-3 /proc/loadavg)"
 go test -run '^$' -bench "BenchmarkRelayTaps/${TAP_BENCH_FILTER:-}" -benchtime=1x -timeout 30m ./internal/tap/cli \
-  | grep -E '^(\(PUB hwm [0-9]+\) )?relay throughput|^  [a-z]' \
-  | sed -E 's/ \(runs:.*//'
+  | grep -E '^(\(PUB hwm [0-9]+\) )?relay throughput|^  [a-z]'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -355,8 +355,20 @@ func BenchmarkRelayTaps(b *testing.B) {
 			if hwm != "" {
 				fmt.Printf("(PUB hwm %s) ", hwm)
 			}
-			fmt.Printf("relay throughput, %s taps: no taps %.0f ev/s, with taps %.0f ev/s, kept %.1f%%; relay CPU %.0f ns/event vs %.0f ns/event (runs: base %.0f, taps %.0f)\n",
-				v.name, mb, mt, 100*mt/mb, cb, ct, base, taps)
+			var wallBase, wallTaps time.Duration
+			for i := range baseSplit {
+				wallBase, wallTaps = wallBase+baseSplit[i].wall, wallTaps+tapsSplit[i].wall
+			}
+			fmt.Printf("relay throughput, %s taps: no taps %.0f ev/s, with taps %.0f ev/s, kept %.1f%% (medians; all runs' events over all their time: %.1f%%); relay CPU %.0f ns/event vs %.0f ns/event\n",
+				v.name, mb, mt, 100*mt/mb, 100*wallBase.Seconds()/wallTaps.Seconds(), cb, ct)
+			mev := func(v []float64) string {
+				var f []string
+				for _, x := range v {
+					f = append(f, fmt.Sprintf("%.2f", x/1e6))
+				}
+				return strings.Join(f, " ")
+			}
+			fmt.Printf("  %s: runs in M ev/s, in order: no taps %s; with taps %s\n", v.name, mev(base), mev(taps))
 			var got []string
 			for _, n := range tapNames {
 				s := fmt.Sprintf("%s %d", n, served[n])
