@@ -102,25 +102,16 @@ Options:
   --version               print the version
 `
 
-func main() { os.Exit(run(os.Args[1:])) }
-
-// setProcs picks GOMAXPROCS for one lock-step stream unless the
-// environment sets it. Confirming on queueing: one P, so the socket
-// writer runs as soon as the protocol loop yields instead of waking
-// another core. Confirming once written: the protocol loop writes to the
-// peer itself (Push.SendWritten) and the writer rarely runs, but with a
-// single P the Go runtime's monitor takes that P away during each
-// blocking read of stdin and wakes every 20 µs to do so; a second, idle P
-// keeps it asleep (measured 44% -> 53% of okprog in bench/bridge.sh).
-func setProcs(written bool) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return
+func main() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One lock-step stream: with a single P the socket writer runs as
+		// soon as the protocol loop yields, instead of waking another core.
+		// With --confirm-when written the loop mostly writes itself, and
+		// two Ps measured no better through rsyslog (72-74% of okprog with
+		// one, 58-71% with two, bench/bridge.sh).
+		runtime.GOMAXPROCS(1)
 	}
-	if written {
-		runtime.GOMAXPROCS(min(2, runtime.NumCPU()))
-		return
-	}
-	runtime.GOMAXPROCS(1)
+	os.Exit(run(os.Args[1:]))
 }
 
 func run(args []string) int {
@@ -153,7 +144,6 @@ func run(args []string) int {
 	}
 	written := confirm && s.confirmWhen == "written" && s.socket == "push"
 	b.written = written
-	setProcs(written)
 
 	// stdin stays a blocking pipe: the thread sleeps in read(2) and wakes
 	// as soon as rsyslog writes, which the lock-step protocol pays per line.
