@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 var (
@@ -67,16 +69,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // liveRelay is a running relay binary.
 type liveRelay struct {
 	t                 testing.TB
@@ -94,9 +86,9 @@ func startRelay(t testing.TB, extraHTTP string) *liveRelay {
 	relayBin, tapBin := binaries(t)
 	dir := t.TempDir()
 	r := &liveRelay{t: t, relayBin: relayBin, tapBin: tapBin, token: liveToken,
-		syslog: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		pub:    fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-		http:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		syslog: fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)),
+		pub:    fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t)),
+		http:   fmt.Sprintf("127.0.0.1:%d", testpeer.FreePort(t)),
 		conf:   filepath.Join(dir, "relay.yaml"),
 	}
 	tokFile := filepath.Join(dir, "token")
@@ -184,13 +176,7 @@ func (r *liveRelay) metric(name string) float64 {
 
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testpeer.Eventually(t, within, testpeer.Text(what), cond)
 }
 
 // genEvent is one generated event: stream (= app-name), user, sequence.
