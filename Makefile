@@ -19,8 +19,7 @@ build: ## build the binaries into ./bin
 run: build ## run the relay on its embedded default config
 	$(BIN)/relay
 
-test: peers ## the whole test suite, with the race detector and the real peers (rsyslogd, libzmq, chromium)
-	$(GO) vet ./...
+test: peers lint ## the whole test suite (after gofmt and vet), with the race detector and the real peers (rsyslogd, libzmq, chromium)
 	$(GO) test -race -count=1 -timeout 40m ./...
 
 test-short: ## unit tests only, no real peers

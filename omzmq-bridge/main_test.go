@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -146,12 +145,12 @@ type bridgeProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
-	stderr *strings.Builder
+	stderr *testpeer.SyncBuffer
 }
 
 func startBridge(t *testing.T, args ...string) *bridgeProc {
 	t.Helper()
-	b := &bridgeProc{cmd: exec.Command(bridgeBin, args...), stderr: &strings.Builder{}}
+	b := &bridgeProc{cmd: exec.Command(bridgeBin, args...), stderr: &testpeer.SyncBuffer{}}
 	var err error
 	if b.stdin, err = b.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -161,7 +160,7 @@ func startBridge(t *testing.T, args ...string) *bridgeProc {
 		t.Fatal(err)
 	}
 	b.stdout = bufio.NewReader(out)
-	b.cmd.Stderr = &lockedWriter{w: b.stderr}
+	b.cmd.Stderr = b.stderr
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -379,23 +378,7 @@ func TestNoPeerConnectWaitsWithDots(t *testing.T) {
 	}
 }
 
-func (b *bridgeProc) stderrString() string {
-	w := b.cmd.Stderr.(*lockedWriter)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.String()
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
+func (b *bridgeProc) stderrString() string { return b.stderr.String() }
 
 // PUB: the topic frame routes; a libzmq SUB gets only what it subscribed to.
 func TestBridgePubToLibzmqSub(t *testing.T) {

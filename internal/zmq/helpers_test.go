@@ -6,18 +6,14 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testpeer.Eventually(t, d, testpeer.Text(what), cond)
 }
 
 func tcpEndpoint(a net.Addr) string {

@@ -336,7 +336,7 @@ func TestSendWrittenCorked(t *testing.T) {
 	}
 	push.Close()
 	for i, g := range recvN(t, ctx, pull, 10) {
-		if g != string(msgOf(10+i)[0]) {
+		if g != string(msgOf(10 + i)[0]) {
 			t.Fatalf("message %d after close: got %q", 10+i, g)
 		}
 	}
