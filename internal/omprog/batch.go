@@ -43,16 +43,7 @@ func (s *Server) serveBatches(ctx context.Context, sink BatchSink) error {
 		}
 		lines = append(lines, line)
 	}
-	oversize := func() {
-		if first && tx == TxAuto {
-			tx = TxOff // a mark is never too long
-		}
-		first = false
-		s.lines.Add(1)
-		s.oversize.Add(1)
-		s.opts.Logger.Error("discarding a line longer than the maximum; raise --max-line or lower rsyslog's maxMessageSize",
-			"max", s.opts.MaxLine)
-	}
+	oversize := func() { s.discardOversize(&first, &tx) }
 	for {
 		if cap(buf)-len(buf) < batchMinFree {
 			tail := buf[start:]

@@ -198,14 +198,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	for {
 		line, err := s.readLine()
 		if errors.Is(err, ErrLineTooLong) {
-			if first && tx == TxAuto {
-				tx = TxOff // a mark is never too long
-			}
-			first = false
-			s.lines.Add(1)
-			s.oversize.Add(1)
-			s.opts.Logger.Error("discarding a line longer than the maximum; raise --max-line or lower rsyslog's maxMessageSize",
-				"max", s.opts.MaxLine)
+			s.discardOversize(&first, &tx)
 			if werr := s.answer(tx == TxOn, nil); werr != nil {
 				return werr
 			}
@@ -451,4 +444,17 @@ func (s *Server) flushAtEOF(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrUnflushed, err)
 	}
 	return nil
+}
+
+// discardOversize counts and logs a line longer than MaxLine. A mark is
+// never too long, so such a first line settles TxAuto as off.
+func (s *Server) discardOversize(first *bool, tx *Tx) {
+	if *first && *tx == TxAuto {
+		*tx = TxOff
+	}
+	*first = false
+	s.lines.Add(1)
+	s.oversize.Add(1)
+	s.opts.Logger.Error("discarding a line longer than the maximum; raise --max-line or lower rsyslog's maxMessageSize",
+		"max", s.opts.MaxLine)
 }
