@@ -19,7 +19,25 @@ type outq struct {
 }
 
 func newOutq(hwm int) *outq {
-	return &outq{hwm: hwm, msgs: make([]Msg, 0, min(hwm, 1024)), wake: make(chan struct{}, 1)}
+	return &outq{hwm: hwm, msgs: make([]Msg, 0, outqStartCap(hwm)), wake: make(chan struct{}, 1)}
+}
+
+// outqStartCap is the capacity a queue's arrays start with: the whole hwm
+// when it is small (the default 1000), so they never grow.
+func outqStartCap(hwm int) int { return min(hwm, 1024) }
+
+// grow makes room for n more messages (q.mu held). It doubles, capped at
+// the hwm, where append grows large slices by 1.25x: a lagging peer's
+// queue filling to an hwm of 200000 then copies about its final size
+// instead of five times that, under the lock the sender waits on.
+func (q *outq) grow(n int) {
+	need := len(q.msgs) + n
+	if need <= cap(q.msgs) {
+		return
+	}
+	m := make([]Msg, len(q.msgs), max(min(2*cap(q.msgs), q.hwm), need))
+	copy(m, q.msgs)
+	q.msgs = m
 }
 
 func (q *outq) signal() {
@@ -36,6 +54,7 @@ func (q *outq) push(m Msg) bool {
 		q.mu.Unlock()
 		return false
 	}
+	q.grow(1)
 	q.msgs = append(q.msgs, m)
 	first := len(q.msgs) == 1
 	q.mu.Unlock()
@@ -58,6 +77,7 @@ func (q *outq) pushMany(ms []Msg) int {
 		return 0
 	}
 	first := len(q.msgs) == 0
+	q.grow(n)
 	q.msgs = append(q.msgs, ms[:n]...)
 	q.mu.Unlock()
 	if first {
@@ -92,6 +112,11 @@ func (q *outq) pushCtrl(b []byte) {
 
 // take swaps the queued messages out, handing spare back for reuse.
 func (q *outq) take(spare []Msg, ctrl []byte) ([]Msg, []byte) {
+	if cap(spare) == 0 {
+		// The writer's first swap: the queue's second array starts
+		// sized like the first instead of growing from nothing.
+		spare = make([]Msg, 0, outqStartCap(q.hwm))
+	}
 	q.mu.Lock()
 	msgs := q.msgs
 	q.msgs = spare[:0]
