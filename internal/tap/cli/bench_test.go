@@ -38,9 +38,16 @@ import (
 // served, and the relay's CPU per event, whose ratio is what the taps cost
 // the relay itself.
 //
-// TAP_BENCH_HWM=N sets the PUB output's hwm in every variant (default
-// 200000, as in the live tests, but for the one at the relay's default). TAP_BENCH_PROFILE=DIR builds the relay with -tags tapprofile and writes
-// a CPU profile of every measured phase to DIR/VARIANT.{base,taps}.N.pprof.
+// The first variant, "shipped-defaults-idle", is the headline: the relay
+// as shipped (the config file sets no hwm, queue or limit, so every one
+// is the relay's default, checked by parsing the file as the relay does)
+// with the tap CLIs under SCHED_IDLE. The others use the live tests' PUB
+// hwm of 200000, which lets a lagging tap queue that much.
+//
+// TAP_BENCH_HWM=N sets the PUB output's hwm in every variant but the
+// headline. TAP_BENCH_PROFILE=DIR builds the relay with -tags tapprofile
+// and writes a CPU profile of every measured phase to
+// DIR/VARIANT.{base,taps}.N.pprof.
 func BenchmarkRelayTaps(b *testing.B) {
 	profDir := os.Getenv("TAP_BENCH_PROFILE")
 	hwmAll := os.Getenv("TAP_BENCH_HWM")
@@ -50,14 +57,12 @@ func BenchmarkRelayTaps(b *testing.B) {
 		pub, ws bool
 		rate    int    // offered events/s; 0: as fast as the relay takes them
 		sched   string // how the tap CLIs run: "" as is, "nice" at nice 19, "idle" under SCHED_IDLE
-		hwm     string // the PUB output's hwm; "": the live tests' 200000
+		hwm     string // the PUB output's hwm; "": the live tests' 200000; "default": not set
 	}{
+		{"shipped-defaults-idle", nil, true, true, 0, "idle", "default"},
 		{"all-streams", nil, true, true, 0, "", ""},
 		{"all-streams-niced", nil, true, true, 0, "nice", ""},
 		{"all-streams-idle", nil, true, true, 0, "idle", ""},
-		// The relay's default hwm: a lagging PUB tap queues 1000
-		// events, not 200000 that the relay's GC then scans.
-		{"all-streams-idle-default-hwm", nil, true, true, 0, "idle", strconv.Itoa(config.DefaultHWM)},
 		{"one-stream", []string{"--stream", "click"}, true, true, 0, "", ""},
 		{"all-streams-pub-only", nil, true, false, 0, "", ""},
 		{"all-streams-pub-only-idle", nil, true, false, 0, "idle", ""},
@@ -74,7 +79,10 @@ func BenchmarkRelayTaps(b *testing.B) {
 				profPrefix = filepath.Join(profDir, strings.ReplaceAll(v.name, "/", "_"))
 				r.env = []string{"TAP_CPUPROFILE=" + profPrefix}
 			}
-			hwm := cmp.Or(hwmAll, v.hwm)
+			hwm := v.hwm
+			if hwm != "default" {
+				hwm = cmp.Or(hwmAll, v.hwm)
+			}
 			if hwm != "" {
 				// The live tests' PUB hwm (200000) lets a lagging tap
 				// queue a lot, which the relay's GC and memory then pay for.
@@ -82,9 +90,17 @@ func BenchmarkRelayTaps(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := os.WriteFile(r.conf, bytes.Replace(conf, []byte("hwm: 200000"), []byte("hwm: "+hwm), 1), 0o600); err != nil {
+				set := []byte("hwm: " + hwm)
+				if hwm == "default" {
+					set = nil
+				}
+				if err := os.WriteFile(r.conf, bytes.Replace(conf, []byte("hwm: 200000"), set, 1), 0o600); err != nil {
 					b.Fatal(err)
 				}
+			}
+			shipped := ""
+			if hwm == "default" {
+				shipped = shippedDefaults(b, r.conf)
 			}
 			if profDir != "" || hwm != "" {
 				r.stop()
@@ -224,6 +240,7 @@ func BenchmarkRelayTaps(b *testing.B) {
 			// served accumulates, over the taps phases, what each tap CLI
 			// received and what the relay counted.
 			served := map[string]int64{}
+			var servedRuns []map[string]int64 // the same per taps phase
 			var tapNames []string
 			var wsSent, wsDropped, pubDropped float64
 			pubDrops := `relay_output_socket_drops_total{output="taps",reason="pub_queue_full"}`
@@ -288,6 +305,8 @@ func BenchmarkRelayTaps(b *testing.B) {
 				time.Sleep(300 * time.Millisecond) // subscriptions travel after the handshake
 				ws0, wd0, pd0 := r.metric("relay_tap_sent_total"), r.metric("relay_tap_dropped_total"), r.metric(pubDrops)
 				return func() {
+					run := map[string]int64{}
+					servedRuns = append(servedRuns, run)
 					if v.ws {
 						// The relay tells a websocket tap of its drops once
 						// a second: let the last notice reach the CLI.
@@ -315,9 +334,13 @@ func BenchmarkRelayTaps(b *testing.B) {
 						}
 						n, _ := strconv.ParseInt(m[1], 10, 64)
 						served[p.name] += n
+						run[p.name] = n
 						if p.name == "ws-tap" {
 							d, _ := strconv.ParseInt(m[2], 10, 64)
 							served["ws-tap-drops"] += d
+						}
+						if n == 0 {
+							b.Errorf("%s received no events in a taps phase: the taps were not served", p.name)
 						}
 					}
 					wsSent += r.metric("relay_tap_sent_total") - ws0
@@ -360,23 +383,51 @@ func BenchmarkRelayTaps(b *testing.B) {
 			b.ReportMetric(mt, "taps_ev/s")
 			b.ReportMetric(mt/mb, "ratio")
 			sched := map[string]string{"": "at normal priority", "nice": "at nice 19", "idle": "under SCHED_IDLE"}[v.sched]
-			if hwm != "" {
-				fmt.Printf("(PUB hwm %s) ", hwm)
-			}
 			var wallBase, wallTaps time.Duration
 			for i := range baseSplit {
 				wallBase, wallTaps = wallBase+baseSplit[i].wall, wallTaps+tapsSplit[i].wall
+			}
+			// Each taps phase next to the base phase just before it.
+			paired := make([]float64, len(base))
+			for i := range base {
+				paired[i] = taps[i] / base[i]
+			}
+			if shipped != "" {
+				fmt.Printf("HEADLINE: the relay as shipped (%s), 4 taps, tap CLIs under SCHED_IDLE: kept %.1f%% (medians of %d runs), pooled %.1f%% (all runs' events over all their time), paired runs %.0f-%.0f%% (median %.1f%%); relay CPU per event with taps %.2fx without (medians)\n",
+					shipped, 100*mt/mb, runs, 100*wallBase.Seconds()/wallTaps.Seconds(),
+					100*slices.Min(paired), 100*slices.Max(paired), 100*median(paired), ct/cb)
+			}
+			if hwm != "" && hwm != "default" {
+				fmt.Printf("(PUB hwm %s) ", hwm)
 			}
 			fmt.Printf("relay throughput, %s taps: no taps %.0f ev/s, with taps %.0f ev/s, kept %.1f%% (medians; all runs' events over all their time: %.1f%%); relay CPU %.0f ns/event vs %.0f ns/event\n",
 				v.name, mb, mt, 100*mt/mb, 100*wallBase.Seconds()/wallTaps.Seconds(), cb, ct)
 			mev := func(v []float64) string {
 				var f []string
 				for _, x := range v {
-					f = append(f, fmt.Sprintf("%.2f", x/1e6))
+					f = append(f, fmt.Sprintf("%.3f", x/1e6))
 				}
 				return strings.Join(f, " ")
 			}
-			fmt.Printf("  %s: runs in M ev/s, in order: no taps %s; with taps %s\n", v.name, mev(base), mev(taps))
+			pct := func(v []float64) string {
+				var f []string
+				for _, x := range v {
+					f = append(f, fmt.Sprintf("%.0f%%", 100*x))
+				}
+				return strings.Join(f, " ")
+			}
+			fmt.Printf("  %s: runs in M ev/s, in order: no taps %s; with taps %s; each taps run over the run before it: %s\n",
+				v.name, mev(base), mev(taps), pct(paired))
+			var perRun []string
+			for _, run := range servedRuns {
+				var f []string
+				for _, n := range tapNames {
+					f = append(f, strconv.FormatInt(run[n], 10))
+				}
+				perRun = append(perRun, strings.Join(f, "/"))
+			}
+			fmt.Printf("  %s: events each tap CLI received per taps phase (%s): %s\n",
+				v.name, strings.Join(tapNames, "/"), strings.Join(perRun, ", "))
 			var got []string
 			for _, n := range tapNames {
 				s := fmt.Sprintf("%s %d", n, served[n])
@@ -443,4 +494,32 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// shippedDefaults checks that the relay config at path sets none of the
+// knobs that shape what taps cost the relay, by parsing it as the relay
+// does, and describes the values it runs with.
+func shippedDefaults(b *testing.B, path string) string {
+	c, err := config.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, key := range []string{"hwm", "tap_queue", "tap_max_clients", "max_message_size", "format", "streams"} {
+		if bytes.Contains(data, []byte(key+":")) {
+			b.Fatalf("the headline variant's config sets %s: it must run the relay's defaults", key)
+		}
+	}
+	if h, q := c.Outputs[0].HWM, c.HTTP.TapQueue; h != config.DefaultHWM || q != config.DefaultTapQueue {
+		b.Fatalf("the relay would run with PUB hwm %d and tap_queue %d, not the defaults %d and %d", h, q, config.DefaultHWM, config.DefaultTapQueue)
+	}
+	for _, env := range []string{"GOGC", "GOMAXPROCS", "GOMEMLIMIT", "GODEBUG"} {
+		if os.Getenv(env) != "" {
+			b.Fatalf("%s is set: the headline runs the relay as shipped", env)
+		}
+	}
+	return fmt.Sprintf("default config: PUB hwm %d, websocket tap_queue %d, format %s", c.Outputs[0].HWM, c.HTTP.TapQueue, c.Outputs[0].Format)
 }
