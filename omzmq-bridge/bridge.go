@@ -39,7 +39,7 @@ func openSender(s settings, log *slog.Logger) (*sender, error) {
 		sock = snd.pub
 	} else {
 		snd.push = zmq.NewPush(o)
-		snd.push.SetWrittenCork(writtenCork)
+		snd.push.SetWrittenCork(s.cork)
 		sock = snd.push
 	}
 	for _, ep := range s.binds {
@@ -57,10 +57,6 @@ func openSender(s settings, log *slog.Logger) (*sender, error) {
 	snd.desc = fmt.Sprintf("%s bind=%v connect=%v", s.socket, s.binds, s.connects)
 	return snd, nil
 }
-
-// writtenCork bounds how long a message confirmed as written may sit in
-// a corked socket before it is sent (see zmq.Push.SetWrittenCork).
-const writtenCork = time.Millisecond
 
 // msg frames one line: [line], [topic, line] or, with topicFromField,
 // [first field, rest of line].

@@ -89,6 +89,9 @@ Options:
   --confirm auto|on|off   answer rsyslog; auto: stdout is not stderr (auto)
   --confirm-when written|queued  confirm once written to a peer's connection
                           or once queued within the HWM (written)
+  --cork D                with written: a confirmed message may wait up to D in
+                          the kernel so messages leave in batches (1ms; 0: off,
+                          each message is sent at once, slower)
   --transactions auto|on|off  honour BEGIN/COMMIT marks; auto: first line (auto)
   --begin-mark TEXT       omprog beginTransactionMark (BEGIN TRANSACTION)
   --commit-mark TEXT      omprog commitTransactionMark (COMMIT TRANSACTION)

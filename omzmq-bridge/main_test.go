@@ -44,6 +44,12 @@ func TestSettings(t *testing.T) {
 	if s.socket != "push" || len(s.connects) != 1 || s.connects[0] != "tcp://127.0.0.1:5555" || !s.topicFromField {
 		t.Fatalf("--relay: %+v", s)
 	}
+	if s.cork != time.Millisecond {
+		t.Fatalf("default --cork %v, want 1ms", s.cork)
+	}
+	if s, err := parseSettings([]string{"--bind", "tcp://*:1", "--cork", "0"}, io.Discard); err != nil || s.cork != 0 {
+		t.Fatalf("--cork 0: %v, cork %v", err, s.cork)
+	}
 	bad := [][]string{
 		{}, // no endpoint
 		{"--socket", "req", "--bind", "tcp://*:1"}, // unknown socket
@@ -52,6 +58,8 @@ func TestSettings(t *testing.T) {
 		{"--bind", "tcp://*:1", "--hwm", "0"},
 		{"--bind", "tcp://*:1", "--confirm", "yes"},
 		{"--bind", "tcp://*:1", "--max-wait", "0s"},
+		{"--bind", "tcp://*:1", "--cork", "-1ms"},
+		{"--bind", "tcp://*:1", "--cork", "1s"},
 		{"--bind", "tcp://*:1", "--log-level", "loud"},
 		{"--bind", "tcp://*:1", "--config", "/nonexistent/file"},
 		{"--nope"},

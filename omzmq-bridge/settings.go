@@ -22,9 +22,10 @@ type settings struct {
 	topicFromField bool     // topic = first space-separated field
 	hwm            int
 
-	confirm      string // auto, on, off
-	confirmWhen  string // written or queued
-	transactions string // auto, on, off
+	confirm      string        // auto, on, off
+	confirmWhen  string        // written or queued
+	cork         time.Duration // written: hold confirmed writes in a corked socket this long at most; 0: off
+	transactions string        // auto, on, off
 	beginMark    string
 	commitMark   string
 	keepAlive    time.Duration
@@ -66,6 +67,7 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&s.hwm, "hwm", s.hwm, "messages queued per peer")
 	fs.StringVar(&s.confirm, "confirm", s.confirm, "auto, on or off: answer rsyslog (confirmMessages)")
 	fs.StringVar(&s.confirmWhen, "confirm-when", s.confirmWhen, "written (to a peer's connection) or queued (within the HWM)")
+	fs.DurationVar(&s.cork, "cork", s.cork, "written: let confirmed messages wait this long at most in the kernel to leave in batches (0: off)")
 	fs.StringVar(&s.transactions, "transactions", s.transactions, "auto, on or off: honour the transaction marks")
 	fs.StringVar(&s.beginMark, "begin-mark", s.beginMark, "omprog's beginTransactionMark")
 	fs.StringVar(&s.commitMark, "commit-mark", s.commitMark, "omprog's commitTransactionMark")
@@ -82,7 +84,7 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 
 func defaultSettings() settings {
 	return settings{
-		socket: "push", hwm: 1000, confirm: "auto", confirmWhen: "written", transactions: "auto",
+		socket: "push", hwm: 1000, confirm: "auto", confirmWhen: "written", cork: time.Millisecond, transactions: "auto",
 		beginMark: omprog.DefaultBeginMark, commitMark: omprog.DefaultCommitMark,
 		keepAlive: omprog.DefaultKeepAlive, maxWait: omprog.DefaultMaxWait,
 		maxLine: omprog.DefaultMaxLine, closeTimeout: omprog.DefaultCloseTimeout,
@@ -171,6 +173,9 @@ func (s *settings) validate() error {
 	}
 	if s.confirmWhen != "written" && s.confirmWhen != "queued" {
 		bad("--confirm-when %q: want written or queued", s.confirmWhen)
+	}
+	if s.cork < 0 || s.cork > 100*time.Millisecond {
+		bad("--cork %v: want 0 (off) up to 100ms", s.cork)
 	}
 	if s.beginMark == "" || s.commitMark == "" || s.beginMark == s.commitMark {
 		bad("--begin-mark and --commit-mark must be set and differ")
