@@ -102,6 +102,9 @@ Options:
   --config FILE           settings file: flags, one or more per line, # comments;
                           re-read on SIGHUP (its endpoints replace the command line's)
   --log-level L           debug, info, warn, error (info)
+  --stats-interval D      log every counter (lines, messages, failed, drops,
+                          queue, reconnects) this often; 0: only at exit and on
+                          SIGUSR1 (5m)
   --version               print the version
 `
 
@@ -186,6 +189,12 @@ func run(args []string) int {
 		}
 	}()
 
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	statsDone := make(chan struct{})
+	defer close(statsDone)
+	go statsLoop(log, s.statsInterval, srv, b, usr1, statsDone)
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
 	closeWithin := 100 * time.Millisecond // end of input: Serve has flushed
@@ -213,9 +222,37 @@ func run(args []string) int {
 	if ferr := b.close(fctx); ferr != nil && !errors.Is(ferr, context.Canceled) && !errors.Is(err, omprog.ErrUnflushed) {
 		log.Warn("exit before every message was written", "err", ferr)
 	}
-	st, zs := srv.Stats(), b.stats()
-	log.Info("exit", "lines", st.Lines, "messages", st.Messages, "failed", st.Failed,
-		"oversize", st.Oversize, "transactions", st.Transactions, "keepalives", st.KeepAlives,
-		"zmq_out", zs.MsgsOut, "zmq_drops", zs.Drops)
+	logStats(log, "exit", srv, b)
 	return code
+}
+
+// logStats logs every counter of the protocol and the socket on one line:
+// the bridge has no metrics endpoint (rsyslog may run several), so its log,
+// omprog's output file, is where drops and waits show.
+func logStats(log *slog.Logger, msg string, srv *omprog.Server, b *bridge) {
+	st, zs := srv.Stats(), b.stats()
+	log.Info(msg, "lines", st.Lines, "messages", st.Messages, "failed", st.Failed,
+		"oversize", st.Oversize, "transactions", st.Transactions, "keepalives", st.KeepAlives,
+		"zmq_peers", zs.Peers, "zmq_out", zs.MsgsOut, "zmq_queued", zs.QueueDepth, "zmq_drops", zs.Drops,
+		"zmq_reconnects", zs.Reconnects, "zmq_disconnects", zs.Disconnects)
+}
+
+// statsLoop logs the counters every interval (0: never) and on SIGUSR1,
+// until done is closed.
+func statsLoop(log *slog.Logger, interval time.Duration, srv *omprog.Server, b *bridge, usr1 <-chan os.Signal, done <-chan struct{}) {
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+		case <-usr1:
+		case <-done:
+			return
+		}
+		logStats(log, "stats", srv, b)
+	}
 }

@@ -420,3 +420,43 @@ func TestBridgePubToLibzmqSub(t *testing.T) {
 		}
 	}
 }
+
+// The counters reach the log (omprog's output file) every --stats-interval
+// and on SIGUSR1, not only at exit.
+func TestBridgeStatsLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pyzmq")
+	}
+	pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
+	b := startBridge(t, "--relay", pull.Endpoint, "--confirm", "on", "--stats-interval", "0")
+	if st := b.status(t); st != "OK" {
+		t.Fatalf("ready status %q", st)
+	}
+	b.send(t, "a", "b", "c")
+	for range 3 {
+		if st := b.status(t); st != "OK" {
+			t.Fatalf("status %q", st)
+		}
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 5*time.Second, b.stderrString, func() bool {
+		return strings.Contains(b.stderrString(), "msg=stats lines=3 messages=3 failed=0")
+	})
+	if strings.Count(b.stderrString(), "msg=stats") != 1 {
+		t.Fatalf("--stats-interval 0 logged stats by itself:\n%s", b.stderrString())
+	}
+	b.stdin.Close()
+	if err := b.cmd.Wait(); err != nil {
+		t.Fatalf("exit at EOF: %v\n%s", err, b.stderrString())
+	}
+
+	b = startBridge(t, "--relay", pull.Endpoint, "--confirm", "on", "--stats-interval", "20ms")
+	if st := b.status(t); st != "OK" {
+		t.Fatalf("ready status %q", st)
+	}
+	testpeer.Eventually(t, 5*time.Second, b.stderrString, func() bool {
+		return strings.Count(b.stderrString(), "msg=stats") >= 2
+	})
+}

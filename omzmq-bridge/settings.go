@@ -22,20 +22,21 @@ type settings struct {
 	topicFromField bool     // topic = first space-separated field
 	hwm            int
 
-	confirm      string        // auto, on, off
-	confirmWhen  string        // written or queued
-	cork         time.Duration // written: hold confirmed writes in a corked socket this long at most; 0: off
-	transactions string        // auto, on, off
-	beginMark    string
-	commitMark   string
-	keepAlive    time.Duration
-	maxWait      time.Duration
-	maxLine      int
-	closeTimeout time.Duration
-	config       string // settings file re-read on SIGHUP
-	logLevel     string
-	help         bool
-	version      bool
+	confirm       string        // auto, on, off
+	confirmWhen   string        // written or queued
+	cork          time.Duration // written: hold confirmed writes in a corked socket this long at most; 0: off
+	transactions  string        // auto, on, off
+	beginMark     string
+	commitMark    string
+	keepAlive     time.Duration
+	maxWait       time.Duration
+	maxLine       int
+	closeTimeout  time.Duration
+	statsInterval time.Duration // log the counters this often; 0: never
+	config        string        // settings file re-read on SIGHUP
+	logLevel      string
+	help          bool
+	version       bool
 }
 
 // endpoints is a repeatable flag.
@@ -77,6 +78,7 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&s.closeTimeout, "close-timeout", s.closeTimeout, "flush time at end of input or on SIGTERM")
 	fs.StringVar(&s.config, "config", s.config, "settings file (flags, one per line) re-read on SIGHUP")
 	fs.StringVar(&s.logLevel, "log-level", s.logLevel, "debug, info, warn or error")
+	fs.DurationVar(&s.statsInterval, "stats-interval", s.statsInterval, "log the counters this often (0: only at exit and on SIGUSR1)")
 	fs.BoolVar(&s.help, "help", false, "show the help")
 	fs.BoolVar(&s.version, "version", false, "print the version")
 	return fs
@@ -88,7 +90,7 @@ func defaultSettings() settings {
 		beginMark: omprog.DefaultBeginMark, commitMark: omprog.DefaultCommitMark,
 		keepAlive: omprog.DefaultKeepAlive, maxWait: omprog.DefaultMaxWait,
 		maxLine: omprog.DefaultMaxLine, closeTimeout: omprog.DefaultCloseTimeout,
-		logLevel: "info",
+		logLevel: "info", statsInterval: 5 * time.Minute,
 	}
 }
 
@@ -173,6 +175,9 @@ func (s *settings) validate() error {
 	}
 	if s.confirmWhen != "written" && s.confirmWhen != "queued" {
 		bad("--confirm-when %q: want written or queued", s.confirmWhen)
+	}
+	if s.statsInterval < 0 {
+		bad("--stats-interval %v: want a duration, or 0 for none", s.statsInterval)
 	}
 	if s.cork < 0 || s.cork > 100*time.Millisecond {
 		bad("--cork %v: want 0 (off) up to 100ms", s.cork)
