@@ -142,11 +142,11 @@ http:
 	binary.BigEndian.PutUint64(hdr[1:], 1<<49)
 	writeAll(t, zc, hdr)
 	zc.Write(bytes.Repeat([]byte("x"), 4096))
-	expectClosed(t, zc, "ZMTP peer with a 2^49-byte frame")
+	testpeer.ExpectClosed(t, zc, 10*time.Second, "ZMTP peer with a 2^49-byte frame")
 	jc, _ := net.Dial("tcp", zaddr)
 	jc.SetDeadline(time.Now().Add(10 * time.Second))
 	jc.Write(bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 64))
-	expectClosed(t, jc, "ZMTP peer with a junk greeting")
+	testpeer.ExpectClosed(t, jc, 10*time.Second, "ZMTP peer with a junk greeting")
 	jc.Close()
 
 	// Meanwhile the good connection and a good libzmq peer carry on.
@@ -185,7 +185,7 @@ http:
 
 	// The half-open connection is still there until idle_timeout closes it.
 	half.SetReadDeadline(time.Now().Add(20 * time.Second))
-	expectClosed(t, half, "half-open connection (idle_timeout)")
+	testpeer.ExpectClosed(t, half, 20*time.Second, "half-open connection (idle_timeout)")
 	testpeer.Eventually(t, 10*time.Second, testpeer.Text("no syslog connections open"), func() bool { return counter("connections", "syslog") == 0 })
 
 	// The same counters as /metrics serves them over HTTP.
@@ -210,14 +210,4 @@ http:
 	sendTCP(t, addr, false, goodMsgs(n, n+10))
 	testpeer.Eventually(t, 10*time.Second, testpeer.Text("events after the bad input"), func() bool { return good.Count() >= n+10 })
 	checkExactlyOnce(t, n+10, good)
-}
-
-// expectClosed reads c until the relay closes it (EOF or reset); its
-// read deadline must be set.
-func expectClosed(t testing.TB, c net.Conn, what string) {
-	t.Helper()
-	_, err := io.Copy(io.Discard, c)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Errorf("%s: the relay did not close the connection", what)
-	}
 }

@@ -618,3 +618,15 @@ func (r *Rsyslogd) Children(comm string) []int {
 	}
 	return pids
 }
+
+// ExpectClosed reads c until the other side closes it (EOF, or a reset
+// when it closed with our data unread) and reports an error if it is still
+// open after within. It uses t.Errorf, so goroutines of the test may call it.
+func ExpectClosed(t testing.TB, c net.Conn, within time.Duration, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	_, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("%s: still open after %v", what, within)
+	}
+}

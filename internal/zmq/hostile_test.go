@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // rawGreeting is a ZMTP 3.0 NULL greeting as a client.
@@ -44,11 +46,7 @@ func longHeader(fl byte, size uint64) []byte {
 // expectClosed reads until the server closes c (EOF or reset).
 func expectClosed(t *testing.T, c net.Conn, what string) {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err := io.Copy(io.Discard, c)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Fatalf("%s: server kept the connection open", what)
-	}
+	testpeer.ExpectClosed(t, c, 10*time.Second, what)
 }
 
 func procStatus(t *testing.T) (rssKB int, fds int) {
