@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/ackpipe"
 )
 
 // TestMain lets the test binary be the worker command, so -procs runs
@@ -78,8 +80,15 @@ func TestVentilatorStallsWhileSinkPausedAndResumes(t *testing.T) {
 	gate.Lock()
 	resume := sync.OnceFunc(gate.Unlock)
 	t.Cleanup(resume) // a failing test must not leave the run hanging
-	waitFor(t, "the ventilator to stall", func() bool { return h.sender.Stats().Waiting })
-	st := h.sender.Stats()
+	// Acks already on their way when the sink paused still arrive and let
+	// the ventilator send a little more: wait until it waits on a full
+	// window and has stopped moving (two polls 1 ms apart agree).
+	var st ackpipe.Stats
+	waitFor(t, "the ventilator to stall on a full window", func() bool {
+		prev := st
+		st = h.sender.Stats()
+		return st.Waiting && st.InFlight == window && st.Msgs == prev.Msgs && st.AckedMsgs == prev.AckedMsgs
+	})
 	if st.InFlight != window || st.AtRisk != window*batch {
 		t.Fatalf("stalled with %d batches / %d messages unacknowledged, want %d / %d", st.InFlight, st.AtRisk, window, window*batch)
 	}
