@@ -207,39 +207,10 @@ func TestPushBlocksAtHWMAndResumes(t *testing.T) {
 }
 
 func TestPubDropsForSlowSubscriberOnly(t *testing.T) {
-	pub := NewPub(Options{HWM: 100})
-	closeAll(t, pub)
-	ep := bound(t, pub)
-	fast := NewSub(Options{RecvHWM: 100000})
-	slow := NewSub(Options{RecvHWM: 1})
-	closeAll(t, fast, slow)
-	fast.Subscribe("")
-	fast.Dial(ep)
-	waitFor(t, 5*time.Second, "fast subscriber", func() bool {
-		l := *pub.list.Load()
-		return len(l) == 1 && l[0].subs.Load().match(nil)
-	})
-	fastPeer := (*pub.list.Load())[0]
-	slow.Subscribe("")
-	slow.Dial(ep)
-	waitFor(t, 5*time.Second, "slow subscriber", func() bool {
-		l := *pub.list.Load()
-		return len(l) == 2 && l[1].subs.Load().match(nil)
-	})
+	pub, fast, _, fastPeer, _ := fastAndStalledSubs(t)
 	ctx := testCtx(t, 30*time.Second)
 	const n = 50000
-	var wg sync.WaitGroup
-	wg.Add(1)
-	got := 0
-	go func() {
-		defer wg.Done()
-		for got < n {
-			if _, err := fast.Recv(ctx); err != nil {
-				return
-			}
-			got++
-		}
-	}()
+	fastGot := countRecv(ctx, fast, n)
 	payload := bytes.Repeat([]byte("d"), 2000)
 	for i := 0; i < n; i++ {
 		pub.Send(Msg{payload})
@@ -249,8 +220,7 @@ func TestPubDropsForSlowSubscriberOnly(t *testing.T) {
 			time.Sleep(50 * time.Microsecond)
 		}
 	}
-	wg.Wait()
-	if got != n {
+	if got := fastGot(); got != n {
 		t.Fatalf("fast subscriber got %d of %d", got, n)
 	}
 	st := pub.Stats()
