@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -95,7 +96,7 @@ func TestBatchesMarksAndOversize(t *testing.T) {
 	if err := s.Serve(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := sink.keptStrings(); !equal(got, []string{"a", "b", "c"}) {
+	if got := sink.keptStrings(); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("got %q", got)
 	}
 	if st := s.Stats(); st.Oversize != 2 || st.Lines != 9 || st.Messages != 3 {

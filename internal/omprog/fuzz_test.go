@@ -2,6 +2,7 @@ package omprog
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -52,7 +53,7 @@ func FuzzServe(f *testing.F) {
 				t.Fatalf("line %q answered %q, want %q", l, status, wantSt)
 			}
 		}
-		if got := sink.got(); !equal(got, want) {
+		if got := sink.got(); !slices.Equal(got, want) {
 			t.Fatalf("sink got %q, want %q", got, want)
 		}
 	})

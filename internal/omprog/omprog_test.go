@@ -6,10 +6,13 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // fakeSink records what it is given. block, when set, makes Send wait for
@@ -96,25 +99,7 @@ func serve(t *testing.T, input string, sink Sink, o Options) (string, *Server) {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text(what), cond)
 }
 
 func TestProtocol(t *testing.T) {
@@ -211,10 +196,10 @@ func TestProtocol(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := &fakeSink{}
 			out, _ := serve(t, tc.input, sink, tc.opts)
-			if got := statuses(out); !equal(got, tc.statuses) {
+			if got := statuses(out); !slices.Equal(got, tc.statuses) {
 				t.Errorf("statuses = %q, want %q", got, tc.statuses)
 			}
-			if got := sink.got(); !equal(got, tc.msgs) {
+			if got := sink.got(); !slices.Equal(got, tc.msgs) {
 				t.Errorf("messages = %q, want %q", trunc(got), trunc(tc.msgs))
 			}
 			if len(sink.flushes) != len(tc.flushes) {
@@ -271,7 +256,7 @@ func TestKeepAliveWhileWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	out1 := out.String()
-	if got := statuses(out1); !equal(got, []string{"OK", "OK"}) {
+	if got := statuses(out1); !slices.Equal(got, []string{"OK", "OK"}) {
 		t.Fatalf("statuses = %q", got)
 	}
 	if !strings.HasPrefix(out1, "OK\n..") {
@@ -303,10 +288,10 @@ func TestMaxWaitAnswersError(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := statuses(out.String()); !equal(got[2:], []string{"OK"}) {
+	if got := statuses(out.String()); !slices.Equal(got[2:], []string{"OK"}) {
 		t.Fatalf("statuses = %q", got)
 	}
-	if got := sink.got(); !equal(got, []string{"retried"}) {
+	if got := sink.got(); !slices.Equal(got, []string{"retried"}) {
 		t.Fatalf("messages = %q: the failed one must not be handed off", got)
 	}
 	if st := s.Stats(); st.Failed != 1 || st.Messages != 1 {
@@ -403,42 +388,30 @@ func (d *deadlineSink) Flush(ctx context.Context) error {
 func TestMaxWaitOnlyWhereFailingIsSafe(t *testing.T) {
 	d := &deadlineSink{}
 	serve(t, "BEGIN TRANSACTION\na\nb\nCOMMIT TRANSACTION\nBEGIN TRANSACTION\nCOMMIT TRANSACTION\n", d, Options{Confirm: true, MaxWait: time.Minute})
-	if want := []bool{true, true}; !equalBools(d.sends, want) {
+	if want := []bool{true, true}; !slices.Equal(d.sends, want) {
 		t.Errorf("send deadlines = %v, want %v", d.sends, want)
 	}
 	// commit after handed-off messages: unbounded; empty commit: bounded;
 	// the flush at EOF has the close timeout.
-	if want := []bool{false, true, true}; !equalBools(d.flushes, want) {
+	if want := []bool{false, true, true}; !slices.Equal(d.flushes, want) {
 		t.Errorf("flush deadlines = %v, want %v", d.flushes, want)
 	}
 	d = &deadlineSink{}
 	serve(t, "a\nb\n", d, Options{Confirm: true, MaxWait: time.Minute})
-	if want := []bool{true, true}; !equalBools(d.sends, want) {
+	if want := []bool{true, true}; !slices.Equal(d.sends, want) {
 		t.Errorf("without transactions: send deadlines = %v, want %v", d.sends, want)
 	}
 	d = &deadlineSink{}
 	serve(t, "a\n", d, Options{MaxWait: time.Minute})
-	if want := []bool{false}; !equalBools(d.sends, want) {
+	if want := []bool{false}; !slices.Equal(d.sends, want) {
 		t.Errorf("fire-and-forget: send deadlines = %v, want %v", d.sends, want)
 	}
-}
-
-func equalBools(a, b []bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestFlushEach(t *testing.T) {
 	sink := &fakeSink{}
 	out, _ := serve(t, "BEGIN TRANSACTION\na\nb\nCOMMIT TRANSACTION\n", sink, Options{Confirm: true, FlushEach: true})
-	if got := statuses(out); !equal(got, []string{"OK", "OK", "DEFER_COMMIT", "DEFER_COMMIT", "OK"}) {
+	if got := statuses(out); !slices.Equal(got, []string{"OK", "OK", "DEFER_COMMIT", "DEFER_COMMIT", "OK"}) {
 		t.Fatalf("statuses %q", got)
 	}
 	// one flush after each message (seeing it), one at commit, one at EOF
@@ -447,7 +420,7 @@ func TestFlushEach(t *testing.T) {
 	}
 	d := &deadlineSink{}
 	serve(t, "a\n", d, Options{Confirm: true, FlushEach: true, MaxWait: time.Minute})
-	if want := []bool{false, true}; !equalBools(d.flushes, want) {
+	if want := []bool{false, true}; !slices.Equal(d.flushes, want) {
 		t.Fatalf("flush deadlines = %v, want %v: the flush after a hand-off is unbounded", d.flushes, want)
 	}
 }
