@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/ackpipe"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // TestMain lets the test binary be the worker command, so -procs runs
@@ -28,13 +30,7 @@ func TestMain(m *testing.M) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text(what), cond)
 }
 
 func TestExactlyOnceEveryBatchSize(t *testing.T) {
@@ -82,7 +78,7 @@ func TestVentilatorStallsWhileSinkPausedAndResumes(t *testing.T) {
 	t.Cleanup(resume) // a failing test must not leave the run hanging
 	// Acks already on their way when the sink paused still arrive and let
 	// the ventilator send a little more: wait until it waits on a full
-	// window and has stopped moving (two polls 1 ms apart agree).
+	// window and has stopped moving (two polls in a row agree).
 	var st ackpipe.Stats
 	waitFor(t, "the ventilator to stall on a full window", func() bool {
 		prev := st

@@ -11,18 +11,14 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/zmq"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text(what), cond)
 }
 
 // chanConn is an in-memory Conn; drop, if set, loses chosen messages the
