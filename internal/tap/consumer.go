@@ -52,7 +52,8 @@ type ConsumerConfig struct {
 type ConsumerStats struct {
 	Received   uint64 // events returned by Recv
 	Bytes      uint64 // their payload bytes
-	Dropped    uint64 // events the relay dropped for this consumer, as it reported them (websocket only)
+	Dropped    uint64 // events the relay dropped for this consumer, as it reported them (websocket only), over every connection
+	Skipped    uint64 // messages that were not relay events (not [stream, payload], or undecodable), logged at debug level
 	Reconnects uint64 // connections re-established after a loss
 }
 
@@ -79,7 +80,7 @@ type Consumer struct {
 	ws     *websocket.Conn
 	conns  int
 
-	received, bytes, dropped, reconnects atomic.Uint64
+	received, bytes, dropped, skipped, reconnects atomic.Uint64
 	closed                               atomic.Bool
 }
 
@@ -168,20 +169,25 @@ func (c *Consumer) recvPub(ctx context.Context) (Message, error) {
 			m := c.pending[0]
 			c.pending = c.pending[1:]
 			if len(m) < 2 {
-				continue // not a relay event: [stream, payload]
+				c.skipped.Add(1) // not a relay event: [stream, payload]
+				continue
 			}
 			if !c.filter.MatchStream(string(m[0])) {
 				continue
 			}
+			// Without field filters the stream decides: sample before
+			// paying for the decode.
+			byEvent := c.filter.needsEvent()
+			if !byEvent && !c.filter.sampled() {
+				continue
+			}
 			msg, err := Decode(m[0], m[len(m)-1])
 			if err != nil {
+				c.skipped.Add(1)
 				c.log.Debug("tap: undecodable message", "err", err)
 				continue
 			}
-			if c.filter.needsEvent() && !c.filter.MatchEvent(msg.Event()) {
-				continue
-			}
-			if !c.filter.sampled() {
+			if byEvent && (!c.filter.MatchEvent(msg.Event()) || !c.filter.sampled()) {
 				continue
 			}
 			c.received.Add(1)
@@ -248,6 +254,7 @@ func (c *Consumer) recvWS(ctx context.Context) (Message, error) {
 		}
 		msg, err := Decode(nil, b)
 		if err != nil {
+			c.skipped.Add(1)
 			c.log.Debug("tap: undecodable message", "err", err)
 			continue
 		}
@@ -263,7 +270,8 @@ func (c *Consumer) notice(b []byte) {
 		return
 	}
 	if n.Notice == "dropped" {
-		c.dropped.Store(n.Total)
+		// Total restarts with every connection: add the deltas.
+		c.dropped.Add(n.Dropped)
 		c.log.Warn("tap: the relay dropped events for this tap", "dropped", n.Dropped, "total", n.Total)
 	}
 }
@@ -346,6 +354,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		Received:   c.received.Load(),
 		Bytes:      c.bytes.Load(),
 		Dropped:    c.dropped.Load(),
+		Skipped:    c.skipped.Load(),
 		Reconnects: c.reconnects.Load() + c.subReconnects(),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -260,5 +261,21 @@ func TestConsumerBadSource(t *testing.T) {
 		if _, err := NewConsumer(ConsumerConfig{Source: s}); !errors.Is(err, ErrBadSource) {
 			t.Errorf("%q: got %v, want ErrBadSource", s, err)
 		}
+	}
+}
+
+// The relay's notice total restarts with each connection; the consumer's
+// count must not go back after a reconnect.
+func TestConsumerDropsAddUpOverReconnects(t *testing.T) {
+	c := &Consumer{log: slog.New(slog.DiscardHandler)}
+	for _, n := range []string{
+		`{"notice":"dropped","dropped":5,"total":5}`,
+		`{"notice":"dropped","dropped":2,"total":7}`,
+		`{"notice":"dropped","dropped":3,"total":3}`, // a new connection
+	} {
+		c.notice([]byte(n))
+	}
+	if got := c.Stats().Dropped; got != 10 {
+		t.Fatalf("dropped = %d, want 10", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -160,11 +161,11 @@ func rebuild(j *jsonEvent) []byte {
 	if len(j.StructuredData) == 0 {
 		b = append(b, '-')
 	}
-	for _, id := range slices.Sorted(mapKeys(j.StructuredData)) {
+	for _, id := range slices.Sorted(maps.Keys(j.StructuredData)) {
 		b = append(b, '[')
 		b = appendSDName(b, id)
 		params := j.StructuredData[id]
-		for _, p := range slices.Sorted(mapKeys(params)) {
+		for _, p := range slices.Sorted(maps.Keys(params)) {
 			b = append(b, ' ')
 			b = appendSDName(b, p)
 			b = append(b, '=', '"')
@@ -184,16 +185,6 @@ func rebuild(j *jsonEvent) []byte {
 		b = append(b, j.Message...)
 	}
 	return b
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // appendHeaderField appends a header field as RFC 5424 allows it: printable

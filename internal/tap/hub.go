@@ -93,26 +93,10 @@ func NewHub(cfg HubConfig, log *slog.Logger) *Hub {
 // enqueue per client, dropping (and counting) when a queue is full. The
 // client's goroutine applies the rest of its filter and encodes the event
 // later, so ev must not be modified after it is published.
-func (h *Hub) Publish(ev *event.Event) {
-	if h.active.Load() == 0 {
-		return
-	}
-	if h.rates.watchers.Load() > 0 {
-		h.rates.add(ev.Stream)
-	}
-	for _, c := range *h.clients.Load() {
-		if !c.filter.MatchStream(ev.Stream) {
-			continue
-		}
-		if !c.q.push(ev) {
-			c.dropped.Add(1)
-			h.dropped.Add(1)
-		}
-	}
-}
+func (h *Hub) Publish(ev *event.Event) { h.PublishBatch([]*event.Event{ev}) }
 
 // PublishBatch is Publish for each of evs, in order, the way the router
-// calls it: each client's queue is locked once per run of events its stream
+// calls it (one code path for both): each client's queue is locked once per run of events its stream
 // globs take (once per batch for a tap on every stream) rather than once
 // per event, and a queue that fills takes the prefix that fits and drops
 // the rest, counted exactly as Publish counts them.
@@ -393,12 +377,12 @@ func (c *client) writeLoop() {
 				if !c.filter.MatchEvent(ev) || !c.filter.sampled() {
 					continue
 				}
-				if c.raw {
-					buf = append(buf[:0], ev.Raw...)
-				} else {
+				msg := ev.Raw // writeText copies it
+				if !c.raw {
 					buf = ev.AppendJSON(buf[:0])
+					msg = buf
 				}
-				if err := c.bc.writeText(buf); err != nil {
+				if err := c.bc.writeText(msg); err != nil {
 					fail(err)
 					return
 				}

@@ -21,25 +21,6 @@ func newEvQueue(max int) *evQueue {
 	return &evQueue{buf: make([]*event.Event, 0, max), max: max, wake: make(chan struct{}, 1)}
 }
 
-// push queues ev, or reports false when the queue is full.
-func (q *evQueue) push(ev *event.Event) bool {
-	q.mu.Lock()
-	if len(q.buf) >= q.max {
-		q.mu.Unlock()
-		return false
-	}
-	q.buf = append(q.buf, ev)
-	first := len(q.buf) == 1
-	q.mu.Unlock()
-	if first {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
-	}
-	return true
-}
-
 // pushMany queues the prefix of evs that fits and returns its length.
 func (q *evQueue) pushMany(evs []*event.Event) int {
 	q.mu.Lock()

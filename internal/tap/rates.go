@@ -22,8 +22,6 @@ func (r *rateCounter) init() { r.counts = map[string]*atomic.Uint64{} }
 // maxRateStreams bounds the map against a flood of stream names.
 const maxRateStreams = 1024
 
-func (r *rateCounter) add(stream string) { r.addN(stream, 1) }
-
 // addN counts n events of stream.
 func (r *rateCounter) addN(stream string, n uint64) {
 	r.mu.RLock()

@@ -476,7 +476,7 @@ func selfCPU() time.Duration {
 }
 
 // wroteRE reads the summary a tap with -o prints when it stops.
-var wroteRE = regexp.MustCompile(`tap: wrote (\d+) events to .* \(relay-reported drops (\d+)\)`)
+var wroteRE = regexp.MustCompile(`tap: wrote (\d+) events to .* \(relay-reported drops (\d+), skipped \d+\)`)
 
 // cpuTime is a process's user+system CPU time, from /proc.
 func cpuTime(pid int) time.Duration {

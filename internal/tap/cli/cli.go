@@ -232,7 +232,7 @@ func newRunner(o *options, stdout, stderr io.Writer) (*runner, error) {
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	lvl := slog.LevelError
+	lvl := slog.LevelWarn // the relay's drop notices and reconnections: at most one line a second
 	if o.verbose {
 		lvl = slog.LevelDebug
 	}
@@ -371,7 +371,7 @@ func (r *runner) runEvents(ctx context.Context) error {
 		if r.errTTY {
 			fmt.Fprint(r.stderr, "\r\033[K")
 		}
-		fmt.Fprintf(r.stderr, "tap: wrote %d events to %s (relay-reported drops %d)\n", n, r.o.out, st.Dropped)
+		fmt.Fprintf(r.stderr, "tap: wrote %d events to %s (relay-reported drops %d, skipped %d)\n", n, r.o.out, st.Dropped, st.Skipped)
 	}
 	return runErr
 }
