@@ -1,6 +1,7 @@
 package zmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-zeromq/zmq4"
 
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
@@ -243,4 +246,37 @@ func hostileRound(t *testing.T, pull *Pull, ep, addr string, progress func(strin
 	}
 	jw.Wait()
 	progress("after junk")
+}
+
+// A peer that sends PINGs and never reads must not make its PONGs pile
+// up: one pending PONG is kept, the newest.
+func TestPingFloodWithoutReadingIsBounded(t *testing.T) {
+	pub := NewPub(Options{})
+	closeAll(t, pub)
+	ep := bound(t, pub)
+	c, err := net.Dial("tcp", strings.TrimPrefix(ep, "tcp://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	testpeer.ZMTPHandshake(t, c, "SUB")
+	ping := appendCmd(nil, zmq4.CmdPing, []byte("\x00\x00ctx-of-16-bytes"))
+	buf := bytes.Repeat(ping, 4096)
+	for range 256 { // 6 MB of PINGs; our PONGs go unread
+		if _, err := c.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "every PING read", func() bool {
+		l := *pub.list.Load()
+		return len(l) == 1 && l[0].cmdsIn.Load() >= 256*4096
+	})
+	pe := (*pub.list.Load())[0]
+	pe.q.mu.Lock()
+	pending := len(pe.q.ctrl[ctrlPing]) + len(pe.q.ctrl[ctrlPong])
+	pe.q.mu.Unlock()
+	if pending > 64 {
+		t.Fatalf("%d bytes of commands pending for a peer that never reads", pending)
+	}
 }

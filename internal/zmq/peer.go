@@ -41,6 +41,7 @@ type peer struct {
 	corkTimer         *time.Timer
 
 	subs atomic.Pointer[subSet] // PUB: what this subscriber wants
+	pong []byte                 // the PONG being encoded, by readLoop
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	cmdsIn                             atomic.Uint64
@@ -200,7 +201,8 @@ func (p *peer) command(f []byte) {
 			if len(ctx) > 16 {
 				ctx = ctx[:16]
 			}
-			p.q.pushCtrl(appendCmd(nil, zmq4.CmdPong, ctx))
+			p.pong = appendCmd(p.pong[:0], zmq4.CmdPong, ctx) // pushCtrl copies it
+			p.q.pushCtrl(ctrlPong, p.pong)
 		}
 	case zmq4.CmdSubscribe, zmq4.CmdCancel:
 		if p.s.typ == zmq4.Pub {
@@ -297,7 +299,7 @@ func (p *peer) heartbeatLoop() {
 				p.close(ErrHeartbeatTimeout)
 				return
 			}
-			p.q.pushCtrl(ping)
+			p.q.pushCtrl(ctrlPing, ping)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 type outq struct {
 	mu     sync.Mutex
 	msgs   []Msg
-	ctrl   []byte // encoded commands (PING, PONG), written before msgs
+	ctrl   [2][]byte // the pending PING and PONG (ctrlPing, ctrlPong), encoded, written before msgs
 	hwm    int
 	closed bool
 	wake   chan struct{} // cap 1: the writer has work
@@ -100,11 +100,19 @@ func (q *outq) pushForce(m Msg) bool {
 	return true
 }
 
-// pushCtrl queues an encoded command.
-func (q *outq) pushCtrl(b []byte) {
+// Slots of outq.ctrl. One pending command of each kind is enough (as in
+// libzmq): a newer PING or PONG replaces the unsent one, so a peer that
+// pings without reading cannot make the queue grow.
+const (
+	ctrlPing = iota
+	ctrlPong
+)
+
+// pushCtrl sets the pending command of its kind to a copy of b.
+func (q *outq) pushCtrl(kind int, b []byte) {
 	q.mu.Lock()
 	if !q.closed {
-		q.ctrl = append(q.ctrl, b...)
+		q.ctrl[kind] = append(q.ctrl[kind][:0], b...)
 	}
 	q.mu.Unlock()
 	q.signal()
@@ -120,8 +128,8 @@ func (q *outq) take(spare []Msg, ctrl []byte) ([]Msg, []byte) {
 	q.mu.Lock()
 	msgs := q.msgs
 	q.msgs = spare[:0]
-	ctrl = append(ctrl[:0], q.ctrl...)
-	q.ctrl = q.ctrl[:0]
+	ctrl = append(append(ctrl[:0], q.ctrl[ctrlPing]...), q.ctrl[ctrlPong]...)
+	q.ctrl[ctrlPing], q.ctrl[ctrlPong] = q.ctrl[ctrlPing][:0], q.ctrl[ctrlPong][:0]
 	q.mu.Unlock()
 	return msgs, ctrl
 }
@@ -135,7 +143,7 @@ func (q *outq) unshift(ms []Msg) bool {
 	if q.closed {
 		return false
 	}
-	q.ctrl = q.ctrl[:0] // commands belonged to the old connection
+	q.ctrl[ctrlPing], q.ctrl[ctrlPong] = q.ctrl[ctrlPing][:0], q.ctrl[ctrlPong][:0] // they belonged to the old connection
 	if len(ms) > 0 {
 		q.msgs = append(append(make([]Msg, 0, len(ms)+len(q.msgs)), ms...), q.msgs...)
 	}
@@ -159,7 +167,7 @@ func (q *outq) popFront() (Msg, bool) {
 // queue is open.
 func (q *outq) idle() bool {
 	q.mu.Lock()
-	ok := !q.closed && len(q.msgs) == 0 && len(q.ctrl) == 0
+	ok := !q.closed && len(q.msgs) == 0 && len(q.ctrl[ctrlPing]) == 0 && len(q.ctrl[ctrlPong]) == 0
 	q.mu.Unlock()
 	return ok
 }
