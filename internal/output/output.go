@@ -37,12 +37,11 @@ type Output interface {
 
 // Stats are an output's counters, cumulative since it started.
 type Stats struct {
-	Sent        uint64        // events handed to the socket
-	Dropped     uint64        // events lost by policy (PUB subscriber queue full) or failure
-	EncodeFails uint64        // events that could not be encoded
-	Blocked     time.Duration // time spent waiting for room (PUSH)
-	Queued      int           // messages queued for peers now
-	Peers       int           // peers connected now
+	Sent    uint64        // events handed to the socket
+	Dropped uint64        // events lost by policy (PUB subscriber queue full) or failure
+	Blocked time.Duration // time spent waiting for room (PUSH)
+	Queued  int           // messages queued for peers now
+	Peers   int           // peers connected now
 }
 
 // Format is how an event is encoded on the wire.
@@ -78,19 +77,38 @@ func quote(s string) string { return "\"" + s + "\"" }
 
 // encoder turns events into payloads. JSON payloads are carved out of one
 // slab per batch, so a batch costs one allocation, not one per event; the
-// sockets take ownership of the payloads, so slabs are never reused.
+// sockets take ownership of the payloads, so slabs are never reused. A
+// slab is sized for what is left of the batch (at most 64 KiB): batches of
+// one event are common at low rates, and every queued payload pins its slab.
 type encoder struct {
 	format Format
 	slab   []byte
+	left   int // estimated JSON bytes of the events not yet encoded
 }
+
+func newEncoder(format Format, batch []*event.Event) encoder {
+	enc := encoder{format: format}
+	if format == JSON {
+		for _, e := range batch {
+			enc.left += jsonEstimate(e)
+		}
+	}
+	return enc
+}
+
+// jsonEstimate bounds an event's JSON size for slab sizing: escaping at
+// most doubles the raw bytes, plus the field names.
+func jsonEstimate(e *event.Event) int { return 2*len(e.Raw) + 512 }
 
 func (enc *encoder) payload(e *event.Event) []byte {
 	if enc.format == Raw {
 		return e.Raw
 	}
-	if cap(enc.slab)-len(enc.slab) < 2*len(e.Raw)+512 {
-		enc.slab = make([]byte, 0, 64<<10)
+	need := jsonEstimate(e)
+	if cap(enc.slab)-len(enc.slab) < need {
+		enc.slab = make([]byte, 0, max(need, min(enc.left, 64<<10)))
 	}
+	enc.left -= need
 	start := len(enc.slab)
 	enc.slab = e.AppendJSON(enc.slab)
 	// Cap the capacity so a later append can never write into this payload.

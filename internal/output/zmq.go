@@ -29,10 +29,10 @@ type ZMQConfig struct {
 // the payload, and blocks while no peer has room. PUB sends two frames,
 // [stream, payload], so subscribers filter on the stream, and never blocks.
 type ZMQ struct {
-	name string
-	push *zmq.Push
-	pub  *zmq.Pub
-	enc  encoder
+	name   string
+	push   *zmq.Push
+	pub    *zmq.Pub
+	format Format
 
 	sent   atomic.Uint64
 	failed atomic.Uint64
@@ -52,7 +52,7 @@ func NewZMQ(cfg ZMQConfig, log *slog.Logger) (*ZMQ, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Options.Logger = log.With("output", cfg.Name)
-	o := &ZMQ{name: cfg.Name, enc: encoder{format: cfg.Format}}
+	o := &ZMQ{name: cfg.Name, format: cfg.Format}
 	var sock interface {
 		Listen(string) error
 		Dial(string) error
@@ -95,7 +95,7 @@ func (o *ZMQ) Name() string { return o.name }
 // released with the error, so their inputs learn they were not handed off.
 // Write may be called from many goroutines at once.
 func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
-	enc := encoder{format: o.enc.format}
+	enc := newEncoder(o.format, batch)
 	msgs := make([]zmq.Msg, len(batch))
 	if o.pub != nil {
 		// One backing array for all frames: two allocations per batch, none per event.
@@ -114,8 +114,9 @@ func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
 			msgs = append(msgs, m)
 		}
 		// One queue lock per subscriber per batch, not per event.
-		if err := o.pub.SendBatch(msgs); err != nil {
-			return fmt.Errorf("output %q: %w", o.name, err)
+		if err := o.pub.SendBatch(msgs); err != nil { // closed: none of it was sent
+			o.fail(batch, err)
+			return fmt.Errorf("output %q: %d events not sent: %w", o.name, len(batch), err)
 		}
 		// As for raw payloads, which the socket discards for free, an
 		// event nobody wanted counts as handed to the socket.
@@ -141,14 +142,20 @@ func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
 	o.bmu.Unlock()
 	o.sent.Add(uint64(n))
 	if err != nil {
-		o.failed.Add(uint64(len(batch) - n))
-		for _, e := range batch[n:] {
-			e.Hold()
-			e.Release(err)
-		}
+		o.fail(batch[n:], err)
 		return fmt.Errorf("output %q: %d of %d events not sent: %w", o.name, len(batch)-n, len(batch), err)
 	}
 	return nil
+}
+
+// fail counts evs as not sent and releases them with err, so their
+// inputs learn they were not handed off.
+func (o *ZMQ) fail(evs []*event.Event, err error) {
+	o.failed.Add(uint64(len(evs)))
+	for _, e := range evs {
+		e.Hold()
+		e.Release(err)
+	}
 }
 
 // Close waits, within ctx, until what PUSH queued is written to peers, then

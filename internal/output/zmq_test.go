@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -135,5 +136,51 @@ func TestParseFormat(t *testing.T) {
 	}
 	if _, err := ParseFormat("xml"); err == nil {
 		t.Error("xml accepted")
+	}
+}
+
+// A small batch's JSON slab is sized for the batch, not 64 KiB: each
+// queued payload pins its slab.
+func TestJSONSlabSizedForBatch(t *testing.T) {
+	e := event.New([]byte("<14>1 2026-11-22T05:00:00Z h app - - - hello"))
+	enc := newEncoder(JSON, []*event.Event{e})
+	p := enc.payload(e)
+	if c := cap(enc.slab); c > 1024 {
+		t.Fatalf("slab for one small event: cap %d", c)
+	}
+	if !json.Valid(p) {
+		t.Fatalf("payload %s", p)
+	}
+	big := event.New(bytes.Repeat([]byte("x"), 100<<10))
+	enc = newEncoder(JSON, []*event.Event{big})
+	if p := enc.payload(big); len(p) < 100<<10 || !json.Valid(p) {
+		t.Fatalf("big event: %d bytes", len(p))
+	}
+}
+
+// A PUB output whose socket is closed (a reload or shutdown racing a
+// write) counts the batch as dropped and tells the inputs; it used to
+// return the error with nothing counted.
+func TestPubWriteAfterCloseCountsAndReleases(t *testing.T) {
+	out, err := NewZMQ(ZMQConfig{Name: "taps", Socket: "pub", Bind: []string{"tcp://127.0.0.1:0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Close(context.Background())
+	var got error
+	h := event.NewHandoff(func(err error) { got = err })
+	batch := events("click", 4)
+	for _, e := range batch {
+		e.SetHandoff(h)
+	}
+	if err := out.Write(context.Background(), batch); !errors.Is(err, zmq.ErrClosed) {
+		t.Fatalf("Write after Close = %v, want ErrClosed", err)
+	}
+	h.Release(nil)
+	if !errors.Is(got, zmq.ErrClosed) {
+		t.Fatalf("hand-off fired with %v, want ErrClosed", got)
+	}
+	if s := out.Stats(); s.Dropped != 4 || s.Sent != 0 {
+		t.Fatalf("stats %+v, want 4 dropped", s)
 	}
 }
