@@ -81,7 +81,7 @@ type Consumer struct {
 	conns  int
 
 	received, bytes, dropped, skipped, reconnects atomic.Uint64
-	closed                               atomic.Bool
+	closed                                        atomic.Bool
 }
 
 // NewConsumer validates cfg and starts connecting. For a PUB source the
