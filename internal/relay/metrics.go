@@ -1,13 +1,12 @@
 package relay
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // maxStreamLabels bounds the per-stream series: a json: or regex: stream
@@ -144,21 +143,29 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(inHSErrors, float64(s.HandshakeErrors), name)
 		counter(inBlocked, s.HandlerBlocked.Seconds(), name)
 	}
+	// Live outputs plus what retired ones of the same name counted.
+	totals := map[string]outputTotals{}
+	for name, t := range r.retired {
+		t.drops = maps.Clone(t.drops)
+		totals[name] = t
+	}
 	for name, ro := range r.outputs {
+		t := totals[name]
+		t.add(ro.out)
+		totals[name] = t
 		s := ro.out.Stats()
-		counter(outSent, float64(s.Sent), name)
-		counter(outDropped, float64(s.Dropped), name)
-		counter(outBlocked, s.Blocked.Seconds(), name)
 		gauge(outQueue, float64(s.Queued), name)
 		gauge(outPeers, float64(s.Peers), name)
-		if so, ok := ro.out.(interface{ Socket() zmq.Stats }); ok {
-			ss := so.Socket()
-			for reason, n := range ss.Drops {
-				counter(outDrops, float64(n), name, reason)
-			}
-			counter(outHSFail, float64(ss.HandshakeFailures), name)
-			counter(outOversz, float64(ss.Oversize), name)
+	}
+	for name, t := range totals {
+		counter(outSent, float64(t.sent), name)
+		counter(outDropped, float64(t.dropped), name)
+		counter(outBlocked, t.blocked.Seconds(), name)
+		for reason, n := range t.drops {
+			counter(outDrops, float64(n), name, reason)
 		}
+		counter(outHSFail, float64(t.hsFail), name)
+		counter(outOversz, float64(t.oversize), name)
 	}
 	counter(reloadDrop, float64(r.reloadDropped.Load()))
 	if r.hub != nil {

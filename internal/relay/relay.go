@@ -32,6 +32,7 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/output"
 	"github.com/rsyslog-zmq/relay/internal/route"
 	"github.com/rsyslog-zmq/relay/internal/tap"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // Relay is a running relay. Create it with New, then Start; Reload and
@@ -45,6 +46,10 @@ type Relay struct {
 	cfg     *config.Config
 	inputs  map[string]*runningInput
 	outputs map[string]*runningOutput
+	// retired holds, per output name, the final counters of the outputs
+	// reloads closed, so relay_output_*_total keep counting across a
+	// replacement, and what an output lost as it closed is not forgotten.
+	retired map[string]outputTotals
 	gen     atomic.Pointer[generation]
 	hub     *tap.Hub
 	httpSrv *http.Server
@@ -65,6 +70,31 @@ type Relay struct {
 type runningInput struct {
 	cfg config.Input
 	in  input.Input
+}
+
+// outputTotals are an output's counters (output.Stats and its socket's).
+type outputTotals struct {
+	sent, dropped, hsFail, oversize uint64
+	blocked                         time.Duration
+	drops                           map[string]uint64 // socket drops by reason
+}
+
+func (t *outputTotals) add(o output.Output) {
+	s := o.Stats()
+	t.sent += s.Sent
+	t.dropped += s.Dropped
+	t.blocked += s.Blocked
+	if so, ok := o.(interface{ Socket() zmq.Stats }); ok {
+		ss := so.Socket()
+		t.hsFail += ss.HandshakeFailures
+		t.oversize += ss.Oversize
+		for reason, n := range ss.Drops {
+			if t.drops == nil {
+				t.drops = map[string]uint64{}
+			}
+			t.drops[reason] += n
+		}
+	}
 }
 
 type runningOutput struct {
@@ -93,6 +123,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		cfg:     cfg,
 		inputs:  map[string]*runningInput{},
 		outputs: map[string]*runningOutput{},
+		retired: map[string]outputTotals{},
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.met = newMetrics(r)
@@ -351,6 +382,9 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 			if err := ro.out.Close(ctx); err != nil {
 				r.log.Warn("reload: closing output", "output", ro.cfg.Name, "err", err)
 			}
+			t := r.retired[ro.cfg.Name]
+			t.add(ro.out)
+			r.retired[ro.cfg.Name] = t
 			delete(r.outputs, ro.cfg.Name)
 		}
 		cancel()

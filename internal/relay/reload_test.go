@@ -125,6 +125,10 @@ func TestReloadUnderLoad(t *testing.T) {
 	testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%d events, have %d", n, wa.Count()+wb.Count()) },
 		func() bool { return wa.Count()+wb.Count() >= n })
 	checkExactlyOnce(t, n, wa, wb)
+	// The outputs were replaced four times; their counters carry over.
+	if got := metric(t, r, "relay_output_sent_total", "output=a") + metric(t, r, "relay_output_sent_total", "output=b"); got != float64(n) {
+		t.Errorf("relay_output_sent_total a+b = %v, want %d: counters lost across reloads", got, n)
+	}
 	if got := metric(t, r, "relay_input_connections_total", "input=syslog"); got != 1 {
 		t.Errorf("connections_total = %v: the sender's connection was dropped by a reload", got)
 	}
