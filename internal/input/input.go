@@ -56,6 +56,7 @@ type Stats struct {
 	HandshakeErrors    uint64 // failed TLS (ZeroMQ: ZMTP) handshakes
 	ReadErrors         uint64 // connections ended by an error other than EOF or shutdown
 	KernelDrops        uint64 // UDP datagrams the kernel dropped (receive buffer full)
+	SocketDrops        uint64 // ZeroMQ messages read from a peer but dropped by the socket (it was closing)
 
 	// HandlerBlocked is the total time spent inside the Handler: how long
 	// this input was held back by backpressure.

@@ -74,7 +74,7 @@ func (z *ZMQ) Addrs() []net.Addr {
 }
 
 // Stats returns a snapshot of the input's counters, with the socket's
-// oversize and malformed-stream counts folded in.
+// (peers, handshakes, oversize, drops) folded in.
 func (z *ZMQ) Stats() Stats {
 	st := z.stats.snapshot()
 	z.mu.Lock()

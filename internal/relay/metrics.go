@@ -85,6 +85,7 @@ var (
 	inOversize   = descIn("oversize_total", "Messages over max_message_size, discarded.")
 	inReadErrors = descIn("read_errors_total", "Connections ended by an error other than EOF or shutdown.")
 	inKernDrops  = descIn("kernel_drops_total", "Datagrams the kernel dropped because the receive buffer was full (UDP).")
+	inSockDrops  = descIn("socket_drops_total", "ZeroMQ messages read from a peer but dropped by the socket (it was closing).")
 	inConns      = descIn("connections", "Connections (ZeroMQ: peers) open now.")
 	inConnsTotal = descIn("connections_total", "Connections accepted.")
 	inRefused    = descIn("connections_refused_total", "Connections refused over max_connections.")
@@ -111,7 +112,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
+	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inSockDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
 		outSent, outDropped, outBlocked, outQueue, outPeers, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop} {
 		ch <- d
 	}
@@ -137,6 +138,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(inOversize, float64(s.Oversize), name)
 		counter(inReadErrors, float64(s.ReadErrors), name)
 		counter(inKernDrops, float64(s.KernelDrops), name)
+		counter(inSockDrops, float64(s.SocketDrops), name)
 		gauge(inConns, float64(s.Connections), name)
 		counter(inConnsTotal, float64(s.ConnectionsTotal), name)
 		counter(inRefused, float64(s.ConnectionsRefused), name)

@@ -466,3 +466,30 @@ func TestManyEndpointsPerSocket(t *testing.T) {
 		}
 	}
 }
+
+// A PULL closed while its reader waits for room keeps what it queued for
+// Recv and counts what it had read but could not queue: every message it
+// read is one or the other.
+func TestPullCloseCountsWhatItCouldNotQueue(t *testing.T) {
+	pull := NewPull(Options{RecvHWM: 10})
+	ep := bound(t, pull)
+	push := NewPush(Options{})
+	closeAll(t, push)
+	push.Dial(ep)
+	ctx := testCtx(t, 10*time.Second)
+	for i := range 500 {
+		if err := push.Send(ctx, msgOf(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := push.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the PULL's queue full", func() bool { return pull.rq.len() == 10 })
+	waitFor(t, 5*time.Second, "the PULL reading past its queue", func() bool { return pull.Stats().MsgsIn > 10 })
+	pull.Close()
+	st := pull.Stats()
+	if closed := st.Drops[DropSocketClosed]; closed == 0 || st.MsgsIn != uint64(st.QueueDepth)+closed {
+		t.Fatalf("read %d, queued %d, counted closed %d: want read = queued + closed, closed > 0", st.MsgsIn, st.QueueDepth, closed)
+	}
+}

@@ -17,9 +17,7 @@ type Pull struct {
 func NewPull(o Options) *Pull {
 	p := &Pull{socket: newSocket(zmq4.Pull, o)}
 	p.rq = newRecvq(p.opts.RecvHWM, p.ctx.Done())
-	p.deliver = func(_ *peer, batch []Msg) bool {
-		return p.rq.put(batch) == len(batch)
-	}
+	p.deliver = func(_ *peer, batch []Msg) bool { return p.put(p.rq, batch) }
 	return p
 }
 

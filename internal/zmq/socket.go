@@ -145,9 +145,21 @@ func (s *socket) Addrs() []net.Addr {
 	return out
 }
 
+// put hands a batch read from a peer to rq, waiting for room; what the
+// socket's closing leaves out is counted as socket_closed (what rq holds
+// is still there for Recv).
+func (s *socket) put(rq *recvq, batch []Msg) bool {
+	n := rq.put(batch)
+	if n < len(batch) {
+		s.stat.dropClosed.Add(uint64(len(batch) - n))
+	}
+	return n == len(batch)
+}
+
 // Close stops listening and dialing, disconnects every peer and waits for
-// the socket's goroutines. Messages still queued are discarded (counted as
-// socket_closed); Push.Flush first to deliver them.
+// the socket's goroutines. Messages still queued to peers are discarded
+// (counted as socket_closed); Push.Flush first to deliver them. PULL and
+// SUB keep what they received for Recv.
 func (s *socket) Close() error {
 	s.mu.Lock()
 	if s.closed.Swap(true) {

@@ -40,7 +40,7 @@ func NewSub(o Options) *Sub {
 				keep = append(keep, m)
 			}
 		}
-		return s.rq.put(keep) == len(keep)
+		return s.put(s.rq, keep)
 	}
 	return s
 }
