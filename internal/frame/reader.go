@@ -75,7 +75,8 @@ func NewReader(r io.Reader, maxLen int) *Reader {
 // and the next call continues with the following frame. Any other error
 // (io.EOF, network errors) ends the stream and is returned again by every
 // later call. A last LF frame cut short by io.EOF is returned before
-// io.EOF; an octet-counted frame cut short yields io.ErrUnexpectedEOF.
+// io.EOF; an octet-counted frame cut short by io.EOF yields
+// io.ErrUnexpectedEOF, by any other error ErrMalformed, then that error.
 func (r *Reader) Next() ([]byte, error) {
 	for {
 		switch {
@@ -161,7 +162,14 @@ func (r *Reader) octetCounted() ([]byte, step, error) {
 	size := int(n)
 	if need := body + size - r.start; r.end-r.start < need {
 		if r.err != nil {
+			have := r.end - r.start
 			r.start = r.end
+			if !errors.Is(r.err, io.EOF) {
+				// Cut by a broken connection, a timeout or shutdown: a
+				// fragment, counted like an LF line's (r.err stays for
+				// the next call). A clean EOF gives io.ErrUnexpectedEOF.
+				return nil, done, fmt.Errorf("%w: %d-byte octet-counted fragment cut off by %v", ErrMalformed, have, r.err)
+			}
 			r.err = eofUnexpected(r.err)
 			return nil, done, r.err
 		}

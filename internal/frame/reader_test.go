@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -286,5 +288,24 @@ func TestSlabsShrinkWhenIdle(t *testing.T) {
 	}
 	if len(small.buf) > minSlab {
 		t.Errorf("one-byte reads: slab of %d bytes, want %d", len(small.buf), minSlab)
+	}
+}
+
+// An octet-counted frame cut off by a broken connection, a timeout or
+// shutdown is a malformed fragment (counted by the input), as an LF
+// line's is; it used to come back as the bare error and go uncounted.
+func TestOctetFrameCutByErrorIsMalformed(t *testing.T) {
+	for _, cut := range []error{os.ErrDeadlineExceeded, net.ErrClosed, errors.New("connection reset")} {
+		src := io.MultiReader(strings.NewReader("5 <13>a30 <13>partial"), iotest.ErrReader(cut))
+		r := NewReader(src, 1024)
+		if msg, err := r.Next(); err != nil || string(msg) != "<13>a" {
+			t.Fatalf("%v: first frame %q, %v", cut, msg, err)
+		}
+		if _, err := r.Next(); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%v: cut frame gave %v, want ErrMalformed", cut, err)
+		}
+		if _, err := r.Next(); !errors.Is(err, cut) {
+			t.Fatalf("%v: after the fragment got %v, want the connection's error", cut, err)
+		}
 	}
 }
