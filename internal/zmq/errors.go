@@ -34,6 +34,10 @@ var (
 	// hostile input; it is contained and counted as a handshake failure.
 	ErrHandshakePanic = errors.New("zmq: handshake aborted on invalid peer data")
 
+	// ErrTooManySubscriptions is returned by Sub.Subscribe for a new prefix
+	// once the socket has maxSubscriptions distinct ones.
+	ErrTooManySubscriptions = errors.New("zmq: too many distinct subscriptions (4096); subscribe to a shorter common prefix")
+
 	// ErrTooManyHandshakes reports an accepted connection closed at once
 	// because too many handshakes were already in progress.
 	ErrTooManyHandshakes = errors.New("zmq: too many pending handshakes")

@@ -2,6 +2,7 @@ package zmq
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -67,6 +68,9 @@ func (s *Sub) change(prefix string, delta int) error {
 	defer s.mu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if delta > 0 && s.subs.counts[prefix] == 0 && len(s.subs.counts) >= maxSubscriptions {
+		return fmt.Errorf("subscribe %q: %w", prefix, ErrTooManySubscriptions)
 	}
 	n, changed := s.subs.with(prefix, delta)
 	s.subs = n

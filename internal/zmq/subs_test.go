@@ -3,6 +3,7 @@ package zmq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -148,5 +149,22 @@ func TestEndpoints(t *testing.T) {
 	}
 	if err := NewPush(Options{}).Dial("tcp://*:5555"); !errors.Is(err, ErrEndpoint) {
 		t.Errorf("Dial to *: %v", err)
+	}
+}
+
+// Past the limit, Subscribe says so instead of silently not subscribing.
+func TestSubscribeOverLimitFails(t *testing.T) {
+	s := NewSub(Options{})
+	closeAll(t, s)
+	for i := range maxSubscriptions {
+		if err := s.Subscribe(fmt.Sprintf("topic-%d", i)); err != nil {
+			t.Fatalf("subscription %d: %v", i+1, err)
+		}
+	}
+	if err := s.Subscribe("one-more"); !errors.Is(err, ErrTooManySubscriptions) {
+		t.Fatalf("subscription %d: %v, want ErrTooManySubscriptions", maxSubscriptions+1, err)
+	}
+	if err := s.Subscribe("topic-7"); err != nil {
+		t.Fatalf("a repeated prefix is not a new one: %v", err)
 	}
 }
