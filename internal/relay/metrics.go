@@ -107,13 +107,14 @@ var (
 	tapClients = prometheus.NewDesc("relay_tap_clients", "Websocket tap clients connected now.", nil, nil)
 	tapSent    = prometheus.NewDesc("relay_tap_sent_total", "Events written to websocket tap clients.", nil, nil)
 	tapDropped = prometheus.NewDesc("relay_tap_dropped_total", "Events dropped because a tap client's queue was full.", nil, nil)
+	unrouted   = prometheus.NewDesc("relay_unrouted_events_total", "Events whose stream no output's streams match: written to no output (taps still see them).", nil, nil)
 	reloadDrop = prometheus.NewDesc("relay_reload_dropped_total", "Events routed to an output that a reload removed or could not recreate.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inSockDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
-		outSent, outDropped, outBlocked, outQueue, outPeers, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop} {
+		outSent, outDropped, outBlocked, outQueue, outPeers, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop, unrouted} {
 		ch <- d
 	}
 }
@@ -170,6 +171,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(outOversz, float64(t.oversize), name)
 	}
 	counter(reloadDrop, float64(r.reloadDropped.Load()))
+	counter(unrouted, float64(r.unrouted.Load()))
 	if r.hub != nil {
 		s := r.hub.Stats()
 		gauge(tapClients, float64(s.Clients))

@@ -61,6 +61,8 @@ type Relay struct {
 	// reloadDropped counts events routed to an output that a reload
 	// removed or could not recreate; that output's own counters are gone.
 	reloadDropped atomic.Uint64
+	// unrouted counts events whose stream no output takes.
+	unrouted atomic.Uint64
 	// ctx is cancelled when a drain runs out of time: writes still blocked
 	// on a full PUSH output give up then.
 	ctx    context.Context
@@ -220,12 +222,18 @@ func (r *Relay) handle(batch []*event.Event) {
 	var last string
 	var lastIdx []int
 	var run uint64
+	endRun := func() {
+		if run > 0 {
+			r.met.streamEvents(last).Add(float64(run))
+			if len(lastIdx) == 0 {
+				r.unrouted.Add(run) // no output's streams take it
+			}
+		}
+	}
 	for k, e := range batch {
 		s := gen.table.Stream(e)
 		if s != last || lastIdx == nil {
-			if run > 0 {
-				r.met.streamEvents(last).Add(float64(run))
-			}
+			endRun()
 			last, lastIdx, run = s, gen.table.Match(s), 0
 			if k == 0 {
 				idx0 = lastIdx
@@ -244,9 +252,7 @@ func (r *Relay) handle(batch []*event.Event) {
 			}
 		}
 	}
-	if run > 0 {
-		r.met.streamEvents(last).Add(float64(run))
-	}
+	endRun()
 	// Streams are set now; the hub takes the batch in one go per client.
 	r.hub.PublishBatch(batch)
 	if uniform {

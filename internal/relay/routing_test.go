@@ -121,6 +121,9 @@ http:
 			t.Errorf("relay_output_sent_total{output=%q} = %v, want %d", name, got, n)
 		}
 	}
+	if got := metric(t, r, "relay_unrouted_events_total"); got != 0 {
+		t.Errorf("relay_unrouted_events_total = %v with an output for every stream", got)
+	}
 	for _, m := range sub.Messages() {
 		if len(m) != 2 {
 			t.Errorf("PUB message with %d frames, want [stream, payload]", len(m))
@@ -210,4 +213,34 @@ func TestJSONFormat(t *testing.T) {
 			t.Errorf("event %d: format = %#v, want %q", i, got["format"], wf)
 		}
 	}
+}
+
+// An event whose stream no output takes is written nowhere, and counted.
+func TestUnroutedCounted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libzmq peers")
+	}
+	r := startRelay(t, `
+inputs:
+  - name: syslog
+    type: syslog
+    listen: tcp://127.0.0.1:0
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: clicks
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    streams: [click]
+http:
+  listen: 127.0.0.1:0
+`)
+	w := startWorkers(t, r, "clicks", 1)[0]
+	sendTCP(t, inputAddr(t, r, "syslog", "tcp"), true, []string{
+		"<14>1 - h other - - - a", "<14>1 - h other - - - b", "<14>1 - h view - - - c", "<14>1 - h click - - - d",
+	})
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the click at its worker"), func() bool { return w.Count() == 1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("3 unrouted events counted"), func() bool {
+		return metric(t, r, "relay_unrouted_events_total") == 3
+	})
 }
