@@ -40,13 +40,14 @@ func (s *Syslog) setupDgram(c interface {
 // dgramReader reads datagrams straight off the socket, as many as are
 // queued (up to a batch), without waiting once it has one.
 type dgramReader struct {
-	s     *Syslog
-	buf   []byte
-	oob   []byte
-	slab  []byte
-	batch []*event.Event
-	bytes int
-	err   error
+	s      *Syslog
+	buf    []byte
+	oob    []byte
+	slab   []byte
+	events event.Slab // 64 events per allocation
+	batch  []*event.Event
+	bytes  int
+	err    error
 
 	// recvmsg arguments, kept here so a datagram costs no allocation
 	hdr  syscall.Msghdr
@@ -156,7 +157,7 @@ func (d *dgramReader) read(fd uintptr) bool {
 		if len(msg) == 0 {
 			continue
 		}
-		e := event.New(d.carve(msg))
+		e := d.events.New(d.carve(msg))
 		e.Peer = d.peer()
 		d.batch = append(d.batch, e)
 		d.bytes += len(msg)

@@ -86,10 +86,11 @@ func (s *Syslog) serveConn(c net.Conn, isTLS bool) {
 	}
 
 	fr := frame.NewReader(r, s.cfg.MaxMessageSize)
+	var events event.Slab // this connection's events, 64 per allocation
 	for {
 		msg, err := fr.Next()
 		if err == nil {
-			e := event.New(msg)
+			e := events.New(msg)
 			e.Peer = peer
 			batch = append(batch, e)
 			batchBytes += len(msg)

@@ -126,10 +126,11 @@ func (z *ZMQ) recvLoop(ctx context.Context, h Handler) {
 	defer z.wg.Done()
 	msgs := make([]zmq.Msg, MaxBatch)
 	batch := make([]*event.Event, 0, MaxBatch)
+	var events event.Slab // 64 events per allocation
 	for {
 		n, err := z.pull.RecvBatch(ctx, msgs)
 		for i := range n {
-			batch = z.add(batch, msgs[i])
+			batch = z.add(batch, msgs[i], &events)
 		}
 		clear(msgs[:n])
 		deliver(h, z.cfg.Name, &z.stats, batch)
@@ -144,13 +145,13 @@ func (z *ZMQ) recvLoop(ctx context.Context, h Handler) {
 	}
 }
 
-func (z *ZMQ) add(batch []*event.Event, m zmq.Msg) []*event.Event {
+func (z *ZMQ) add(batch []*event.Event, m zmq.Msg, events *event.Slab) []*event.Event {
 	var e *event.Event
 	switch len(m) {
 	case 1:
-		e = event.New(m[0])
+		e = events.New(m[0])
 	case 2:
-		e = event.New(m[1])
+		e = events.New(m[1])
 		if z.cfg.StreamFrame {
 			e.Stream = z.streams.Intern(m[0])
 		}
