@@ -99,6 +99,14 @@ func (t *outputTotals) add(o output.Output) {
 	}
 }
 
+// sameSocket reports whether two configs of an output describe the same
+// socket: only its streams differ, which the routing table applies, so
+// its peers need not be disconnected.
+func sameSocket(a, b config.Output) bool {
+	a.Streams, b.Streams = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
 type runningOutput struct {
 	cfg config.Output
 	out output.Output
@@ -358,9 +366,12 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 	}
 	var retiring []*runningOutput
 	for name, ro := range r.outputs {
-		if oc, ok := want[name]; !ok || !reflect.DeepEqual(oc, ro.cfg) {
+		oc, ok := want[name]
+		if !ok || !sameSocket(oc, ro.cfg) {
 			retiring = append(retiring, ro)
+			continue
 		}
+		ro.cfg = oc // its streams, if they changed, take effect with the new table
 	}
 	old := r.gen.Load()
 	gates := map[string]*gate{}

@@ -14,7 +14,11 @@ import (
 )
 
 // twoOutputs is a config whose outputs a and b take the given streams.
-func twoOutputs(t testing.TB, listen string, pa, pb int, aStreams, bStreams string) *config.Config {
+func twoOutputs(t testing.TB, listen string, pa, pb int, aStreams, bStreams string, hwm ...int) *config.Config {
+	h := 1000
+	if len(hwm) > 0 {
+		h = hwm[0]
+	}
 	t.Helper()
 	yaml := fmt.Sprintf(`
 inputs:
@@ -28,15 +32,17 @@ outputs:
     socket: push
     bind: tcp://127.0.0.1:%d
     streams: %s
+    hwm: %d
   - name: b
     type: zmq
     socket: push
     bind: tcp://127.0.0.1:%d
     streams: %s
+    hwm: %d
 drain_timeout: 10s
 http:
   listen: ""
-`, listen, pa, aStreams, pb, bStreams)
+`, listen, pa, aStreams, h, pb, bStreams, h)
 	file := filepath.Join(t.TempDir(), "relay.yaml")
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -100,7 +106,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		go func() {
 			defer close(done)
 			ro := routes[round%2]
-			if err := r.Reload(twoOutputs(t, listen, pa, pb, ro[0], ro[1])); err != nil {
+			// A new hwm each round: the sockets are replaced (gated and
+			// rebound) as well as the streams moved.
+			if err := r.Reload(twoOutputs(t, listen, pa, pb, ro[0], ro[1], 1000+round)); err != nil {
 				t.Errorf("reload %d: %v", round, err)
 			}
 		}()
@@ -178,5 +186,29 @@ func TestReloadRefused(t *testing.T) {
 	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the click at a, the old route"), func() bool { return wa.Count() == 1 })
 	if !r.Ready() {
 		t.Error("not ready after a refused reload")
+	}
+}
+
+// A reload that only moves streams between outputs keeps their sockets:
+// workers and subscribers stay connected.
+func TestReloadStreamsOnlyKeepsSockets(t *testing.T) {
+	ports := testpeer.FreePorts(t, 2)
+	r, err := New(twoOutputs(t, "tcp://127.0.0.1:0", ports[0], ports[1], "[click]", "[impression]"), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(t.Context())
+	a, b := r.outputs["a"].out, r.outputs["b"].out
+	if err := r.Reload(twoOutputs(t, "tcp://127.0.0.1:0", ports[0], ports[1], "[other]", "[click]")); err != nil {
+		t.Fatal(err)
+	}
+	if r.outputs["a"].out != a || r.outputs["b"].out != b {
+		t.Fatal("a streams-only reload replaced the outputs' sockets")
+	}
+	if got := r.gen.Load().table.Match("click"); len(got) != 1 || r.gen.Load().table.Targets()[got[0]].Name != "b" {
+		t.Fatalf("click routes to %v after the reload, want b", got)
 	}
 }
