@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ type sender struct {
 	topic          []byte
 	topicFromField bool
 	desc           string // for logs and error lines
+	// dropped is set, before the socket closes, when close gives up on
+	// messages still unwritten: a Flush waiting on it must not confirm.
+	dropped atomic.Bool
 }
 
 func openSender(s settings, log *slog.Logger) (*sender, error) {
@@ -103,6 +107,9 @@ func (snd *sender) msgs(dst []zmq.Msg, lines [][]byte) []zmq.Msg {
 func (snd *sender) close(ctx context.Context) error {
 	if snd.push != nil {
 		err := snd.push.Flush(ctx)
+		if err != nil {
+			snd.dropped.Store(true) // before Close wakes Flush callers
+		}
 		snd.push.Close()
 		return err
 	}
@@ -123,11 +130,13 @@ type bridge struct {
 	log *slog.Logger
 	cur atomic.Pointer[sender]
 
-	mu      sync.Mutex    // guards changed and serialises reloads
+	mu      sync.Mutex    // guards changed, retired, and serialises reloads
 	changed chan struct{} // closed when cur is replaced
-	// dropped is set when a replaced socket closed with messages unsent:
-	// the next Flush fails, so rsyslog retries the open transaction.
-	dropped atomic.Bool
+	retired zmq.Stats     // counters of the sockets reloads replaced
+	// used lists the PUSH senders messages went to since the last Flush
+	// (the protocol goroutine's own): Flush waits for each and fails if a
+	// reload dropped what one held, so rsyslog retries.
+	used []*sender
 	// written makes Send return only once a PUSH message is written to a
 	// peer's connection (--confirm-when written, with confirmations).
 	written bool
@@ -162,20 +171,19 @@ func (b *bridge) Send(ctx context.Context, line []byte) error {
 			if b.written {
 				err = snd.push.SendWritten(ctx, snd.msg(line))
 				if errors.Is(err, zmq.ErrNotWritten) {
-					// Queued: handed off. Flush waits for the write.
-					return nil
+					err = nil // queued: handed off; Flush waits for the write
 				}
 			} else {
 				err = snd.push.Send(ctx, snd.msg(line))
 			}
 			if err == nil {
+				if n := len(b.used); n == 0 || b.used[n-1] != snd {
+					b.used = append(b.used, snd)
+				}
 				return nil
 			}
 			if !errors.Is(err, zmq.ErrClosed) {
-				if ctx.Err() != nil {
-					return fmt.Errorf("%s: %w", snd.desc, context.Cause(ctx))
-				}
-				return err
+				return ctxCause(ctx, snd.desc, err)
 			}
 		}
 		select { // closed by a reload: wait for its replacement
@@ -186,31 +194,34 @@ func (b *bridge) Send(ctx context.Context, line []byte) error {
 	}
 }
 
-// Flush waits until what the current PUSH socket accepted is written to
-// its peers' connections, so a killed bridge loses nothing it confirmed.
-// After a SendWritten that wrote directly there is nothing left to wait for.
+// Flush waits until what Send handed to PUSH sockets since the last Flush
+// is written to peers' connections, so a killed bridge loses nothing it
+// confirmed. A socket a reload replaced counts as written if it closed
+// with nothing unwritten; if it dropped messages, Flush fails with
+// ErrDroppedOnReload and rsyslog retries them.
 func (b *bridge) Flush(ctx context.Context) error {
-	if b.dropped.Swap(false) {
-		return ErrDroppedOnReload
-	}
-	for {
-		snd, changed := b.current()
-		if snd.pub != nil {
-			return nil
-		}
+	for i, snd := range b.used {
 		err := snd.push.Flush(ctx)
-		if !errors.Is(err, zmq.ErrClosed) {
-			if err != nil && ctx.Err() != nil {
-				return fmt.Errorf("flush %s: %w", snd.desc, context.Cause(ctx))
-			}
-			return err
+		if snd.dropped.Load() {
+			b.used = b.used[:0]
+			return fmt.Errorf("%s: %w", snd.desc, ErrDroppedOnReload)
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		if err != nil && !errors.Is(err, zmq.ErrClosed) {
+			b.used = b.used[i:] // still to wait for
+			return ctxCause(ctx, "flush "+snd.desc, err)
 		}
 	}
+	b.used = b.used[:0]
+	return nil
+}
+
+// ctxCause returns err, or ctx's cause if err is ctx's ending, with what
+// was being done.
+func ctxCause(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return fmt.Errorf("%s: %w", what, context.Cause(ctx))
+	}
+	return err
 }
 
 // SendBatch hands lines to the current socket in one go (fire-and-forget:
@@ -239,10 +250,7 @@ func (b *bridge) SendBatch(ctx context.Context, lines [][]byte) (int, error) {
 			continue
 		}
 		if !errors.Is(err, zmq.ErrClosed) {
-			if ctx.Err() != nil {
-				return done, fmt.Errorf("%s: %w", snd.desc, context.Cause(ctx))
-			}
-			return done, err
+			return done, ctxCause(ctx, snd.desc, err)
 		}
 		select { // closed by a reload: wait for its replacement
 		case <-changed:
@@ -272,10 +280,10 @@ func (b *bridge) reload(s, old settings, flushTimeout time.Duration) error {
 	err := prev.close(ctx)
 	cancel()
 	if err != nil {
-		b.dropped.Store(true)
-		b.log.Warn("reload: the old socket closed with messages unsent; the open transaction will be retried",
+		b.log.Warn("reload: the old socket closed with messages unsent; rsyslog will retry them",
 			"err", err)
 	}
+	addStats(&b.retired, prev.stats())
 	snd, err := openSender(s, b.log)
 	if err != nil {
 		b.log.Error("reload: new settings failed, keeping the old ones", "err", err)
@@ -297,4 +305,34 @@ func (b *bridge) close(ctx context.Context) error {
 	return b.cur.Load().close(ctx)
 }
 
-func (b *bridge) stats() zmq.Stats { return b.cur.Load().stats() }
+// stats are the current socket's counters plus those of the sockets
+// reloads replaced (gauges are the current socket's).
+func (b *bridge) stats() zmq.Stats {
+	b.mu.Lock()
+	st := b.retired
+	st.Drops = maps.Clone(st.Drops)
+	b.mu.Unlock()
+	addStats(&st, b.cur.Load().stats())
+	return st
+}
+
+// addStats adds src's counters to dst and takes its gauges.
+func addStats(dst *zmq.Stats, src zmq.Stats) {
+	dst.Type, dst.Peers, dst.QueueDepth = src.Type, src.Peers, src.QueueDepth
+	dst.MsgsIn += src.MsgsIn
+	dst.MsgsOut += src.MsgsOut
+	dst.BytesIn += src.BytesIn
+	dst.BytesOut += src.BytesOut
+	dst.HandshakeFailures += src.HandshakeFailures
+	dst.Oversize += src.Oversize
+	dst.Reconnects += src.Reconnects
+	dst.HeartbeatTimeouts += src.HeartbeatTimeouts
+	dst.Connects += src.Connects
+	dst.Disconnects += src.Disconnects
+	for reason, n := range src.Drops {
+		if dst.Drops == nil {
+			dst.Drops = map[string]uint64{}
+		}
+		dst.Drops[reason] += n
+	}
+}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // bridgeBin is the omzmq-bridge binary built once for the tests.
@@ -94,15 +97,15 @@ func TestSettingsFile(t *testing.T) {
 
 func TestFraming(t *testing.T) {
 	tests := []struct {
-		snd  sender
+		snd  *sender
 		line string
 		want []string
 	}{
-		{sender{}, "a b", []string{"a b"}},
-		{sender{topic: []byte("t")}, "a b", []string{"t", "a b"}},
-		{sender{topicFromField: true}, "impression <14>1 x", []string{"impression", "<14>1 x"}},
-		{sender{topicFromField: true}, "lonely", []string{"lonely", ""}},
-		{sender{topicFromField: true}, " lead", []string{"", "lead"}},
+		{&sender{}, "a b", []string{"a b"}},
+		{&sender{topic: []byte("t")}, "a b", []string{"t", "a b"}},
+		{&sender{topicFromField: true}, "impression <14>1 x", []string{"impression", "<14>1 x"}},
+		{&sender{topicFromField: true}, "lonely", []string{"lonely", ""}},
+		{&sender{topicFromField: true}, " lead", []string{"", "lead"}},
 	}
 	for _, tc := range tests {
 		m := tc.snd.msg([]byte(tc.line))
@@ -459,4 +462,42 @@ func TestBridgeStatsLog(t *testing.T) {
 	testpeer.Eventually(t, 5*time.Second, b.stderrString, func() bool {
 		return strings.Count(b.stderrString(), "msg=stats") >= 2
 	})
+}
+
+// A Flush waiting on a socket that a reload closes with the message still
+// unwritten must fail (rsyslog retries it), not confirm it; and the
+// counters keep the replaced socket's drop.
+func TestFlushAcrossReloadThatDrops(t *testing.T) {
+	s, err := parseSettings([]string{"--connect", "tcp://127.0.0.1:1", "--confirm", "on"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newBridge(s, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close(context.Background())
+	b.written = true
+	// As omprog's first try: a done context, so the message is queued (for
+	// a peer that never comes) and left to Flush.
+	tried, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.Send(tried, []byte("never written")); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- b.Flush(t.Context()) }()
+	time.Sleep(50 * time.Millisecond) // Flush is waiting
+	if err := b.reload(s, s, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-flushed; !errors.Is(err, ErrDroppedOnReload) {
+		t.Fatalf("Flush across the reload = %v, want ErrDroppedOnReload", err)
+	}
+	if d := b.stats().Drops[zmq.DropSocketClosed]; d != 1 {
+		t.Fatalf("socket_closed drops after the reload = %d, want 1", d)
+	}
+	if err := b.Flush(t.Context()); err != nil { // nothing sent since: nothing to fail
+		t.Fatalf("the next Flush = %v, want nil", err)
+	}
 }
