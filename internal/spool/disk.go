@@ -73,13 +73,13 @@ type Disk struct {
 	memBytes int64
 	rpos     uint64
 	// acknowledgements
-	w       uint64   // every seq <= w is acknowledged (or absent)
-	a       rangeSet // acknowledged or absent above w
-	s       rangeSet // sent, not acknowledged (persisted in progress)
-	resent  rangeSet // sent before Open, not yet read again
-	dirty   bool     // progress changed since last written
-	progDone bool    // the final progress is written (Close)
-	records int64
+	w        uint64   // every seq <= w is acknowledged (or absent)
+	a        rangeSet // acknowledged or absent above w
+	s        rangeSet // sent, not acknowledged (persisted in progress)
+	resent   rangeSet // sent before Open, not yet read again
+	dirty    bool     // progress changed since last written
+	progDone bool     // the final progress is written (Close)
+	records  int64
 	// signals
 	dataCh, roomCh       chan struct{}
 	dataWait, roomWait   int
