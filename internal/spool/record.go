@@ -170,3 +170,5 @@ func recordFrom(v *frameView, slab *[]byte, prev *Record) Record {
 	*slab = s
 	return r
 }
+
+func crc32Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
