@@ -241,7 +241,7 @@ func TestCorruptLengthResyncs(t *testing.T) {
 	fs := (len(b) - segHeader) / 100
 	off := segHeader + 20*fs
 	copy(b[off:], []byte{0xff, 0xff, 0x00, 0x10}) // a huge length in record 20
-	copy(b[segHeader+21*fs:], make([]byte, fs))  // and record 21 zeroed
+	copy(b[segHeader+21*fs:], make([]byte, fs))   // and record 21 zeroed
 	os.WriteFile(seg, b, 0o640)
 	d = openDisk(t, Options{Dir: dir})
 	defer d.Close()
