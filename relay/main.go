@@ -25,6 +25,7 @@ const usage = `Usage:
   relay [-c FILE]          run (no -c: the embedded default config)
   relay check -c FILE      validate FILE, report every problem, exit 0 if valid
   relay default-config     print the embedded default config (a commented sample)
+  relay spool verify DIR   check a spool directory offline (see relay spool --help)
   relay --version
 
 With no -c the relay listens for syslog on tcp:// and udp://127.0.0.1:10514,
@@ -58,6 +59,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "spool" {
+		return spoolCmd(args[1:], stdout, stderr)
+	}
 	cmd := ""
 	if len(args) > 0 && (args[0] == "check" || args[0] == "default-config") {
 		cmd, args = args[0], args[1:]
