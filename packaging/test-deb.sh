@@ -101,14 +101,14 @@ sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 path = os.path.join(work, "notify")
 sock.bind(path); os.chmod(path, 0o666); sock.settimeout(20)
 env = dict(os.environ, NOTIFY_SOCKET=path)
-p = subprocess.Popen(["runuser", "-u", "relay", "--", "env", "NOTIFY_SOCKET=" + path,
-                      "/usr/bin/relay", "-c", os.path.join(work, "relay.yaml")])
+p = subprocess.Popen(["/usr/bin/relay", "-c", os.path.join(work, "relay.yaml")], env=env,
+                     user="relay", group="relay", extra_groups=[])
 msg = sock.recv(4096).decode()
 assert msg.startswith("READY=1"), msg
 body = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
 assert body.strip() == b"ok", body
-pids = subprocess.run(["pgrep", "-u", "relay", "-x", "relay"], capture_output=True, text=True).stdout.split()
-assert pids, "no process relay runs as user relay"
+uid = [l for l in open(f"/proc/{p.pid}/status") if l.startswith("Uid:")][0].split()[1:]
+assert set(uid) == {str(pwd.getpwnam("relay").pw_uid)}, uid
 p.send_signal(signal.SIGTERM)
 assert "STOPPING=1" in sock.recv(4096).decode()
 assert p.wait(20) == 0

@@ -49,6 +49,9 @@ func ConfigPage(defaultYAML []byte, refs []string) []byte {
 			ss = append(ss, sect{name: key, prose: trimBlank(pending), body: []string{l}})
 			pending = nil
 		default:
+			if len(ss) == 0 {
+				ss = append(ss, sect{}) // lines before any top-level key
+			}
 			flush()
 			ss[len(ss)-1].body = append(ss[len(ss)-1].body, l)
 		}
@@ -71,7 +74,9 @@ func ConfigPage(defaultYAML []byte, refs []string) []byte {
 	comment(&b, intro)
 	b.WriteString(".PP\nThe sections below are the embedded default configuration, as\n.B relay default\\-config\nprints it: every key with its default and meaning, commented out where the default applies.\n")
 	for _, s := range ss {
-		fmt.Fprintf(&b, ".SS %s\n", roffText(s.name))
+		if s.name != "" {
+			fmt.Fprintf(&b, ".SS %s\n", roffText(s.name))
+		}
 		comment(&b, s.prose)
 		preformatted(&b, trimBlank(s.body), false)
 	}

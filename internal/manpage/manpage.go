@@ -129,7 +129,11 @@ func (p Page) Roff() []byte {
 	}
 	for _, pa := range ps {
 		if h, rest, ok := pa.heading(); ok {
-			switch word := strings.ToLower(strings.Fields(h)[0]); word {
+			word := ""
+			if f := strings.Fields(h); len(f) > 0 {
+				word = strings.ToLower(f[0])
+			}
+			switch word {
 			case "usage":
 				sh("SYNOPSIS")
 				preformatted(&b, rest, true)

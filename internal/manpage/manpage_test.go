@@ -141,3 +141,35 @@ func TestNoDrift(t *testing.T) {
 		}
 	}
 }
+
+// knownRequests are the roff requests and macros the generator writes.
+var knownRequests = []string{`.\"`, ".TH ", ".SH ", ".SS ", ".PP", ".TP", ".RS ", ".RE", ".nf", ".fi", ".nh", ".ad ", ".BR ", ".B "}
+
+// FuzzRoff: whatever a help text holds, the page is made without a panic
+// and no line of it is a roff request the generator did not mean (a
+// help line starting with '.' or '\'' must come out escaped).
+func FuzzRoff(f *testing.F) {
+	f.Add(sampleHelp)
+	f.Add("x: y\n\n.TH injected\n'also\nUsage:\n  .evil\n")
+	f.Add("Flags:\n  -a\tb\n  --c D   e\n\t.f\n")
+	f.Add("  a body line before any key\nkey: v\n:\n  x\n")
+	f.Fuzz(func(t *testing.T, help string) {
+		for _, out := range []string{
+			string(Page{Name: "demo", Section: "1", Help: help, SeeAlso: []string{"x(1)"}}.Roff()),
+			string(ConfigPage([]byte(help), nil)),
+		} {
+			for _, l := range strings.Split(out, "\n") {
+				if !strings.HasPrefix(l, ".") && !strings.HasPrefix(l, "'") {
+					continue
+				}
+				ok := false
+				for _, r := range knownRequests {
+					ok = ok || strings.HasPrefix(l, r) || l == strings.TrimSpace(r)
+				}
+				if !ok {
+					t.Fatalf("help %q gave the roff line %q", help, l)
+				}
+			}
+		}
+	})
+}
