@@ -147,7 +147,7 @@ var knownRequests = []string{`.\"`, ".TH ", ".SH ", ".SS ", ".PP", ".TP", ".RS "
 
 // FuzzRoff: whatever a help text holds, the page is made without a panic
 // and no line of it is a roff request the generator did not mean (a
-// help line starting with '.' or '\” must come out escaped).
+// help line starting with a dot or an apostrophe must come out escaped).
 func FuzzRoff(f *testing.F) {
 	f.Add(sampleHelp)
 	f.Add("x: y\n\n.TH injected\n'also\nUsage:\n  .evil\n")
