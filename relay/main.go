@@ -12,21 +12,34 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/relay"
+	"github.com/rsyslog-zmq/relay/internal/sdnotify"
 )
 
 // version is set at build time (-ldflags -X main.version=…).
 var version = "dev"
 
-const usage = `Usage:
-  relay [-c FILE]          run (no -c: the embedded default config)
-  relay check -c FILE      validate FILE, report every problem, exit 0 if valid
-  relay default-config     print the embedded default config (a commented sample)
-  relay spool verify DIR   check a spool directory offline (see relay spool --help)
+const usage = `relay: receive syslog from rsyslog and route each event, by its stream type,
+to ZeroMQ PUSH (worker pools) and PUB (taps) outputs.
+
+Usage:
+  relay [-c FILE] [--log-format text|json] [--log-level LEVEL]
+  relay check -c FILE
+  relay default-config
+  relay spool verify DIR
   relay --version
+
+relay with no command runs; without -c, on the embedded default config.
+relay check validates FILE, reports every problem as FILE:LINE:COL, and
+exits 0 if it is valid. relay default-config prints the embedded default
+config, a commented sample of every key (see relay.yaml(5)). relay spool
+verify DIR checks a spool directory offline (see relay spool --help).
 
 With no -c the relay listens for syslog on tcp:// and udp://127.0.0.1:10514,
 publishes every event on tcp://127.0.0.1:5556 (PUB, topic = stream) and serves
@@ -36,11 +49,26 @@ Signals: SIGHUP reloads the config (an invalid one is refused and the old one
 keeps running); SIGTERM or SIGINT stops accepting, drains in-flight events to
 the outputs within drain_timeout, and exits 0.
 
+systemd: with NOTIFY_SOCKET set (Type=notify) the relay sends READY=1 once
+every input and output is up, RELOADING=1 then READY=1 around a SIGHUP
+reload, STOPPING=1 when it begins to drain, and, with WatchdogSec=, WATCHDOG=1
+pings while its control path answers. Without NOTIFY_SOCKET it sends nothing.
+
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.
+
+Environment:
+  NOTIFY_SOCKET   where systemd listens for the states above (set by systemd)
+  WATCHDOG_USEC   the watchdog timeout; pings go at half of it (set by systemd)
+  GOGC            garbage collection target percentage (default here: 400)
 
 Garbage collection runs with GOGC=400 unless the GOGC environment variable
 is set: the relay's live heap is small (queues of events), so the default
 of 100 spends much of the CPU on collections.
+
+Files (as installed by the Debian package):
+  /etc/relay/relay.yaml   the configuration, see relay.yaml(5)
+  /etc/default/relay      RELAY_OPTS, extra flags for relay.service
+  /var/lib/relay          state (spools): StateDirectory= of relay.service
 
 Flags:
 `
@@ -69,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("c", "", "config `FILE` (YAML); default: the embedded config")
+	logFormat := fs.String("log-format", "", "log `format`: text or json (overrides the config's log.format)")
+	logLevel := fs.String("log-level", "", "log `level`: debug, info, warn or error (overrides the config's log.level)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
@@ -82,6 +112,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "relay: unexpected argument %q; see relay --help\n", fs.Arg(0))
+		return 2
+	}
+	if err := checkLogFlags(*logFormat, *logLevel); err != nil {
+		fmt.Fprintf(stderr, "relay: %v\n", err)
 		return 2
 	}
 	switch {
@@ -101,21 +135,56 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok\n%s", nameOf(*file), cfg.Summary())
 		return 0
 	}
-	log := slog.New(cfg.Log.Handler(stderr))
+	// The flags win over the config's log section, now and at every reload.
+	overrideLog := func(c *config.Config) {
+		if *logFormat != "" {
+			c.Log.Format = *logFormat
+		}
+		if *logLevel != "" {
+			c.Log.Level = *logLevel
+		}
+	}
+	overrideLog(cfg)
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.SlogLevel())
+	log := slog.New(logHandler(cfg.Log.Format, level, stderr))
+	notify, err := sdnotify.New()
+	if err != nil {
+		log.Warn("not telling systemd how the relay is doing", "err", err)
+	}
 	r, err := relay.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if err := r.Start(); err != nil {
-		log.Error("start failed", "err", err)
-		return 1
-	}
+	// Signals are caught before Start, so a stop during startup still drains.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	if err := r.Start(); err != nil {
+		log.Error("start failed", "err", err)
+		notify.Status("start failed: " + err.Error())
+		return 1
+	}
+	// READY=1 only now: Start returns once every output is set up and
+	// every input listens.
+	notifyErr(log, notify.Ready(status(cfg, nameOf(*file))))
+	var reloading atomic.Bool
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	defer stopWatchdog()
+	if iv, ok := sdnotify.WatchdogInterval(); ok && notify.Enabled() {
+		alive := func(timeout time.Duration) error {
+			if reloading.Load() {
+				return nil // the reload holds the control lock; its steps are bounded by drain_timeout
+			}
+			return r.Alive(timeout)
+		}
+		go notify.KeepAlive(wdCtx, iv, alive, func(err error) { log.Warn("watchdog ping withheld", "err", err) })
+	}
 	for sig := range sigs {
 		if sig != syscall.SIGHUP {
 			log.Info("shutting down", "signal", sig.String())
+			stopWatchdog()
+			notifyErr(log, notify.Stopping("draining"))
 			if err := r.Shutdown(context.Background()); err != nil {
 				log.Warn("drain incomplete", "err", err)
 			}
@@ -125,17 +194,78 @@ func run(args []string, stdout, stderr io.Writer) int {
 			log.Warn("SIGHUP: running the embedded default config; nothing to reload")
 			continue
 		}
-		next, err := config.Load(*file)
-		if err != nil {
-			log.Error("reload refused; the old config keeps running", "err", err)
-			r.ReloadRefused()
-			continue
-		}
-		if err := r.Reload(next); err != nil {
-			log.Error("reload failed", "err", err)
-		}
+		reloading.Store(true)
+		notifyErr(log, notify.Reloading("reloading "+*file))
+		st := reload(r, *file, overrideLog, cfg.Log.Format, *logLevel == "", level, log)
+		reloading.Store(false)
+		notifyErr(log, notify.Ready(st))
 	}
 	return 0
+}
+
+// reload applies file to r and returns the status line for systemd.
+func reload(r *relay.Relay, file string, overrideLog func(*config.Config), format string, setLevel bool, level *slog.LevelVar, log *slog.Logger) string {
+	next, err := config.Load(file)
+	if err != nil {
+		log.Error("reload refused; the old config keeps running", "err", err)
+		r.ReloadRefused()
+		return "reload refused (see the log); running the previous config of " + file
+	}
+	overrideLog(next)
+	if err := r.Reload(next); err != nil {
+		log.Error("reload failed", "err", err)
+		return "reload failed (see the log): " + firstLine(err.Error())
+	}
+	if setLevel {
+		level.Set(next.Log.SlogLevel())
+	}
+	if next.Log.Format != format {
+		log.Warn("log.format changed; it applies at the next restart", "running", format, "configured", next.Log.Format)
+	}
+	return status(next, file)
+}
+
+// checkLogFlags refuses a --log-format or --log-level the config would refuse.
+func checkLogFlags(format, level string) error {
+	switch format {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: use text or json", format)
+	}
+	switch level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return nil
+}
+
+func logHandler(format string, level slog.Leveler, w io.Writer) slog.Handler {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.NewJSONHandler(w, o)
+	}
+	return slog.NewTextHandler(w, o)
+}
+
+// status is the line systemctl status shows while the relay runs.
+func status(cfg *config.Config, file string) string {
+	return fmt.Sprintf("relaying: %d inputs, %d outputs (%s)", len(cfg.Inputs), len(cfg.Outputs), file)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// notifyErr logs a failed notification: systemd then times the service out,
+// and the log says why.
+func notifyErr(log *slog.Logger, err error) {
+	if err != nil {
+		log.Warn("systemd notification failed", "err", err)
+	}
 }
 
 func load(file string) (*config.Config, error) {

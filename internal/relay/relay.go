@@ -137,6 +137,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.met = newMetrics(r)
+	r.reg.MustRegister(infoCollector{r})
 	return r, nil
 }
 
