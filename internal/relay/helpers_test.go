@@ -45,14 +45,20 @@ func startRelay(t testing.TB, yaml string) *Relay {
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := r.Shutdown(ctx); err != nil {
-			t.Logf("shutdown: %v", err)
-		}
-	})
+	t.Cleanup(func() { shutdown(t, r) })
 	return r
+}
+
+// shutdown stops r and fails the test if the drain did not complete: an
+// input that could not hand over what it read, or an output that could
+// not flush, is a test failure, not a log line.
+func shutdown(t testing.TB, r *Relay) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
 }
 
 // inputAddr returns the address of input name on network ("tcp", "udp").

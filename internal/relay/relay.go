@@ -67,6 +67,11 @@ type Relay struct {
 	// on a full PUSH output give up then.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// newOutput and newInput build the parts a configuration describes
+	// (build.go); tests replace them to inject faults.
+	newOutput func(config.Output, *slog.Logger) (output.Output, error)
+	newInput  func(config.Input, *slog.Logger) (input.Input, error)
 }
 
 type runningInput struct {
@@ -134,6 +139,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		inputs:  map[string]*runningInput{},
 		outputs: map[string]*runningOutput{},
 		retired: map[string]outputTotals{},
+
+		newOutput: newOutput,
+		newInput:  newInput,
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.met = newMetrics(r)
@@ -160,7 +168,7 @@ func (r *Relay) Start() error {
 	}
 	r.hub = tap.NewHub(tap.HubConfig{Token: token, MaxClients: cfg.HTTP.TapMaxClients, QueueLen: cfg.HTTP.TapQueue}, r.log.With("component", "tap"))
 	for _, oc := range cfg.Outputs {
-		out, err := newOutput(oc, r.log)
+		out, err := r.newOutput(oc, r.log)
 		if err != nil {
 			r.stopAll(context.Background())
 			return err
@@ -189,7 +197,7 @@ func (r *Relay) Start() error {
 }
 
 func (r *Relay) startInput(ic config.Input) error {
-	in, err := newInput(ic, r.log)
+	in, err := r.newInput(ic, r.log)
 	if err != nil {
 		return err
 	}
@@ -412,7 +420,7 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 		if _, ok := r.outputs[oc.Name]; ok {
 			continue
 		}
-		out, err := newOutput(oc, r.log)
+		out, err := r.newOutput(oc, r.log)
 		if err != nil {
 			failed = errors.Join(failed, err)
 			continue

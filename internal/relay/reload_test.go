@@ -74,7 +74,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer r.Shutdown(t.Context())
+	defer shutdown(t, r)
 	wa := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
 	wb := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pb))
 	testpeer.Eventually(t, 20*time.Second, testpeer.Text("both workers"), func() bool {
@@ -171,7 +171,7 @@ func TestReloadRefused(t *testing.T) {
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer r.Shutdown(t.Context())
+	defer shutdown(t, r)
 	wa := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", pa))
 	bad := twoOutputs(t, "tcp://127.0.0.1:0", pa, pb, "[impression]", "[click]")
 	bad.HTTP.Listen = "127.0.0.1:1"
@@ -200,7 +200,7 @@ func TestReloadStreamsOnlyKeepsSockets(t *testing.T) {
 	if err := r.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer r.Shutdown(t.Context())
+	defer shutdown(t, r)
 	a, b := r.outputs["a"].out, r.outputs["b"].out
 	if err := r.Reload(twoOutputs(t, "tcp://127.0.0.1:0", ports[0], ports[1], "[other]", "[click]")); err != nil {
 		t.Fatal(err)
