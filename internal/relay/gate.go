@@ -22,6 +22,7 @@ type gate struct {
 	opened  chan struct{}
 	next    output.Output
 	dropped *atomic.Uint64 // events failed here: relay_reload_dropped_total
+	held    atomic.Int32   // writes waiting for the gate to open now
 }
 
 func newGate(name string, dropped *atomic.Uint64) *gate {
@@ -37,9 +38,12 @@ func (g *gate) open(next output.Output) {
 func (g *gate) Name() string { return g.name }
 
 func (g *gate) Write(ctx context.Context, batch []*event.Event) error {
+	g.held.Add(1)
 	select {
 	case <-g.opened:
+		g.held.Add(-1)
 	case <-ctx.Done():
+		g.held.Add(-1)
 		g.dropped.Add(uint64(len(batch)))
 		return releaseAll(batch, ctx.Err())
 	}
