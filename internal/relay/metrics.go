@@ -152,6 +152,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		t.drops = maps.Clone(t.drops)
 		totals[name] = t
 	}
+	for _, ro := range r.lingering {
+		t := totals[ro.cfg.Name]
+		t.add(ro.out)
+		totals[ro.cfg.Name] = t
+	}
 	for name, ro := range r.outputs {
 		t := totals[name]
 		t.add(ro.out)

@@ -51,9 +51,18 @@ type Relay struct {
 	// replacement, and what an output lost as it closed is not forgotten.
 	retired map[string]outputTotals
 	gen     atomic.Pointer[generation]
-	hub     *tap.Hub
-	httpSrv *http.Server
-	httpLn  net.Listener
+	// replaced are the generations reloads swapped out that batches may
+	// still be using. A reload waits for all of them, not only the last,
+	// before it closes an output: an older one may reference it too.
+	replaced []*generation
+	// lingering are outputs a reload closed while replaced generations
+	// were still in use (drain_timeout ran out): writes that reach them
+	// late fail and are counted there, so their counters are read live
+	// until those generations are idle, then kept in retired.
+	lingering []*runningOutput
+	hub       *tap.Hub
+	httpSrv   *http.Server
+	httpLn    net.Listener
 
 	ready    atomic.Bool
 	down     atomic.Bool
@@ -332,6 +341,44 @@ func (r *Relay) enter() *generation {
 	}
 }
 
+// swapGen makes gen the current generation and remembers the one it
+// replaces, which batches may still be using.
+func (r *Relay) swapGen(gen *generation) {
+	if old := r.gen.Swap(gen); old != nil && old != gen {
+		r.replaced = append(r.replaced, old)
+	}
+}
+
+// drainReplaced waits until no batch uses a replaced generation, or until
+// timeout, forgets the idle ones and reports whether all are idle. Once
+// they are, the lingering outputs' counters are final.
+func (r *Relay) drainReplaced(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	busy := r.replaced[:0]
+	for _, g := range r.replaced {
+		if !retire(g, time.Until(deadline)) {
+			busy = append(busy, g)
+		}
+	}
+	clear(r.replaced[len(busy):])
+	r.replaced = busy
+	if len(busy) > 0 {
+		return false
+	}
+	for _, ro := range r.lingering {
+		r.keepTotals(ro)
+	}
+	r.lingering = nil
+	return true
+}
+
+// keepTotals adds the counters of a closed output to its name's totals.
+func (r *Relay) keepTotals(ro *runningOutput) {
+	t := r.retired[ro.cfg.Name]
+	t.add(ro.out)
+	r.retired[ro.cfg.Name] = t
+}
+
 // retire waits until no batch uses gen, or until timeout.
 func retire(gen *generation, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
@@ -363,7 +410,11 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 		return errors.New("reload: the http section cannot change at runtime; restart the relay to apply it")
 	}
 	// Check the new routing before touching anything.
-	if _, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, nil); err != nil {
+	targets := make([]route.Target, len(cfg.Outputs))
+	for i, oc := range cfg.Outputs {
+		targets[i] = route.Target{Name: oc.Name, Streams: oc.Streams}
+	}
+	if _, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 
@@ -399,18 +450,21 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 				gated.outs[i] = g
 			}
 		}
-		r.gen.Store(gated)
-		if !retire(old, r.cfg.DrainTimeout) {
-			r.log.Warn("reload: batches still writing to retired outputs after drain_timeout; closing them anyway")
+		r.swapGen(gated)
+		idle := r.drainReplaced(r.cfg.DrainTimeout)
+		if !idle {
+			r.log.Warn("reload: batches still writing to retired outputs after drain_timeout; closing them anyway (what reaches them is counted as dropped)")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DrainTimeout)
 		for _, ro := range retiring {
 			if err := ro.out.Close(ctx); err != nil {
 				r.log.Warn("reload: closing output", "output", ro.cfg.Name, "err", err)
 			}
-			t := r.retired[ro.cfg.Name]
-			t.add(ro.out)
-			r.retired[ro.cfg.Name] = t
+			if idle {
+				r.keepTotals(ro)
+			} else {
+				r.lingering = append(r.lingering, ro)
+			}
 			delete(r.outputs, ro.cfg.Name)
 		}
 		cancel()
@@ -432,7 +486,8 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 		failed = errors.Join(failed, err)
 		gen = old
 	}
-	r.gen.Store(gen)
+	r.swapGen(gen)
+	r.drainReplaced(0) // forget the generations no batch uses any more
 	for name, g := range gates {
 		var next output.Output
 		if ro, ok := r.outputs[name]; ok {
@@ -541,7 +596,10 @@ func (r *Relay) stopAll(ctx context.Context) error {
 		}
 	}
 	if gen := r.gen.Load(); gen != nil {
-		retire(gen, time.Until(deadlineOr(ctx, time.Second)))
+		deadline := deadlineOr(ctx, time.Second)
+		for _, g := range append(r.replaced, gen) {
+			retire(g, time.Until(deadline))
+		}
 	}
 	for name, ro := range r.outputs {
 		if err := ro.out.Close(ctx); err != nil {
