@@ -597,8 +597,24 @@ func (r *Relay) stopAll(ctx context.Context) error {
 	}
 	if gen := r.gen.Load(); gen != nil {
 		deadline := deadlineOr(ctx, time.Second)
-		for _, g := range append(r.replaced, gen) {
-			retire(g, time.Until(deadline))
+		gens := append(r.replaced, gen)
+		cut := false
+		for _, g := range gens {
+			writing := g.inflight.Load() > 0
+			// Done, but only because the drain's end cancelled them: cut too.
+			cut = !retire(g, time.Until(deadline)) || (writing && ctx.Err() != nil) || cut
+		}
+		if cut {
+			// The drain ran out of time with batches writing. Its end
+			// cancels their writes (Shutdown's r.cancel): let them fail
+			// and be counted before the outputs close.
+			if done := ctx.Done(); done != nil {
+				<-done
+				for _, g := range gens {
+					retire(g, time.Second)
+				}
+			}
+			errs = errors.Join(errs, errors.New("batches still writing to the outputs when drain_timeout ended; their events are counted as dropped"))
 		}
 	}
 	for name, ro := range r.outputs {
