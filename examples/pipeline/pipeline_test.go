@@ -204,10 +204,8 @@ func TestPythonReference(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real peer: Debian's python3 with pyzmq")
 	}
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import zmq").Run(); err != nil {
-		t.Fatalf("%s with pyzmq is needed: apt-get install python3-zmq (%v)", py, err)
-	}
+	const py = testpeer.Python
+	testpeer.NeedPyzmq(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, py, "pipeline.py", "--tsv", "--count", "5000", "--batch", "1000,10").CombinedOutput()

@@ -115,9 +115,7 @@ func TestRsyslogGTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real rsyslogd peer")
 	}
-	if m, _ := filepath.Glob("/usr/lib/*/rsyslog/lmnsd_gtls.so"); len(m) == 0 {
-		t.Fatal("rsyslogd's gtls driver is missing: apt-get install rsyslog-gnutls")
-	}
+	testpeer.NeedRsyslogModules(t, `global(DefaultNetstreamDriver="gtls")`)
 	for _, mode := range []string{"anon", "x509/name"} {
 		t.Run(strings.ReplaceAll(mode, "/", "_"), func(t *testing.T) {
 			p := newTestPKI(t)

@@ -97,10 +97,17 @@ func FreePorts(t testing.TB, n int) []int {
 }
 
 // Validate runs `rsyslogd -N1` on file and returns its output; err is
-// non-nil when rsyslogd rejects the configuration.
+// non-nil when rsyslogd rejects the configuration. A module the file (or
+// a file it includes) needs but that is not installed fails the test
+// first, with the package to install: -N1 does not load stream drivers.
 func Validate(t testing.TB, file string) (string, error) {
 	t.Helper()
 	bin := NeedRsyslogd(t, "apt-get install rsyslog rsyslog-czmq rsyslog-gnutls")
+	conf, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	NeedRsyslogModules(t, string(conf))
 	out, err := exec.Command(bin, "-N1", "-f", file).CombinedOutput()
 	return string(out), err
 }
@@ -130,17 +137,18 @@ input(type="imtcp" port="0" listenPortFileName=%q)
 	return StartRsyslogdConf(t, dir, conf, portFile)
 }
 
-// StartRsyslogdConf writes conf as it is to dir/rsyslog.conf, has
-// `rsyslogd -N1` check it, and runs rsyslogd on it in the foreground
-// until the test ends. When portFile is not empty (conf's imtcp
-// listenPortFileName), it waits until imtcp accepts on the port written
-// there and sets Port.
+// StartRsyslogdConf writes conf as it is to dir/rsyslog.conf, checks that
+// the modules it needs are installed (NeedRsyslogModules), has `rsyslogd
+// -N1` check it, and runs rsyslogd on it in the foreground until the test
+// ends. When portFile is not empty (conf's imtcp listenPortFileName), it
+// waits until imtcp accepts on the port written there and sets Port.
 func StartRsyslogdConf(t testing.TB, dir, conf, portFile string) *Rsyslogd {
 	t.Helper()
 	bin := NeedRsyslogd(t, "apt-get install rsyslog rsyslog-czmq rsyslog-gnutls")
 	if portFile != "" {
 		_ = os.Remove(portFile) // a restart in dir must not read the old port
 	}
+	NeedRsyslogModules(t, conf)
 	confFile := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -9,9 +9,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
-const python = "/usr/bin/python3"
+const python = testpeer.Python
 
 // zpeer is a libzmq peer (testdata/zpeer.py under /usr/bin/python3 with
 // pyzmq) driven over its stdin.
@@ -34,12 +36,7 @@ func needLibzmq(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real libzmq peer test; skipped with -short")
 	}
-	if _, err := os.Stat(python); err != nil {
-		t.Fatalf("%s missing: install python3 and python3-zmq (make deps)", python)
-	}
-	if out, err := exec.Command(python, "-c", "import zmq").CombinedOutput(); err != nil {
-		t.Fatalf("pyzmq missing for %s: apt-get install python3-zmq (make deps): %v\n%s", python, err, out)
-	}
+	testpeer.NeedPyzmq(t)
 }
 
 func startZpeer(t *testing.T, args ...string) *zpeer {

@@ -4,22 +4,21 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
 // Both examples (Go and Python) count events and unique users per stream
 // off a live relay; their numbers must match the generated truth.
 func TestLiveExamples(t *testing.T) {
 	r := startRelay(t, "")
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Fatal("the Python example needs /usr/bin/python3 with pyzmq: apt-get install python3-zmq")
-	}
+	testpeer.NeedPyzmq(t) // the Python example
 	goBin := filepath.Join(t.TempDir(), "consumer-go")
 	if out, err := exec.Command("go", "build", "-o", goBin, "github.com/rsyslog-zmq/relay/examples/consumer-go").CombinedOutput(); err != nil {
 		t.Fatalf("build consumer-go: %v\n%s", err, out)
