@@ -19,12 +19,14 @@ type collector struct {
 	events  []*event.Event
 	gate    chan struct{} // when not nil, Handler waits for it to be closed
 	entered int           // Handler calls that have started
+	held    int           // events in them (blocked ones included)
 }
 
 func (c *collector) handle(batch []*event.Event) {
 	c.mu.Lock()
 	gate := c.gate
 	c.entered++
+	c.held += len(batch)
 	c.mu.Unlock()
 	if gate != nil {
 		<-gate
@@ -48,6 +50,14 @@ func (c *collector) calls() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.entered
+}
+
+// heldEvents returns how many events Handler calls have taken (blocked
+// ones included).
+func (c *collector) heldEvents() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held
 }
 
 func (c *collector) len() int {

@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,9 +83,24 @@ func TestTCPGarbage(t *testing.T) {
 		}
 		return n == len(junk)
 	})
+	// Exactly what each piece of junk became: the count of 12 takes
+	// "short\n" and what follows (a count is a count), the count of 3
+	// takes "<1>" short and its tail is a line of its own, binary is
+	// passed through, empty lines are skipped, and only the digit run and
+	// the two oversize frames are counted as bad.
+	var fromBad []string
+	for _, r := range c.raws() {
+		if r != "<13>good" {
+			fromBad = append(fromBad, r)
+		}
+	}
+	want := []string{"short\n\n\n\n3 <", "1>", "\x00\x01\x02\xff\xfe binary \x00 junk", "<13>resync", "<13>MARKER"}
+	if !slices.Equal(fromBad, want) {
+		t.Errorf("events from the junk connection %q, want %q", fromBad, want)
+	}
 	st := s.Stats()
-	if st.Malformed == 0 || st.Oversize < 2 {
-		t.Errorf("junk not counted: %+v", st)
+	if st.Malformed != 1 || st.Oversize != 2 || st.Received != uint64(len(junk)+len(want)) || st.ReadErrors != 0 {
+		t.Errorf("malformed %d, oversize %d, received %d, read errors %d; want 1, 2, %d, 0", st.Malformed, st.Oversize, st.Received, st.ReadErrors, len(junk)+len(want))
 	}
 	if st.Connections != 2 {
 		t.Errorf("a connection was dropped over junk: %+v", st)
@@ -324,12 +343,14 @@ func TestTCPStopDelivers(t *testing.T) {
 	}
 	c := &collector{gate: make(chan struct{})}
 	entered := make(chan struct{}, 1)
+	var returned atomic.Bool // the handler has returned
 	h := func(b []*event.Event) {
 		select {
 		case entered <- struct{}{}:
 		default:
 		}
 		c.handle(b)
+		returned.Store(true)
 	}
 	if err := s.Start(h); err != nil {
 		t.Fatal(err)
@@ -341,16 +362,23 @@ func TestTCPStopDelivers(t *testing.T) {
 	defer conn.Close()
 	mustWrite(t, conn, "<13>one\n")
 	<-entered
-	stopped := make(chan error)
-	go func() { stopped <- s.Stop(context.Background()) }()
-	select {
-	case err := <-stopped:
-		t.Fatalf("Stop returned (%v) while the handler still held an event", err)
-	case <-time.After(50 * time.Millisecond):
+	type result struct {
+		err            error
+		handlerWasDone bool
 	}
+	stopped := make(chan result)
+	go func() {
+		err := s.Stop(context.Background())
+		stopped <- result{err, returned.Load()}
+	}()
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("Stop to begin"), s.isStopping)
 	close(c.gate)
-	if err := <-stopped; err != nil {
-		t.Fatal(err)
+	res := <-stopped
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if !res.handlerWasDone {
+		t.Fatal("Stop returned while the handler still held an event")
 	}
 	if got := c.raws(); len(got) != 1 || got[0] != "<13>one" {
 		t.Errorf("delivered %q", got)
@@ -373,18 +401,37 @@ func TestListenErrors(t *testing.T) {
 			t.Errorf("%v: err %v, want %v", tc.cfg.Listen, err, tc.want)
 		}
 	}
-	// A failing listener closes the ones already bound.
+	// A failing listener closes the ones already bound (TCP, UDP, unix)
+	// and removes the unix socket it created.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	s, err := NewSyslog(SyslogConfig{Listen: []string{"tcp://127.0.0.1:0", "tcp://" + l.Addr().String()}}, nil)
+	ports := testpeer.FreePorts(t, 2)
+	sock := filepath.Join(t.TempDir(), "log.sock")
+	s, err := NewSyslog(SyslogConfig{Listen: []string{
+		fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), fmt.Sprintf("udp://127.0.0.1:%d", ports[1]), "unix://" + sock,
+		"tcp://" + l.Addr().String(),
+	}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(func([]*event.Event) {}); err == nil {
-		t.Fatal("second bind of a busy port succeeded")
+	if err := s.Start(func([]*event.Event) {}); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Start with a busy port = %v, want EADDRINUSE", err)
+	}
+	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0])); err != nil {
+		t.Errorf("the TCP listener bound before the failure is still open: %v", err)
+	} else {
+		l.Close()
+	}
+	if p, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", ports[1])); err != nil {
+		t.Errorf("the UDP socket bound before the failure is still open: %v", err)
+	} else {
+		p.Close()
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the unix socket %s is left behind: %v", sock, err)
 	}
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
