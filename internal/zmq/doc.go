@@ -30,7 +30,9 @@
 // When it is full the readers stop reading, so TCP flow control pushes
 // back on the senders; blocked readers are woken in turn (fair queueing).
 // Besides RecvHWM, each peer's reader may hold one batch (at most 256
-// messages already read from its socket) while it waits.
+// messages already read from its socket) while it waits; when the socket
+// closes, that batch joins the queue, so Recv still yields every message
+// read from a peer.
 //
 // PUB: Send never blocks. A message goes to each subscriber with a
 // matching prefix subscription on frame 0; its frames are shared

@@ -309,6 +309,23 @@ func (q *recvq) get(ctx context.Context, dst []Msg) (int, error) {
 	}
 }
 
+// keep queues batch past the queue's size, for a socket that is closing:
+// its readers stop reading, so this happens once per peer at most.
+func (q *recvq) keep(batch []Msg) {
+	q.mu.Lock()
+	ring := make([]Msg, q.n+len(batch))
+	for i := 0; i < q.n; i++ {
+		ring[i] = q.ring[(q.head+i)%len(q.ring)]
+	}
+	copy(ring[q.n:], batch)
+	q.ring, q.head, q.n = ring, 0, len(ring)
+	wakeGet := q.getWaiters > 0
+	q.mu.Unlock()
+	if wakeGet {
+		token(q.notEmpty)
+	}
+}
+
 func (q *recvq) len() int {
 	q.mu.Lock()
 	n := q.n

@@ -145,15 +145,18 @@ func (s *socket) Addrs() []net.Addr {
 	return out
 }
 
-// put hands a batch read from a peer to rq, waiting for room; what the
-// socket's closing leaves out is counted as socket_closed (what rq holds
-// is still there for Recv).
+// put hands a batch read from a peer to rq, waiting for room. If the
+// socket closes meanwhile, the rest is kept in rq anyway, past RecvHWM:
+// it was read off the wire, its peer will not send it again, and Recv
+// still yields what a closed socket holds (a relay input's Stop drains
+// it). It reports whether the reader may go on reading.
 func (s *socket) put(rq *recvq, batch []Msg) bool {
 	n := rq.put(batch)
 	if n < len(batch) {
-		s.stat.dropClosed.Add(uint64(len(batch) - n))
+		rq.keep(batch[n:])
+		return false
 	}
-	return n == len(batch)
+	return true
 }
 
 // Close stops listening and dialing, disconnects every peer and waits for

@@ -13,7 +13,9 @@ const (
 	// DropLostInFlight: PUSH messages in a write that failed when the peer
 	// vanished; part may have reached the peer (as with libzmq).
 	DropLostInFlight = "lost_in_flight"
-	// DropSocketClosed: messages still queued to peers when Close was called, or read by PULL/SUB but not yet queued for Recv.
+	// DropSocketClosed: messages still queued to peers when Close was
+	// called. (PULL and SUB keep what they read for Recv, even past
+	// RecvHWM while closing.)
 	DropSocketClosed = "socket_closed"
 	// DropUnexpected: data a peer must not send (e.g. a PULL writing to PUSH).
 	DropUnexpected = "unexpected_msg"
