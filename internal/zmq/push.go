@@ -12,7 +12,8 @@ import (
 type Push struct {
 	*socket
 	rr      atomic.Uint32
-	corkFor atomic.Int64 // SendWritten's TCP_CORK hold, ns; 0: off
+	corkFor atomic.Int64  // SendWritten's TCP_CORK hold, ns; 0: off
+	direct  atomic.Uint64 // SendWritten's direct writes (the tests check both paths run)
 }
 
 // NewPush returns a PUSH socket; add endpoints with Listen or Dial.

@@ -119,6 +119,7 @@ func (p *Push) writeDirect(m Msg) (done bool, err error) {
 	}
 	pe.msgsOut.Add(1)
 	pe.bytesOut.Add(uint64(msgWireSize(m)))
+	p.direct.Add(1)
 	p.settle(1)
 	if cap(pe.dbuf) > writeBufSize {
 		pe.dbuf = nil // don't keep a huge message's buffer
