@@ -96,25 +96,13 @@ func TestPubJSONTwoFrames(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// The subscription reaches the PUB asynchronously: publish until one arrives.
-	got := make(chan zmq.Msg, 1)
-	go func() {
-		m, err := sub.Recv(ctx)
-		if err == nil {
-			got <- m
-		}
-	}()
-	var m zmq.Msg
-	for m == nil {
-		if err := out.Write(ctx, append(events("impression", 1), events("click", 1)...)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case m = <-got:
-		case <-time.After(20 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatal("no message reached the subscriber")
-		}
+	waitSubscribed(t, out)
+	if err := out.Write(ctx, append(events("impression", 1), events("click", 1)...)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(m) != 2 || string(m[0]) != "click" {
 		t.Fatalf("got %q, want [click, json]", m)
