@@ -143,21 +143,24 @@ func listenRetry(t *testing.T, s interface{ Listen(string) error }, ep string) {
 	})
 }
 
-// recvOne publishes topic until sub receives it; late copies of earlier
-// probes are skipped.
+// recvOne waits until sub's subscription to topic has reached pub,
+// publishes topic once, and expects it to be the next message sub gets.
 func recvOne(t *testing.T, ctx context.Context, pub *Pub, sub *Sub, topic string) {
 	t.Helper()
-	for {
-		pub.Send(Msg{[]byte(topic)})
-		rctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		m, err := sub.Recv(rctx)
-		cancel()
-		if err == nil && string(m[0]) == topic {
-			return
+	waitFor(t, 10*time.Second, "the subscription to "+topic+" at the PUB", func() bool {
+		for _, p := range *pub.list.Load() {
+			if p.subs.Load().match([]byte(topic)) {
+				return true
+			}
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("never received %q", topic)
-		}
+		return false
+	})
+	if err := pub.Send(Msg{[]byte(topic)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.Recv(ctx)
+	if err != nil || string(m[0]) != topic {
+		t.Fatalf("got %q (%v), want %q", m, err, topic)
 	}
 }
 
