@@ -14,13 +14,12 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
-// waitSubscribed waits until a subscription reached the PUB output: it is
-// the first message a SUB sends, so it shows in the peer's MsgsIn.
+// waitSubscribed waits until a subscription reached the PUB output.
 func waitSubscribed(t *testing.T, out *ZMQ) {
 	t.Helper()
 	testpeer.Eventually(t, 10*time.Second, testpeer.Text("the subscription at the PUB"), func() bool {
 		for _, p := range out.Socket().PeerStats {
-			if p.MsgsIn > 0 {
+			if p.Subscriptions > 0 {
 				return true
 			}
 		}

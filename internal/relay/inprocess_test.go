@@ -128,35 +128,12 @@ func (g *goPeer) topics() []string {
 	return ts
 }
 
-// socketOf returns the socket counters of output name.
-func socketOf(t testing.TB, r *Relay, name string) zmq.Stats {
-	t.Helper()
-	r.mu.Lock()
-	ro, ok := r.outputs[name]
-	r.mu.Unlock()
-	if !ok {
-		t.Fatalf("no output %q", name)
-	}
-	so, ok := ro.out.(interface{ Socket() zmq.Stats })
-	if !ok {
-		t.Fatalf("output %q has no socket", name)
-	}
-	return so.Socket()
-}
-
 // waitSubscribed waits until output name (a PUB) has n subscribers whose
-// subscriptions reached it: a subscription is the first message a SUB
-// sends, so it shows in the peer's MsgsIn.
+// subscriptions reached it (relay_output_subscribers).
 func waitSubscribed(t testing.TB, r *Relay, name string, n int) {
 	t.Helper()
 	testpeer.Eventually(t, 10*time.Second, testpeer.Text(fmt.Sprintf("%d subscriptions at %s", n, name)), func() bool {
-		subscribed := 0
-		for _, p := range socketOf(t, r, name).PeerStats {
-			if p.MsgsIn > 0 {
-				subscribed++
-			}
-		}
-		return subscribed >= n
+		return metric(t, r, "relay_output_subscribers", "output="+name) >= float64(n)
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // maxStreamLabels bounds the per-stream series: a json: or regex: stream
@@ -100,6 +102,7 @@ var (
 	outBlocked = descOut("blocked_seconds_total", "Time spent waiting for a peer with room (PUSH backpressure).")
 	outQueue   = descOut("queue_depth", "Messages queued for peers now.")
 	outPeers   = descOut("peers", "Peers connected now.")
+	outSubs    = descOut("subscribers", "PUB: subscribers whose subscription has reached the relay (connected peers with at least one).")
 	outDrops   = prometheus.NewDesc("relay_output_socket_drops_total", "Socket-level drops by reason.", []string{"output", "reason"}, nil)
 	outHSFail  = descOut("handshake_failures_total", "ZeroMQ handshakes that failed or timed out.")
 	outOversz  = descOut("oversize_total", "Peers disconnected for sending a message over the size limit.")
@@ -114,7 +117,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inSockDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
-		outSent, outDropped, outBlocked, outQueue, outPeers, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop, unrouted} {
+		outSent, outDropped, outBlocked, outQueue, outPeers, outSubs, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop, unrouted} {
 		ch <- d
 	}
 }
@@ -164,6 +167,17 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		s := ro.out.Stats()
 		gauge(outQueue, float64(s.Queued), name)
 		gauge(outPeers, float64(s.Peers), name)
+		if so, ok := ro.out.(interface{ Socket() zmq.Stats }); ok {
+			if ss := so.Socket(); ss.Type == "PUB" {
+				n := 0
+				for _, p := range ss.PeerStats {
+					if p.Subscriptions > 0 {
+						n++
+					}
+				}
+				gauge(outSubs, float64(n), name)
+			}
+		}
 	}
 	for name, t := range totals {
 		counter(outSent, float64(t.sent), name)

@@ -48,6 +48,7 @@ type PeerStats struct {
 	BytesIn, BytesOut uint64
 	Drops             uint64 // PUB: pub_queue_full for this subscriber
 	QueueDepth        int    // its send queue
+	Subscriptions     int    // PUB: distinct prefixes this subscriber has subscribed to
 }
 
 func (s *socket) stats(recvDepth int) Stats {
@@ -91,6 +92,8 @@ func (s *socket) stats(recvDepth int) Stats {
 			BytesOut:   p.bytesOut.Load(),
 			Drops:      p.drops.Load(),
 			QueueDepth: p.q.len(),
+
+			Subscriptions: len(p.subs.Load().counts),
 		}
 		if recvDepth < 0 {
 			st.QueueDepth += ps.QueueDepth

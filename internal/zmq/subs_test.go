@@ -101,6 +101,9 @@ func TestSubUnsubscribeStopsDelivery(t *testing.T) {
 		l := *pub.list.Load()
 		return len(l) == 1 && !l[0].subs.Load().match([]byte("x"))
 	})
+	if ps := pub.Stats().PeerStats; len(ps) != 1 || ps[0].Subscriptions != 1 {
+		t.Fatalf("peer stats %+v: want one subscriber with one subscription (end)", ps)
+	}
 }
 
 func TestIncompatiblePeerRefused(t *testing.T) {

@@ -299,10 +299,9 @@ func BenchmarkRelayTaps(b *testing.B) {
 				if v.pub {
 					wantPub = 2
 				}
-				eventually(b, 10*time.Second, "taps connected", func() bool {
-					return r.metric("relay_tap_clients") == wantWS && r.metric(`relay_output_peers{output="taps"}`) == wantPub
+				eventually(b, 10*time.Second, "taps connected and subscribed", func() bool {
+					return r.metric("relay_tap_clients") == wantWS && r.metric(`relay_output_subscribers{output="taps"}`) == wantPub
 				})
-				time.Sleep(300 * time.Millisecond) // subscriptions travel after the handshake
 				ws0, wd0, pd0 := r.metric("relay_tap_sent_total"), r.metric("relay_tap_dropped_total"), r.metric(pubDrops)
 				return func() {
 					run := map[string]int64{}

@@ -125,10 +125,9 @@ func TestLiveStalledWebsocket(t *testing.T) {
 	defer live.Close()
 	const n = 30000
 	pubTap := startTap(t, r.tapBin, r.pub, "--format", "raw", "--limit", strconv.Itoa(n))
-	eventually(t, 10*time.Second, "2 websocket clients and 1 PUB subscriber", func() bool {
-		return r.metric("relay_tap_clients") == 2 && r.metric(`relay_output_peers{output="taps"}`) == 1
+	eventually(t, 10*time.Second, "2 websocket clients and 1 PUB subscription", func() bool {
+		return r.metric("relay_tap_clients") == 2 && r.metric(`relay_output_subscribers{output="taps"}`) == 1
 	})
-	time.Sleep(200 * time.Millisecond) // the subscription travels after the handshake
 
 	liveGot := make(chan int, 1)
 	go func() {
