@@ -140,6 +140,9 @@ type bridge struct {
 	// written makes Send return only once a PUSH message is written to a
 	// peer's connection (--confirm-when written, with confirmations).
 	written bool
+	// flushing counts Flush calls waiting on a socket now (tests wait
+	// for it before they reload under a waiting Flush).
+	flushing atomic.Int32
 
 	batch []zmq.Msg // SendBatch's reused message list
 }
@@ -201,7 +204,9 @@ func (b *bridge) Send(ctx context.Context, line []byte) error {
 // ErrDroppedOnReload and rsyslog retries them.
 func (b *bridge) Flush(ctx context.Context) error {
 	for i, snd := range b.used {
+		b.flushing.Add(1)
 		err := snd.push.Flush(ctx)
+		b.flushing.Add(-1)
 		if snd.dropped.Load() {
 			b.used = b.used[:0]
 			return fmt.Errorf("%s: %w", snd.desc, ErrDroppedOnReload)

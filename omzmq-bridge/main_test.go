@@ -487,7 +487,7 @@ func TestFlushAcrossReloadThatDrops(t *testing.T) {
 	}
 	flushed := make(chan error, 1)
 	go func() { flushed <- b.Flush(t.Context()) }()
-	time.Sleep(50 * time.Millisecond) // Flush is waiting
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("Flush to wait"), func() bool { return b.flushing.Load() == 1 })
 	if err := b.reload(s, s, 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
