@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,5 +213,48 @@ func TestZMQStopKeepsWhatWasRead(t *testing.T) {
 	st := z.Stats()
 	if in := z.pull.Stats().MsgsIn; uint64(c.len()) != in || st.SocketDrops != 0 {
 		t.Fatalf("the socket read %d messages: %d handed over, %d dropped at Stop", in, c.len(), st.SocketDrops)
+	}
+}
+
+// refusingListener fails its first refuse Accepts as a process out of
+// file descriptors does.
+type refusingListener struct {
+	net.Listener
+	refuse  atomic.Int32
+	refused atomic.Int32
+}
+
+func (l *refusingListener) Accept() (net.Conn, error) {
+	if l.refuse.Add(-1) >= 0 {
+		l.refused.Add(1)
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// TestTCPAcceptRetries: Accept failing (out of file descriptors) is
+// retried with a backoff; the connection waiting meanwhile is served.
+func TestTCPAcceptRetries(t *testing.T) {
+	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &refusingListener{Listener: l}
+	rl.refuse.Store(3)
+	s.mu.Lock()
+	s.listeners = append(s.listeners, rl) // closed by Stop
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.acceptLoop(rl)
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	mustWrite(t, conn, "<13>after the refusals\n")
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("the event after the refusals"), func() bool { return contains(c.raws(), "<13>after the refusals") })
+	if got := rl.refused.Load(); got != 3 {
+		t.Fatalf("%d Accepts failed, want 3", got)
 	}
 }

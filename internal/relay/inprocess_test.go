@@ -263,3 +263,59 @@ http:
 		}
 	}
 }
+
+// TestPlainInProcess: a ZeroMQ input that checks PLAIN credentials refuses
+// a wrong password (counted) and takes the right one, and a PUSH output
+// that connects presents its own to a worker that checks them.
+func TestPlainInProcess(t *testing.T) {
+	worker := zmq.NewPull(zmq.Options{Security: zmq.PlainServer(zmq.PlainPassword("out", "pw-out"))})
+	if err := worker.Listen("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	w := runPeer(t, worker)
+	r := startRelay(t, fmt.Sprintf(`
+inputs:
+  - name: zpull
+    type: zmq
+    socket: pull
+    bind: [tcp://127.0.0.1:0]
+    plain: {username: in, password: pw-in}
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: workers
+    type: zmq
+    socket: push
+    connect: [tcp://%s]
+    plain: {username: out, password: pw-out}
+http:
+  listen: ""
+`, worker.Addrs()[0]))
+	waitPeers(t, r, "workers", 1)
+	ep := "tcp://" + inputAddr(t, r, "zpull", "tcp")
+
+	bad := zmq.NewPush(zmq.Options{Security: zmq.PlainClient("in", "wrong")})
+	defer bad.Close()
+	if err := bad.Dial(ep); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("the wrong password refused"), func() bool {
+		return metric(t, r, "relay_input_handshake_errors_total", "input=zpull") >= 1
+	})
+	bad.Close()
+
+	good := zmq.NewPush(zmq.Options{Security: zmq.PlainClient("in", "pw-in")})
+	defer good.Close()
+	if err := good.Dial(ep); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := good.Send(t.Context(), zmq.Msg{[]byte(syslogMsg("click", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testpeer.Eventually(t, 10*time.Second, func() string { return fmt.Sprintf("10 events at the worker, have %d", w.count()) },
+		func() bool { return w.count() == 10 })
+	if got := metric(t, r, "relay_input_received_total", "input=zpull"); got != 10 {
+		t.Errorf("received %v, want 10: only the right password's messages", got)
+	}
+}
