@@ -416,36 +416,47 @@ func TestPushCloseCountsQueued(t *testing.T) {
 }
 
 // TestPullDeliversBatchBeforeBadFrame: a peer sends messages and then, in
-// the same write, a frame over MaxMsgSize. The messages before it are
-// delivered, the oversize is counted and the peer is disconnected.
+// the same write, a frame that ends the connection: one over MaxMsgSize
+// (counted as oversize), or a malformed one that is already complete in
+// the reader's buffer, so the messages before it are still in the
+// reader's batch when the error comes. Either way they are delivered.
 func TestPullDeliversBatchBeforeBadFrame(t *testing.T) {
-	pull := NewPull(Options{MaxMsgSize: 1000})
-	closeAll(t, pull)
-	ep := bound(t, pull)
-	c, err := net.Dial("tcp", ep[len("tcp://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	testpeer.ZMTPHandshake(t, c, "PUSH")
-	var b []byte
-	for i := range 3 {
-		b = appendMsg(b, msgOf(i))
-	}
-	b = append(b, 0x02) // a long frame, the last of its message
-	b = binary.BigEndian.AppendUint64(b, 1<<20)
-	if _, err := c.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		m, err := pull.Recv(testCtx(t, 5*time.Second))
-		if err != nil || !bytes.Equal(m[0], msgOf(i)[0]) {
-			t.Fatalf("message %d: %q, %v", i, m, err)
-		}
-	}
-	waitFor(t, 5*time.Second, "the peer to be dropped", func() bool { return pull.Stats().Disconnects == 1 })
-	if st := pull.Stats(); st.Oversize != 1 || st.MsgsIn != 3 {
-		t.Fatalf("oversize %d, received %d; want 1 and 3", st.Oversize, st.MsgsIn)
+	for _, tc := range []struct {
+		name     string
+		bad      []byte
+		oversize uint64
+	}{
+		{"oversize", binary.BigEndian.AppendUint64([]byte{0x02}, 1<<20), 1},
+		{"command marked more", []byte{0x05, 0x01, 'x'}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pull := NewPull(Options{MaxMsgSize: 1000})
+			closeAll(t, pull)
+			ep := bound(t, pull)
+			c, err := net.Dial("tcp", ep[len("tcp://"):])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			testpeer.ZMTPHandshake(t, c, "PUSH")
+			var b []byte
+			for i := range 3 {
+				b = appendMsg(b, msgOf(i))
+			}
+			if _, err := c.Write(append(b, tc.bad...)); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				m, err := pull.Recv(testCtx(t, 5*time.Second))
+				if err != nil || !bytes.Equal(m[0], msgOf(i)[0]) {
+					t.Fatalf("message %d: %q, %v", i, m, err)
+				}
+			}
+			waitFor(t, 5*time.Second, "the peer to be dropped", func() bool { return pull.Stats().Disconnects == 1 })
+			if st := pull.Stats(); st.Oversize != tc.oversize || st.MsgsIn != 3 {
+				t.Fatalf("oversize %d, received %d; want %d and 3", st.Oversize, st.MsgsIn, tc.oversize)
+			}
+		})
 	}
 }
 
