@@ -220,6 +220,101 @@ func TestReloadDrainTimeout(t *testing.T) {
 	if failed != 5-delivered {
 		t.Errorf("%d hand-offs failed, want %d (a's events not delivered)", failed, 5-delivered)
 	}
+	// The next reload finds the old generation idle and keeps the closed
+	// output's final counts.
+	if err := r.Reload(parseConfig(t, strings.Replace(faultConfig("tcp://127.0.0.1:0", pa, 2000, "200ms"), "[click]", "[click, buy]", 1))); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	lingering, replaced := len(r.lingering), len(r.replaced)
+	r.mu.Unlock()
+	if lingering != 0 || replaced != 0 {
+		t.Errorf("after an idle reload: %d lingering outputs, %d replaced generations kept; want 0, 0", lingering, replaced)
+	}
+	if got := metric(t, r, "relay_output_dropped_total", "output=a") + metric(t, r, "relay_reload_dropped_total"); int(got)+delivered != 5 {
+		t.Errorf("after the next reload, a's five events: %d delivered, %v counted as dropped", delivered, got)
+	}
+}
+
+// TestReloadCountsUnflushed: a reload replaces output a while a holds
+// events for a worker that is not connected; the flush runs out of
+// drain_timeout and what a held is counted as socket_closed drops under
+// a's name, which the replacement keeps counting.
+func TestReloadCountsUnflushed(t *testing.T) {
+	dead := testpeer.FreePort(t)
+	cfg := func(hwm int) string {
+		return fmt.Sprintf(`
+inputs:
+  - name: syslog
+    type: syslog
+    listen: tcp://127.0.0.1:0
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: a
+    type: zmq
+    socket: push
+    connect: [tcp://127.0.0.1:%d]
+    hwm: %d
+drain_timeout: 200ms
+http:
+  listen: ""
+`, dead, hwm)
+	}
+	r := startRelay(t, cfg(1000))
+	tr := track("click", 0, 6)
+	tr.dispatch(r)
+	tr.expectOutcome(t, "queued for the worker", 6, nil)
+	if err := r.Reload(parseConfig(t, cfg(2000))); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(t, r, "relay_output_socket_drops_total", "output=a", "reason=socket_closed"); got != 6 {
+		t.Errorf("socket_closed drops of a = %v after the reload, want 6", got)
+	}
+	if got := metric(t, r, "relay_output_dropped_total", "output=a"); got != 6 {
+		t.Errorf("relay_output_dropped_total{a} = %v, want 6", got)
+	}
+}
+
+// TestReloadInputStopTimesOut: a reload replaces an input whose events
+// the router cannot take within drain_timeout. The reload goes on (the
+// replacement listens), and the old input's events are delivered once
+// the output takes them again.
+func TestReloadInputStopTimesOut(t *testing.T) {
+	port := testpeer.FreePort(t)
+	cfg := func(size string) string {
+		return fmt.Sprintf(`
+inputs:
+  - name: syslog
+    type: syslog
+    listen: tcp://127.0.0.1:%d
+    max_message_size: %s
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: a
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+drain_timeout: 200ms
+http:
+  listen: ""
+`, port, size)
+	}
+	r := newRelay(t, cfg("64KiB"))
+	b := installBuilders(r)
+	stuck := &stubOutput{name: "a", block: make(chan struct{})}
+	b.stubs["a"] = stuck
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sendTCP(t, fmt.Sprintf("127.0.0.1:%d", port), true, []string{syslogMsg("click", 0)})
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the event to block at a"), func() bool { return stuck.writing.Load() == 1 })
+	if err := r.Reload(parseConfig(t, cfg("32KiB"))); err != nil {
+		t.Fatal(err)
+	}
+	close(stuck.block)
+	sendTCP(t, fmt.Sprintf("127.0.0.1:%d", port), true, []string{syslogMsg("click", 1)})
+	testpeer.Eventually(t, 5*time.Second, func() string { return fmt.Sprintf("both events at a, have %d", stuck.sent.Load()) },
+		func() bool { return stuck.sent.Load() == 2 })
 }
 
 // TestReloadWaitsForOlderGenerations: a batch that entered the routing
