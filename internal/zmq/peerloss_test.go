@@ -94,14 +94,16 @@ func (c *faultConn) Write(p []byte) (int, error) {
 }
 
 // listenFault binds a faultListener for s on loopback, as Listen does;
-// writeBuf > 0 sets its connections' send buffer.
-func listenFault(t *testing.T, s *socket, writeBuf int) (*faultListener, string) {
+// writeBuf > 0 sets its connections' send buffer, and its first refuse
+// Accepts fail.
+func listenFault(t *testing.T, s *socket, writeBuf int, refuse int32) (*faultListener, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fl := &faultListener{Listener: l, writeBuf: writeBuf}
+	fl.refuse.Store(refuse) // before the accept loop starts
 	ep := tcpEndpoint(l.Addr())
 	s.mu.Lock()
 	s.listeners = append(s.listeners, fl)
@@ -146,7 +148,7 @@ func recvAll(t *testing.T, p *Pull) func() map[string]int {
 func TestPushConnErrorsAfterNBytes(t *testing.T) {
 	push := NewPush(Options{HWM: 100000})
 	closeAll(t, push)
-	fl, faultEP := listenFault(t, push.socket, 0)
+	fl, faultEP := listenFault(t, push.socket, 0, 0)
 	goodEP := bound(t, push)
 
 	w1 := NewPull(Options{RecvHWM: 100000, ReconnectMin: time.Hour, ReconnectMax: time.Hour})
@@ -217,8 +219,7 @@ func TestPushConnErrorsAfterNBytes(t *testing.T) {
 func TestAcceptRetries(t *testing.T) {
 	pull := NewPull(Options{})
 	closeAll(t, pull)
-	fl, ep := listenFault(t, pull.socket, 0)
-	fl.refuse.Store(3)
+	fl, ep := listenFault(t, pull.socket, 0, 3)
 	push := NewPush(Options{})
 	closeAll(t, push)
 	if err := push.Dial(ep); err != nil {
@@ -372,7 +373,7 @@ func sendQueued(t *testing.T, push *Push, n int) {
 // every message Send took is written, lost in flight, or dropped at close.
 func TestPushRerouteCutByClose(t *testing.T) {
 	push := NewPush(Options{HWM: 1000})
-	fl, ep := listenFault(t, push.socket, 4096)
+	fl, ep := listenFault(t, push.socket, 4096, 0)
 	c := stalledPeer(t, ep)
 	waitFor(t, 5*time.Second, "the worker", func() bool { return push.Stats().Peers == 1 })
 	const n = 100
@@ -398,7 +399,7 @@ func TestPushRerouteCutByClose(t *testing.T) {
 // the close cuts short as lost in flight).
 func TestPushCloseCountsQueued(t *testing.T) {
 	push := NewPush(Options{HWM: 1000})
-	_, ep := listenFault(t, push.socket, 4096)
+	_, ep := listenFault(t, push.socket, 4096, 0)
 	stalledPeer(t, ep)
 	waitFor(t, 5*time.Second, "the worker", func() bool { return push.Stats().Peers == 1 })
 	const n = 100
@@ -489,7 +490,7 @@ func TestPushCountsUnexpectedMessages(t *testing.T) {
 func TestPingWriteFailureDropsPeer(t *testing.T) {
 	push := NewPush(Options{HeartbeatIvl: 20 * time.Millisecond, HeartbeatTimeout: time.Minute})
 	closeAll(t, push)
-	fl, ep := listenFault(t, push.socket, 0)
+	fl, ep := listenFault(t, push.socket, 0, 0)
 	w := NewPull(Options{})
 	closeAll(t, w)
 	if err := w.Dial(ep); err != nil {
