@@ -421,7 +421,7 @@ func TestHandleAckCountsBadAcks(t *testing.T) {
 	if s.Ack(42) {
 		t.Fatal("ack for a batch never sent was accepted")
 	}
-	if st := s.Stats(); st.BadAcks != 2 || st.StaleAcks != 1 {
+	if st := s.Stats(); st.MalformedAcks != 1 || st.UnknownAcks != 1 || st.FutureAcks != 1 || st.DupAcks != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }

@@ -99,3 +99,60 @@ func FuzzReceiver(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSenderAcks feeds a Sender with batches 1..5 closed and 6 open
+// whatever ack frames the input holds (each: one length byte, then that
+// many bytes). Every frame must be counted exactly once (acked, or
+// ignored as malformed, unknown, duplicate or future), no batch may be
+// acknowledged twice or before it closed, and nothing panics.
+func FuzzSenderAcks(f *testing.F) {
+	frame := func(b []byte) []byte { return append([]byte{byte(len(b))}, b...) }
+	var seed []byte
+	for _, seq := range []uint64{1, 3, 3, 6, 7, 1 << 40} {
+		seed = append(seed, frame(AppendAck(nil, 7, seq))...)
+	}
+	seed = append(seed, frame(AppendAck(nil, 8, 2))...)
+	seed = append(seed, frame([]byte{1, 'A', 0})...)
+	f.Add(seed)
+	f.Add(frame(AppendHeader(nil, Header{Stream: 7, Seq: 2})))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		acked := map[uint64]int{}
+		s := NewSender(&runConn{}, Config{BatchSize: 2, Window: 8, Whole: true, Stream: 7, OnAck: func(a Acked) {
+			acked[a.Seq]++
+			if len(a.Tags) != a.Msgs {
+				t.Fatalf("batch %d: %d tags for %d messages", a.Seq, len(a.Tags), a.Msgs)
+			}
+		}})
+		defer s.Close()
+		msgs := make([]zmq.Msg, 11) // batches 1..5 closed, 6 open with one message
+		for i := range msgs {
+			msgs[i] = payload(uint64(i))
+		}
+		if n, err := s.SendTagged(context.Background(), msgs, make([]any, len(msgs))); n != len(msgs) || err != nil {
+			t.Fatal(n, err)
+		}
+		frames := 0
+		for len(b) > 0 {
+			n := int(b[0])
+			b = b[1:]
+			if n > len(b) {
+				n = len(b)
+			}
+			_ = s.HandleAck(zmq.Msg{b[:n]})
+			b = b[n:]
+			frames++
+		}
+		st := s.Stats()
+		if got := st.Acked + st.MalformedAcks + st.UnknownAcks + st.DupAcks + st.FutureAcks; got != uint64(frames) {
+			t.Fatalf("%d frames, counted %d: %+v", frames, got, st)
+		}
+		for seq, c := range acked {
+			if c != 1 || seq < 1 || seq > 5 {
+				t.Fatalf("batch %d acknowledged %d times (closed batches are 1..5)", seq, c)
+			}
+		}
+		if st.Acked != uint64(len(acked)) || st.InFlight != 6-len(acked) {
+			t.Fatalf("stats %+v after %d acks", st, len(acked))
+		}
+	})
+}

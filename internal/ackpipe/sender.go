@@ -19,6 +19,13 @@ type Conn interface {
 	SendBatch(ctx context.Context, ms []zmq.Msg) (int, error)
 }
 
+// WholeConn is a Conn that can queue a run of messages to a single peer;
+// *zmq.Push implements it. In Config.Whole mode a Sender uses it to send
+// each batch to one worker.
+type WholeConn interface {
+	SendWhole(ctx context.Context, ms []zmq.Msg) (int, error)
+}
+
 // AckSource is where a Sender reads acks; *zmq.Pull implements it.
 type AckSource interface {
 	RecvBatch(ctx context.Context, buf []zmq.Msg) (int, error)
@@ -51,6 +58,33 @@ type Config struct {
 	// OnResend, if set, is called after each resend with the batch
 	// sequence number and how many messages it held.
 	OnResend func(seq uint64, msgs int)
+	// Whole holds a batch's messages until the batch is closed (full,
+	// Flush, FlushAfter) and then sends all of them in one call, to one
+	// peer when the Conn is a WholeConn. A worker then sees whole batches
+	// and can acknowledge them itself, and a worker that dies takes only
+	// its own batches with it. No MARKER is needed: the last message held
+	// gets the LAST flag. FlushAfter counts from a batch's first message,
+	// so no message waits longer than that to be sent. Messages are kept
+	// for resending whether or not ResendAfter is set; a batch that could
+	// not be queued (Send's ctx ended) is retried with the resends, so
+	// set ResendAfter.
+	Whole bool
+	// OnAck, if set, is called once for every acknowledged batch, outside
+	// the Sender's locks, on the goroutine that delivered the ack.
+	OnAck func(Acked)
+	// OnAbandon, if set, is called by Close for every batch still
+	// unacknowledged (the open one included) with the tags of its
+	// messages (see SendTagged), so their owner learns they are not safe.
+	OnAbandon func(seq uint64, tags []any)
+}
+
+// Acked describes an acknowledged batch, for Config.OnAck.
+type Acked struct {
+	Seq     uint64
+	Msgs    int           // application messages in the batch
+	Tags    []any         // the tags SendTagged gave its messages (nil entries for Send's)
+	Latency time.Duration // from the batch's first send to its ack
+	Resends int           // times it was sent again
 }
 
 // Stats is a snapshot of a Sender's counters.
@@ -62,9 +96,11 @@ type Stats struct {
 	AckedMsgs  uint64        // messages in acknowledged batches
 	Resends    uint64        // batch resends
 	ResentMsgs uint64        // messages resent
-	StaleAcks  uint64        // acks for batches not awaiting one (late or repeated)
-	BadAcks    uint64        // malformed acks, or another stream's
-	Unsent     uint64        // messages Conn did not take (Send returned an error)
+	// Acks that were ignored, by why: not an ack frame at all; another
+	// sender's stream; a batch already acknowledged; a batch not closed
+	// yet or never opened (an ack from the future).
+	MalformedAcks, UnknownAcks, DupAcks, FutureAcks uint64
+	Unsent                                          uint64 // messages Conn did not take (Send returned an error)
 	Stalls     uint64        // times Send had to wait for the window
 	StallTime  time.Duration // total time Send waited for the window
 	Waiting    bool          // Send is waiting for the window now
@@ -75,10 +111,15 @@ type Stats struct {
 type batch struct {
 	seq      uint64
 	n        int       // messages sent into it (their indexes are 0..n-1)
-	msgs     []zmq.Msg // as sent, header first; only when resending is on
+	msgs     []zmq.Msg // as sent, header first; only when resending is on (or Whole)
+	tags     []any     // SendTagged's tags, parallel to the application messages
 	closed   bool
+	first    time.Time // open: when its first message was added
 	last     time.Time // open: when the last message was added
+	sentAt   time.Time // when it was first sent (Whole: closed; else opened)
 	deadline time.Time // closed: when to resend
+	resends  int
+	unsent   bool // Whole: queueing it failed; the next resend round sends it
 }
 
 // Sender sends messages in acknowledged batches over a Conn. Send, Flush
@@ -124,7 +165,7 @@ func NewSender(conn Conn, c Config) *Sender {
 	s := &Sender{
 		conn:    conn,
 		cfg:     c,
-		keep:    c.ResendAfter > 0,
+		keep:    c.ResendAfter > 0 || c.Whole,
 		window:  make(map[uint64]*batch, c.Window),
 		changed: make(chan struct{}),
 	}
@@ -145,37 +186,100 @@ func (s *Sender) Stream() uint32 { return s.cfg.Stream }
 // ends or Close. Send takes ownership of the frames. On an error, the
 // messages before the failing one were sent.
 func (s *Sender) Send(ctx context.Context, msgs ...zmq.Msg) error {
+	_, err := s.SendTagged(ctx, msgs, nil)
+	return err
+}
+
+// SendTagged is Send with a tag per message (tags is nil or as long as
+// msgs): the tags of a batch come back in Config.OnAck once it is
+// acknowledged, or in Config.OnAbandon if Close abandons it, so the caller
+// can tell the messages' owners. It returns how many messages the Sender
+// took: those are reported exactly once through OnAck or OnAbandon; the
+// rest were not taken (ctx ended, or Close) and remain the caller's.
+// In Whole mode a batch that could not be queued to the Conn is still
+// taken: it is retried with the resends.
+func (s *Sender) SendTagged(ctx context.Context, msgs []zmq.Msg, tags []any) (int, error) {
+	if tags != nil && len(tags) != len(msgs) {
+		return 0, fmt.Errorf("ackpipe: %d tags for %d messages", len(tags), len(msgs))
+	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
-	for len(msgs) > 0 {
+	// Close must not wait behind a Send blocked on a full Conn.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	taken := 0
+	for taken < len(msgs) {
 		b, err := s.openBatch(ctx)
 		if err != nil {
-			return err
+			return taken, err
 		}
-		k := min(len(msgs), s.cfg.BatchSize-b.n)
-		out := s.wrap(b.seq, b.n, msgs[:k])
+		k := min(len(msgs)-taken, s.cfg.BatchSize-b.n)
+		out := s.wrap(b.seq, b.n, msgs[taken:taken+k])
 		now := time.Now()
 		s.mu.Lock()
+		if b.n == 0 {
+			b.first = now
+		}
 		b.n += k
 		if s.keep {
 			b.msgs = append(b.msgs, out...)
 		}
-		if b.n == s.cfg.BatchSize {
+		if tags != nil {
+			b.tags = append(b.tags, tags[taken:taken+k]...)
+		} else if s.cfg.OnAck != nil || s.cfg.OnAbandon != nil {
+			b.tags = append(b.tags, make([]any, k)...)
+		}
+		full := b.n == s.cfg.BatchSize
+		if full {
 			s.closeLocked(b, now)
 		} else {
 			b.last = now
 		}
 		s.st.Msgs += uint64(k)
 		s.mu.Unlock()
+		taken += k
+		if s.cfg.Whole {
+			if full {
+				if err := s.sendClosed(ctx, b); err != nil {
+					return taken, err
+				}
+			}
+			continue
+		}
 		if n, err := s.conn.SendBatch(ctx, out); err != nil {
 			s.mu.Lock()
 			s.st.Unsent += uint64(k - n)
 			s.mu.Unlock()
-			return fmt.Errorf("ackpipe: send batch %d: %w", b.seq, err)
+			return taken, fmt.Errorf("ackpipe: send batch %d: %w", b.seq, err)
 		}
-		msgs = msgs[k:]
+	}
+	return taken, nil
+}
+
+// sendClosed sends a closed batch's messages in one call (Whole mode).
+// A batch that cannot be queued stays in the window, due for a resend at
+// once, so the next resend round retries it.
+func (s *Sender) sendClosed(ctx context.Context, b *batch) error {
+	s.mu.Lock()
+	msgs := b.msgs
+	s.mu.Unlock()
+	if _, err := s.sendRun(ctx, msgs); err != nil {
+		s.mu.Lock()
+		s.st.Unsent += uint64(b.n)
+		b.unsent = true
+		s.mu.Unlock()
+		return fmt.Errorf("ackpipe: send batch %d: %w", b.seq, err)
 	}
 	return nil
+}
+
+// sendRun queues msgs to one peer when the Conn can, else as a batch.
+func (s *Sender) sendRun(ctx context.Context, msgs []zmq.Msg) (int, error) {
+	if wc, ok := s.conn.(WholeConn); ok && s.cfg.Whole {
+		return wc.SendWhole(ctx, msgs)
+	}
+	return s.conn.SendBatch(ctx, msgs)
 }
 
 // wrap puts a header frame in front of each message, with three
@@ -218,7 +322,7 @@ func (s *Sender) openBatch(ctx context.Context) (*batch, error) {
 		if len(s.window) < s.cfg.Window {
 			s.endStallLocked()
 			s.nextSeq++
-			b := &batch{seq: s.nextSeq}
+			b := &batch{seq: s.nextSeq, sentAt: time.Now()}
 			if s.keep {
 				b.msgs = make([]zmq.Msg, 0, min(s.cfg.BatchSize+1, 4096))
 			}
@@ -267,6 +371,9 @@ func (s *Sender) waitLocked(ctx context.Context) error {
 func (s *Sender) closeLocked(b *batch, now time.Time) {
 	b.closed = true
 	b.deadline = now.Add(s.cfg.ResendAfter)
+	if s.cfg.Whole {
+		b.sentAt = now
+	}
 	s.open = nil
 	s.st.Batches++
 }
@@ -286,6 +393,14 @@ func (s *Sender) flush(ctx context.Context) error {
 	if b == nil {
 		s.mu.Unlock()
 		return nil
+	}
+	if s.cfg.Whole {
+		// Nothing of it is sent yet: its last message can still carry LAST.
+		lastHdr := b.msgs[len(b.msgs)-1][0]
+		lastHdr[2] |= FlagLast
+		s.closeLocked(b, time.Now())
+		s.mu.Unlock()
+		return s.sendClosed(ctx, b)
 	}
 	h := Header{Flags: FlagLast | FlagMarker, Stream: s.cfg.Stream, Seq: b.seq, Index: uint32(b.n)}
 	marker := zmq.Msg{AppendHeader(make([]byte, 0, HeaderLen), h)}
@@ -320,13 +435,18 @@ func (s *Sender) Wait(ctx context.Context) error {
 }
 
 // Ack acknowledges batch seq: its messages leave the window. It reports
-// whether seq was awaiting an ack.
+// whether seq was awaiting an ack; other acks are counted (DupAcks,
+// FutureAcks) and ignored.
 func (s *Sender) Ack(seq uint64) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	b, ok := s.window[seq]
 	if !ok || !b.closed {
-		s.st.StaleAcks++
+		if ok || seq > s.nextSeq {
+			s.st.FutureAcks++ // the batch is still open, or was never opened
+		} else {
+			s.st.DupAcks++ // acknowledged before (or abandoned)
+		}
+		s.mu.Unlock()
 		return false
 	}
 	delete(s.window, seq)
@@ -336,32 +456,37 @@ func (s *Sender) Ack(seq uint64) bool {
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}
+	s.mu.Unlock()
+	if s.cfg.OnAck != nil {
+		s.cfg.OnAck(Acked{Seq: seq, Msgs: b.n, Tags: b.tags, Latency: time.Since(b.sentAt), Resends: b.resends})
+	}
 	return true
 }
 
 // HandleAck applies one ack message. Malformed acks and acks for another
-// stream are counted in Stats.BadAcks; only the former return an error.
+// stream are counted (MalformedAcks, UnknownAcks) and ignored; only the
+// former return an error.
 func (s *Sender) HandleAck(m zmq.Msg) error {
 	if len(m) != 1 {
-		s.badAck()
+		s.count(&s.st.MalformedAcks)
 		return fmt.Errorf("ack of %d frames, want 1: %w", len(m), ErrMalformed)
 	}
 	stream, seq, err := ParseAck(m[0])
 	if err != nil {
-		s.badAck()
+		s.count(&s.st.MalformedAcks)
 		return err
 	}
 	if stream != s.cfg.Stream {
-		s.badAck()
+		s.count(&s.st.UnknownAcks)
 		return nil
 	}
 	s.Ack(seq)
 	return nil
 }
 
-func (s *Sender) badAck() {
+func (s *Sender) count(c *uint64) {
 	s.mu.Lock()
-	s.st.BadAcks++
+	*c++
 	s.mu.Unlock()
 }
 
@@ -373,7 +498,7 @@ func (s *Sender) ReadAcks(ctx context.Context, src AckSource) error {
 	for {
 		n, err := src.RecvBatch(ctx, buf)
 		for _, m := range buf[:n] {
-			_ = s.HandleAck(m) // counted in BadAcks
+			_ = s.HandleAck(m) // counted in MalformedAcks
 		}
 		clear(buf[:n])
 		if err != nil {
@@ -398,7 +523,8 @@ func (s *Sender) Stats() Stats {
 }
 
 // Close stops the resend and flush timers and wakes blocked calls with
-// ErrClosed. Unacknowledged batches are abandoned (Stats.AtRisk).
+// ErrClosed. Unacknowledged batches are abandoned (Stats.AtRisk), each
+// reported to Config.OnAbandon.
 func (s *Sender) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -409,6 +535,22 @@ func (s *Sender) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	// A Send in progress holds sendMu until it sees ErrClosed: after it, no
+	// batch enters the window.
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	left := make([]*batch, 0, len(s.window))
+	for _, b := range s.window {
+		left = append(left, b)
+	}
+	s.mu.Unlock()
+	sort.Slice(left, func(i, j int) bool { return left[i].seq < left[j].seq })
+	if s.cfg.OnAbandon != nil {
+		for _, b := range left {
+			s.cfg.OnAbandon(b.seq, b.tags)
+		}
+	}
 	return nil
 }
 
@@ -442,7 +584,14 @@ func (s *Sender) timers() {
 
 func (s *Sender) flushIdle(now time.Time) {
 	s.mu.Lock()
-	idle := s.open != nil && now.Sub(s.open.last) >= s.cfg.FlushAfter
+	idle := false
+	if b := s.open; b != nil {
+		since := b.last
+		if s.cfg.Whole {
+			since = b.first // nothing of it is sent yet
+		}
+		idle = now.Sub(since) >= s.cfg.FlushAfter
+	}
 	s.mu.Unlock()
 	// A Send in progress will close or refresh the batch itself.
 	if idle && s.sendMu.TryLock() {
@@ -451,37 +600,57 @@ func (s *Sender) flushIdle(now time.Time) {
 	}
 }
 
-// resend sends every overdue batch again, oldest first, flagged RESENT.
+// resend sends every overdue batch again, oldest first, flagged RESENT,
+// and in Whole mode every batch that could not be queued the first time.
 func (s *Sender) resend(now time.Time) error {
 	type due struct {
-		seq  uint64
-		msgs []zmq.Msg
-		n    int // application messages, the marker left out
+		seq    uint64
+		msgs   []zmq.Msg
+		n      int // application messages, the marker left out
+		resent bool
 	}
 	var todo []due
 	s.mu.Lock()
 	for _, b := range s.window {
-		if !b.closed || now.Before(b.deadline) {
+		if !b.closed {
+			continue
+		}
+		if b.unsent {
+			// Its first send never happened: not a resend.
+			b.unsent = false
+			b.deadline = now.Add(s.cfg.ResendAfter)
+			todo = append(todo, due{b.seq, b.msgs, b.n, false})
+			continue
+		}
+		if s.cfg.ResendAfter <= 0 || now.Before(b.deadline) {
 			continue
 		}
 		b.deadline = now.Add(s.cfg.ResendAfter)
+		b.resends++
 		out := make([]zmq.Msg, len(b.msgs))
 		for i, m := range b.msgs {
 			h := append(make([]byte, 0, HeaderLen), m[0]...)
 			h[2] |= FlagResent
 			out[i] = append(zmq.Msg{h}, m[1:]...)
 		}
-		todo = append(todo, due{b.seq, out, b.n})
+		todo = append(todo, due{b.seq, out, b.n, true})
 		s.st.Resends++
 		s.st.ResentMsgs += uint64(b.n)
 	}
 	s.mu.Unlock()
 	sort.Slice(todo, func(i, j int) bool { return todo[i].seq < todo[j].seq })
-	for _, d := range todo {
-		if _, err := s.conn.SendBatch(s.ctx, d.msgs); err != nil {
+	for i, d := range todo {
+		if _, err := s.sendRun(s.ctx, d.msgs); err != nil {
+			s.mu.Lock()
+			for _, d := range todo[i:] {
+				if b, ok := s.window[d.seq]; ok && !d.resent {
+					b.unsent = true
+				}
+			}
+			s.mu.Unlock()
 			return fmt.Errorf("ackpipe: resend batch %d: %w", d.seq, err)
 		}
-		if s.cfg.OnResend != nil {
+		if d.resent && s.cfg.OnResend != nil {
 			s.cfg.OnResend(d.seq, d.n)
 		}
 	}

@@ -1,0 +1,375 @@
+package output
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/ackpipe"
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// Defaults of an acknowledged PUSH output's zero settings.
+const (
+	DefaultAckBatch   = 100
+	DefaultAckWindow  = 16
+	DefaultAckTimeout = 5 * time.Second
+	DefaultAckFlush   = 10 * time.Millisecond
+)
+
+// ErrNotAcknowledged is what the events of a batch still unacknowledged
+// when an acknowledged PUSH output closes are released with: their inputs
+// must not tell their senders they are safe.
+var ErrNotAcknowledged = errors.New("output: batch not acknowledged before the output closed")
+
+// AckPushConfig configures an acknowledged PUSH output.
+type AckPushConfig struct {
+	Name    string
+	Bind    []string // data endpoints to listen on (workers connect)
+	Connect []string // data endpoints to dial
+	// AckBind and AckConnect are where acks come from: a PULL socket that
+	// workers or a downstream sink PUSH 16-byte ack frames to.
+	AckBind    []string
+	AckConnect []string
+	Format     Format
+	// Batch is events per batch (default 100); Window is how many batches
+	// may be unacknowledged at once, the one being filled included
+	// (default 16): at most Batch*Window events are held.
+	Batch, Window int
+	// Timeout resends a batch not acknowledged for this long, to any
+	// worker, and again each time it passes (default 5s).
+	Timeout time.Duration
+	// Flush sends a partly filled batch this long after its first event
+	// (default 10ms), so events at a low rate are not held back.
+	Flush time.Duration
+	// Options configures the data socket (HWM, security, heartbeats). Its
+	// HWM is raised to Batch if lower: a batch is queued whole to a peer.
+	Options zmq.Options
+	// AckOptions configures the ack socket (security for its own side).
+	AckOptions zmq.Options
+}
+
+// AckPush is a ZeroMQ PUSH output whose events are acknowledged per batch,
+// on internal/ackpipe's wire format: each event travels behind a 20-byte
+// header frame, and each batch goes whole to one worker. A batch leaves
+// memory (and its events' hand-offs fire) only once a worker or a sink
+// acknowledges it; one not acknowledged within Timeout is sent again.
+// While Window batches are unacknowledged, Write blocks: backpressure.
+type AckPush struct {
+	name   string
+	format Format
+	push   *zmq.Push
+	acks   *zmq.Pull
+	snd    *ackpipe.Sender
+	log    *slog.Logger
+
+	sent      atomic.Uint64 // events taken (sent or to be sent)
+	failed    atomic.Uint64 // events not taken (Write's ctx ended, closed)
+	abandoned atomic.Uint64 // events of batches unacknowledged at Close
+	lat       latencyHist
+	clock     waitClock
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	close  sync.Once
+	err    error
+}
+
+// NewAckPush creates the data and ack sockets and sets up their endpoints.
+func NewAckPush(cfg AckPushConfig, log *slog.Logger) (*AckPush, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("output", cfg.Name)
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultAckBatch
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultAckWindow
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultAckTimeout
+	}
+	if cfg.Flush <= 0 {
+		cfg.Flush = DefaultAckFlush
+	}
+	if len(cfg.Bind)+len(cfg.Connect) == 0 {
+		return nil, fmt.Errorf("output %q: no endpoint; set bind or connect", cfg.Name)
+	}
+	if len(cfg.AckBind)+len(cfg.AckConnect) == 0 {
+		return nil, fmt.Errorf("output %q: no ack endpoint; set ack.bind or ack.connect", cfg.Name)
+	}
+	cfg.Options.Logger = log
+	cfg.Options.HWM = max(cfg.Options.HWM, zmq.DefaultHWM, cfg.Batch)
+	cfg.AckOptions.Logger = log.With("socket", "ack")
+	if cfg.AckOptions.MaxMsgSize <= 0 {
+		// An ack is 16 bytes: anything much longer is not one.
+		cfg.AckOptions.MaxMsgSize = 4 << 10
+	}
+	o := &AckPush{name: cfg.Name, format: cfg.Format, log: log}
+	o.push = zmq.NewPush(cfg.Options)
+	o.acks = zmq.NewPull(cfg.AckOptions)
+	fail := func(err error) (*AckPush, error) {
+		o.push.Close()
+		o.acks.Close()
+		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+	}
+	for _, ep := range cfg.Bind {
+		if err := o.push.Listen(ep); err != nil {
+			return fail(fmt.Errorf("bind %s: %w", ep, err))
+		}
+	}
+	for _, ep := range cfg.AckBind {
+		if err := o.acks.Listen(ep); err != nil {
+			return fail(fmt.Errorf("ack bind %s: %w", ep, err))
+		}
+	}
+	for _, ep := range cfg.Connect {
+		if err := o.push.Dial(ep); err != nil {
+			return fail(fmt.Errorf("connect %s: %w", ep, err))
+		}
+	}
+	for _, ep := range cfg.AckConnect {
+		if err := o.acks.Dial(ep); err != nil {
+			return fail(fmt.Errorf("ack connect %s: %w", ep, err))
+		}
+	}
+	o.snd = ackpipe.NewSender(o.push, ackpipe.Config{
+		BatchSize:   cfg.Batch,
+		Window:      cfg.Window,
+		ResendAfter: cfg.Timeout,
+		FlushAfter:  cfg.Flush,
+		Whole:       true,
+		OnAck:       o.onAck,
+		OnAbandon:   o.onAbandon,
+		OnResend: func(seq uint64, n int) {
+			log.Debug("batch resent: not acknowledged in time", "batch", seq, "events", n)
+		},
+	})
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		_ = o.snd.ReadAcks(o.ctx, o.acks) // ends when the ack socket closes
+	}()
+	return o, nil
+}
+
+// Name returns the output's name.
+func (o *AckPush) Name() string { return o.name }
+
+// Write encodes the batch and adds it to the sender's batches. It blocks
+// while the window is full, until ctx ends. The events are held: their
+// hand-offs are released once their batch is acknowledged (nil) or
+// abandoned at Close (ErrNotAcknowledged); events Write could not take
+// are released with the error at once.
+func (o *AckPush) Write(ctx context.Context, batch []*event.Event) error {
+	enc := newEncoder(o.format, batch)
+	frames := make([][]byte, len(batch))
+	msgs := make([]zmq.Msg, len(batch))
+	tags := make([]any, len(batch))
+	for i, e := range batch {
+		e.Hold()
+		frames[i] = enc.payload(e)
+		msgs[i] = frames[i : i+1 : i+1]
+		tags[i] = e
+	}
+	start := o.clock.begin()
+	n, err := o.snd.SendTagged(ctx, msgs, tags)
+	o.clock.end(start)
+	o.sent.Add(uint64(n))
+	if n < len(batch) {
+		o.failed.Add(uint64(len(batch) - n))
+		for _, e := range batch[n:] {
+			e.Release(err)
+		}
+		return fmt.Errorf("output %q: %d of %d events not sent: %w", o.name, len(batch)-n, len(batch), err)
+	}
+	// err with everything taken: a batch could not be queued before ctx
+	// ended; it is in the window and goes out with the next resend round.
+	return nil
+}
+
+func (o *AckPush) onAck(a ackpipe.Acked) {
+	o.lat.observe(a.Latency)
+	settle(a.Tags, nil)
+}
+
+func (o *AckPush) onAbandon(seq uint64, tags []any) {
+	o.abandoned.Add(uint64(len(tags)))
+	settle(tags, ErrNotAcknowledged)
+}
+
+// settle tells the owners of a batch's messages how it ended.
+func settle(tags []any, err error) {
+	for _, t := range tags {
+		if e, ok := t.(*event.Event); ok {
+			e.Release(err)
+		}
+	}
+}
+
+// Close sends the batch being filled and waits, within ctx, until every
+// batch is acknowledged; then it closes the sockets. Events of batches
+// still unacknowledged are released with ErrNotAcknowledged.
+func (o *AckPush) Close(ctx context.Context) error {
+	o.close.Do(func() {
+		if err := o.snd.Wait(ctx); err != nil {
+			st := o.snd.Stats()
+			o.err = fmt.Errorf("output %q: %d events in %d batches not acknowledged: %w", o.name, st.AtRisk, st.InFlight, err)
+		}
+		o.snd.Close() // abandons what is left
+		o.cancel()
+		o.push.Close()
+		o.acks.Close()
+		o.wg.Wait()
+	})
+	return o.err
+}
+
+// Addrs returns the data socket's bound addresses (port 0 resolved).
+func (o *AckPush) Addrs() []net.Addr { return o.push.Addrs() }
+
+// AckAddrs returns the ack socket's bound addresses (port 0 resolved).
+func (o *AckPush) AckAddrs() []net.Addr { return o.acks.Addrs() }
+
+// Socket returns the data socket's counters. Its drops (a write that
+// failed as a worker went away) are not losses here: unacknowledged
+// batches are resent.
+func (o *AckPush) Socket() zmq.Stats { return o.push.Stats() }
+
+// Stats returns the output's counters: Sent counts events taken into
+// batches, Dropped those not taken or abandoned unacknowledged at Close.
+func (o *AckPush) Stats() Stats {
+	s := o.push.Stats()
+	return Stats{
+		Sent:    o.sent.Load(),
+		Dropped: o.failed.Load() + o.abandoned.Load(),
+		Blocked: o.clock.total(),
+		Queued:  s.QueueDepth,
+		Peers:   s.Peers,
+	}
+}
+
+// AckStats are an acknowledged output's own counters.
+type AckStats struct {
+	InFlight       int    // batches unacknowledged now, the one being filled included
+	EventsInFlight int    // events in them
+	Batches        uint64 // batches closed and sent
+	Acked          uint64 // batches acknowledged
+	AckedEvents    uint64 // events in them
+	Resent         uint64 // batch resends
+	ResentEvents   uint64 // events sent again: each is delivered twice unless its first copy was lost
+	Abandoned      uint64 // events of batches unacknowledged when the output closed
+	// Acks ignored, by why: not an ack; another sender's stream (a
+	// previous run of the relay, another relay); a batch already
+	// acknowledged; a batch not closed yet or never sent.
+	AcksMalformed, AcksUnknown, AcksDuplicate, AcksFuture uint64
+	WindowFull                                            bool // Write waits for an ack now
+	Latency                                               LatencySnapshot
+}
+
+// AckStats returns a snapshot of the acknowledgement counters.
+func (o *AckPush) AckStats() AckStats {
+	st := o.snd.Stats()
+	return AckStats{
+		InFlight:       st.InFlight,
+		EventsInFlight: st.AtRisk,
+		Batches:        st.Batches,
+		Acked:          st.Acked,
+		AckedEvents:    st.AckedMsgs,
+		Resent:         st.Resends,
+		ResentEvents:   st.ResentMsgs,
+		Abandoned:      o.abandoned.Load(),
+		AcksMalformed:  st.MalformedAcks,
+		AcksUnknown:    st.UnknownAcks,
+		AcksDuplicate:  st.DupAcks,
+		AcksFuture:     st.FutureAcks,
+		WindowFull:     st.Waiting,
+		Latency:        o.lat.snapshot(),
+	}
+}
+
+// AckLatencyBounds are the upper bounds, in seconds, of the ack latency
+// histogram's buckets: from a batch's first send to its ack.
+var AckLatencyBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// LatencySnapshot is a histogram: Counts[i] observations at or below
+// AckLatencyBounds[i] and above the bound before it; the last count is
+// above every bound.
+type LatencySnapshot struct {
+	Counts []uint64
+	Sum    time.Duration
+}
+
+// Count is the number of observations.
+func (l LatencySnapshot) Count() uint64 {
+	var n uint64
+	for _, c := range l.Counts {
+		n += c
+	}
+	return n
+}
+
+type latencyHist struct {
+	counts [17]atomic.Uint64 // len(AckLatencyBounds)+1
+	sum    atomic.Int64
+}
+
+func (h *latencyHist) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(AckLatencyBounds) && s > AckLatencyBounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(int64(d))
+}
+
+func (h *latencyHist) snapshot() LatencySnapshot {
+	l := LatencySnapshot{Counts: make([]uint64, len(h.counts)), Sum: time.Duration(h.sum.Load())}
+	for i := range h.counts {
+		l.Counts[i] = h.counts[i].Load()
+	}
+	return l
+}
+
+// waitClock adds up the time writers spend blocked, including writes
+// still waiting, so a stall shows in the metric while it lasts.
+type waitClock struct {
+	mu       sync.Mutex
+	done     time.Duration // finished waits
+	waiting  int64         // waits in progress
+	startSum int64         // sum of their start times, Unix nanoseconds
+}
+
+func (c *waitClock) begin() time.Time {
+	now := time.Now()
+	c.mu.Lock()
+	c.waiting++
+	c.startSum += now.UnixNano()
+	c.mu.Unlock()
+	return now
+}
+
+func (c *waitClock) end(start time.Time) {
+	d := time.Since(start)
+	c.mu.Lock()
+	c.waiting--
+	c.startSum -= start.UnixNano()
+	c.done += d
+	c.mu.Unlock()
+}
+
+func (c *waitClock) total() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done + time.Duration(c.waiting*time.Now().UnixNano()-c.startSum)
+}

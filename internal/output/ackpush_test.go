@@ -1,0 +1,410 @@
+package output
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/ackpipe"
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// ackRig is an acknowledged PUSH output with Go workers passing messages
+// on to a sink that acknowledges complete batches, as in the seed.
+type ackRig struct {
+	t       *testing.T
+	out     *AckPush
+	ackEP   string
+	sink    *zmq.Pull
+	ackPush *zmq.Push
+	recv    *ackpipe.Receiver
+	paused  sync.RWMutex // held for writing: the sink neither reads nor acks
+
+	mu       sync.Mutex
+	seen     map[string]int // payload → deliveries to the sink application
+	streamID uint32
+	stop     context.CancelFunc
+	done     sync.WaitGroup
+}
+
+func newAckRig(t *testing.T, cfg AckPushConfig, workers int) *ackRig {
+	t.Helper()
+	cfg.Name = "acked"
+	cfg.Bind = []string{"tcp://127.0.0.1:0"}
+	cfg.AckBind = []string{"tcp://127.0.0.1:0"}
+	out, err := NewAckPush(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig := &ackRig{t: t, out: out, seen: map[string]int{}}
+	rig.ackEP = "tcp://" + out.AckAddrs()[0].String()
+	ctx, cancel := context.WithCancel(context.Background())
+	rig.stop = cancel
+	rig.sink = zmq.NewPull(zmq.Options{RecvHWM: 100000})
+	rig.ackPush = zmq.NewPush(zmq.Options{})
+	if err := rig.sink.Listen("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	sinkEP := "tcp://" + rig.sink.Addrs()[0].String()
+	if err := rig.ackPush.Dial(rig.ackEP); err != nil {
+		t.Fatal(err)
+	}
+	rig.recv = ackpipe.NewReceiver(rig.ackPush, ackpipe.ReceiverConfig{})
+	var socks []interface{ Close() error }
+	for range workers {
+		in, fwd := zmq.NewPull(zmq.Options{}), zmq.NewPush(zmq.Options{})
+		socks = append(socks, in, fwd)
+		in.Dial("tcp://" + out.Addrs()[0].String())
+		fwd.Dial(sinkEP)
+		rig.done.Add(1)
+		go func() {
+			defer rig.done.Done()
+			buf := make([]zmq.Msg, 64)
+			for {
+				n, err := in.RecvBatch(ctx, buf)
+				if err != nil {
+					return
+				}
+				if _, err := fwd.SendBatch(ctx, buf[:n]); err != nil {
+					return
+				}
+				clear(buf[:n])
+			}
+		}()
+	}
+	rig.done.Add(1)
+	go func() {
+		defer rig.done.Done()
+		buf := make([]zmq.Msg, 64)
+		for {
+			n, err := rig.sink.RecvBatch(ctx, buf)
+			if err != nil {
+				return
+			}
+			rig.paused.RLock()
+			for _, m := range buf[:n] {
+				h, _ := ackpipe.ParseHeader(m[0])
+				p, fresh, err := rig.recv.Handle(ctx, m)
+				if err != nil {
+					t.Errorf("sink: %v", err)
+				}
+				if fresh {
+					rig.mu.Lock()
+					rig.seen[string(p[0])]++
+					rig.streamID = h.Stream
+					rig.mu.Unlock()
+				}
+			}
+			err = rig.recv.Commit(ctx)
+			rig.paused.RUnlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("workers and the sink to connect"), func() bool {
+		return out.Stats().Peers == workers && out.acks.Stats().Peers == 1 && rig.sink.Stats().Peers == workers
+	})
+	t.Cleanup(func() {
+		rig.stop()
+		rig.sink.Close()
+		rig.ackPush.Close()
+		for _, s := range socks {
+			s.Close()
+		}
+		rig.done.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		out.Close(ctx)
+	})
+	return rig
+}
+
+// pause stops the sink (no reads, no acks) and returns the resume func.
+func (r *ackRig) pause() func() {
+	r.paused.Lock()
+	resume := sync.OnceFunc(r.paused.Unlock)
+	r.t.Cleanup(resume)
+	return resume
+}
+
+func (r *ackRig) delivered() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.seen))
+	for k, v := range r.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// handoffs attaches one Handoff per event and returns how each fired.
+type handoffs struct {
+	mu    sync.Mutex
+	fired map[int]error
+	hs    []*event.Handoff
+}
+
+func withHandoffs(evs []*event.Event) *handoffs {
+	h := &handoffs{fired: map[int]error{}}
+	for i, e := range evs {
+		hf := event.NewHandoff(func(err error) {
+			h.mu.Lock()
+			h.fired[i] = err
+			h.mu.Unlock()
+		})
+		e.SetHandoff(hf)
+		h.hs = append(h.hs, hf)
+	}
+	return h
+}
+
+// dispatched releases the inputs' own holds, as an input does once its
+// batch was handed to the router.
+func (h *handoffs) dispatched() {
+	for _, hf := range h.hs {
+		hf.Release(nil)
+	}
+}
+
+func (h *handoffs) count() (ok, failed int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, err := range h.fired {
+		if err == nil {
+			ok++
+		} else {
+			failed++
+		}
+	}
+	return ok, failed
+}
+
+func numbered(n int) []*event.Event {
+	evs := make([]*event.Event, n)
+	for i := range evs {
+		evs[i] = event.New(fmt.Appendf(nil, "<13>1 2026-11-22T05:00:00Z host app - - - msgnum:%08d", i))
+		evs[i].Stream = "app"
+	}
+	return evs
+}
+
+func writeAll(ctx context.Context, out Output, evs []*event.Event, chunk int) error {
+	for i := 0; i < len(evs); i += chunk {
+		if err := out.Write(ctx, evs[i:min(i+chunk, len(evs))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestAckPushExactlyOnceAndHandoffsOnAck(t *testing.T) {
+	const n = 20_000
+	rig := newAckRig(t, AckPushConfig{Batch: 100, Window: 8, Timeout: time.Minute}, 3)
+	evs := numbered(n)
+	hs := withHandoffs(evs)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := writeAll(ctx, rig.out, evs, 64); err != nil {
+		t.Fatal(err)
+	}
+	hs.dispatched()
+	testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", rig.out.AckStats()) }, func() bool {
+		ok, _ := hs.count()
+		return ok == n
+	})
+	seen := rig.delivered()
+	for _, e := range evs {
+		if c := seen[string(e.Raw)]; c != 1 {
+			t.Fatalf("%s delivered %d times", e.Raw, c)
+		}
+	}
+	st := rig.out.AckStats()
+	if st.Acked != n/100 || st.AckedEvents != n || st.Resent != 0 || st.InFlight != 0 || st.Latency.Count() != n/100 {
+		t.Fatalf("ack stats %+v", st)
+	}
+	if s := rig.out.Stats(); s.Sent != n || s.Dropped != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestAckPushHandoffWaitsForAck: events written, sent and even received
+// by the sink are not safe until it acknowledges their batch.
+func TestAckPushHandoffWaitsForAck(t *testing.T) {
+	rig := newAckRig(t, AckPushConfig{Batch: 100, Window: 4, Timeout: time.Minute, Flush: 5 * time.Millisecond}, 2)
+	resume := rig.pause()
+	evs := numbered(5)
+	hs := withHandoffs(evs)
+	if err := rig.out.Write(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	hs.dispatched()
+	// The partial batch is flushed after 5ms; the sink holds it unacked.
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the partial batch to be sent"), func() bool {
+		return rig.out.AckStats().Batches == 1
+	})
+	time.Sleep(100 * time.Millisecond)
+	if ok, failed := hs.count(); ok+failed != 0 {
+		t.Fatalf("%d hand-offs fired before the ack", ok+failed)
+	}
+	resume()
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the hand-offs"), func() bool {
+		ok, _ := hs.count()
+		return ok == 5
+	})
+}
+
+// TestAckPushWindowBackpressure: with acks stopped, Write blocks once
+// Window batches are unacknowledged, holding no more than Window*Batch
+// events, and carries on when acks return.
+func TestAckPushWindowBackpressure(t *testing.T) {
+	const batch, window, n = 10, 3, 500
+	rig := newAckRig(t, AckPushConfig{Batch: batch, Window: window, Timeout: time.Minute}, 2)
+	resume := rig.pause()
+	evs := numbered(n)
+	errc := make(chan error, 1)
+	go func() { errc <- writeAll(context.Background(), rig.out, evs, 7) }()
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the window to fill"), func() bool {
+		return rig.out.AckStats().WindowFull
+	})
+	st := rig.out.AckStats()
+	if st.InFlight != window || st.EventsInFlight != batch*window {
+		t.Fatalf("window full with %+v, want %d batches and %d events", st, window, batch*window)
+	}
+	time.Sleep(100 * time.Millisecond)
+	// Sent counts a Write's events when it returns: the blocked one's
+	// first events are in the window but not counted yet.
+	if s := rig.out.Stats(); s.Sent > batch*window || s.Blocked < 50*time.Millisecond {
+		t.Fatalf("stats while stalled %+v: want at most %d taken and the wait counted", s, batch*window)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Write returned with the window full: %v", err)
+	default:
+	}
+	resume()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("every event at the sink"), func() bool { return len(rig.delivered()) == n })
+}
+
+// TestAckPushCloseReleasesUnacked: what is unacknowledged when the output
+// closes is released with ErrNotAcknowledged and counted as dropped.
+func TestAckPushCloseReleasesUnacked(t *testing.T) {
+	rig := newAckRig(t, AckPushConfig{Batch: 10, Window: 4, Timeout: time.Minute}, 1)
+	rig.pause()
+	evs := numbered(25)
+	hs := withHandoffs(evs)
+	if err := rig.out.Write(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	hs.dispatched()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := rig.out.Close(ctx); err == nil || !strings.Contains(err.Error(), "25 events in 3 batches not acknowledged") {
+		t.Fatalf("Close = %v", err)
+	}
+	ok, failed := hs.count()
+	if ok != 0 || failed != 25 {
+		t.Fatalf("hand-offs: %d ok, %d failed; want 25 failed", ok, failed)
+	}
+	for _, err := range hs.fired {
+		if !errors.Is(err, ErrNotAcknowledged) {
+			t.Fatalf("released with %v", err)
+		}
+	}
+	if s := rig.out.Stats(); s.Dropped != 25 || rig.out.AckStats().Abandoned != 25 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestAckPushIgnoresBadAcks: malformed acks, acks of another stream, of a
+// batch already acknowledged and of one never sent are counted and change
+// nothing.
+func TestAckPushIgnoresBadAcks(t *testing.T) {
+	rig := newAckRig(t, AckPushConfig{Batch: 10, Window: 4, Timeout: time.Minute}, 1)
+	if err := rig.out.Write(context.Background(), numbered(20)); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("2 batches acked"), func() bool { return rig.out.AckStats().Acked == 2 })
+	rig.mu.Lock()
+	stream := rig.streamID
+	rig.mu.Unlock()
+	rogue := zmq.NewPush(zmq.Options{})
+	defer rogue.Close()
+	rogue.Dial(rig.ackEP)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, m := range []zmq.Msg{
+		{ackpipe.AppendAck(nil, stream, 1)},      // duplicate
+		{ackpipe.AppendAck(nil, stream, 3)},      // future: never sent
+		{ackpipe.AppendAck(nil, stream+1, 1)},    // unknown stream
+		{[]byte("not an ack")},                   // malformed
+		{ackpipe.AppendAck(nil, stream, 2), nil}, // malformed: two frames
+		{ackpipe.AppendAck(nil, stream, 0)},      // malformed: batch 0
+	} {
+		if err := rogue.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testpeer.Eventually(t, 5*time.Second, func() string { return fmt.Sprintf("%+v", rig.out.AckStats()) }, func() bool {
+		st := rig.out.AckStats()
+		return st.AcksDuplicate == 1 && st.AcksFuture == 1 && st.AcksUnknown == 1 && st.AcksMalformed == 3
+	})
+	// The output still works: the next batch is acknowledged normally.
+	if err := rig.out.Write(context.Background(), numbered(10)); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("batch 3 acked"), func() bool { return rig.out.AckStats().Acked == 3 })
+}
+
+// TestAckPushResendsWhatAWorkerSwallowed: a worker that takes batches and
+// never passes them on; after Timeout they are resent to the others.
+func TestAckPushResendsWhatAWorkerSwallowed(t *testing.T) {
+	const n = 2000
+	rig := newAckRig(t, AckPushConfig{Batch: 50, Window: 8, Timeout: 300 * time.Millisecond}, 2)
+	// A third worker that reads and drops everything.
+	black := zmq.NewPull(zmq.Options{})
+	defer black.Close()
+	black.Dial("tcp://" + rig.out.Addrs()[0].String())
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("3 workers"), func() bool { return rig.out.Stats().Peers == 3 })
+	var swallowed atomic.Int64
+	go func() {
+		for {
+			if _, err := black.Recv(context.Background()); err != nil {
+				return
+			}
+			swallowed.Add(1)
+		}
+	}()
+	evs := numbered(n)
+	hs := withHandoffs(evs)
+	if err := writeAll(context.Background(), rig.out, evs, 64); err != nil {
+		t.Fatal(err)
+	}
+	hs.dispatched()
+	// The black hole keeps taking resends too, but each time it is one
+	// of three workers: every batch gets through eventually.
+	testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", rig.out.AckStats()) }, func() bool {
+		ok, _ := hs.count()
+		return ok == n
+	})
+	seen := rig.delivered()
+	for _, e := range evs {
+		if seen[string(e.Raw)] != 1 {
+			t.Fatalf("%s delivered %d times to the sink application", e.Raw, seen[string(e.Raw)])
+		}
+	}
+	st := rig.out.AckStats()
+	if swallowed.Load() == 0 || st.Resent == 0 || st.ResentEvents != 50*st.Resent {
+		t.Fatalf("swallowed %d; ack stats %+v", swallowed.Load(), st)
+	}
+}
