@@ -463,6 +463,21 @@ func (s *Sender) Ack(seq uint64) bool {
 	return true
 }
 
+// ResendNow makes the closed batches seqs due for a resend at the next
+// timer tick instead of after ResendAfter: some of their messages are
+// known lost (a peer went away before writing them), so waiting for the
+// timeout would only delay them. Batches not awaiting an ack are skipped.
+// It needs ResendAfter; it never blocks.
+func (s *Sender) ResendNow(seqs ...uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, seq := range seqs {
+		if b, ok := s.window[seq]; ok && b.closed {
+			b.deadline = time.Time{}
+		}
+	}
+}
+
 // HandleAck applies one ack message. Malformed acks and acks for another
 // stream are counted (MalformedAcks, UnknownAcks) and ignored; only the
 // former return an error.

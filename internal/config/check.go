@@ -58,6 +58,10 @@ func (c *Config) Summary() string {
 			streams = "streams " + strings.Join(o.Streams, ", ")
 		}
 		fmt.Fprintf(&b, "output %s: zmq %s %s, %s, format %s\n", o.Name, o.Socket, endpoints(o.Bind, o.Connect), streams, o.Format)
+		if a := o.Ack; a != nil {
+			fmt.Fprintf(&b, "output %s: acknowledged, acks %s; batch %d, window %d (at most %d events held), resent after %v, partial batches sent after %v\n",
+				o.Name, endpoints(a.Bind, a.Connect), a.Batch, a.Window, a.Batch*a.Window, a.Timeout, a.Flush)
+		}
 	}
 	if c.HTTP.Listen == "" {
 		b.WriteString("http: disabled\n")

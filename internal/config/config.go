@@ -89,6 +89,24 @@ var (
 	DefaultTapQueue = 1024
 	// DefaultDrainTimeout bounds how long shutdown waits to flush queued events.
 	DefaultDrainTimeout = 5 * time.Second
+	// DefaultAckBatch is events per acknowledged batch (ack.batch).
+	DefaultAckBatch = 100
+	// MaxAckBatch is the largest ack.batch: internal/ackpipe receivers
+	// refuse longer batches by default.
+	MaxAckBatch = 1 << 20
+	// DefaultAckWindow is how many batches may be unacknowledged at once
+	// (ack.window), the one being filled included.
+	DefaultAckWindow = 16
+	// MaxAckWindow bounds ack.window; MaxAckEvents bounds batch × window,
+	// the events an acknowledged output holds in memory.
+	MaxAckWindow = 1 << 12
+	MaxAckEvents = 1 << 22
+	// DefaultAckTimeout is how long a batch may go unacknowledged before
+	// it is sent again (ack.timeout).
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultAckFlush is how long a partly filled batch waits for more
+	// events before it is sent (ack.flush).
+	DefaultAckFlush = 10 * time.Millisecond
 	// DefaultLogLevel is the relay's log level.
 	DefaultLogLevel = "info"
 	// DefaultLogFormat is the relay's log format.
@@ -203,6 +221,28 @@ type Output struct {
 	Plain *Plain `yaml:"plain,omitempty"`
 	// Heartbeat is the ZMTP PING interval; 0: no PINGs.
 	Heartbeat time.Duration `yaml:"heartbeat,omitempty"`
+	// Ack makes a PUSH output acknowledged: events go out in numbered
+	// batches and are held until a worker or a sink acknowledges them.
+	Ack *Ack `yaml:"ack,omitempty"`
+}
+
+// Ack configures an acknowledged PUSH output (internal/ackpipe's wire
+// format: a 20-byte header frame before each event, a 16-byte ack frame
+// per batch). Acks arrive on their own PULL socket, bound or connected.
+type Ack struct {
+	// Bind and Connect are the ack socket's endpoints; at least one.
+	Bind    []string `yaml:"bind,omitempty"`
+	Connect []string `yaml:"connect,omitempty"`
+	// Batch is events per batch; Window how many batches may be
+	// unacknowledged at once (the one being filled included). At most
+	// Batch × Window events are held; then the output blocks.
+	Batch  int `yaml:"batch"`
+	Window int `yaml:"window"`
+	// Timeout sends a batch again, to any worker, when it is not
+	// acknowledged for this long.
+	Timeout time.Duration `yaml:"timeout"`
+	// Flush sends a partly filled batch this long after its first event.
+	Flush time.Duration `yaml:"flush"`
 }
 
 // HTTP configures the relay's HTTP server: /healthz, /metrics, /v1/tap.
@@ -332,6 +372,20 @@ func (c *Config) ApplyDefaults() {
 		}
 		if !c.set(p+".max_message_size") && o.MaxMessageSize == 0 {
 			o.MaxMessageSize = DefaultZMQMaxMessageSize
+		}
+		if a := o.Ack; a != nil {
+			if !c.set(p+".ack.batch") && a.Batch == 0 {
+				a.Batch = DefaultAckBatch
+			}
+			if !c.set(p+".ack.window") && a.Window == 0 {
+				a.Window = DefaultAckWindow
+			}
+			if !c.set(p+".ack.timeout") && a.Timeout == 0 {
+				a.Timeout = DefaultAckTimeout
+			}
+			if !c.set(p+".ack.flush") && a.Flush == 0 {
+				a.Flush = DefaultAckFlush
+			}
 		}
 	}
 	if c.pos != nil && !c.set("http.listen") {

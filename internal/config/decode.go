@@ -255,8 +255,23 @@ func (d *decoder) outputs(v *yaml.Node, path string) {
 				o.Plain = &Plain{}
 				d.plain(v, p, o.Plain)
 			},
+			"ack": func(v *yaml.Node, p string) {
+				o.Ack = &Ack{}
+				d.ack(v, p, o.Ack)
+			},
 		}, nil)
 	})
+}
+
+func (d *decoder) ack(v *yaml.Node, path string, a *Ack) {
+	d.fields(v, path, fieldSet{
+		"bind":    func(v *yaml.Node, p string) { d.strs(v, p, &a.Bind) },
+		"connect": func(v *yaml.Node, p string) { d.strs(v, p, &a.Connect) },
+		"batch":   func(v *yaml.Node, p string) { d.integer(v, p, &a.Batch) },
+		"window":  func(v *yaml.Node, p string) { d.integer(v, p, &a.Window) },
+		"timeout": func(v *yaml.Node, p string) { d.duration(v, p, &a.Timeout) },
+		"flush":   func(v *yaml.Node, p string) { d.duration(v, p, &a.Flush) },
+	}, nil)
 }
 
 func (d *decoder) http(v *yaml.Node, path string) {

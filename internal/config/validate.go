@@ -360,6 +360,36 @@ func (k *checker) output(p string, o *Output) {
 	if o.Plain != nil {
 		k.plain(p+".plain", o.Plain, len(o.Bind) > 0, len(o.Connect) > 0)
 	}
+	if o.Ack != nil {
+		k.ack(p+".ack", o)
+	}
+}
+
+// ack checks an acknowledged PUSH output's ack section.
+func (k *checker) ack(p string, o *Output) {
+	a := o.Ack
+	if o.Socket == SocketPub {
+		k.add(p, ErrInvalid, "ack applies only to push outputs: a PUB does not wait for anyone; remove ack or use socket: push")
+	}
+	if len(a.Bind) == 0 && len(a.Connect) == 0 {
+		k.add(p+".bind", ErrRequired, "acks need an endpoint of their own; set bind (workers or the sink connect to it) or connect, e.g. bind: tcp://127.0.0.1:5558")
+	}
+	k.endpoints(p+".bind", a.Bind, true)
+	k.endpoints(p+".connect", a.Connect, false)
+	k.between(p+".batch", a.Batch, 1, MaxAckBatch, DefaultAckBatch)
+	k.between(p+".window", a.Window, 1, MaxAckWindow, DefaultAckWindow)
+	if a.Batch > 0 && a.Window > 0 && a.Batch <= MaxAckBatch && a.Window <= MaxAckWindow && a.Batch*a.Window > MaxAckEvents {
+		k.add(p+".window", ErrInvalid, "batch × window = %d events held in memory; keep it at most %d", a.Batch*a.Window, MaxAckEvents)
+	}
+	if a.Timeout <= 0 {
+		k.add(p+".timeout", ErrInvalid, "%v: a batch must be resent after some time; use e.g. %v (default)", a.Timeout, DefaultAckTimeout)
+	}
+	switch {
+	case a.Flush <= 0:
+		k.add(p+".flush", ErrInvalid, "%v: a partly filled batch must be sent after some time; use e.g. %v (default)", a.Flush, DefaultAckFlush)
+	case a.Timeout > 0 && a.Flush >= a.Timeout:
+		k.add(p+".flush", ErrInvalid, "%v is not below timeout %v: a batch would be resent before it was sent; use e.g. %v", a.Flush, a.Timeout, DefaultAckFlush)
+	}
 }
 
 func (k *checker) http() {

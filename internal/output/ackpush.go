@@ -72,6 +72,7 @@ type AckPush struct {
 	sent      atomic.Uint64 // events taken (sent or to be sent)
 	failed    atomic.Uint64 // events not taken (Write's ctx ended, closed)
 	abandoned atomic.Uint64 // events of batches unacknowledged at Close
+	orphans   atomic.Uint64 // messages a gone worker was never sent
 	lat       latencyHist
 	clock     waitClock
 
@@ -116,7 +117,23 @@ func NewAckPush(cfg AckPushConfig, log *slog.Logger) (*AckPush, error) {
 	o := &AckPush{name: cfg.Name, format: cfg.Format, log: log}
 	o.push = zmq.NewPush(cfg.Options)
 	o.acks = zmq.NewPull(cfg.AckOptions)
+	o.snd = ackpipe.NewSender(o.push, ackpipe.Config{
+		BatchSize:   cfg.Batch,
+		Window:      cfg.Window,
+		ResendAfter: cfg.Timeout,
+		FlushAfter:  cfg.Flush,
+		Whole:       true,
+		OnAck:       o.onAck,
+		OnAbandon:   o.onAbandon,
+		OnResend: func(seq uint64, n int) {
+			log.Debug("batch resent", "batch", seq, "events", n)
+		},
+	})
+	// A batch a gone worker never got is resent whole at once, rather
+	// than spread over the other workers piecemeal.
+	o.push.TakeOrphans(o.orphaned)
 	fail := func(err error) (*AckPush, error) {
+		o.snd.Close()
 		o.push.Close()
 		o.acks.Close()
 		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
@@ -141,18 +158,6 @@ func NewAckPush(cfg AckPushConfig, log *slog.Logger) (*AckPush, error) {
 			return fail(fmt.Errorf("ack connect %s: %w", ep, err))
 		}
 	}
-	o.snd = ackpipe.NewSender(o.push, ackpipe.Config{
-		BatchSize:   cfg.Batch,
-		Window:      cfg.Window,
-		ResendAfter: cfg.Timeout,
-		FlushAfter:  cfg.Flush,
-		Whole:       true,
-		OnAck:       o.onAck,
-		OnAbandon:   o.onAbandon,
-		OnResend: func(seq uint64, n int) {
-			log.Debug("batch resent: not acknowledged in time", "batch", seq, "events", n)
-		},
-	})
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	o.wg.Add(1)
 	go func() {
@@ -195,6 +200,21 @@ func (o *AckPush) Write(ctx context.Context, batch []*event.Event) error {
 	// err with everything taken: a batch could not be queued before ctx
 	// ended; it is in the window and goes out with the next resend round.
 	return nil
+}
+
+// orphaned takes what a worker that went away was never sent: the
+// batches it belongs to are resent now, whole, to the other workers.
+func (o *AckPush) orphaned(unsent []zmq.Msg) {
+	seqs := make([]uint64, 0, 4)
+	for _, m := range unsent {
+		h, err := ackpipe.ParseHeader(m[0])
+		if err != nil || h.Stream != o.snd.Stream() || (len(seqs) > 0 && seqs[len(seqs)-1] == h.Seq) {
+			continue
+		}
+		seqs = append(seqs, h.Seq)
+	}
+	o.orphans.Add(uint64(len(unsent)))
+	o.snd.ResendNow(seqs...)
 }
 
 func (o *AckPush) onAck(a ackpipe.Acked) {
@@ -268,6 +288,7 @@ type AckStats struct {
 	Resent         uint64 // batch resends
 	ResentEvents   uint64 // events sent again: each is delivered twice unless its first copy was lost
 	Abandoned      uint64 // events of batches unacknowledged when the output closed
+	Orphaned       uint64 // messages queued for a worker that went away: their batches were resent at once
 	// Acks ignored, by why: not an ack; another sender's stream (a
 	// previous run of the relay, another relay); a batch already
 	// acknowledged; a batch not closed yet or never sent.
@@ -288,6 +309,7 @@ func (o *AckPush) AckStats() AckStats {
 		Resent:         st.Resends,
 		ResentEvents:   st.ResentMsgs,
 		Abandoned:      o.abandoned.Load(),
+		Orphaned:       o.orphans.Load(),
 		AcksMalformed:  st.MalformedAcks,
 		AcksUnknown:    st.UnknownAcks,
 		AcksDuplicate:  st.DupAcks,

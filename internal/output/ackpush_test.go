@@ -227,7 +227,9 @@ func TestAckPushExactlyOnceAndHandoffsOnAck(t *testing.T) {
 		}
 	}
 	st := rig.out.AckStats()
-	if st.Acked != n/100 || st.AckedEvents != n || st.Resent != 0 || st.InFlight != 0 || st.Latency.Count() != n/100 {
+	// A pause between writes longer than Flush sends a partial batch: at
+	// least n/100 batches.
+	if st.Acked < n/100 || st.Acked != st.Batches || st.AckedEvents != n || st.Resent != 0 || st.InFlight != 0 || st.Latency.Count() != st.Acked {
 		t.Fatalf("ack stats %+v", st)
 	}
 	if s := rig.out.Stats(); s.Sent != n || s.Dropped != 0 {

@@ -58,6 +58,9 @@ func newOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", c.Name, err)
 	}
+	if c.Ack != nil {
+		return newAckOutput(c, format, sec, log)
+	}
 	return output.NewZMQ(output.ZMQConfig{
 		Name:    c.Name,
 		Socket:  c.Socket,
@@ -70,6 +73,34 @@ func newOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 			HeartbeatIvl: c.Heartbeat,
 			Security:     sec,
 		},
+	}, log)
+}
+
+// newAckOutput builds an acknowledged PUSH output. The ack socket plays
+// its own side of PLAIN: server when it binds, client when it connects.
+func newAckOutput(c config.Output, format output.Format, sec zmq.Security, log *slog.Logger) (output.Output, error) {
+	ackSec, err := plainSecurity(c.Plain, len(c.Ack.Bind) > 0)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: ack: %w", c.Name, err)
+	}
+	return output.NewAckPush(output.AckPushConfig{
+		Name:       c.Name,
+		Bind:       c.Bind,
+		Connect:    c.Connect,
+		AckBind:    c.Ack.Bind,
+		AckConnect: c.Ack.Connect,
+		Format:     format,
+		Batch:      c.Ack.Batch,
+		Window:     c.Ack.Window,
+		Timeout:    c.Ack.Timeout,
+		Flush:      c.Ack.Flush,
+		Options: zmq.Options{
+			HWM:          c.HWM,
+			MaxMsgSize:   int64(c.MaxMessageSize),
+			HeartbeatIvl: c.Heartbeat,
+			Security:     sec,
+		},
+		AckOptions: zmq.Options{HeartbeatIvl: c.Heartbeat, Security: ackSec},
 	}, log)
 }
 

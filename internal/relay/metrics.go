@@ -120,6 +120,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		outSent, outDropped, outBlocked, outQueue, outPeers, outSubs, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop, unrouted} {
 		ch <- d
 	}
+	describeAck(ch)
 }
 
 // Collect implements prometheus.Collector: it reads every component's
@@ -153,6 +154,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	totals := map[string]outputTotals{}
 	for name, t := range r.retired {
 		t.drops = maps.Clone(t.drops)
+		t.ack = t.ack.clone()
 		totals[name] = t
 	}
 	for _, ro := range r.lingering {
@@ -178,6 +180,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 				gauge(outSubs, float64(n), name)
 			}
 		}
+		collectAckGauges(ch, name, ro.out)
 	}
 	for name, t := range totals {
 		counter(outSent, float64(t.sent), name)
@@ -188,6 +191,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(outHSFail, float64(t.hsFail), name)
 		counter(outOversz, float64(t.oversize), name)
+		collectAckTotals(ch, name, t.ack)
 	}
 	counter(reloadDrop, float64(r.reloadDropped.Load()))
 	counter(unrouted, float64(r.unrouted.Load()))

@@ -93,6 +93,7 @@ type outputTotals struct {
 	sent, dropped, hsFail, oversize uint64
 	blocked                         time.Duration
 	drops                           map[string]uint64 // socket drops by reason
+	ack                             ackTotals         // acknowledged outputs only
 }
 
 func (t *outputTotals) add(o output.Output) {
@@ -100,6 +101,9 @@ func (t *outputTotals) add(o output.Output) {
 	t.sent += s.Sent
 	t.dropped += s.Dropped
 	t.blocked += s.Blocked
+	if ao, ok := o.(ackOutput); ok {
+		t.ack.add(ao.AckStats())
+	}
 	if so, ok := o.(interface{ Socket() zmq.Stats }); ok {
 		ss := so.Socket()
 		t.hsFail += ss.HandshakeFailures

@@ -83,3 +83,24 @@ func (q *outq) pushAll(ms []Msg) bool {
 	}
 	return true
 }
+
+// TakeOrphans hands the messages a gone peer never wrote to f instead of
+// re-routing them one by one to the other peers, which would spread a run
+// sent with SendWhole over several of them. It is for senders that resend
+// on their own (the acknowledged PUSH output resends those runs whole).
+// f runs on the socket's goroutine and must not block; the socket no
+// longer owns the messages and does not count them as dropped. A Dial
+// endpoint's queue still waits for its reconnection, as without f.
+// Call it before the first Listen or Dial.
+func (p *Push) TakeOrphans(f func(unsent []Msg)) {
+	s := p.socket
+	reroute := s.onOrphan
+	s.onOrphan = func(pe *peer, unsent []Msg) {
+		if s.closed.Load() {
+			reroute(pe, unsent) // counted as dropped on close
+			return
+		}
+		s.settle(int64(len(unsent)))
+		f(unsent)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -129,5 +130,57 @@ func TestSendWholeLongerThanHWM(t *testing.T) {
 		if err != nil || string(m[0]) != string(msgOf(i)[0]) {
 			t.Fatalf("message %d: %q %v", i, m, err)
 		}
+	}
+}
+
+// TestTakeOrphans: what a gone peer never wrote goes to the handler, not
+// to the other peers, and is not in flight any more.
+func TestTakeOrphans(t *testing.T) {
+	push := NewPush(Options{HWM: 50})
+	closeAll(t, push)
+	var mu sync.Mutex
+	var orphans []Msg
+	push.TakeOrphans(func(unsent []Msg) {
+		mu.Lock()
+		orphans = append(orphans, unsent...)
+		mu.Unlock()
+	})
+	ep := bound(t, push)
+	c := rawPeer(t, ep[len("tcp://"):], "PULL") // never reads
+	waitFor(t, 5*time.Second, "peer", func() bool { return push.Stats().Peers == 1 })
+	ctx := testCtx(t, 30*time.Second)
+	big := make([]byte, 64<<10)
+	sent := 0
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		_, err := push.SendWhole(sctx, []Msg{{big}, {big}})
+		cancel()
+		if err != nil {
+			break
+		}
+		sent += 2
+	}
+	other := NewPull(Options{RecvHWM: 1000})
+	closeAll(t, other)
+	other.Dial(ep)
+	waitFor(t, 5*time.Second, "second peer", func() bool { return push.Stats().Peers == 2 })
+	c.Close()
+	waitFor(t, 5*time.Second, "orphans handed over", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(orphans) > 0 && push.Stats().Peers == 1
+	})
+	if err := push.Flush(ctx); err != nil {
+		t.Fatalf("Flush with the orphans handed over: %v", err)
+	}
+	st := push.Stats()
+	mu.Lock()
+	n := len(orphans)
+	mu.Unlock()
+	if n < 50 || st.PeerStats[0].MsgsOut != 0 {
+		t.Fatalf("%d orphans of %d sent; %d re-routed to the other peer", n, sent, st.PeerStats[0].MsgsOut)
+	}
+	if st.MsgsOut+st.Drops[DropLostInFlight]+uint64(n) != uint64(sent) {
+		t.Fatalf("written %d + lost %d + orphans %d != sent %d", st.MsgsOut, st.Drops[DropLostInFlight], n, sent)
 	}
 }
