@@ -5,6 +5,14 @@
 //	pipeline [run] [-batch 1000000,1000,100,50,10] [-count 1000000] [-workers 4] [-size 32]
 //	pipeline compare [-svg chart.svg] < results.tsv
 //	pipeline worker -in tcp://… -out tcp://…   (started by run -procs)
+//	pipeline relay -relay bin/relay [-batch 1000,100,50,10] [-window 16] [-plain] [-rsyslogd /usr/sbin/rsyslogd] [-py]
+//	pipeline ackworker -in tcp://relay:5557 (-ack tcp://relay:5558 | -out tcp://sink:5560) [-print]
+//	pipeline acksink -in tcp://*:5560 -ack tcp://relay:5558 [-print]
+//
+// relay runs the pipeline with the relay as the ventilator: syslog →
+// relay (an acknowledged PUSH output) → workers → sink, and the sink's
+// acks back to the relay. ackworker and acksink are the workers and sink
+// for such an output (Go twins of ackworker.py).
 //
 // run prints msg/s per batch size and checks that the sink received every
 // message exactly once; its exit status is 1 when one did not. compare
@@ -19,9 +27,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -37,6 +47,28 @@ func main() {
 		err = runCmd(args, os.Stdout)
 	case "compare":
 		err = compareCmd(args, os.Stdin, os.Stdout)
+	case "relay":
+		err = relayCmd(args, os.Stdout)
+	case "ackworker", "acksink":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		in := fs.String("in", "", "endpoint events come from (PULL); tcp://*:port binds, anything else connects")
+		out := fs.String("out", "", "ackworker: pass events on to this endpoint (PUSH)")
+		ack := fs.String("ack", "", "send acks of complete batches here: the relay's ack endpoint")
+		id := fs.String("id", "", "ackworker: append this frame to what is passed on")
+		print := fs.Bool("print", false, "print each event, one per line")
+		if err = fs.Parse(args); err == nil {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if cmd == "acksink" {
+				if *ack == "" {
+					err = fmt.Errorf("acksink: -ack is required")
+				} else {
+					err = ackSinkMain(ctx, *in, *ack, *print, os.Stdout)
+				}
+			} else {
+				err = ackWorkerMain(ctx, *in, *out, *ack, *id, *print, os.Stdout)
+			}
+		}
 	case "worker":
 		fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 		in := fs.String("in", "", "endpoint to PULL tasks from")
@@ -45,7 +77,7 @@ func main() {
 			err = workerMain(*in, *out)
 		}
 	default:
-		err = fmt.Errorf("unknown command %q: want run or compare", cmd)
+		err = fmt.Errorf("unknown command %q: want run, compare, relay, ackworker or acksink", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pipeline:", err)
@@ -138,4 +170,70 @@ func yes(ok bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func relayCmd(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	batches := fs.String("batch", "1000,100,50,10", "comma-separated batch sizes (events per acknowledgement)")
+	p := RelayParams{}
+	fs.StringVar(&p.Relay, "relay", "bin/relay", "the relay binary (make build)")
+	fs.IntVar(&p.Count, "count", 200_000, "events per run")
+	fs.IntVar(&p.Workers, "workers", 4, "workers")
+	fs.IntVar(&p.Size, "size", 64, "bytes per syslog message (at least 48)")
+	fs.IntVar(&p.Window, "window", 16, "batches in flight (ack.window; 1 is the seed's pattern)")
+	fs.DurationVar(&p.Timeout, "timeout", 5*time.Second, "ack.timeout: resend a batch unacknowledged this long")
+	fs.BoolVar(&p.Plain, "plain", false, "a plain PUSH output (no acks): the baseline")
+	fs.StringVar(&p.Rsyslogd, "rsyslogd", "", "send the events through this rsyslogd (imtcp → omfwd → relay), as in production")
+	py := fs.Bool("py", false, "workers are ackworker.py processes (/usr/bin/python3, pyzmq)")
+	tsv := fs.Bool("tsv", false, "machine-readable lines for bench/ackpush.sh")
+	label := fs.String("label", "", "implementation name in -tsv lines (default relay-ack-wN or relay-push)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *py {
+		p.Python = "/usr/bin/python3"
+		self, _ := os.Executable()
+		p.Script = "examples/pipeline/ackworker.py"
+		if _, err := os.Stat(p.Script); err != nil {
+			p.Script = filepath.Join(filepath.Dir(self), "ackworker.py")
+		}
+		if abs, err := filepath.Abs(p.Script); err == nil {
+			p.Script = abs
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	impl := *label
+	if impl == "" {
+		impl = fmt.Sprintf("relay-ack-w%d", p.Window)
+		if p.Plain {
+			impl = "relay-push"
+		}
+	}
+	if !*tsv {
+		fmt.Fprintf(w, "%-16s %8s %10s %10s %12s %6s  %s\n", "output", "batch", "events", "seconds", "events/s", "dups", "exactly-once")
+	}
+	failed := false
+	for _, s := range strings.Split(*batches, ",") {
+		b, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || b <= 0 {
+			return fmt.Errorf("-batch %q: want positive integers separated by commas", *batches)
+		}
+		p.Batch = b
+		r, err := RunRelay(ctx, p)
+		if err != nil {
+			return err
+		}
+		ok := !r.Stalled && r.Received == p.Count && r.Duplicates == 0
+		failed = failed || r.Stalled || r.Received != p.Count
+		if *tsv {
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.6f\t%.0f\t%s\n", impl, b, p.Count, r.Seconds, r.Rate(), yes(ok))
+			continue
+		}
+		fmt.Fprintf(w, "%-16s %8d %10d %10.3f %12.0f %6d  %s\n", impl, b, r.Received, r.Seconds, r.Rate(), r.Duplicates, yes(ok))
+	}
+	if failed {
+		return fmt.Errorf("a run did not deliver every event")
+	}
+	return nil
 }

@@ -1,0 +1,565 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/ackpipe"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// RelayParams is one run of the pipeline with the relay as the ventilator:
+// syslog (from this program, or through rsyslogd) → relay → workers → sink,
+// and the sink's acks back to the relay's acknowledged PUSH output.
+type RelayParams struct {
+	Relay   string // the relay binary
+	Batch   int    // events per acknowledged batch
+	Window  int    // batches in flight (default 16; 1 is the seed's pattern)
+	Count   int    // events to send
+	Workers int
+	Size    int // bytes per syslog message (at least 48)
+	// Plain uses a plain PUSH output: no headers, no acks, nothing held;
+	// the baseline the acknowledged output is measured against.
+	Plain bool
+	// Timeout is the output's ack.timeout (resend after).
+	Timeout time.Duration
+	// Rsyslogd, if set, is the rsyslogd binary events go through (imtcp →
+	// omfwd to the relay), as in production; else this program writes
+	// them to the relay's syslog input itself.
+	Rsyslogd string
+	// Python, if set, runs the workers as ackworker.py processes
+	// (pass-through; the sink acks) with this interpreter; Script is the
+	// path to ackworker.py.
+	Python, Script string
+	// Stall ends a run that made no progress for this long (default 10s).
+	Stall time.Duration
+}
+
+// RelayResult is what a relay run measured.
+type RelayResult struct {
+	Seconds    float64 // first event written to the last new one at the sink
+	Received   int     // distinct events at the sink
+	Duplicates int     // copies the sink dropped (resent batches)
+	Stalled    bool
+}
+
+// Rate is events per second.
+func (r RelayResult) Rate() float64 {
+	if r.Seconds <= 0 {
+		return 0
+	}
+	return float64(r.Received) / r.Seconds
+}
+
+// freePorts returns n TCP ports free on loopback right now.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// relayConfig is the relay's configuration for a run.
+func relayConfig(p RelayParams, in, data, ack, httpPort int) string {
+	out := fmt.Sprintf(`  - name: workers
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:%d
+    hwm: %d
+`, data, max(1000, 2*p.Batch))
+	if !p.Plain {
+		out += fmt.Sprintf("    ack: {bind: \"tcp://127.0.0.1:%d\", batch: %d, window: %d, timeout: %v, flush: 5ms}\n", ack, p.Batch, p.Window, p.Timeout)
+	}
+	return fmt.Sprintf(`inputs:
+  - name: feed
+    type: syslog
+    listen: tcp://127.0.0.1:%d
+outputs:
+%shttp:
+  listen: 127.0.0.1:%d
+drain_timeout: 2s
+log: {level: warn}
+`, in, out, httpPort)
+}
+
+// RunRelay starts the relay (and rsyslogd), workers and a sink, sends
+// p.Count events and waits until the sink has every one.
+func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
+	var res RelayResult
+	if p.Batch <= 0 || p.Count <= 0 || p.Workers <= 0 {
+		return res, errors.New("relay run: batch, count and workers must be positive")
+	}
+	if p.Window <= 0 {
+		p.Window = 16
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = 5 * time.Second
+	}
+	if p.Stall <= 0 {
+		p.Stall = 10 * time.Second
+	}
+	p.Size = max(p.Size, 48)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "pipeline-relay")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	ports, err := freePorts(4)
+	if err != nil {
+		return res, err
+	}
+	inPort, dataPort, ackPort, httpPort := ports[0], ports[1], ports[2], ports[3]
+	cfgFile := filepath.Join(dir, "relay.yaml")
+	if err := os.WriteFile(cfgFile, []byte(relayConfig(p, inPort, dataPort, ackPort, httpPort)), 0o600); err != nil {
+		return res, err
+	}
+	relay, err := startProc(dir, "relay", p.Relay, "-c", cfgFile)
+	if err != nil {
+		return res, err
+	}
+	defer relay.stop()
+
+	var socks []interface{ Close() error }
+	defer func() {
+		for i := len(socks) - 1; i >= 0; i-- {
+			socks[i].Close()
+		}
+	}()
+	sink := zmq.NewPull(zmq.Options{RecvHWM: 10000})
+	socks = append(socks, sink)
+	if err := sink.Listen("tcp://127.0.0.1:0"); err != nil {
+		return res, fmt.Errorf("sink: %w", err)
+	}
+	sinkEP := "tcp://" + sink.Addrs()[0].String()
+	dataEP := fmt.Sprintf("tcp://127.0.0.1:%d", dataPort)
+	ackEP := fmt.Sprintf("tcp://127.0.0.1:%d", ackPort)
+	var recv *ackpipe.Receiver
+	if !p.Plain {
+		ackOut := zmq.NewPush(zmq.Options{})
+		socks = append(socks, ackOut)
+		if err := ackOut.Dial(ackEP); err != nil {
+			return res, err
+		}
+		recv = ackpipe.NewReceiver(ackOut, ackpipe.ReceiverConfig{MaxBatch: max(p.Batch+1, ackpipe.DefaultMaxBatch), MaxOpen: max(64, 2*p.Window)})
+	}
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := range p.Workers {
+		if p.Python != "" {
+			w, err := startProc(dir, fmt.Sprintf("worker%d", i), p.Python, p.Script, "worker", "--in", dataEP, "--out", sinkEP)
+			if err != nil {
+				return res, err
+			}
+			defer w.kill()
+			continue
+		}
+		in, out := zmq.NewPull(zmq.Options{}), zmq.NewPush(zmq.Options{})
+		socks = append(socks, in, out)
+		if err := in.Dial(dataEP); err != nil {
+			return res, err
+		}
+		if err := out.Dial(sinkEP); err != nil {
+			return res, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runWorker(ctx, in, out, nil)
+		}()
+	}
+	// Start once every worker is a peer of the relay's output (PUSH only
+	// round-robins over connected peers) and the acks have a way back.
+	metrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)
+	if err := waitUntil(ctx, 20*time.Second, func() bool {
+		return relay.alive() && sink.Stats().Peers == p.Workers && metricAtLeast(metrics, `relay_output_peers{output="workers"}`, p.Workers)
+	}); err != nil {
+		return res, fmt.Errorf("relay run: workers did not connect: %w\n%s", err, relay.output())
+	}
+
+	feedPort := inPort
+	if p.Rsyslogd != "" {
+		rs, port, err := startRsyslogd(dir, p.Rsyslogd, inPort)
+		if err != nil {
+			return res, err
+		}
+		defer rs.stop()
+		feedPort = port
+	}
+
+	seen := make([]bool, p.Count)
+	got := 0
+	sinkDone := make(chan time.Time, 1)
+	var sinkErr error
+	var progress sync.Mutex
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]zmq.Msg, chunk)
+		for got < p.Count {
+			n, err := sink.RecvBatch(ctx, buf)
+			if err != nil {
+				return
+			}
+			progress.Lock()
+			for _, m := range buf[:n] {
+				pl := m[0]
+				if recv != nil {
+					f, fresh, err := recv.Handle(ctx, m)
+					if err != nil || !fresh {
+						continue
+					}
+					pl = f[0]
+				}
+				id, ok := eventID(pl)
+				if !ok || id >= p.Count {
+					sinkErr = fmt.Errorf("sink: unexpected event %q", pl)
+					continue
+				}
+				if seen[id] {
+					res.Duplicates++
+					continue
+				}
+				seen[id] = true
+				got++
+			}
+			progress.Unlock()
+			if recv != nil {
+				if err := recv.Commit(ctx); err != nil {
+					return
+				}
+			}
+			clear(buf[:n])
+		}
+		sinkDone <- time.Now()
+	}()
+
+	start := time.Now()
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- feed(ctx, feedPort, p.Count, p.Size) }()
+	last, lastAt := -1, time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var end time.Time
+wait:
+	for {
+		select {
+		case end = <-sinkDone:
+			break wait
+		case err := <-feedErr:
+			if err != nil {
+				return res, fmt.Errorf("feed: %w", err)
+			}
+			feedErr = nil
+		case now := <-tick.C:
+			progress.Lock()
+			g := got
+			progress.Unlock()
+			if g != last {
+				last, lastAt = g, now
+			} else if now.Sub(lastAt) > p.Stall {
+				res.Stalled, end = true, lastAt
+				break wait
+			}
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
+	res.Seconds = end.Sub(start).Seconds()
+	cancel()
+	wg.Wait()
+	res.Received = got
+	if recv != nil {
+		res.Duplicates += int(recv.Stats().Duplicates)
+	}
+	if sinkErr != nil {
+		return res, sinkErr
+	}
+	return res, nil
+}
+
+// eventID reads the 10-digit id at the end of an event.
+func eventID(b []byte) (int, bool) {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	if len(b) < 10 {
+		return 0, false
+	}
+	id, err := strconv.Atoi(string(b[len(b)-10:]))
+	return id, err == nil
+}
+
+// feed writes count RFC 5424 events of size bytes, octet-counted, to the
+// syslog input on port, each ending with its 10-digit id.
+func feed(ctx context.Context, port, count, size int) error {
+	var c net.Conn
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	const head = "<13>1 2026-01-01T00:00:00Z host app - - - "
+	pad := strings.Repeat("x", max(0, size-len(head)-10))
+	w := bufio.NewWriterSize(c, 256<<10)
+	for i := range count {
+		msg := head + pad + fmt.Sprintf("%010d", i)
+		if _, err := fmt.Fprintf(w, "%d %s", len(msg), msg); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// metricAtLeast reports whether the series line in url's /metrics text
+// has a value of at least want.
+func metricAtLeast(url, series string, want int) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && f >= float64(want)
+		}
+	}
+	return false
+}
+
+// proc is a child process of a run.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func startProc(dir, name, bin string, args ...string) (*proc, error) {
+	p := &proc{out: &lockedBuffer{}, done: make(chan struct{})}
+	if strings.Contains(bin, "/") {
+		abs, err := filepath.Abs(bin) // the child runs in dir
+		if err != nil {
+			return nil, err
+		}
+		bin = abs
+	}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) output() string {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.b.String()
+}
+
+// stop sends SIGTERM and waits up to 10s, then kills the process group.
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.kill()
+	}
+}
+
+func (p *proc) kill() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// startRsyslogd runs rsyslogd in the foreground with an imtcp input on a
+// free port, forwarding to the relay's syslog input on relayPort as the
+// rsyslog-conf/forward-tcp.conf snippet does (in memory only here).
+func startRsyslogd(dir, bin string, relayPort int) (*proc, int, error) {
+	portFile := filepath.Join(dir, "imtcp.port")
+	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k")
+module(load="imtcp")
+input(type="imtcp" port="0" listenPortFileName=%q)
+template(name="raw" type="string" string="%%rawmsg%%")
+action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" TCP_Framing="octet-counted"
+       template="raw" queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="1024"
+       action.resumeRetryCount="-1" action.resumeInterval="1")
+`, dir, portFile, relayPort)
+	confFile := filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		return nil, 0, err
+	}
+	p, err := startProc(dir, "rsyslogd", bin, "-n", "-f", confFile, "-i", filepath.Join(dir, "rsyslogd.pid"))
+	if err != nil {
+		return nil, 0, err
+	}
+	var port int
+	err = waitUntil(context.Background(), 20*time.Second, func() bool {
+		b, err := os.ReadFile(portFile)
+		if err != nil {
+			return false
+		}
+		port, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && port > 0
+	})
+	if err != nil {
+		p.stop()
+		return nil, 0, fmt.Errorf("rsyslogd did not start: %w\n%s", err, p.output())
+	}
+	return p, port, nil
+}
+
+// dialOrListen binds "tcp://*:port" and ipc endpoints, connects the rest,
+// as ackworker.py does.
+func dialOrListen(s interface {
+	Listen(string) error
+	Dial(string) error
+}, ep string) error {
+	if strings.Contains(ep, "*") || strings.HasPrefix(ep, "ipc://") {
+		return s.Listen(ep)
+	}
+	return s.Dial(ep)
+}
+
+// ackWorkerMain is the ackworker command, the Go twin of ackworker.py's
+// worker: with ack it takes each event once (ackpipe.Receiver drops the
+// copies of resent batches), passes it on to out or prints it, and acks
+// every batch it completed once it has done so; without ack it passes
+// every message on unchanged and a sink acks. id, if set, is appended to
+// what it passes on, so tests can tell workers apart.
+func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, stdout io.Writer) error {
+	pull := zmq.NewPull(zmq.Options{})
+	defer pull.Close()
+	if err := dialOrListen(pull, in); err != nil {
+		return fmt.Errorf("ackworker: -in %q: %w", in, err)
+	}
+	var push *zmq.Push
+	if out != "" {
+		push = zmq.NewPush(zmq.Options{})
+		defer push.Close()
+		if err := dialOrListen(push, out); err != nil {
+			return fmt.Errorf("ackworker: -out %q: %w", out, err)
+		}
+	}
+	var recv *ackpipe.Receiver
+	if ack != "" {
+		acks := zmq.NewPush(zmq.Options{})
+		defer acks.Close()
+		if err := dialOrListen(acks, ack); err != nil {
+			return fmt.Errorf("ackworker: -ack %q: %w", ack, err)
+		}
+		recv = ackpipe.NewReceiver(acks, ackpipe.ReceiverConfig{})
+	}
+	if push == nil && recv == nil {
+		return errors.New("ackworker: set -ack (the worker acks) or -out (a sink acks)")
+	}
+	var tag [][]byte
+	if id != "" {
+		tag = [][]byte{[]byte(id)}
+	}
+	w := bufio.NewWriter(stdout)
+	buf := make([]zmq.Msg, chunk)
+	fwd := make([]zmq.Msg, 0, chunk)
+	for {
+		n, err := pull.RecvBatch(ctx, buf)
+		if err != nil {
+			return nil
+		}
+		fwd = fwd[:0]
+		for _, m := range buf[:n] {
+			if recv != nil {
+				p, fresh, err := recv.Handle(ctx, m)
+				if err != nil || !fresh {
+					continue
+				}
+				if push == nil {
+					// The work: a real worker would transform or store p.
+					if print {
+						w.Write(p[0])
+						w.WriteByte('\n')
+					}
+					continue
+				}
+			}
+			fwd = append(fwd, append(m[:len(m):len(m)], tag...))
+		}
+		if push != nil && len(fwd) > 0 {
+			if _, err := push.SendBatch(ctx, fwd); err != nil {
+				return nil
+			}
+		}
+		w.Flush()
+		if recv != nil {
+			// Ack only what was passed on (or processed).
+			if err := recv.Commit(ctx); err != nil {
+				return nil
+			}
+		}
+		clear(buf[:n])
+	}
+}
+
+// ackSinkMain is the acksink command: it takes the workers' results,
+// drops copies, prints the events with print, and acks each complete
+// batch to ack once it has them.
+func ackSinkMain(ctx context.Context, in, ack string, print bool, stdout io.Writer) error {
+	return ackWorkerMain(ctx, in, "", ack, "", print, stdout)
+}
