@@ -90,22 +90,22 @@ type Acked struct {
 // Stats is a snapshot of a Sender's counters.
 type Stats struct {
 	Stream     uint32
-	Msgs       uint64        // messages accepted by Send
-	Batches    uint64        // batches closed (full, flushed)
-	Acked      uint64        // batches acknowledged
-	AckedMsgs  uint64        // messages in acknowledged batches
-	Resends    uint64        // batch resends
-	ResentMsgs uint64        // messages resent
+	Msgs       uint64 // messages accepted by Send
+	Batches    uint64 // batches closed (full, flushed)
+	Acked      uint64 // batches acknowledged
+	AckedMsgs  uint64 // messages in acknowledged batches
+	Resends    uint64 // batch resends
+	ResentMsgs uint64 // messages resent
 	// Acks that were ignored, by why: not an ack frame at all; another
 	// sender's stream; a batch already acknowledged; a batch not closed
 	// yet or never opened (an ack from the future).
 	MalformedAcks, UnknownAcks, DupAcks, FutureAcks uint64
-	Unsent                                          uint64 // messages Conn did not take (Send returned an error)
-	Stalls     uint64        // times Send had to wait for the window
-	StallTime  time.Duration // total time Send waited for the window
-	Waiting    bool          // Send is waiting for the window now
-	InFlight   int           // unacknowledged batches, the open one included
-	AtRisk     int           // messages in those batches
+	Unsent                                          uint64        // messages Conn did not take (Send returned an error)
+	Stalls                                          uint64        // times Send had to wait for the window
+	StallTime                                       time.Duration // total time Send waited for the window
+	Waiting                                         bool          // Send is waiting for the window now
+	InFlight                                        int           // unacknowledged batches, the open one included
+	AtRisk                                          int           // messages in those batches
 }
 
 type batch struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -409,4 +410,46 @@ func TestAckPushResendsWhatAWorkerSwallowed(t *testing.T) {
 	if swallowed.Load() == 0 || st.Resent == 0 || st.ResentEvents != 50*st.Resent {
 		t.Fatalf("swallowed %d; ack stats %+v", swallowed.Load(), st)
 	}
+}
+
+// TestAckPushResendsOrphansAtOnce: batches still queued for a worker that
+// goes away were never sent to anyone; they are resent whole at once,
+// not after Timeout, and not spread over the other workers piecemeal.
+func TestAckPushResendsOrphansAtOnce(t *testing.T) {
+	rig := newAckRig(t, AckPushConfig{Batch: 10, Window: 64, Timeout: time.Minute, Options: zmq.Options{HWM: 1000}}, 1)
+	// A worker that completes the handshake and never reads: once its
+	// kernel buffers are full, the relay queues its batches.
+	c, err := net.Dial("tcp", rig.out.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testpeer.ZMTPHandshake(t, c, "PULL")
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("2 workers"), func() bool { return rig.out.Stats().Peers == 2 })
+	big := make([]byte, 32<<10)
+	var evs []*event.Event
+	for i := range 640 {
+		e := event.New(fmt.Appendf(append([]byte(nil), big...), " msgnum:%08d", i))
+		e.Stream = "app"
+		evs = append(evs, e)
+	}
+	if err := writeAll(context.Background(), rig.out, evs, 10); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("batches queued for the stuck worker"), func() bool {
+		return rig.out.Stats().Queued > 0
+	})
+	c.Close()
+	// The stuck worker's kernel had some batches: those wait for the
+	// timeout (a minute). The queued ones go to the live worker now.
+	testpeer.Eventually(t, 10*time.Second, func() string { return fmt.Sprintf("%+v", rig.out.AckStats()) }, func() bool {
+		st := rig.out.AckStats()
+		return st.Orphaned > 0 && st.Resent > 0 && st.Acked+uint64(st.InFlight) == 64 && st.Acked >= 64-uint64(st.Resent)
+	})
+	// Every orphaned message's batch was resent (a minute before its
+	// timeout), whole: at most 10 orphans per resent batch.
+	st := rig.out.AckStats()
+	if st.Orphaned > 10*st.Resent {
+		t.Fatalf("orphaned %d messages but resent %d batches", st.Orphaned, st.Resent)
+	}
+	t.Logf("%+v", st)
 }

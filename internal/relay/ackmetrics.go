@@ -18,7 +18,7 @@ type ackOutput interface {
 type ackTotals struct {
 	seen                                          bool
 	batches, acked, ackedEvents, resent, resentEv uint64
-	abandoned                                     uint64
+	abandoned, orphaned                           uint64
 	ignored                                       [4]uint64 // by ackReasons
 	latCounts                                     []uint64
 	latSum                                        time.Duration
@@ -34,6 +34,7 @@ func (t *ackTotals) add(s output.AckStats) {
 	t.resent += s.Resent
 	t.resentEv += s.ResentEvents
 	t.abandoned += s.Abandoned
+	t.orphaned += s.Orphaned
 	for i, n := range [4]uint64{s.AcksMalformed, s.AcksUnknown, s.AcksDuplicate, s.AcksFuture} {
 		t.ignored[i] += n
 	}
@@ -61,12 +62,13 @@ var (
 	ackResent       = descOut("ack_batches_resent_total", "Batches sent again because no ack came within ack.timeout.")
 	ackResentEvents = descOut("ack_events_resent_total", "Events sent again in resent batches: duplicates delivered because of resends (a first copy lost with a worker is delivered once).")
 	ackAbandoned    = descOut("ack_events_abandoned_total", "Events of batches still unacknowledged when the output closed (released as not safe).")
+	ackOrphaned     = descOut("ack_orphaned_total", "Messages queued for a worker that went away: their batches were resent at once, whole.")
 	ackIgnored      = prometheus.NewDesc("relay_output_ack_ignored_total", "Ack frames ignored: malformed, of an unknown sender stream, duplicated, or for a batch not sent yet (future).", []string{"output", "reason"}, nil)
 	ackLatency      = prometheus.NewDesc("relay_output_ack_latency_seconds", "Time from a batch's first send to its ack.", []string{"output"}, nil)
 )
 
 func describeAck(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{ackInFlight, ackEvInFlight, ackWindowFull, ackBatches, ackAcked, ackAckedEvents, ackResent, ackResentEvents, ackAbandoned, ackIgnored, ackLatency} {
+	for _, d := range []*prometheus.Desc{ackInFlight, ackEvInFlight, ackWindowFull, ackBatches, ackAcked, ackAckedEvents, ackResent, ackResentEvents, ackAbandoned, ackOrphaned, ackIgnored, ackLatency} {
 		ch <- d
 	}
 }
@@ -102,6 +104,7 @@ func collectAckTotals(ch chan<- prometheus.Metric, name string, t ackTotals) {
 	counter(ackResent, t.resent)
 	counter(ackResentEvents, t.resentEv)
 	counter(ackAbandoned, t.abandoned)
+	counter(ackOrphaned, t.orphaned)
 	for i, r := range ackReasons {
 		counter(ackIgnored, t.ignored[i], r)
 	}

@@ -1,0 +1,490 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/ackpipe"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
+)
+
+// The acknowledged PUSH output end to end: syslog over TCP into an
+// in-process relay, its "workers" output acknowledged, workers running as
+// real child processes (pyzmq's ackworker.py and Go's pipeline ackworker
+// from examples/pipeline), and a sink in the test that records every copy
+// of every event with the worker that passed it on.
+
+// ackWorkerScript is the pyzmq worker of examples/pipeline.
+var ackWorkerScript = filepath.Join("..", "..", "examples", "pipeline", "ackworker.py")
+
+// buildPipeline builds examples/pipeline, whose ackworker command is the
+// Go worker.
+func buildPipeline(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pipeline")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/pipeline").CombinedOutput(); err != nil {
+		t.Fatalf("go build examples/pipeline: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// worker is a worker child process.
+type worker struct {
+	name string
+	cmd  *exec.Cmd
+	out  *testpeer.SyncBuffer
+	done chan struct{}
+}
+
+// startWorker runs worker name ("py…" for ackworker.py, else the Go one)
+// pulling from data and passing events on to sink; with ack it acks the
+// batches it completes, else the sink acks.
+func startWorker(t *testing.T, goBin, name, data, sink, ack string) *worker {
+	t.Helper()
+	w := &worker{name: name, out: &testpeer.SyncBuffer{}, done: make(chan struct{})}
+	if strings.HasPrefix(name, "py") {
+		testpeer.NeedPyzmq(t)
+		args := []string{"-u", ackWorkerScript, "worker", "--in", data, "--out", sink, "--id", name}
+		if ack != "" {
+			args = append(args, "--ack", ack)
+		}
+		w.cmd = exec.Command(testpeer.Python, args...)
+	} else {
+		args := []string{"ackworker", "-in", data, "-out", sink, "-id", name}
+		if ack != "" {
+			args = append(args, "-ack", ack)
+		}
+		w.cmd = exec.Command(goBin, args...)
+	}
+	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatalf("start worker %s: %v", name, err)
+	}
+	go func() { w.cmd.Wait(); close(w.done) }()
+	t.Cleanup(func() {
+		w.kill()
+		if t.Failed() {
+			t.Logf("worker %s output:\n%s", name, w.out.String())
+		}
+	})
+	return w
+}
+
+// kill sends SIGKILL and waits: no flush, whatever it holds is gone.
+func (w *worker) kill() {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.done
+}
+
+// copyRec is one copy of an event as it reached the sink.
+type copyRec struct {
+	id     int
+	seq    uint64
+	resent bool
+	worker string
+}
+
+// ackSink binds a PULL for the workers' results and records every copy.
+// With ack, it also acknowledges complete batches (ackpipe.Receiver) to
+// the relay, unless paused.
+type ackSink struct {
+	pull   *zmq.Pull
+	ackOut *zmq.Push
+	recv   *ackpipe.Receiver
+	paused atomic.Bool
+
+	mu       sync.Mutex
+	recs     []copyRec
+	distinct map[int]int
+	bad      int
+}
+
+func startAckSink(t *testing.T, ack string) (*ackSink, string) {
+	t.Helper()
+	s := &ackSink{pull: zmq.NewPull(zmq.Options{RecvHWM: 100000}), distinct: map[int]int{}}
+	if err := s.pull.Listen("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if ack != "" {
+		s.ackOut = zmq.NewPush(zmq.Options{})
+		s.ackOut.Dial(ack)
+		s.recv = ackpipe.NewReceiver(s.ackOut, ackpipe.ReceiverConfig{})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]zmq.Msg, 256)
+		for {
+			n, err := s.pull.RecvBatch(ctx, buf)
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			for _, m := range buf[:n] {
+				s.record(ctx, m)
+			}
+			s.mu.Unlock()
+			if s.recv != nil && !s.paused.Load() {
+				if err := s.recv.Commit(ctx); err != nil {
+					return
+				}
+			}
+			clear(buf[:n])
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.pull.Close()
+		if s.ackOut != nil {
+			s.ackOut.Close()
+		}
+	})
+	return s, "tcp://" + s.pull.Addrs()[0].String()
+}
+
+// record notes one message [header, payload, worker] (mu held).
+func (s *ackSink) record(ctx context.Context, m zmq.Msg) {
+	if s.recv != nil {
+		s.recv.Handle(ctx, m) // for the acks; every copy is recorded below
+	}
+	if len(m) < 2 {
+		return // a marker
+	}
+	h, err := ackpipe.ParseHeader(m[0])
+	id := testpeer.MsgNum(string(m[1]))
+	if err != nil || id < 0 {
+		s.bad++
+		return
+	}
+	r := copyRec{id: id, seq: h.Seq, resent: h.Flags&ackpipe.FlagResent != 0}
+	if len(m) > 2 {
+		r.worker = string(m[2])
+	}
+	s.recs = append(s.recs, r)
+	s.distinct[id]++
+}
+
+func (s *ackSink) counts() (copies, distinct, bad int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recs), len(s.distinct), s.bad
+}
+
+// feedSyslog writes events msgnum first..first+n-1 to the relay's TCP
+// syslog input, octet-counted, on one connection; it returns once all are
+// written (the relay pushing back makes it wait).
+func feedSyslog(t *testing.T, addr string, first, n int) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := bufio.NewWriterSize(c, 64<<10)
+	for i := first; i < first+n; i++ {
+		m := "<14>1 2026-01-01T00:00:00Z host app - - - " + testpeer.Numbered(i)
+		fmt.Fprintf(w, "%d %s", len(m), m)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("feed: %v", err)
+	}
+}
+
+// ackRelay starts a relay with a syslog input and the acknowledged
+// "workers" output; it returns the relay, its data endpoint and its ack
+// endpoint.
+func ackRelay(t *testing.T, ack string) (*Relay, string, string) {
+	t.Helper()
+	ackEP := fmt.Sprintf("tcp://127.0.0.1:%d", testpeer.FreePort(t))
+	r := startRelay(t, fmt.Sprintf(`
+inputs:
+  - {name: in, type: syslog, listen: "tcp://127.0.0.1:0"}
+outputs:
+  - name: workers
+    socket: push
+    bind: tcp://127.0.0.1:0
+    ack: {bind: %q, %s}
+http: {listen: ""}
+drain_timeout: 5s
+`, ackEP, ack))
+	return r, outputEndpoint(t, r, "workers"), ackEP
+}
+
+func ackMetric(t *testing.T, r *Relay, name string, labels ...string) int {
+	return int(metric(t, r, "relay_output_ack_"+name, append([]string{"output=workers"}, labels...)...))
+}
+
+// TestAckPushExactlyOnceThreeWorkers: 100,000 events through the relay to
+// three acknowledging workers (two pyzmq, one Go) arrive exactly once,
+// and every batch is acknowledged without a resend.
+func TestAckPushExactlyOnceThreeWorkers(t *testing.T) {
+	const n = 100_000
+	goBin := buildPipeline(t)
+	r, data, ackEP := ackRelay(t, "batch: 100, window: 16, timeout: 10s")
+	sink, sinkEP := startAckSink(t, "")
+	for _, name := range []string{"py1", "py2", "go1"} {
+		startWorker(t, goBin, name, data, sinkEP, ackEP)
+	}
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("3 workers connected"), func() bool {
+		return metric(t, r, "relay_output_peers", "output=workers") == 3 && sink.pull.Stats().Peers == 3
+	})
+	feedSyslog(t, inputAddr(t, r, "in", "tcp"), 0, n)
+	testpeer.Eventually(t, 60*time.Second, func() string {
+		c, d, _ := sink.counts()
+		return fmt.Sprintf("every event acked: sink has %d copies of %d events, relay acked %d", c, d, ackMetric(t, r, "events_acked_total"))
+	}, func() bool { return ackMetric(t, r, "events_acked_total") == n })
+	copies, distinct, bad := sink.counts()
+	if copies != n || distinct != n || bad != 0 {
+		t.Fatalf("sink: %d copies of %d distinct events (%d bad), want %d once each", copies, distinct, bad, n)
+	}
+	// Every batch went whole to one worker, and each worker got some.
+	per := map[string]int{}
+	batchWorker := map[uint64]string{}
+	sink.mu.Lock()
+	for _, rec := range sink.recs {
+		per[rec.worker]++
+		if rec.resent {
+			t.Errorf("event %d came from a resent batch %d", rec.id, rec.seq)
+		}
+		if w, ok := batchWorker[rec.seq]; ok && w != rec.worker {
+			t.Errorf("batch %d split between workers %s and %s", rec.seq, w, rec.worker)
+		}
+		batchWorker[rec.seq] = rec.worker
+	}
+	sink.mu.Unlock()
+	for _, name := range []string{"py1", "py2", "go1"} {
+		if per[name] == 0 {
+			t.Errorf("worker %s passed nothing on (all: %v)", name, per)
+		}
+	}
+	if rs := ackMetric(t, r, "batches_resent_total"); rs != 0 || ackMetric(t, r, "batches_in_flight") != 0 {
+		t.Fatalf("%d batches resent, %d in flight", rs, ackMetric(t, r, "batches_in_flight"))
+	}
+	if h := metric(t, r, "relay_output_ack_latency_seconds", "output=workers"); h != 0 {
+		t.Logf("latency histogram read as %v", h)
+	}
+	t.Logf("per worker: %v", per)
+}
+
+// TestAckPushKillWorker kills one worker with SIGKILL mid-stream: its
+// unacknowledged batches are resent to the others, every event reaches
+// the sink, and the duplicates are exactly the events of the resent
+// batches that the dead worker had passed on before it died.
+func TestAckPushKillWorker(t *testing.T) {
+	goBin := buildPipeline(t)
+	for _, victim := range []string{"py1", "go1"} {
+		t.Run("kill="+victim, func(t *testing.T) {
+			const n = 60_000
+			r, data, ackEP := ackRelay(t, "batch: 100, window: 16, timeout: 2s")
+			sink, sinkEP := startAckSink(t, "")
+			ws := map[string]*worker{}
+			for _, name := range []string{"py1", "py2", "go1"} {
+				ws[name] = startWorker(t, goBin, name, data, sinkEP, ackEP)
+			}
+			testpeer.Eventually(t, 20*time.Second, testpeer.Text("3 workers connected"), func() bool {
+				return metric(t, r, "relay_output_peers", "output=workers") == 3 && sink.pull.Stats().Peers == 3
+			})
+			fed := make(chan struct{})
+			go func() {
+				defer close(fed)
+				feedSyslog(t, inputAddr(t, r, "in", "tcp"), 0, n)
+			}()
+			testpeer.Eventually(t, 30*time.Second, testpeer.Text("a third of the events at the sink"), func() bool {
+				_, d, _ := sink.counts()
+				return d >= n/3
+			})
+			// Freeze the victim first, so it surely dies holding batches
+			// it has not acknowledged (a fast worker might otherwise have
+			// acked everything it got); the relay meanwhile keeps giving it
+			// batches until its queue is full. Then kill -9.
+			ws[victim].cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(300 * time.Millisecond)
+			ws[victim].kill()
+			<-fed
+			testpeer.Eventually(t, 60*time.Second, func() string {
+				c, d, _ := sink.counts()
+				return fmt.Sprintf("every event acked: sink has %d copies of %d events, relay acked %d, resent %d batches",
+					c, d, ackMetric(t, r, "events_acked_total"), ackMetric(t, r, "batches_resent_total"))
+			}, func() bool { return ackMetric(t, r, "events_acked_total") == n })
+
+			copies, distinct, bad := sink.counts()
+			if distinct != n || bad != 0 {
+				t.Fatalf("sink has %d of %d events (%d bad)", distinct, n, bad)
+			}
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			resentSeqs := map[uint64]bool{}
+			for _, rec := range sink.recs {
+				if rec.resent {
+					resentSeqs[rec.seq] = true
+				}
+			}
+			// The first copies of resent batches' events that reached the
+			// sink, by the worker that passed them on.
+			firstBy := map[string]int{}
+			for _, rec := range sink.recs {
+				if !rec.resent && resentSeqs[rec.seq] {
+					firstBy[rec.worker]++
+				}
+			}
+			dups := copies - distinct
+			resent := ackMetric(t, r, "batches_resent_total")
+			t.Logf("killed %s: %d resent batches reached the sink (relay counted %d resends, %d events; %d messages taken back from the dead worker's queue); %d duplicates; first copies of resent batches by worker: %v",
+				victim, len(resentSeqs), resent, ackMetric(t, r, "events_resent_total"), ackMetric(t, r, "orphaned_total"), dups, firstBy)
+			if resent == 0 || len(resentSeqs) == 0 {
+				t.Fatal("nothing was resent: the worker died with nothing unacknowledged; kill it earlier")
+			}
+			if len(resentSeqs) != resent {
+				t.Errorf("%d batches arrived resent, the relay resent %d", len(resentSeqs), resent)
+			}
+			if dups != firstBy[victim] {
+				t.Errorf("%d duplicates, want the %d events of resent batches the dead worker had passed on", dups, firstBy[victim])
+			}
+			for w, k := range firstBy {
+				if w != victim {
+					t.Errorf("worker %s, alive, passed on %d events of batches that were resent", w, k)
+				}
+			}
+			if ev := ackMetric(t, r, "events_resent_total"); ev < dups {
+				t.Errorf("relay counts %d events resent, fewer than the %d duplicates", ev, dups)
+			}
+		})
+	}
+}
+
+// TestAckPushStalledSink: a sink that stops acknowledging stops the relay
+// at its window, with its memory flat and the input pushed back; when the
+// acks return, everything arrives.
+func TestAckPushStalledSink(t *testing.T) {
+	const batch, window, n = 100, 4, 300_000
+	goBin := buildPipeline(t)
+	r, data, ackEP := ackRelay(t, fmt.Sprintf("batch: %d, window: %d, timeout: 1s", batch, window))
+	sink, sinkEP := startAckSink(t, ackEP)
+	// Pass-through workers: the sink acks, as in the seed.
+	startWorker(t, goBin, "go1", data, sinkEP, "")
+	startWorker(t, goBin, "py1", data, sinkEP, "")
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("2 workers connected"), func() bool {
+		return metric(t, r, "relay_output_peers", "output=workers") == 2 && sink.pull.Stats().Peers == 2
+	})
+	sink.paused.Store(true)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		feedSyslog(t, inputAddr(t, r, "in", "tcp"), 0, n)
+	}()
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the window to fill"), func() bool {
+		return ackMetric(t, r, "window_full") == 1
+	})
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	received := func() int { return int(metric(t, r, "relay_input_received_total", "input=in")) }
+	time.Sleep(300 * time.Millisecond) // let the input's last read batch settle
+	h0, rcv0 := heap(), received()
+	time.Sleep(2500 * time.Millisecond) // two resend rounds
+	h1, rcv1 := heap(), received()
+	inflight := ackMetric(t, r, "events_in_flight")
+	t.Logf("stalled: %d events in flight, input received %d then %d, heap %d KiB then %d KiB, %d batches resent",
+		inflight, rcv0, rcv1, h0>>10, h1>>10, ackMetric(t, r, "batches_resent_total"))
+	if inflight != batch*window || ackMetric(t, r, "batches_in_flight") != window {
+		t.Errorf("%d events in %d batches in flight, want the window: %d in %d", inflight, ackMetric(t, r, "batches_in_flight"), batch*window, window)
+	}
+	if rcv1 != rcv0 || rcv1 >= n {
+		t.Errorf("the input kept reading while the window was full: %d then %d of %d", rcv0, rcv1, n)
+	}
+	if h1 > h0+4<<20 {
+		t.Errorf("heap grew from %d KiB to %d KiB while stalled", h0>>10, h1>>10)
+	}
+	select {
+	case <-fed:
+		t.Fatal("the feeder wrote everything while the relay was stalled")
+	default:
+	}
+	if ackMetric(t, r, "batches_resent_total") < window {
+		t.Errorf("unacknowledged batches were not resent after the timeout")
+	}
+	sink.paused.Store(false)
+	<-fed
+	testpeer.Eventually(t, 60*time.Second, func() string {
+		_, d, _ := sink.counts()
+		return fmt.Sprintf("every event acked: sink has %d of %d, relay acked %d", d, n, ackMetric(t, r, "events_acked_total"))
+	}, func() bool { return ackMetric(t, r, "events_acked_total") == n })
+	if _, d, bad := sink.counts(); d != n || bad != 0 {
+		t.Fatalf("sink has %d of %d (%d bad)", d, n, bad)
+	}
+}
+
+// TestAckPushIgnoredAckMetrics: acks that are malformed, of an unknown
+// sender, duplicated or from the future are counted by reason.
+func TestAckPushIgnoredAckMetrics(t *testing.T) {
+	r, data, ackEP := ackRelay(t, "batch: 5, window: 4, timeout: 10s")
+	w := zmq.NewPull(zmq.Options{})
+	defer w.Close()
+	w.Dial(data)
+	acks := zmq.NewPush(zmq.Options{})
+	defer acks.Close()
+	acks.Dial(ackEP)
+	feedSyslog(t, inputAddr(t, r, "in", "tcp"), 0, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := w.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ackpipe.ParseHeader(m[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []zmq.Msg{
+		{ackpipe.AppendAck(nil, h.Stream, h.Seq)},   // the good one
+		{ackpipe.AppendAck(nil, h.Stream, h.Seq)},   // duplicate
+		{ackpipe.AppendAck(nil, h.Stream, 77)},      // future
+		{ackpipe.AppendAck(nil, h.Stream^1, h.Seq)}, // unknown stream
+		{[]byte("0123456789abcdef")},                // malformed
+	} {
+		if err := acks.Send(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{"malformed": 1, "unknown": 1, "duplicate": 1, "future": 1}
+	testpeer.Eventually(t, 10*time.Second, func() string {
+		got := map[string]int{}
+		for reason := range want {
+			got[reason] = ackMetric(t, r, "ignored_total", "reason="+reason)
+		}
+		return fmt.Sprintf("ignored acks %v, want %v", got, want)
+	}, func() bool {
+		for reason, n := range want {
+			if ackMetric(t, r, "ignored_total", "reason="+reason) != n {
+				return false
+			}
+		}
+		return ackMetric(t, r, "batches_acked_total") == 1
+	})
+	// The output carries on.
+	if got := ackMetric(t, r, "events_acked_total"); got != 5 {
+		t.Fatalf("events acked %d, want 5", got)
+	}
+}
