@@ -34,6 +34,14 @@
 // stream, batch sequence. Intermediaries (the pipeline's workers) pass
 // the header frame through unchanged.
 //
+// In Whole mode (Config.Whole) a Sender holds a batch until it is closed
+// and then sends it in one run, to one peer when the Conn can
+// (*zmq.Push.SendWhole), with LAST on its final message and no MARKER: a
+// worker then sees whole batches and can acknowledge them itself. The
+// relay's acknowledged PUSH output (internal/output) works so. SendTagged
+// attaches a tag to each message; a batch's tags come back in Config.OnAck
+// once it is acknowledged, or in Config.OnAbandon if Close gives it up.
+//
 // Both ends take and give zmq.Msg so a *zmq.Push and a *zmq.Pull plug in
 // directly (see Conn, AckConn, AckSource).
 package ackpipe
