@@ -199,8 +199,34 @@ func (s *Sender) Send(ctx context.Context, msgs ...zmq.Msg) error {
 // In Whole mode a batch that could not be queued to the Conn is still
 // taken: it is retried with the resends.
 func (s *Sender) SendTagged(ctx context.Context, msgs []zmq.Msg, tags []any) (int, error) {
-	if tags != nil && len(tags) != len(msgs) {
-		return 0, fmt.Errorf("ackpipe: %d tags for %d messages", len(tags), len(msgs))
+	return s.send(ctx, source{msgs: msgs}, tags)
+}
+
+// SendPayloads is SendTagged for one-frame messages: each payload goes
+// out as [header, payload], without a zmq.Msg per payload to build first.
+func (s *Sender) SendPayloads(ctx context.Context, payloads [][]byte, tags []any) (int, error) {
+	return s.send(ctx, source{payloads: payloads, one: true}, tags)
+}
+
+// source is the application messages of one Send call: msgs, or one-frame
+// payloads.
+type source struct {
+	msgs     []zmq.Msg
+	payloads [][]byte
+	one      bool
+}
+
+func (src source) len() int {
+	if src.one {
+		return len(src.payloads)
+	}
+	return len(src.msgs)
+}
+
+func (s *Sender) send(ctx context.Context, src source, tags []any) (int, error) {
+	total := src.len()
+	if tags != nil && len(tags) != total {
+		return 0, fmt.Errorf("ackpipe: %d tags for %d messages", len(tags), total)
 	}
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
@@ -209,22 +235,28 @@ func (s *Sender) SendTagged(ctx context.Context, msgs []zmq.Msg, tags []any) (in
 	defer cancel()
 	defer context.AfterFunc(s.ctx, cancel)()
 	taken := 0
-	for taken < len(msgs) {
+	for taken < total {
 		b, err := s.openBatch(ctx)
 		if err != nil {
 			return taken, err
 		}
-		k := min(len(msgs)-taken, s.cfg.BatchSize-b.n)
-		out := s.wrap(b.seq, b.n, msgs[taken:taken+k])
+		k := min(total-taken, s.cfg.BatchSize-b.n)
+		var out []zmq.Msg
+		if !s.cfg.Whole {
+			out = s.wrap(nil, b.seq, b.n, src, taken, taken+k)
+		}
 		now := time.Now()
 		s.mu.Lock()
 		if b.n == 0 {
 			b.first = now
 		}
-		b.n += k
-		if s.keep {
+		if s.cfg.Whole {
+			// Held until the batch closes: wrap straight into it.
+			b.msgs = s.wrap(b.msgs, b.seq, b.n, src, taken, taken+k)
+		} else if s.keep {
 			b.msgs = append(b.msgs, out...)
 		}
+		b.n += k
 		if tags != nil {
 			b.tags = append(b.tags, tags[taken:taken+k]...)
 		} else if s.cfg.OnAck != nil || s.cfg.OnAbandon != nil {
@@ -282,17 +314,24 @@ func (s *Sender) sendRun(ctx context.Context, msgs []zmq.Msg) (int, error) {
 	return s.conn.SendBatch(ctx, msgs)
 }
 
-// wrap puts a header frame in front of each message, with three
-// allocations per call rather than per message.
-func (s *Sender) wrap(seq uint64, first int, msgs []zmq.Msg) []zmq.Msg {
-	frames := 0
-	for _, m := range msgs {
-		frames += len(m) + 1
+// wrap appends messages from..to of src to dst, each behind a header
+// frame (indexes from first), with two allocations per call rather than
+// per message.
+func (s *Sender) wrap(dst []zmq.Msg, seq uint64, first int, src source, from, to int) []zmq.Msg {
+	k := to - from
+	frames := 2 * k
+	if !src.one {
+		frames = 0
+		for _, m := range src.msgs[from:to] {
+			frames += len(m) + 1
+		}
 	}
-	hdrs := make([]byte, len(msgs)*HeaderLen)
+	hdrs := make([]byte, k*HeaderLen)
 	backing := make([][]byte, 0, frames)
-	out := make([]zmq.Msg, len(msgs))
-	for i, m := range msgs {
+	if dst == nil {
+		dst = make([]zmq.Msg, 0, k)
+	}
+	for i := range k {
 		h := Header{Stream: s.cfg.Stream, Seq: seq, Index: uint32(first + i)}
 		if first+i == s.cfg.BatchSize-1 {
 			h.Flags = FlagLast
@@ -301,10 +340,14 @@ func (s *Sender) wrap(seq uint64, first int, msgs []zmq.Msg) []zmq.Msg {
 		putHeader(hb, h)
 		start := len(backing)
 		backing = append(backing, hb)
-		backing = append(backing, m...)
-		out[i] = zmq.Msg(backing[start:len(backing):len(backing)])
+		if src.one {
+			backing = append(backing, src.payloads[from+i])
+		} else {
+			backing = append(backing, src.msgs[from+i]...)
+		}
+		dst = append(dst, zmq.Msg(backing[start:len(backing):len(backing)]))
 	}
-	return out
+	return dst
 }
 
 // openBatch returns the batch being filled, opening one when the window
@@ -325,6 +368,9 @@ func (s *Sender) openBatch(ctx context.Context) (*batch, error) {
 			b := &batch{seq: s.nextSeq, sentAt: time.Now()}
 			if s.keep {
 				b.msgs = make([]zmq.Msg, 0, min(s.cfg.BatchSize+1, 4096))
+			}
+			if s.cfg.OnAck != nil || s.cfg.OnAbandon != nil {
+				b.tags = make([]any, 0, min(s.cfg.BatchSize, 4096))
 			}
 			s.open = b
 			s.window[b.seq] = b

@@ -75,6 +75,7 @@ type AckPush struct {
 	orphans   atomic.Uint64 // messages a gone worker was never sent
 	lat       latencyHist
 	clock     waitClock
+	scratch   sync.Pool // *ackScratch
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,6 +116,7 @@ func NewAckPush(cfg AckPushConfig, log *slog.Logger) (*AckPush, error) {
 		cfg.AckOptions.MaxMsgSize = 4 << 10
 	}
 	o := &AckPush{name: cfg.Name, format: cfg.Format, log: log}
+	o.scratch.New = func() any { return &ackScratch{} }
 	o.push = zmq.NewPush(cfg.Options)
 	o.acks = zmq.NewPull(cfg.AckOptions)
 	o.snd = ackpipe.NewSender(o.push, ackpipe.Config{
@@ -177,18 +179,21 @@ func (o *AckPush) Name() string { return o.name }
 // are released with the error at once.
 func (o *AckPush) Write(ctx context.Context, batch []*event.Event) error {
 	enc := newEncoder(o.format, batch)
-	frames := make([][]byte, len(batch))
-	msgs := make([]zmq.Msg, len(batch))
-	tags := make([]any, len(batch))
-	for i, e := range batch {
+	sc := o.scratch.Get().(*ackScratch)
+	payloads, tags := sc.payloads[:0], sc.tags[:0]
+	for _, e := range batch {
 		e.Hold()
-		frames[i] = enc.payload(e)
-		msgs[i] = frames[i : i+1 : i+1]
-		tags[i] = e
+		payloads = append(payloads, enc.payload(e))
+		tags = append(tags, e)
 	}
 	start := o.clock.begin()
-	n, err := o.snd.SendTagged(ctx, msgs, tags)
+	n, err := o.snd.SendPayloads(ctx, payloads, tags)
 	o.clock.end(start)
+	// The sender keeps what it needs of both: the arrays go back.
+	clear(payloads)
+	clear(tags)
+	sc.payloads, sc.tags = payloads[:0], tags[:0]
+	o.scratch.Put(sc)
 	o.sent.Add(uint64(n))
 	if n < len(batch) {
 		o.failed.Add(uint64(len(batch) - n))
@@ -200,6 +205,12 @@ func (o *AckPush) Write(ctx context.Context, batch []*event.Event) error {
 	// err with everything taken: a batch could not be queued before ctx
 	// ended; it is in the window and goes out with the next resend round.
 	return nil
+}
+
+// ackScratch holds a Write's arrays between calls.
+type ackScratch struct {
+	payloads [][]byte
+	tags     []any
 }
 
 // orphaned takes what a worker that went away was never sent: the
