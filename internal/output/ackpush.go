@@ -238,13 +238,72 @@ func (o *AckPush) onAbandon(seq uint64, tags []any) {
 	settle(tags, ErrNotAcknowledged)
 }
 
-// settle tells the owners of a batch's messages how it ended.
+// SendSeqs is the output's side for a spool (a spooled output's drain
+// calls it with what it read): payloads[i] is the encoded record seqs[i].
+// ack(first, last) is called, from another goroutine, for every run of
+// consecutive seqs once a worker or a sink acknowledged their batch; never
+// before, and never for a batch still unacknowledged at Close: the spool
+// keeps those and they are sent again after a restart. SendSeqs shares
+// Write's batches, window and resends, and blocks while the window is
+// full. It returns how many records it took.
+func (o *AckPush) SendSeqs(ctx context.Context, payloads [][]byte, seqs []uint64, ack func(first, last uint64)) (int, error) {
+	if len(seqs) != len(payloads) {
+		return 0, fmt.Errorf("output %q: %d seqs for %d payloads", o.name, len(seqs), len(payloads))
+	}
+	acker := &seqAcker{ack: ack}
+	slab := make([]seqTag, len(seqs))
+	tags := make([]any, len(seqs))
+	for i, seq := range seqs {
+		slab[i] = seqTag{seq: seq, acker: acker}
+		tags[i] = &slab[i]
+	}
+	start := o.clock.begin()
+	n, err := o.snd.SendPayloads(ctx, payloads, tags)
+	o.clock.end(start)
+	o.sent.Add(uint64(n))
+	if n < len(seqs) {
+		o.failed.Add(uint64(len(seqs) - n))
+		return n, fmt.Errorf("output %q: %d of %d records not sent: %w", o.name, len(seqs)-n, len(seqs), err)
+	}
+	return n, nil
+}
+
+// seqTag marks a spool record in a batch; seqAcker is the ack function of
+// the SendSeqs call it came in (one per call, so runs compare pointers).
+type seqTag struct {
+	seq   uint64
+	acker *seqAcker
+}
+
+type seqAcker struct{ ack func(first, last uint64) }
+
+// settle tells the owners of a batch's messages how it ended: events are
+// released (with err, if any); spool records are acknowledged in runs of
+// consecutive seqs when the batch was, and left alone when it was not.
 func settle(tags []any, err error) {
+	var run *seqTag // first record of the current run
+	var last uint64
+	flush := func() {
+		if run != nil && err == nil {
+			run.acker.ack(run.seq, last)
+		}
+		run = nil
+	}
 	for _, t := range tags {
-		if e, ok := t.(*event.Event); ok {
-			e.Release(err)
+		switch t := t.(type) {
+		case *event.Event:
+			t.Release(err)
+		case *seqTag:
+			if run != nil && (t.acker != run.acker || t.seq != last+1) {
+				flush()
+			}
+			if run == nil {
+				run = t
+			}
+			last = t.seq
 		}
 	}
+	flush()
 }
 
 // Close sends the batch being filled and waits, within ctx, until every

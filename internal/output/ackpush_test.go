@@ -453,3 +453,88 @@ func TestAckPushResendsOrphansAtOnce(t *testing.T) {
 	}
 	t.Logf("%+v", st)
 }
+
+// TestAckPushSendSeqs: the spool's side of the output. Records are
+// acknowledged to the spool in runs of consecutive seqs, only once their
+// batch is acknowledged, never twice; what is unacknowledged at Close is
+// not acknowledged (the spool keeps it for after a restart).
+func TestAckPushSendSeqs(t *testing.T) {
+	rig := newAckRig(t, AckPushConfig{Batch: 10, Window: 4, Timeout: time.Minute}, 2)
+	var mu sync.Mutex
+	acked := map[uint64]int{}
+	ack := func(first, last uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if last < first {
+			t.Errorf("ack(%d, %d)", first, last)
+		}
+		for s := first; s <= last; s++ {
+			acked[s]++
+		}
+	}
+	send := func(from, n int) {
+		payloads := make([][]byte, n)
+		seqs := make([]uint64, n)
+		for i := range n {
+			seqs[i] = uint64(from + i)
+			payloads[i] = fmt.Appendf(nil, "<13>1 - h app - - - msgnum:%08d", from+i)
+		}
+		if k, err := rig.out.SendSeqs(context.Background(), payloads, seqs, ack); k != n || err != nil {
+			t.Fatalf("SendSeqs = %d, %v", k, err)
+		}
+	}
+	// Seqs from 1000, in calls that cross batch boundaries; a gap at
+	// 1100 (the spool dropped nothing, but another output read them).
+	send(1000, 37)
+	send(1037, 63)
+	send(1200, 20)
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("every record acked"), func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) == 120
+	})
+	mu.Lock()
+	for s, c := range acked {
+		if c != 1 || (s >= 1100 && s < 1200) || s < 1000 || s >= 1220 {
+			t.Fatalf("seq %d acked %d times", s, c)
+		}
+	}
+	mu.Unlock()
+	// Now the sink stops acking: nothing more is acked, before or after
+	// Close.
+	rig.pause()
+	send(2000, 15)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := rig.out.Close(ctx); err == nil {
+		t.Fatal("Close with unacked batches returned nil")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) != 120 {
+		t.Fatalf("%d records acked, want the first 120 only", len(acked))
+	}
+}
+
+func TestSettleRuns(t *testing.T) {
+	var got [][2]uint64
+	a := &seqAcker{ack: func(f, l uint64) { got = append(got, [2]uint64{f, l}) }}
+	b := &seqAcker{ack: func(f, l uint64) { got = append(got, [2]uint64{f + 1000, l + 1000}) }}
+	var tags []any
+	for _, s := range []struct {
+		seq uint64
+		a   *seqAcker
+	}{{1, a}, {2, a}, {3, a}, {5, a}, {6, b}, {7, b}, {9, b}} {
+		tags = append(tags, &seqTag{seq: s.seq, acker: s.a})
+	}
+	settle(tags, nil)
+	want := [][2]uint64{{1, 3}, {5, 5}, {1006, 1007}, {1009, 1009}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("runs %v, want %v", got, want)
+	}
+	got = nil
+	settle(tags, ErrNotAcknowledged)
+	if got != nil {
+		t.Fatalf("abandoned records acked: %v", got)
+	}
+}
