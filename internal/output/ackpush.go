@@ -12,6 +12,7 @@ import (
 
 	"github.com/rsyslog-zmq/relay/internal/ackpipe"
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/spool"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -266,6 +267,37 @@ func (o *AckPush) SendSeqs(ctx context.Context, payloads [][]byte, seqs []uint64
 		return n, fmt.Errorf("output %q: %d of %d records not sent: %w", o.name, len(seqs)-n, len(seqs), err)
 	}
 	return n, nil
+}
+
+// Send delivers records drained from a spool (the contract of a spooled
+// output's Sender): ack(first, last) once their batches are acknowledged.
+// It returns an error only when ctx ends or the output is closed; records
+// it did not take stay unacknowledged in the spool.
+func (o *AckPush) Send(ctx context.Context, recs []spool.Record, ack func(first, last uint64)) error {
+	payloads := make([][]byte, len(recs))
+	seqs := make([]uint64, len(recs))
+	var enc encoder
+	if o.format == JSON {
+		evs := make([]*event.Event, len(recs))
+		for i := range recs {
+			r := &recs[i]
+			evs[i] = event.New(r.Raw)
+			evs[i].Stream, evs[i].Input, evs[i].Peer, evs[i].Received = r.Stream, r.Input, r.Peer, r.Received
+		}
+		enc = newEncoder(o.format, evs)
+		for i, e := range evs {
+			payloads[i] = enc.payload(e)
+		}
+	} else {
+		for i := range recs {
+			payloads[i] = recs[i].Raw
+		}
+	}
+	for i := range recs {
+		seqs[i] = recs[i].Seq
+	}
+	_, err := o.SendSeqs(ctx, payloads, seqs, ack)
+	return err
 }
 
 // seqTag marks a spool record in a batch; seqAcker is the ack function of

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rsyslog-zmq/relay/internal/ackpipe"
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/spool"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
@@ -537,4 +538,106 @@ func TestSettleRuns(t *testing.T) {
 	if got != nil {
 		t.Fatalf("abandoned records acked: %v", got)
 	}
+}
+
+// TestAckPushAsSpoolSender drains a disk spool into the acknowledged
+// output: a record leaves the spool only once a worker's ack covers it.
+// The output is then closed with batches unacknowledged (the sink stopped
+// acking) and the spool reopened, as after a restart: exactly those
+// records are delivered again, and nothing more than one window is
+// duplicated.
+func TestAckPushAsSpoolSender(t *testing.T) {
+	const batch, window = 10, 4
+	dir := t.TempDir()
+	open := func() *spool.Disk {
+		sp, err := spool.Open(spool.Options{Dir: dir, Fsync: spool.FsyncNever})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp
+	}
+	appendN := func(sp *spool.Disk, from, n int) {
+		recs := make([]spool.Record, n)
+		for i := range recs {
+			recs[i] = spool.Record{Raw: fmt.Appendf(nil, "<13>1 - h app - - - msgnum:%08d", from+i), Stream: "app"}
+		}
+		if err := sp.Append(context.Background(), recs, func(error) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drain := func(ctx context.Context, sp *spool.Disk, out *AckPush) chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				recs, err := sp.Read(ctx, 64)
+				if err != nil {
+					return
+				}
+				if err := out.Send(ctx, recs, func(first, last uint64) { sp.Ack(first, last) }); err != nil {
+					return
+				}
+			}
+		}()
+		return done
+	}
+
+	sp := open()
+	rig := newAckRig(t, AckPushConfig{Batch: batch, Window: window, Timeout: time.Minute}, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := drain(ctx, sp, rig.out)
+	appendN(sp, 0, 1000)
+	testpeer.Eventually(t, 10*time.Second, func() string { return fmt.Sprintf("spool empty: %+v", sp.Stats()) }, func() bool {
+		return sp.Stats().Records == 0
+	})
+	if d := rig.delivered(); len(d) != 1000 {
+		t.Fatalf("sink has %d of 1000", len(d))
+	}
+	// The sink stops acking; more records come; the window fills.
+	resume := rig.pause()
+	appendN(sp, 1000, 500)
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("the window to fill"), func() bool { return rig.out.AckStats().WindowFull })
+	if left := sp.Stats().Records; left != 500 {
+		t.Fatalf("the spool holds %d records, want all 500 unacknowledged", left)
+	}
+	cancel()
+	<-done
+	cctx, ccancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	rig.out.Close(cctx) // abandons the window: nothing is acked to the spool
+	ccancel()
+	resume()
+	sp.Close()
+
+	// "Restart": the spool reopens and a new output delivers what is left.
+	sp = open()
+	defer sp.Close()
+	if left := sp.Stats().Records; left != 500 {
+		t.Fatalf("after reopening the spool holds %d records, want 500", left)
+	}
+	rig2 := newAckRig(t, AckPushConfig{Batch: batch, Window: window, Timeout: time.Minute}, 2)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	done2 := drain(ctx2, sp, rig2.out)
+	testpeer.Eventually(t, 10*time.Second, func() string { return fmt.Sprintf("spool empty: %+v", sp.Stats()) }, func() bool {
+		return sp.Stats().Records == 0
+	})
+	cancel2()
+	<-done2
+	first, second := rig.delivered(), rig2.delivered()
+	dups := 0
+	for k := range second {
+		if first[k] > 0 {
+			dups++
+		}
+	}
+	if len(second) != 500 || dups > batch*window {
+		t.Fatalf("after the restart: %d delivered, %d of them duplicates; want the 500 left, at most %d duplicated", len(second), dups, batch*window)
+	}
+	for i := 1000; i < 1500; i++ {
+		k := fmt.Sprintf("<13>1 - h app - - - msgnum:%08d", i)
+		if first[k]+second[k] == 0 {
+			t.Fatalf("%s lost", k)
+		}
+	}
+	t.Logf("after the restart: %d duplicates (window %d events)", dups, batch*window)
 }
