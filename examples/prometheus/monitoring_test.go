@@ -262,6 +262,12 @@ outputs:
     socket: pub
     bind: tcp://127.0.0.1:0
     hwm: 1
+  - name: acked
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    streams: [nobody]
+    ack: {bind: "tcp://127.0.0.1:0"}
 http:
   listen: 127.0.0.1:%d
 `, ports[0], ports[1], ports[2], ports[3])), "")

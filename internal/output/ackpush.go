@@ -362,10 +362,23 @@ func (o *AckPush) Addrs() []net.Addr { return o.push.Addrs() }
 // AckAddrs returns the ack socket's bound addresses (port 0 resolved).
 func (o *AckPush) AckAddrs() []net.Addr { return o.acks.Addrs() }
 
-// Socket returns the data socket's counters. Its drops (a write that
-// failed as a worker went away) are not losses here: unacknowledged
-// batches are resent.
-func (o *AckPush) Socket() zmq.Stats { return o.push.Stats() }
+// Socket returns the data socket's counters, without the drops of
+// messages a write to a vanished worker cut off or the closing socket
+// held: here those are not losses (relay_output_socket_drops_total means
+// lost events), their batches are resent, or released as not safe at Close.
+func (o *AckPush) Socket() zmq.Stats {
+	st := o.push.Stats()
+	if len(st.Drops) > 0 {
+		drops := make(map[string]uint64, len(st.Drops))
+		for reason, n := range st.Drops {
+			if reason != zmq.DropLostInFlight && reason != zmq.DropSocketClosed {
+				drops[reason] = n
+			}
+		}
+		st.Drops = drops
+	}
+	return st
+}
 
 // Stats returns the output's counters: Sent counts events taken into
 // batches, Dropped those not taken or abandoned unacknowledged at Close.
