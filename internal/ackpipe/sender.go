@@ -605,6 +605,10 @@ func (s *Sender) Close() error {
 	for _, b := range s.window {
 		left = append(left, b)
 	}
+	// Abandoned: an ack arriving now is a duplicate, so no batch is both
+	// acknowledged and abandoned.
+	clear(s.window)
+	s.open = nil
 	s.mu.Unlock()
 	sort.Slice(left, func(i, j int) bool { return left[i].seq < left[j].seq })
 	if s.cfg.OnAbandon != nil {

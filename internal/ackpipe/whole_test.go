@@ -287,3 +287,23 @@ func TestWholeOverZMQWorkersAck(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestAckAfterCloseIsNotReported: a batch Close abandoned is reported
+// once, to OnAbandon; an ack that arrives afterwards is a duplicate, not
+// a second report to OnAck.
+func TestAckAfterCloseIsNotReported(t *testing.T) {
+	var acked, abandoned int
+	s := NewSender(&runConn{}, Config{BatchSize: 1, Window: 2, Whole: true,
+		OnAck:     func(Acked) { acked++ },
+		OnAbandon: func(uint64, []any) { abandoned++ }})
+	if err := s.Send(context.Background(), payload(1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s.Ack(1) || acked != 0 || abandoned != 1 {
+		t.Fatalf("after Close: acked %d, abandoned %d", acked, abandoned)
+	}
+	if st := s.Stats(); st.DupAcks != 1 || st.InFlight != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
