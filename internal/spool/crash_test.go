@@ -25,8 +25,8 @@ func TestMain(m *testing.M) {
 // crashChild appends to the spool in dir until it is killed. It reports
 // on stdout, one line per write (atomic on a pipe), every batch once its
 // durable callback said so ("D first last gen k0": seqs first..last hold
-// events gen-k0..), and every range its reader acknowledged ("A first
-// last"), once Ack returned.
+// events gen-k0..), and every range its reader acknowledges ("A first
+// last"), just before Ack.
 func crashChild(dir string) {
 	gen, _ := strconv.Atoi(os.Getenv("SPOOL_CRASH_GEN"))
 	d, err := Open(Options{Dir: dir, SegmentBytes: 256 << 10, MemBytes: 128 << 10})
@@ -79,10 +79,13 @@ func crashChild(dir string) {
 		d.Sent(Range{rs[0].Seq, rs[len(rs)-1].Seq})
 		if rand.IntN(3) > 0 {
 			half := len(rs) / 2
-			d.Ack(rs[half].Seq, rs[len(rs)-1].Seq)
+			// Announced before Ack: a kill between an Ack and a line
+			// written after it would make a record acknowledged (and
+			// rightly gone) look lost to the parent.
 			say("A %d %d\n", rs[half].Seq, rs[len(rs)-1].Seq)
-			d.Ack(rs[0].Seq, rs[len(rs)-1].Seq)
+			d.Ack(rs[half].Seq, rs[len(rs)-1].Seq)
 			say("A %d %d\n", rs[0].Seq, rs[len(rs)-1].Seq)
+			d.Ack(rs[0].Seq, rs[len(rs)-1].Seq)
 		}
 		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
 	}
