@@ -54,6 +54,27 @@ func appendCmd(dst []byte, name string, data []byte) []byte {
 	return append(dst, data...)
 }
 
+// FrameOverhead is what each frame of a message after its first costs
+// against MaxMsgSize on top of its payload: a received frame costs a slice
+// header (24 bytes) and its share of the slab whatever its size, so a
+// flood of empty frames must use up the limit like payload does. The
+// first frame is free, so a one-frame message may be MaxMsgSize bytes.
+const FrameOverhead = 32
+
+// MsgSize is what m counts against a receiver's MaxMsgSize: its payload
+// plus FrameOverhead for every frame after the first. A sender that must
+// not send what the peer will refuse (omzmq-bridge) checks it.
+func MsgSize(m Msg) int64 {
+	n := int64(0)
+	for _, f := range m {
+		n += int64(len(f))
+	}
+	if len(m) > 1 {
+		n += int64(len(m)-1) * FrameOverhead
+	}
+	return n
+}
+
 // msgWireSize is the encoded size of m, for byte counters.
 func msgWireSize(m Msg) int {
 	n := 0
@@ -68,16 +89,35 @@ func msgWireSize(m Msg) int {
 // frame): a buffer is never written again once frames point into it, a
 // fresh one is allocated when it is full. Larger frames get their own
 // allocation, made only after the running total is checked against max.
+// A message's cost is MsgSize (payload plus FrameOverhead per extra
+// frame), and it has at most maxFrames frames: memory per message is
+// bounded whatever the frames hold.
 type decoder struct {
 	r          io.Reader
 	buf        []byte
 	start, end int
 	max        uint64
+	maxFrames  int
 	frames     [][]byte // slab the returned Msg slices are carved from
+	// pinned is what the current slab keeps reachable: the read buffers
+	// allocated and the frames given their own allocation since it was
+	// started. Past maxPinned a new slab starts with the next message, so
+	// frames the caller has finished with (commands, messages handed on)
+	// are not kept alive by the slab's up to frameSlabLen references.
+	pinned int
 }
 
+// maxPinned bounds the memory a decoder's current slab keeps reachable
+// beyond the messages its caller still holds.
+const maxPinned = 256 << 10
+
 func newDecoder(r io.Reader, max int64) *decoder {
-	return &decoder{r: r, buf: make([]byte, readBufSize), max: uint64(max)}
+	return newDecoderFrames(r, max, DefaultMaxFrames)
+}
+
+// newDecoderFrames is newDecoder with a limit on frames per message.
+func newDecoderFrames(r io.Reader, max int64, maxFrames int) *decoder {
+	return &decoder{r: r, buf: make([]byte, readBufSize), max: uint64(max), maxFrames: maxFrames}
 }
 
 // fill makes at least n bytes available at buf[start:]. It reads as much
@@ -93,6 +133,7 @@ func (d *decoder) fill(n int) error {
 			size = n
 		}
 		nb := make([]byte, size)
+		d.pinned += size
 		d.end = copy(nb, d.buf[d.start:d.end])
 		d.start = 0
 		d.buf = nb
@@ -117,6 +158,9 @@ func (d *decoder) fill(n int) error {
 // length, name and data). io.EOF means the peer closed between messages.
 func (d *decoder) next() (m Msg, cmd bool, err error) {
 	var total uint64
+	if d.pinned > maxPinned {
+		d.frames, d.pinned = make([][]byte, 0, frameSlabLen), 0
+	}
 	first := len(d.frames)
 	for {
 		if err := d.fill(2); err != nil {
@@ -136,10 +180,17 @@ func (d *decoder) next() (m Msg, cmd bool, err error) {
 		if isCmd && (fl&flagMore != 0 || len(d.frames) != first) {
 			return nil, false, fmt.Errorf("command inside a multipart message: %w", ErrMalformed)
 		}
-		if size > d.max || total+size > d.max {
-			return nil, false, fmt.Errorf("frame of %d bytes after %d (limit %d): %w", size, total, d.max, ErrOversize)
+		cost := size
+		if n := len(d.frames) - first; n > 0 {
+			if n >= d.maxFrames {
+				return nil, false, fmt.Errorf("more than %d frames in one message: %w", d.maxFrames, ErrOversize)
+			}
+			cost += FrameOverhead
 		}
-		total += size
+		if cost > d.max || total+cost > d.max {
+			return nil, false, fmt.Errorf("frame of %d bytes after %d (limit %d, %d per extra frame): %w", size, total, d.max, FrameOverhead, ErrOversize)
+		}
+		total += cost
 		d.start += hdr
 		var f []byte
 		if size <= readBufSize {
@@ -151,6 +202,7 @@ func (d *decoder) next() (m Msg, cmd bool, err error) {
 			d.start += n
 		} else {
 			f = make([]byte, size)
+			d.pinned += int(size)
 			c := copy(f, d.buf[d.start:d.end])
 			d.start += c
 			if _, err := io.ReadFull(d.r, f[c:]); err != nil {

@@ -102,20 +102,20 @@ func FuzzDecoder(f *testing.F) {
 	f.Add(appendCmd(nil, "SUBSCRIBE", []byte("topic")))
 	f.Add(longHeader(0, 1<<49))
 	f.Add([]byte{flagMore, 1, 'x'})
-	const max = 4096
+	f.Add(bytes.Repeat([]byte{flagMore, 0}, 200)) // empty frames: each costs FrameOverhead
+	const max, maxFrames = 4096, 16
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d := newDecoder(bytes.NewReader(data), max)
+		d := newDecoderFrames(bytes.NewReader(data), max, maxFrames)
 		for {
 			m, cmd, err := d.next()
 			if err != nil {
 				return
 			}
-			total := 0
-			for _, fr := range m {
-				total += len(fr)
+			if n := MsgSize(m); n > max {
+				t.Fatalf("message of size %d (%d frames) passed a %d limit", n, len(m), max)
 			}
-			if total > max {
-				t.Fatalf("message of %d bytes passed a %d limit", total, max)
+			if len(m) > maxFrames {
+				t.Fatalf("message of %d frames passed a %d-frame limit", len(m), maxFrames)
 			}
 			if cmd {
 				if len(m) != 1 {
@@ -124,7 +124,7 @@ func FuzzDecoder(f *testing.F) {
 				parseCmd(m[0])
 				continue
 			}
-			back, cmd2, err := newDecoder(bytes.NewReader(appendMsg(nil, m)), max).next()
+			back, cmd2, err := newDecoderFrames(bytes.NewReader(appendMsg(nil, m)), max, maxFrames).next()
 			if err != nil || cmd2 || len(back) != len(m) {
 				t.Fatalf("re-decode: %v cmd=%v frames %d vs %d", err, cmd2, len(back), len(m))
 			}

@@ -35,8 +35,9 @@ var (
 	ErrHandshakePanic = errors.New("zmq: handshake aborted on invalid peer data")
 
 	// ErrTooManySubscriptions is returned by Sub.Subscribe for a new prefix
-	// once the socket has maxSubscriptions distinct ones.
-	ErrTooManySubscriptions = errors.New("zmq: too many distinct subscriptions (4096); subscribe to a shorter common prefix")
+	// once the socket has maxSubscriptions distinct ones, or their bytes
+	// would pass MaxSubscriptionBytes.
+	ErrTooManySubscriptions = errors.New("zmq: too many distinct subscriptions (4096, or 64 KiB of prefixes); subscribe to a shorter common prefix")
 
 	// ErrTooManyHandshakes reports an accepted connection closed at once
 	// because too many handshakes were already in progress.

@@ -17,7 +17,9 @@ type Msg [][]byte
 type Options struct {
 	HWM              int           // per-peer send queue, messages (default 1000)
 	RecvHWM          int           // receive queue of PULL/SUB, messages (default 1000)
-	MaxMsgSize       int64         // largest message accepted from a peer, bytes (default 1 MiB); checked before allocating
+	MaxMsgSize       int64         // largest message accepted from a peer, bytes (default 1 MiB), as MsgSize counts it; checked before allocating
+	MaxFrames        int           // most frames in a message from a peer (default DefaultMaxFrames)
+	MaxPeers         int           // most peers at once, handshakes included; more are refused at accept (default DefaultMaxPeers, <0: no limit)
 	HandshakeTimeout time.Duration // default 5s, both sides
 	ReconnectMin     time.Duration // Dial backoff start (default 100ms)
 	ReconnectMax     time.Duration // Dial backoff cap (default 5s)
@@ -36,6 +38,12 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultReconnectMin     = 100 * time.Millisecond
 	DefaultReconnectMax     = 5 * time.Second
+	// DefaultMaxFrames bounds the frames of one received message: the
+	// relay's messages have one or two, and each costs a slice header.
+	DefaultMaxFrames = 256
+	// DefaultMaxPeers bounds the peers of one socket, so a flood of
+	// connections cannot take every file descriptor.
+	DefaultMaxPeers = 1024
 )
 
 // handshakeFrameLimit bounds every frame a peer may send before the
@@ -57,6 +65,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMsgSize <= 0 {
 		o.MaxMsgSize = DefaultMaxMsgSize
+	}
+	if o.MaxFrames <= 0 {
+		o.MaxFrames = DefaultMaxFrames
+	}
+	if o.MaxPeers == 0 {
+		o.MaxPeers = DefaultMaxPeers
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout

@@ -41,7 +41,11 @@ type peer struct {
 	corkTimer         *time.Timer
 
 	subs atomic.Pointer[subSet] // PUB: what this subscriber wants
-	pong []byte                 // the PONG being encoded, by readLoop
+	// draft is subs as the reader changes it, published by publishSubs
+	// (readLoop only).
+	draft      *subSet
+	draftDirty bool
+	pong       []byte // the PONG being encoded, by readLoop
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	cmdsIn                             atomic.Uint64
@@ -111,7 +115,7 @@ func (p *peer) start(heartbeat bool) {
 
 func (p *peer) readLoop() {
 	defer p.release()
-	d := newDecoder(ttlReader{p}, p.s.opts.MaxMsgSize)
+	d := newDecoderFrames(ttlReader{p}, p.s.opts.MaxMsgSize, p.s.opts.MaxFrames)
 	var batch []Msg
 	if p.s.deliver != nil {
 		batch = make([]Msg, 0, 256)
@@ -143,6 +147,9 @@ func (p *peer) readLoop() {
 			p.s.handle(p, m)
 		default:
 			batch = append(batch, m)
+		}
+		if p.draftDirty && !d.complete() {
+			p.publishSubs() // a burst of subscriptions costs one copy
 		}
 		// Hand the batch over before the next read could block.
 		if len(batch) > 0 && (len(batch) == cap(batch) || !d.complete()) {

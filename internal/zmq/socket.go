@@ -63,6 +63,8 @@ type sockCounters struct {
 	connects, disconnects                           atomic.Uint64
 	dropPubFull, dropPeerGone, dropLost, dropClosed atomic.Uint64
 	dropUnexpected                                  atomic.Uint64
+	subsRefused, peersRefused                       atomic.Uint64
+	refusedLogged                                   atomic.Int64 // unix ns of the last "peer refused" log line
 }
 
 func newSocket(typ zmq4.SocketType, o Options) *socket {
@@ -214,6 +216,10 @@ func (s *socket) acceptLoop(l net.Listener, e endpoint) {
 			continue
 		}
 		delay = 0
+		if s.opts.MaxPeers > 0 && len(*s.list.Load())+int(s.handshakes.Load()) >= s.opts.MaxPeers {
+			s.refusePeer(c, e.raw)
+			continue
+		}
 		if s.handshakes.Add(1) > maxPendingHandshakes {
 			s.handshakes.Add(-1)
 			s.stat.handshakeFail.Add(1)
@@ -234,6 +240,18 @@ func (s *socket) acceptLoop(l net.Listener, e endpoint) {
 			s.attach(p)
 		}()
 	}
+}
+
+// refusePeer closes a connection accepted over MaxPeers, counts it, and
+// says so at most once a second: a flood must not flood the log too.
+func (s *socket) refusePeer(c net.Conn, ep string) {
+	s.stat.peersRefused.Add(1)
+	now := time.Now().UnixNano()
+	if last := s.stat.refusedLogged.Load(); now-last >= int64(time.Second) && s.stat.refusedLogged.CompareAndSwap(last, now) {
+		s.log.Warn("refusing connection: the socket has its maximum of peers", "endpoint", ep,
+			"remote", c.RemoteAddr().String(), "max_peers", s.opts.MaxPeers, "refused_total", s.stat.peersRefused.Load())
+	}
+	c.Close()
 }
 
 func (s *socket) dialLoop(e endpoint, pipe *outq) {

@@ -24,19 +24,21 @@ const (
 // Stats is a snapshot of a socket's counters. Totals include peers that
 // have gone away.
 type Stats struct {
-	Type              string            // PUSH, PULL, PUB or SUB
-	Peers             int               // connected now
-	MsgsIn, MsgsOut   uint64            // messages received from / written to peers
-	BytesIn, BytesOut uint64            // message payload bytes (frame bodies)
-	Drops             map[string]uint64 // by reason, see Drop…
-	HandshakeFailures uint64            // includes refused and timed-out handshakes
-	Oversize          uint64            // peers disconnected for exceeding MaxMsgSize
-	Reconnects        uint64            // dial attempts after the first, per Dial
-	HeartbeatTimeouts uint64            // peers dropped for silence
-	Connects          uint64            // handshakes completed
-	Disconnects       uint64            // peers lost
-	QueueDepth        int               // PULL/SUB: receive queue; PUSH/PUB: sum of send queues (incl. Dial pipes waiting to reconnect)
-	PeerStats         []PeerStats       // one per connected peer
+	Type                 string            // PUSH, PULL, PUB or SUB
+	Peers                int               // connected now
+	MsgsIn, MsgsOut      uint64            // messages received from / written to peers
+	BytesIn, BytesOut    uint64            // message payload bytes (frame bodies)
+	Drops                map[string]uint64 // by reason, see Drop…
+	HandshakeFailures    uint64            // includes refused and timed-out handshakes
+	Oversize             uint64            // peers disconnected for exceeding MaxMsgSize or MaxFrames
+	PeersRefused         uint64            // connections refused at accept over MaxPeers
+	SubscriptionsRefused uint64            // PUB: peers' subscriptions over the per-peer limits (MaxSubscriptionBytes, 4096)
+	Reconnects           uint64            // dial attempts after the first, per Dial
+	HeartbeatTimeouts    uint64            // peers dropped for silence
+	Connects             uint64            // handshakes completed
+	Disconnects          uint64            // peers lost
+	QueueDepth           int               // PULL/SUB: receive queue; PUSH/PUB: sum of send queues (incl. Dial pipes waiting to reconnect)
+	PeerStats            []PeerStats       // one per connected peer
 }
 
 // PeerStats are one connected peer's counters.
@@ -53,14 +55,16 @@ type PeerStats struct {
 
 func (s *socket) stats(recvDepth int) Stats {
 	st := Stats{
-		Type:              string(s.typ),
-		HandshakeFailures: s.stat.handshakeFail.Load(),
-		Oversize:          s.stat.oversize.Load(),
-		Reconnects:        s.stat.reconnects.Load(),
-		HeartbeatTimeouts: s.stat.hbTimeouts.Load(),
-		Connects:          s.stat.connects.Load(),
-		Disconnects:       s.stat.disconnects.Load(),
-		QueueDepth:        max(recvDepth, 0),
+		Type:                 string(s.typ),
+		HandshakeFailures:    s.stat.handshakeFail.Load(),
+		Oversize:             s.stat.oversize.Load(),
+		PeersRefused:         s.stat.peersRefused.Load(),
+		SubscriptionsRefused: s.stat.subsRefused.Load(),
+		Reconnects:           s.stat.reconnects.Load(),
+		HeartbeatTimeouts:    s.stat.hbTimeouts.Load(),
+		Connects:             s.stat.connects.Load(),
+		Disconnects:          s.stat.disconnects.Load(),
+		QueueDepth:           max(recvDepth, 0),
 		Drops: map[string]uint64{
 			DropPubQueueFull: s.stat.dropPubFull.Load(),
 			DropPeerGone:     s.stat.dropPeerGone.Load(),

@@ -69,7 +69,7 @@ func (s *Sub) change(prefix string, delta int) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if delta > 0 && s.subs.counts[prefix] == 0 && len(s.subs.counts) >= maxSubscriptions {
+	if delta > 0 && s.subs.counts[prefix] == 0 && s.subs.full(prefix) {
 		return fmt.Errorf("subscribe %q: %w", prefix, ErrTooManySubscriptions)
 	}
 	n, changed := s.subs.with(prefix, delta)
