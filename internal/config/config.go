@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -87,6 +88,43 @@ var (
 	// DefaultTapQueue is the per-tap-client queue in events; a client that
 	// falls further behind loses events, never slows the relay.
 	DefaultTapQueue = 1024
+	// DefaultTapQueueBytes bounds a tap client's queue in bytes as well:
+	// events can be up to max_message_size each.
+	DefaultTapQueueBytes ByteSize = 4 << 20
+	// DefaultTapWriteTimeout closes a tap client whose connection takes no
+	// data for this long.
+	DefaultTapWriteTimeout = 10 * time.Second
+	// DefaultTapPingInterval is how often a tap client is pinged; one that
+	// does not answer within tap_ping_interval + tap_write_timeout is closed.
+	DefaultTapPingInterval = 5 * time.Second
+	// DefaultHTTPReadTimeout bounds reading a whole request (not a tap's
+	// websocket, which pings decide).
+	DefaultHTTPReadTimeout = 30 * time.Second
+	// DefaultHTTPWriteTimeout bounds writing a response, e.g. a scrape.
+	DefaultHTTPWriteTimeout = 60 * time.Second
+	// DefaultHTTPIdleTimeout closes keep-alive connections idle this long.
+	DefaultHTTPIdleTimeout = 60 * time.Second
+	// DefaultHTTPMaxHeaderBytes bounds a request's header.
+	DefaultHTTPMaxHeaderBytes ByteSize = 16 << 10
+	// DefaultHTTPMaxConnections bounds concurrent HTTP connections (taps
+	// included), so idle clients cannot take the inputs' file descriptors.
+	DefaultHTTPMaxConnections = 256
+	// MaxHTTPMaxConnections bounds http.max_connections.
+	MaxHTTPMaxConnections = 1 << 16
+	// DefaultStreamMaxLength is the longest stream name; longer ones are
+	// mapped to OverlongStream. Stream names are metric labels, route-cache
+	// keys and topic frames: their length bounds those in bytes.
+	DefaultStreamMaxLength = 128
+	// MaxStreamMaxLength bounds stream.max_length.
+	MaxStreamMaxLength = 4096
+	// OverlongStream is the stream of events whose stream name is longer
+	// than stream.max_length.
+	OverlongStream = "_overlong"
+	// DefaultUnixMode is the permission of unix:// syslog sockets: the
+	// relay's user and group may send, others may not.
+	DefaultUnixMode FileMode = 0o660
+	// DefaultMaxPeers bounds the peers of a binding ZeroMQ socket.
+	DefaultMaxPeers = 1024
 	// DefaultDrainTimeout bounds how long shutdown waits to flush queued events.
 	DefaultDrainTimeout = 5 * time.Second
 	// DefaultAckBatch is events per acknowledged batch (ack.batch).
@@ -165,6 +203,14 @@ type Input struct {
 	// ignores the first frame and derives the stream as for syslog (zmq).
 	StreamFrame *bool `yaml:"stream_frame,omitempty"`
 
+	// UnixMode is the permission of the input's unix:// sockets (default
+	// DefaultUnixMode); UnixGroup, a group name or id, their group (default:
+	// the relay's) (syslog).
+	UnixMode  FileMode `yaml:"unix_mode,omitempty"`
+	UnixGroup string   `yaml:"unix_group,omitempty"`
+	// MaxPeers limits the peers of a binding socket; more are refused (zmq).
+	MaxPeers int `yaml:"max_peers,omitempty"`
+
 	// MaxMessageSize caps one message; larger ones are counted and dropped.
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
 }
@@ -196,6 +242,9 @@ type Stream struct {
 	From string `yaml:"from"`
 	// Default is the stream of events where From yields nothing.
 	Default string `yaml:"default"`
+	// MaxLength is the longest stream name in bytes; events with a longer
+	// one get OverlongStream (counted).
+	MaxLength int `yaml:"max_length"`
 }
 
 // Output is one ZeroMQ destination of events.
@@ -221,6 +270,8 @@ type Output struct {
 	Plain *Plain `yaml:"plain,omitempty"`
 	// Heartbeat is the ZMTP PING interval; 0: no PINGs.
 	Heartbeat time.Duration `yaml:"heartbeat,omitempty"`
+	// MaxPeers limits the peers of a binding socket; more are refused.
+	MaxPeers int `yaml:"max_peers,omitempty"`
 	// Ack makes a PUSH output acknowledged: events go out in numbered
 	// batches and are held until a worker or a sink acknowledges them.
 	Ack *Ack `yaml:"ack,omitempty"`
@@ -259,6 +310,30 @@ type HTTP struct {
 	TapMaxClients int `yaml:"tap_max_clients"`
 	// TapQueue is the per-client queue in events.
 	TapQueue int `yaml:"tap_queue"`
+	// TapQueueBytes bounds the per-client queue in bytes too.
+	TapQueueBytes ByteSize `yaml:"tap_queue_bytes"`
+	// TapWriteTimeout closes a tap client that takes no data for this
+	// long; TapPingInterval is how often it is pinged (a client that does
+	// not answer within both is closed). 0: off.
+	TapWriteTimeout time.Duration `yaml:"tap_write_timeout"`
+	TapPingInterval time.Duration `yaml:"tap_ping_interval"`
+	// AllowedOrigins are the web origins (scheme://host[:port]) whose
+	// pages may open /v1/tap besides the relay's own pages; "*" is any.
+	AllowedOrigins []string `yaml:"allowed_origins,omitempty"`
+	// AllowedHosts are the names the server answers to in the Host header
+	// besides IP addresses, localhost and the machine's hostname; "*" is
+	// any. Other names are refused, which stops DNS rebinding.
+	AllowedHosts []string `yaml:"allowed_hosts,omitempty"`
+	// ReadTimeout bounds reading a request, WriteTimeout writing a
+	// response, IdleTimeout a keep-alive connection's wait for the next
+	// request; 0: none. Tap websockets are bounded by the tap settings.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's header.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MaxConnections limits concurrent HTTP connections, taps included.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Log configures the relay's own logging.
@@ -330,6 +405,9 @@ func (c *Config) ApplyDefaults() {
 			if !c.set(p+".max_connections") && in.MaxConnections == 0 {
 				in.MaxConnections = DefaultMaxConnections
 			}
+			if !c.set(p+".unix_mode") && in.UnixMode == 0 && in.hasUnix() {
+				in.UnixMode = DefaultUnixMode
+			}
 			if in.TLS != nil && in.TLS.ClientAuth == "" && !c.set(p+".tls.client_auth") {
 				in.TLS.ClientAuth = ClientAuthNone
 				if in.TLS.ClientCA != "" {
@@ -350,6 +428,9 @@ func (c *Config) ApplyDefaults() {
 			if !c.set(p+".hwm") && in.HWM == 0 {
 				in.HWM = DefaultHWM
 			}
+			if !c.set(p+".max_peers") && in.MaxPeers == 0 && len(in.Bind) > 0 {
+				in.MaxPeers = DefaultMaxPeers
+			}
 		}
 	}
 	if !c.set("stream.from") && c.Stream.From == "" {
@@ -357,6 +438,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if !c.set("stream.default") && c.Stream.Default == "" {
 		c.Stream.Default = DefaultStream
+	}
+	if !c.set("stream.max_length") && c.Stream.MaxLength == 0 {
+		c.Stream.MaxLength = DefaultStreamMaxLength
 	}
 	for i := range c.Outputs {
 		o := &c.Outputs[i]
@@ -372,6 +456,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if !c.set(p+".max_message_size") && o.MaxMessageSize == 0 {
 			o.MaxMessageSize = DefaultZMQMaxMessageSize
+		}
+		if !c.set(p+".max_peers") && o.MaxPeers == 0 && len(o.Bind) > 0 {
+			o.MaxPeers = DefaultMaxPeers
 		}
 		if a := o.Ack; a != nil {
 			if !c.set(p+".ack.batch") && a.Batch == 0 {
@@ -399,6 +486,32 @@ func (c *Config) ApplyDefaults() {
 	if !c.set("http.tap_queue") && c.HTTP.TapQueue == 0 {
 		c.HTTP.TapQueue = DefaultTapQueue
 	}
+	if !c.set("http.tap_queue_bytes") && c.HTTP.TapQueueBytes == 0 {
+		c.HTTP.TapQueueBytes = DefaultTapQueueBytes
+	}
+	if !c.set("http.max_header_bytes") && c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = DefaultHTTPMaxHeaderBytes
+	}
+	if !c.set("http.max_connections") && c.HTTP.MaxConnections == 0 {
+		c.HTTP.MaxConnections = DefaultHTTPMaxConnections
+	}
+	// Timeouts: written 0 means none, as for drain_timeout; in code, a
+	// zero HTTP gets them too, since no timeout is the hole they close.
+	for _, d := range []struct {
+		key string
+		v   *time.Duration
+		def time.Duration
+	}{
+		{"http.tap_write_timeout", &c.HTTP.TapWriteTimeout, DefaultTapWriteTimeout},
+		{"http.tap_ping_interval", &c.HTTP.TapPingInterval, DefaultTapPingInterval},
+		{"http.read_timeout", &c.HTTP.ReadTimeout, DefaultHTTPReadTimeout},
+		{"http.write_timeout", &c.HTTP.WriteTimeout, DefaultHTTPWriteTimeout},
+		{"http.idle_timeout", &c.HTTP.IdleTimeout, DefaultHTTPIdleTimeout},
+	} {
+		if !c.set(d.key) && *d.v == 0 {
+			*d.v = d.def
+		}
+	}
 	if c.pos != nil && !c.set("drain_timeout") {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
@@ -408,6 +521,16 @@ func (c *Config) ApplyDefaults() {
 	if !c.set("log.format") && c.Log.Format == "" {
 		c.Log.Format = DefaultLogFormat
 	}
+}
+
+// hasUnix reports whether a listen URL of in is a unix socket.
+func (in *Input) hasUnix() bool {
+	for _, l := range in.Listen {
+		if strings.HasPrefix(l, SchemeUnix+"://") {
+			return true
+		}
+	}
+	return false
 }
 
 // set reports whether the file wrote the key at path.

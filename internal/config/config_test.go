@@ -13,6 +13,14 @@ import (
 	"time"
 )
 
+// defaultHTTP is the http section a file that leaves it out gets.
+func defaultHTTP() HTTP {
+	return HTTP{Listen: DefaultHTTPListen, TapMaxClients: DefaultTapMaxClients, TapQueue: DefaultTapQueue,
+		TapQueueBytes: DefaultTapQueueBytes, TapWriteTimeout: DefaultTapWriteTimeout, TapPingInterval: DefaultTapPingInterval,
+		ReadTimeout: DefaultHTTPReadTimeout, WriteTimeout: DefaultHTTPWriteTimeout, IdleTimeout: DefaultHTTPIdleTimeout,
+		MaxHeaderBytes: DefaultHTTPMaxHeaderBytes, MaxConnections: DefaultHTTPMaxConnections}
+}
+
 // strip drops what a parse records beside the settings, so configs can be
 // compared with ones written out in a test.
 func strip(c *Config) *Config {
@@ -76,16 +84,16 @@ func TestIssueExample(t *testing.T) {
 			{Name: "rsyslog-tcp", Type: InputSyslog, Listen: []string{"tcp://127.0.0.1:10514"},
 				MaxConnections: 1024, MaxMessageSize: 64 << 10},
 			{Name: "from-bridge", Type: InputZMQ, Socket: SocketPull, Bind: []string{"tcp://127.0.0.1:5555"},
-				HWM: 1000, MaxMessageSize: 1 << 20, StreamFrame: &yes},
+				HWM: 1000, MaxMessageSize: 1 << 20, StreamFrame: &yes, MaxPeers: 1024},
 		},
-		Stream: Stream{From: "app-name", Default: "unknown"},
+		Stream: Stream{From: "app-name", Default: "unknown", MaxLength: 128},
 		Outputs: []Output{
 			{Name: "workers", Type: OutputZMQ, Socket: SocketPush, Bind: []string{"tcp://127.0.0.1:5557"},
-				Streams: []string{"impression", "click"}, Format: FormatRaw, HWM: 10000, MaxMessageSize: 1 << 20},
+				Streams: []string{"impression", "click"}, Format: FormatRaw, HWM: 10000, MaxMessageSize: 1 << 20, MaxPeers: 1024},
 			{Name: "taps", Type: OutputZMQ, Socket: SocketPub, Bind: []string{"tcp://127.0.0.1:5556"},
-				Format: FormatRaw, HWM: 1000, MaxMessageSize: 1 << 20},
+				Format: FormatRaw, HWM: 1000, MaxMessageSize: 1 << 20, MaxPeers: 1024},
 		},
-		HTTP:         HTTP{Listen: "127.0.0.1:8080", TapMaxClients: 64, TapQueue: 1024},
+		HTTP:         defaultHTTP(),
 		DrainTimeout: 5 * time.Second,
 		Log:          Log{Level: "info", Format: "text"},
 	}
@@ -126,7 +134,7 @@ func TestFullFile(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(users, map[string]string{"worker1": "pw1", "worker2": "pw2"}) {
 		t.Errorf("users = %v, %v", users, err)
 	}
-	if c.Stream != (Stream{From: `regex:type=(\w+)`, Default: "other"}) {
+	if c.Stream != (Stream{From: `regex:type=(\w+)`, Default: "other", MaxLength: 64}) {
 		t.Errorf("stream = %+v", c.Stream)
 	}
 	o := c.Outputs[0]
@@ -150,6 +158,19 @@ func TestFullFile(t *testing.T) {
 	if c.DrainTimeout != 30*time.Second || c.Log != (Log{Level: "debug", Format: "json"}) {
 		t.Errorf("top level = %v %+v", c.DrainTimeout, c.Log)
 	}
+	// The security settings (#21).
+	if in.UnixMode != 0o600 || in.UnixGroup != "root" || zb.MaxPeers != 100 || c.Stream.MaxLength != 64 || o.MaxPeers != 10 {
+		t.Errorf("unix_mode %s, unix_group %q, max_peers %d/%d, stream.max_length %d", in.UnixMode, in.UnixGroup, zb.MaxPeers, o.MaxPeers, c.Stream.MaxLength)
+	}
+	if c.Outputs[1].MaxPeers != DefaultMaxPeers {
+		t.Errorf("pub output max_peers = %d, want the default", c.Outputs[1].MaxPeers)
+	}
+	if h.TapQueueBytes != 1<<20 || h.TapWriteTimeout != 3*time.Second || h.TapPingInterval != 2*time.Second ||
+		!reflect.DeepEqual(h.AllowedOrigins, []string{"https://dash.example.com"}) || !reflect.DeepEqual(h.AllowedHosts, []string{"relay.example.com"}) ||
+		h.ReadTimeout != 5*time.Second || h.WriteTimeout != 20*time.Second || h.IdleTimeout != 30*time.Second ||
+		h.MaxHeaderBytes != 8<<10 || h.MaxConnections != 100 {
+		t.Errorf("http security settings = %+v", h)
+	}
 }
 
 func TestDefaultsApplied(t *testing.T) {
@@ -158,10 +179,10 @@ func TestDefaultsApplied(t *testing.T) {
 	if in.MaxMessageSize != DefaultMaxMessageSize || in.MaxConnections != DefaultMaxConnections || in.IdleTimeout != 0 || in.TLS != nil {
 		t.Errorf("syslog input defaults = %+v", in)
 	}
-	if c.Stream != (Stream{From: DefaultStreamFrom, Default: DefaultStream}) {
+	if c.Stream != (Stream{From: DefaultStreamFrom, Default: DefaultStream, MaxLength: DefaultStreamMaxLength}) {
 		t.Errorf("stream defaults = %+v", c.Stream)
 	}
-	if c.HTTP != (HTTP{Listen: DefaultHTTPListen, TapMaxClients: DefaultTapMaxClients, TapQueue: DefaultTapQueue}) {
+	if !reflect.DeepEqual(c.HTTP, defaultHTTP()) {
 		t.Errorf("http defaults = %+v", c.HTTP)
 	}
 	if c.DrainTimeout != DefaultDrainTimeout || c.Log != (Log{Level: DefaultLogLevel, Format: DefaultLogFormat}) {
@@ -222,7 +243,7 @@ func TestDefault(t *testing.T) {
 		!reflect.DeepEqual(c.Inputs[0].Listen, []string{"tcp://127.0.0.1:10514", "udp://127.0.0.1:10514"}) {
 		t.Errorf("default inputs = %+v", c.Inputs)
 	}
-	if c.Stream != (Stream{From: "app-name", Default: "unknown"}) {
+	if c.Stream != (Stream{From: "app-name", Default: "unknown", MaxLength: DefaultStreamMaxLength}) {
 		t.Errorf("default stream = %+v", c.Stream)
 	}
 	if len(c.Outputs) != 1 || c.Outputs[0].Socket != SocketPub || !reflect.DeepEqual(c.Outputs[0].Bind, []string{"tcp://127.0.0.1:5556"}) {
@@ -289,6 +310,23 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"23:1", "drain_timeout", "-1s is negative"},
 		{"24:7", "log.level", `"verbose" is not a log level; use debug, info, warn or error`},
 		{"24:23", "log.format", `"logfmt" is not a log format; use text or json`},
+	},
+	"security.bad.yaml": {
+		{"5:5", "inputs[0].unix_mode", "unix_mode and unix_group apply to unix:// listen URLs"},
+		{"9:16", "inputs[1].unix_mode", `"0999" is not a file mode; write octal permission bits, e.g. 0660`},
+		{"13:5", "inputs[2].unix_mode", "0444 lets nobody send"},
+		{"14:5", "inputs[2].unix_group", `group "no-such-group-xyz" does not exist`},
+		{"18:5", "inputs[3].max_peers", "max_peers limits the peers of a binding socket; remove it or add bind"},
+		{"20:3", "stream.max_length", "0 is too small; use at least 1 (default 128)"},
+		{"25:5", "outputs[0].max_peers", "0 is too small; use at least 1 (default 1024)"},
+		{"27:3", "http.tap_queue_bytes", "1024 bytes is out of range; use 64KiB to 1GiB (default 4MiB)"},
+		{"28:3", "http.tap_write_timeout", "-1s is negative"},
+		{"29:3", "http.idle_timeout", "-5s is negative"},
+		{"30:3", "http.max_header_bytes", "100 bytes is out of range; use 1KiB to 1MiB (default 16KiB)"},
+		{"31:3", "http.max_connections", "10 leaves no connection for /metrics and /healthz once 64 taps are connected"},
+		{"32:21", "http.allowed_origins[0]", `"evil.example" is not a web origin; write scheme://host[:port]`},
+		{"32:59", "http.allowed_origins[2]", `"ftp://x" is not a web origin`},
+		{"33:19", "http.allowed_hosts[0]", `"http://relay.example.com" is not a host name`},
 	},
 	"endpoints.bad.yaml": {
 		{"5:9", "inputs[0].listen[0]", `"127.0.0.1:10514" has no scheme; write tcp://127.0.0.1:10514, udp://127.0.0.1:10514`},
@@ -423,6 +461,7 @@ func TestErrorsIs(t *testing.T) {
 		"tls.bad.yaml":       {ErrFile, ErrRequired},
 		"tap.bad.yaml":       {ErrInsecureTap},
 		"syntax.bad.yaml":    {ErrSyntax},
+		"security.bad.yaml":  {ErrInvalid, ErrType},
 		"endpoints.bad.yaml": {ErrInvalid},
 	} {
 		_, err := Load(filepath.Join("testdata", f))

@@ -144,8 +144,8 @@ func (d *decoder) inputs(v *yaml.Node, path string) {
 
 // Keys of each input type, beyond name, type and max_message_size.
 var (
-	syslogInputKeys = []string{"listen", "tls", "max_connections", "idle_timeout"}
-	zmqInputKeys    = []string{"socket", "bind", "connect", "hwm", "plain", "stream_frame"}
+	syslogInputKeys = []string{"listen", "tls", "max_connections", "idle_timeout", "unix_mode", "unix_group"}
+	zmqInputKeys    = []string{"socket", "bind", "connect", "hwm", "plain", "stream_frame", "max_peers"}
 )
 
 func (d *decoder) input(v *yaml.Node, path string, in *Input) {
@@ -160,6 +160,9 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 		},
 		"max_connections": func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxConnections) },
 		"idle_timeout":    func(v *yaml.Node, p string) { d.duration(v, p, &in.IdleTimeout) },
+		"unix_mode":       func(v *yaml.Node, p string) { d.fileMode(v, p, &in.UnixMode) },
+		"unix_group":      func(v *yaml.Node, p string) { d.str(v, p, &in.UnixGroup) },
+		"max_peers":       func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxPeers) },
 		"socket":          func(v *yaml.Node, p string) { d.str(v, p, &in.Socket) },
 		"bind":            func(v *yaml.Node, p string) { d.strs(v, p, &in.Bind) },
 		"connect":         func(v *yaml.Node, p string) { d.strs(v, p, &in.Connect) },
@@ -231,8 +234,9 @@ func (d *decoder) plain(v *yaml.Node, path string, pl *Plain) {
 
 func (d *decoder) stream(v *yaml.Node, path string) {
 	d.fields(v, path, fieldSet{
-		"from":    func(v *yaml.Node, p string) { d.str(v, p, &d.c.Stream.From) },
-		"default": func(v *yaml.Node, p string) { d.str(v, p, &d.c.Stream.Default) },
+		"from":       func(v *yaml.Node, p string) { d.str(v, p, &d.c.Stream.From) },
+		"default":    func(v *yaml.Node, p string) { d.str(v, p, &d.c.Stream.Default) },
+		"max_length": func(v *yaml.Node, p string) { d.integer(v, p, &d.c.Stream.MaxLength) },
 	}, nil)
 }
 
@@ -251,6 +255,7 @@ func (d *decoder) outputs(v *yaml.Node, path string) {
 			"hwm":              func(v *yaml.Node, p string) { d.integer(v, p, &o.HWM) },
 			"max_message_size": func(v *yaml.Node, p string) { d.size(v, p, &o.MaxMessageSize) },
 			"heartbeat":        func(v *yaml.Node, p string) { d.duration(v, p, &o.Heartbeat) },
+			"max_peers":        func(v *yaml.Node, p string) { d.integer(v, p, &o.MaxPeers) },
 			"plain": func(v *yaml.Node, p string) {
 				o.Plain = &Plain{}
 				d.plain(v, p, o.Plain)
@@ -286,6 +291,16 @@ func (d *decoder) http(v *yaml.Node, path string) {
 		"allow_insecure_tap": func(v *yaml.Node, p string) { d.boolean(v, p, &h.AllowInsecureTap) },
 		"tap_max_clients":    func(v *yaml.Node, p string) { d.integer(v, p, &h.TapMaxClients) },
 		"tap_queue":          func(v *yaml.Node, p string) { d.integer(v, p, &h.TapQueue) },
+		"tap_queue_bytes":    func(v *yaml.Node, p string) { d.size(v, p, &h.TapQueueBytes) },
+		"tap_write_timeout":  func(v *yaml.Node, p string) { d.duration(v, p, &h.TapWriteTimeout) },
+		"tap_ping_interval":  func(v *yaml.Node, p string) { d.duration(v, p, &h.TapPingInterval) },
+		"allowed_origins":    func(v *yaml.Node, p string) { d.strs(v, p, &h.AllowedOrigins) },
+		"allowed_hosts":      func(v *yaml.Node, p string) { d.strs(v, p, &h.AllowedHosts) },
+		"read_timeout":       func(v *yaml.Node, p string) { d.duration(v, p, &h.ReadTimeout) },
+		"write_timeout":      func(v *yaml.Node, p string) { d.duration(v, p, &h.WriteTimeout) },
+		"idle_timeout":       func(v *yaml.Node, p string) { d.duration(v, p, &h.IdleTimeout) },
+		"max_header_bytes":   func(v *yaml.Node, p string) { d.size(v, p, &h.MaxHeaderBytes) },
+		"max_connections":    func(v *yaml.Node, p string) { d.integer(v, p, &h.MaxConnections) },
 	}, nil)
 }
 
@@ -505,6 +520,19 @@ func (d *decoder) size(v *yaml.Node, path string, dst *ByteSize) {
 		}
 	}
 	d.errAt(v, path, ErrType, "%s is not a size; write a number of bytes or e.g. 64KiB", describe(v))
+}
+
+// fileMode accepts an octal permission: 0660 (YAML reads the leading 0 as
+// octal) or "0660".
+func (d *decoder) fileMode(v *yaml.Node, path string, dst *FileMode) {
+	if v.Kind == yaml.ScalarNode && (v.ShortTag() == "!!int" || v.ShortTag() == "!!str") {
+		text := strings.TrimPrefix(strings.TrimSpace(v.Value), "0o")
+		if m, err := ParseFileMode(text); err == nil {
+			*dst = m
+			return
+		}
+	}
+	d.errAt(v, path, ErrType, "%s is not a file mode; write octal permission bits, e.g. 0660", describe(v))
 }
 
 // resolve follows aliases to the node they name.

@@ -3,9 +3,11 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // checker collects validation problems with the positions the decoder
@@ -148,8 +150,9 @@ func (k *checker) syslogInput(p string, in *Input) {
 	if in.IdleTimeout < 0 {
 		k.add(p+".idle_timeout", ErrInvalid, "%v is negative; use 0 for no timeout, or e.g. 5m", in.IdleTimeout)
 	}
-	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.StreamFrame != nil {
-		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain and stream_frame apply only to zmq inputs; remove them or change type")
+	k.unixSocket(p, in)
+	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.StreamFrame != nil || in.MaxPeers != 0 {
+		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain, stream_frame and max_peers apply only to zmq inputs; remove them or change type")
 	}
 }
 
@@ -169,8 +172,42 @@ func (k *checker) zmqInput(p string, in *Input) {
 	if in.Plain != nil {
 		k.plain(p+".plain", in.Plain, len(in.Bind) > 0, len(in.Connect) > 0)
 	}
-	if len(in.Listen) > 0 || in.TLS != nil || in.MaxConnections != 0 || in.IdleTimeout != 0 {
-		k.add(p, ErrInvalid, "listen, tls, max_connections and idle_timeout apply only to syslog inputs; remove them or change type")
+	k.maxPeers(p, in.MaxPeers, len(in.Bind) > 0)
+	if len(in.Listen) > 0 || in.TLS != nil || in.MaxConnections != 0 || in.IdleTimeout != 0 || in.UnixMode != 0 || in.UnixGroup != "" {
+		k.add(p, ErrInvalid, "listen, tls, max_connections, idle_timeout, unix_mode and unix_group apply only to syslog inputs; remove them or change type")
+	}
+}
+
+// maxPeers checks a ZeroMQ socket's max_peers, which only a binding
+// socket uses.
+func (k *checker) maxPeers(p string, n int, binds bool) {
+	switch {
+	case binds:
+		k.between(p+".max_peers", n, 1, MaxConnections, DefaultMaxPeers)
+	case n != 0:
+		k.add(p+".max_peers", ErrInvalid, "max_peers limits the peers of a binding socket; remove it or add bind")
+	}
+}
+
+// unixSocket checks unix_mode and unix_group, which apply to unix://
+// listen URLs.
+func (k *checker) unixSocket(p string, in *Input) {
+	if !in.hasUnix() {
+		if in.UnixMode != 0 || in.UnixGroup != "" {
+			k.add(p+".unix_mode", ErrInvalid, "unix_mode and unix_group apply to unix:// listen URLs; remove them or add one")
+		}
+		return
+	}
+	if in.UnixMode&^0o777 != 0 {
+		k.add(p+".unix_mode", ErrInvalid, "%s is not a permission; use octal bits up to 0777, e.g. 0660", in.UnixMode)
+	}
+	if in.UnixMode&0o222 == 0 {
+		k.add(p+".unix_mode", ErrInvalid, "%s lets nobody send; give the owner or group write permission, e.g. 0660", in.UnixMode)
+	}
+	if in.UnixGroup != "" {
+		if _, err := LookupGroup(in.UnixGroup); err != nil {
+			k.add(p+".unix_group", ErrInvalid, "%v", err)
+		}
 	}
 }
 
@@ -263,6 +300,8 @@ func (k *checker) tls(p string, t *TLS, client bool) {
 	if !k.hasProblem(p) {
 		if _, err := t.ServerConfig(); err != nil {
 			k.add(p+".cert", ErrFile, "%v", err)
+		} else {
+			k.secret(p+".key", t.Key)
 		}
 	}
 	if !client {
@@ -313,6 +352,8 @@ func (k *checker) plain(p string, pl *Plain, server, client bool) {
 			k.add(p+".users_file", ErrInvalid, "users_file only applies when binding; remove it or add bind")
 		} else if _, err := pl.Users(); err != nil {
 			k.add(p+".users_file", ErrFile, "%v", err)
+		} else {
+			k.secret(p+".users_file", pl.UsersFile)
 		}
 	}
 }
@@ -323,6 +364,10 @@ func (k *checker) stream() {
 	}
 	if k.c.Stream.Default == "" {
 		k.add("stream.default", ErrInvalid, "the default stream must not be empty; e.g. default: %s", DefaultStream)
+	}
+	k.between("stream.max_length", k.c.Stream.MaxLength, 1, MaxStreamMaxLength, DefaultStreamMaxLength)
+	if l := k.c.Stream.MaxLength; l > 0 && len(k.c.Stream.Default) > l {
+		k.add("stream.default", ErrInvalid, "%q is longer than stream.max_length (%d bytes); shorten it or raise max_length", k.c.Stream.Default, l)
 	}
 }
 
@@ -360,6 +405,7 @@ func (k *checker) output(p string, o *Output) {
 	if o.Plain != nil {
 		k.plain(p+".plain", o.Plain, len(o.Bind) > 0, len(o.Connect) > 0)
 	}
+	k.maxPeers(p, o.MaxPeers, len(o.Bind) > 0)
 	if o.Ack != nil {
 		k.ack(p+".ack", o)
 	}
@@ -412,10 +458,56 @@ func (k *checker) http() {
 	if h.TapTokenFile != "" {
 		if _, err := h.TapToken(); err != nil {
 			k.add("http.tap_token_file", ErrFile, "%v", err)
+		} else {
+			k.secret("http.tap_token_file", h.TapTokenFile)
 		}
 	}
 	k.between("http.tap_max_clients", h.TapMaxClients, 1, MaxTapClients, DefaultTapMaxClients)
 	k.between("http.tap_queue", h.TapQueue, 1, MaxTapQueue, DefaultTapQueue)
+	if h.TapQueueBytes < 64<<10 || h.TapQueueBytes > MaxMaxMessageSize {
+		k.add("http.tap_queue_bytes", ErrInvalid, "%d bytes is out of range; use 64KiB to %s (default %s)", int64(h.TapQueueBytes), MaxMaxMessageSize, DefaultTapQueueBytes)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"http.tap_write_timeout", h.TapWriteTimeout}, {"http.tap_ping_interval", h.TapPingInterval},
+		{"http.read_timeout", h.ReadTimeout}, {"http.write_timeout", h.WriteTimeout}, {"http.idle_timeout", h.IdleTimeout},
+	} {
+		if d.v < 0 {
+			k.add(d.key, ErrInvalid, "%v is negative; use 0 for none, or e.g. 30s", d.v)
+		}
+	}
+	if h.MaxHeaderBytes < 1<<10 || h.MaxHeaderBytes > 1<<20 {
+		k.add("http.max_header_bytes", ErrInvalid, "%d bytes is out of range; use 1KiB to 1MiB (default %s)", int64(h.MaxHeaderBytes), DefaultHTTPMaxHeaderBytes)
+	}
+	k.between("http.max_connections", h.MaxConnections, 1, MaxHTTPMaxConnections, DefaultHTTPMaxConnections)
+	if h.MaxConnections > 0 && h.MaxConnections <= h.TapMaxClients {
+		k.add("http.max_connections", ErrInvalid, "%d leaves no connection for /metrics and /healthz once %d taps are connected; make it larger than tap_max_clients", h.MaxConnections, h.TapMaxClients)
+	}
+	for i, o := range h.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			k.add(k.item("http.allowed_origins", i, len(h.AllowedOrigins)), ErrInvalid, "%v", err)
+		}
+	}
+	for i, host := range h.AllowedHosts {
+		if host != "*" && (host == "" || strings.ContainsAny(host, "/: \t") || strings.Contains(host, "://")) {
+			k.add(k.item("http.allowed_hosts", i, len(h.AllowedHosts)), ErrInvalid, "%q is not a host name; write the name clients put in the URL, without scheme or port, e.g. relay.example.com (or * for any)", host)
+		}
+	}
+}
+
+// checkOrigin validates one http.allowed_origins entry: "*" or
+// scheme://host[:port], as browsers send it in the Origin header.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q is not a web origin; write scheme://host[:port], e.g. https://dashboard.example.com (or * for any)", o)
+	}
+	return nil
 }
 
 var streamFields = []string{"app-name", "msgid", "hostname", "facility", "severity"}
