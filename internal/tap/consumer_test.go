@@ -108,7 +108,7 @@ func TestConsumerPubFilters(t *testing.T) {
 }
 
 func TestConsumerWebsocket(t *testing.T) {
-	h, url := startHub(t, HubConfig{Token: "tk", QueueLen: 4})
+	h, url := startHub(t, HubConfig{Token: "tk", QueueLen: 16})
 	f, _ := NewFilter([]string{"view"}, nil, "", 0)
 	c, err := NewConsumer(ConsumerConfig{Source: url, Token: "tk", Filter: f})
 	if err != nil {

@@ -9,6 +9,10 @@ var ErrBadFilter = errors.New("bad tap filter")
 // ErrUnauthorized means the hub has a token and the request did not carry it.
 var ErrUnauthorized = errors.New("tap token missing or wrong")
 
+// ErrForbiddenOrigin means a web page from an origin the hub does not
+// allow tried to open the tap; the websocket answers it with 403.
+var ErrForbiddenOrigin = errors.New("tap refused for this web origin")
+
 // ErrTooManyClients means the hub already serves MaxClients taps.
 var ErrTooManyClients = errors.New("too many tap clients")
 

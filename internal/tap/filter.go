@@ -5,10 +5,36 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+)
+
+// Limits on a filter, checked when it is built: a tap's filter runs for
+// every event it is offered, so its cost must be bounded before the first
+// event (the review's 900 KB glob made each event cost milliseconds).
+const (
+	// MaxStreams is the most stream globs in one filter.
+	MaxStreams = 32
+	// MaxGlobLen is the longest stream glob, in bytes; stream names are
+	// at most 128 bytes by default (stream.max_length).
+	MaxGlobLen = 256
+	// MaxMatches is the most field=value conditions in one filter.
+	MaxMatches = 16
+	// MaxMatchLen is the longest field=value condition, in bytes.
+	MaxMatchLen = 1024
+	// MaxGrepLen is the longest grep expression, in bytes.
+	MaxGrepLen = 1024
+	// MaxRegexInsts bounds a compiled grep (or regex: field) program: the
+	// time to match one byte grows with it. (?:.{0,1000})+z compiles to
+	// some 3000 instructions and cost 156 ms per 8 KB event.
+	MaxRegexInsts = 1000
+	// MaxGrepInput is how much of an event grep looks at: its first
+	// 64 KiB (the syslog inputs' default max_message_size), so one match
+	// costs at most MaxRegexInsts steps per byte of that.
+	MaxGrepInput = 64 << 10
 )
 
 // Filter selects events by stream glob, field values, a regexp on the raw
@@ -40,6 +66,12 @@ func NewFilter(streams, matches []string, grep string, sample int) (*Filter, err
 	if sample < 0 {
 		return nil, fmt.Errorf("%w: sample %d: want a positive N for one event in N", ErrBadFilter, sample)
 	}
+	if len(streams) > MaxStreams {
+		return nil, fmt.Errorf("%w: %d stream globs: the limit is %d; use a glob that covers several", ErrBadFilter, len(streams), MaxStreams)
+	}
+	if len(matches) > MaxMatches {
+		return nil, fmt.Errorf("%w: %d match conditions: the limit is %d", ErrBadFilter, len(matches), MaxMatches)
+	}
 	for _, s := range streams {
 		g, err := compileGlob(s)
 		if err != nil {
@@ -56,6 +88,12 @@ func NewFilter(streams, matches []string, grep string, sample int) (*Filter, err
 		f.Match = append(f.Match, mm)
 	}
 	if grep != "" {
+		if len(grep) > MaxGrepLen {
+			return nil, fmt.Errorf("%w: grep of %d bytes: the limit is %d", ErrBadFilter, len(grep), MaxGrepLen)
+		}
+		if err := checkRegexCost(grep); err != nil {
+			return nil, fmt.Errorf("%w: grep %q: %v", ErrBadFilter, grep, err)
+		}
 		re, err := regexp.Compile(grep)
 		if err != nil {
 			return nil, fmt.Errorf("%w: grep %q: %v", ErrBadFilter, grep, err)
@@ -65,12 +103,39 @@ func NewFilter(streams, matches []string, grep string, sample int) (*Filter, err
 	return f, nil
 }
 
+// checkRegexCost refuses a regular expression whose compiled program has
+// more than MaxRegexInsts instructions: Go's matcher is linear in the
+// input, but the factor is the program's size, and counted repetitions
+// (.{0,1000}) multiply it.
+func checkRegexCost(expr string) error {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return err
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return err
+	}
+	if n := len(prog.Inst); n > MaxRegexInsts {
+		return fmt.Errorf("compiles to %d instructions, the limit is %d; avoid large counted repetitions such as {0,1000}", n, MaxRegexInsts)
+	}
+	return nil
+}
+
 // ParseMatch reads "field=value", e.g. "app-name=nginx" or
 // "sd:user@1.id=42". The value may contain '='.
 func ParseMatch(s string) (Match, error) {
+	if len(s) > MaxMatchLen {
+		return Match{}, fmt.Errorf("%w: match of %d bytes: the limit is %d", ErrBadFilter, len(s), MaxMatchLen)
+	}
 	spec, value, ok := strings.Cut(s, "=")
 	if !ok || spec == "" {
 		return Match{}, fmt.Errorf("%w: match %q: want field=value, e.g. app-name=nginx", ErrBadFilter, s)
+	}
+	if expr, ok := strings.CutPrefix(spec, "regex:"); ok {
+		if err := checkRegexCost(expr); err != nil {
+			return Match{}, fmt.Errorf("%w: match %q: %v", ErrBadFilter, s, err)
+		}
 	}
 	fld, err := event.ParseField(spec)
 	if err != nil {
@@ -142,7 +207,14 @@ func (f *Filter) MatchEvent(e *event.Event) bool {
 			return false
 		}
 	}
-	return f.Grep == nil || f.Grep.Match(e.Raw)
+	if f.Grep == nil {
+		return true
+	}
+	raw := e.Raw
+	if len(raw) > MaxGrepInput {
+		raw = raw[:MaxGrepInput]
+	}
+	return f.Grep.Match(raw)
 }
 
 // needsEvent reports whether MatchEvent looks at the event at all.
@@ -208,6 +280,9 @@ type glob struct {
 func compileGlob(s string) (glob, error) {
 	if s == "" {
 		return glob{}, fmt.Errorf("%w: empty stream glob: give a stream name or a glob like web.*", ErrBadFilter)
+	}
+	if len(s) > MaxGlobLen {
+		return glob{}, fmt.Errorf("%w: stream glob of %d bytes: the limit is %d", ErrBadFilter, len(s), MaxGlobLen)
 	}
 	if _, err := path.Match(s, ""); err != nil {
 		return glob{}, fmt.Errorf("%w: stream glob %q: %v", ErrBadFilter, s, err)

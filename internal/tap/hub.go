@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +18,15 @@ import (
 
 // Defaults for HubConfig's zero values.
 const (
-	DefaultMaxClients = 64
-	DefaultQueueLen   = 4096
+	DefaultMaxClients   = 64
+	DefaultQueueLen     = 4096
+	DefaultQueueBytes   = 4 << 20
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultPingInterval = 5 * time.Second
+	// DefaultFilterCPU is the share of one core that all clients' filters
+	// may use together (stream globs, field matches, grep); a client over
+	// its part skips events (counted as dropped) until it is back under.
+	DefaultFilterCPU = 0.1
 )
 
 // noticeEvery is how often a client hears about its drops (coalesced) and,
@@ -29,28 +37,59 @@ const noticeEvery = time.Second
 // it writes again: the latency a tap adds, traded for fewer syscalls.
 const coalesce = time.Millisecond
 
+// maxStreamMemo bounds a client's memo of which streams its globs take.
+const maxStreamMemo = 1024
+
 // HubConfig configures a Hub.
 type HubConfig struct {
-	Token      string // required from clients when not empty
+	Token      string // required from clients when not empty; SetToken replaces it
 	MaxClients int    // concurrent taps; beyond it the hub answers 503 (default 64)
 	QueueLen   int    // events queued per client before they are dropped (default 4096)
+	// QueueBytes bounds a client's queue in bytes as well: raw bytes plus
+	// 256 per event (default 4 MiB).
+	QueueBytes int64
+	// WriteTimeout closes a client whose connection takes nothing for
+	// this long (default 10s, <0: none).
+	WriteTimeout time.Duration
+	// PingInterval is how often clients are pinged; a client that sends
+	// nothing (no pong) within PingInterval+WriteTimeout is closed
+	// (default 5s, <0: no pings, no read deadline).
+	PingInterval time.Duration
+	// AllowedOrigins are web origins (scheme://host[:port]) whose pages
+	// may connect besides the hub's own (same Host); "*" allows any.
+	// Requests without an Origin header (not from a browser) are allowed.
+	AllowedOrigins []string
+	// FilterCPU is the share of one core all clients' filters may use
+	// together (default DefaultFilterCPU, <0: unlimited).
+	FilterCPU float64
 }
 
 // HubStats is a counters snapshot for the relay's /metrics.
 type HubStats struct {
 	Clients int    // connected now
 	Sent    uint64 // events written to clients, in all
-	Dropped uint64 // events dropped because a client's queue was full, in all
+	Dropped uint64 // events a client lost: its queue was full, or its filter over its CPU share
+	// Throttled is the part of Dropped skipped because a client's filter
+	// was over its CPU share.
+	Throttled uint64
+	// OriginRefused counts upgrades refused for a foreign Origin.
+	OriginRefused uint64
+	// TimedOut counts clients closed because they stopped reading (write
+	// deadline) or answering pings.
+	TimedOut uint64
 }
 
-// Hub fans events out to websocket taps. The router calls Publish for every
-// event; each client has its own bounded queue and writer goroutine, so a
-// slow or stalled client loses events (counted, and told in-band) and never
-// slows the relay or the other clients.
+// Hub fans events out to websocket taps. The router calls PublishBatch
+// for every batch: the hub copies it once and each client's queue takes a
+// reference (a lock and an append per client, whatever the batch holds and
+// whatever the client's filter); each client's own goroutine filters,
+// encodes and writes. A slow, stalled or expensive client loses events
+// (counted, and told in-band) and never costs the relay more than that.
 type Hub struct {
 	cfg      HubConfig
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+	token    atomic.Pointer[string]
 
 	active  atomic.Int32              // len(*clients): Publish's fast path
 	clients atomic.Pointer[[]*client] // copy on write under mu
@@ -61,7 +100,10 @@ type Hub struct {
 	slots   atomic.Int32 // connections admitted, including those still upgrading
 	sent    atomic.Uint64
 	dropped atomic.Uint64
-	wg      sync.WaitGroup
+	// throttled, originRefused and timedOut: see HubStats.
+	throttled, originRefused, timedOut atomic.Uint64
+	refusedLog                         atomic.Int64 // unix ns of the last origin-refused log line
+	wg                                 sync.WaitGroup
 }
 
 // NewHub returns a Hub; mount Handler at /v1/tap and WebHandler at /.
@@ -73,33 +115,50 @@ func NewHub(cfg HubConfig, log *slog.Logger) *Hub {
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = DefaultQueueLen
 	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.FilterCPU == 0 {
+		cfg.FilterCPU = DefaultFilterCPU
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{cfg: cfg, log: log}
+	h.SetToken(cfg.Token)
 	h.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 5 * time.Second,
-		// Browsers send Origin; the token, not the origin, is the access
-		// control, and the web page may be served under another name.
-		CheckOrigin: func(*http.Request) bool { return true },
+		// serveTap checks the origin first and answers with the reason;
+		// this is the same check, should the upgrader be reached otherwise.
+		CheckOrigin: h.originAllowed,
 	}
 	h.clients.Store(&[]*client{})
 	h.rates.init()
 	return h
 }
 
+// SetToken replaces the token new clients must send ("" for none); the
+// relay calls it when a reload re-reads the token file. Connected clients
+// keep their connection.
+func (h *Hub) SetToken(tok string) { h.token.Store(&tok) }
+
 // Publish offers ev to every client. It never blocks: with no client it
-// costs one atomic load; otherwise a stream check and a non-blocking
-// enqueue per client, dropping (and counting) when a queue is full. The
-// client's goroutine applies the rest of its filter and encodes the event
-// later, so ev must not be modified after it is published.
+// costs one atomic load. ev must not be modified after it is published.
 func (h *Hub) Publish(ev *event.Event) { h.PublishBatch([]*event.Event{ev}) }
 
-// PublishBatch is Publish for each of evs, in order, the way the router
-// calls it (one code path for both): each client's queue is locked once per run of events its stream
-// globs take (once per batch for a tap on every stream) rather than once
-// per event, and a queue that fills takes the prefix that fits and drops
-// the rest, counted exactly as Publish counts them.
+// PublishBatch offers evs to every client, the way the router calls it.
+// It never blocks and never looks at a client's filter: with no client it
+// costs one atomic load; otherwise one copy of the batch's pointers, then
+// per client a lock and an append of a reference. A queue that is full
+// takes the prefix that fits (in events and bytes) and the rest is
+// dropped, counted for the client and the hub. evs may be reused by the
+// caller once PublishBatch returns; the events must not be modified.
 func (h *Hub) PublishBatch(evs []*event.Event) {
 	if h.active.Load() == 0 || len(evs) == 0 {
 		return
@@ -114,47 +173,29 @@ func (h *Hub) PublishBatch(evs []*event.Event) {
 			i = j
 		}
 	}
+	b := newBatch(evs)
 	for _, c := range *h.clients.Load() {
-		if len(c.filter.globs) == 0 {
-			c.offer(evs)
-			continue
-		}
-		// A batch is mostly runs of one stream: match each run once.
-		var last string
-		lastOK, start := false, -1
-		for i, ev := range evs {
-			if i == 0 || ev.Stream != last {
-				last, lastOK = ev.Stream, c.filter.MatchStream(ev.Stream)
-			}
-			switch {
-			case lastOK && start < 0:
-				start = i
-			case !lastOK && start >= 0:
-				c.offer(evs[start:i])
-				start = -1
-			}
-		}
-		if start >= 0 {
-			c.offer(evs[start:])
+		if n := c.q.push(b); n < len(evs) {
+			c.drop(uint64(len(evs) - n))
 		}
 	}
 }
 
-// offer queues what fits of evs and counts the rest as dropped.
-func (c *client) offer(evs []*event.Event) {
-	if n := c.q.pushMany(evs); n < len(evs) {
-		d := uint64(len(evs) - n)
-		c.dropped.Add(d)
-		c.hub.dropped.Add(d)
-	}
+// drop counts events the client lost.
+func (c *client) drop(n uint64) {
+	c.dropped.Add(n)
+	c.hub.dropped.Add(n)
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	return HubStats{
-		Clients: int(h.active.Load()),
-		Sent:    h.sent.Load(),
-		Dropped: h.dropped.Load(),
+		Clients:       int(h.active.Load()),
+		Sent:          h.sent.Load(),
+		Dropped:       h.dropped.Load(),
+		Throttled:     h.throttled.Load(),
+		OriginRefused: h.originRefused.Load(),
+		TimedOut:      h.timedOut.Load(),
 	}
 }
 
@@ -178,6 +219,11 @@ func (h *Hub) Handler() http.Handler { return http.HandlerFunc(h.serveTap) }
 func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 	if h.closing.Load() {
 		http.Error(w, "relay shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if !h.originAllowed(r) {
+		http.Error(w, fmt.Sprintf("%v: a page from %s may not read this relay's tap; the relay's own page may, and http.allowed_origins lists others",
+			ErrForbiddenOrigin, r.Header.Get("Origin")), http.StatusForbidden)
 		return
 	}
 	if !h.authorized(r) {
@@ -219,9 +265,12 @@ func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 		filter: f,
 		raw:    raw,
 		rates:  q.Get("rates") == "1",
-		q:      newEvQueue(h.cfg.QueueLen),
+		q:      newEvQueue(h.cfg.QueueLen, h.cfg.QueueBytes),
 		done:   make(chan struct{}),
 		peer:   r.RemoteAddr,
+	}
+	if len(f.globs) > 0 {
+		c.memo = map[string]bool{}
 	}
 	if c.rates {
 		// The baseline is taken before registering: every event published
@@ -237,6 +286,9 @@ func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 		h.slots.Add(-1)
 		return
 	}
+	if h.cfg.WriteTimeout > 0 {
+		_ = c.bc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
+	}
 	if err := bw.conn.Flush(); err != nil { // the handshake response
 		ws.Close() // the goroutines below fail at once and clean up
 	}
@@ -245,8 +297,36 @@ func (h *Hub) serveTap(w http.ResponseWriter, r *http.Request) {
 	go c.writeLoop()
 }
 
+// originAllowed reports whether a request may open the tap: requests
+// without an Origin (not made by a browser: the tap CLI, curl), from the
+// same origin (the relay's own page: Origin's host is the Host asked
+// for), or from one of AllowedOrigins. Any other web page would otherwise
+// read the stream through its visitors' browsers.
+func (h *Hub) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range h.cfg.AllowedOrigins {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	h.originRefused.Add(1)
+	now := time.Now().UnixNano()
+	if last := h.refusedLog.Load(); now-last >= int64(time.Second) && h.refusedLog.CompareAndSwap(last, now) {
+		h.log.Warn("tap refused: a web page from another origin tried to connect", "origin", origin, "host", r.Host,
+			"peer", r.RemoteAddr, "refused_total", h.originRefused.Load())
+	}
+	return false
+}
+
 func (h *Hub) authorized(r *http.Request) bool {
-	if h.cfg.Token == "" {
+	want := *h.token.Load()
+	if want == "" {
 		return true
 	}
 	tok := r.URL.Query().Get("token")
@@ -255,7 +335,7 @@ func (h *Hub) authorized(r *http.Request) bool {
 			tok = strings.TrimSpace(t)
 		}
 	}
-	return subtle.ConstantTimeCompare([]byte(tok), []byte(h.cfg.Token)) == 1
+	return subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1
 }
 
 func (h *Hub) add(c *client) bool {
@@ -303,7 +383,7 @@ type client struct {
 	hub    *Hub
 	ws     *websocket.Conn
 	bc     *bufferedConn
-	filter *Filter // MatchStream is read by Publish; the rest only by writeLoop
+	filter *Filter // only writeLoop uses it
 	raw    bool
 	rates  bool
 	// prevRates is the rate counters' baseline when the client registered.
@@ -314,6 +394,11 @@ type client struct {
 	dropped  atomic.Uint64
 	done     chan struct{}
 	stopOnce sync.Once
+
+	// writeLoop's own: which streams the globs take (bounded), and the
+	// filter's CPU budget.
+	memo   map[string]bool
+	budget cpuBudget
 }
 
 // stop ends the client: a close frame if possible, then the connection,
@@ -330,70 +415,163 @@ func (c *client) stop(code int, text string) {
 	})
 }
 
+// readDeadline is how long a client may stay silent: a ping interval for
+// the ping to go out, and a write timeout for the pong to come back.
+func (c *client) readDeadline() time.Time {
+	return time.Now().Add(c.hub.cfg.PingInterval + max(c.hub.cfg.WriteTimeout, 0))
+}
+
 // readLoop reads (and discards) what the client sends, so control frames
-// are answered and a disconnect is noticed.
+// are answered and a disconnect is noticed. With pings on, a client that
+// sends nothing, not even a pong, within readDeadline is closed.
 func (c *client) readLoop() {
 	defer c.hub.wg.Done()
 	c.ws.SetReadLimit(4096)
+	pings := c.hub.cfg.PingInterval > 0
+	if pings {
+		_ = c.ws.SetReadDeadline(c.readDeadline())
+		c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(c.readDeadline()) })
+	}
 	for {
 		if _, _, err := c.ws.NextReader(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				c.timedOut("no pong")
+			}
 			c.stop(websocket.CloseNormalClosure, "")
 			return
+		}
+		if pings {
+			_ = c.ws.SetReadDeadline(c.readDeadline())
 		}
 	}
 }
 
-// writeLoop filters, encodes and writes the queued events, and the notices.
-// It takes the whole queue at once and flushes the connection after each
-// batch, so a busy tap costs one write syscall per batch rather than per
-// event.
+// timedOut counts and logs a client closed for not reading or answering.
+func (c *client) timedOut(why string) {
+	select {
+	case <-c.done:
+		return // closed for another reason first
+	default:
+	}
+	c.hub.timedOut.Add(1)
+	c.hub.log.Info("tap client closed: it stopped reading", "peer", c.peer, "why", why)
+}
+
+// keep applies the client's filter to ev: its stream globs (memoised per
+// stream), field matches, grep and sampling.
+func (c *client) keep(ev *event.Event) bool {
+	f := c.filter
+	if len(f.globs) > 0 {
+		ok, seen := c.memo[ev.Stream]
+		if !seen {
+			ok = f.MatchStream(ev.Stream)
+			if len(c.memo) < maxStreamMemo {
+				c.memo[ev.Stream] = ok
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return f.MatchEvent(ev) && f.sampled()
+}
+
+// costly reports whether the client's filter does work per event worth
+// timing: anything beyond "every stream" or a memoised literal.
+func (c *client) costly() bool { return len(c.filter.globs) > 0 || c.filter.needsEvent() }
+
+// writeLoop filters, encodes and writes the queued events, and the
+// notices and pings. It takes the whole queue at once and flushes the
+// connection after each batch, so a busy tap costs one write syscall per
+// batch rather than per event. Every write is bounded by WriteTimeout:
+// a client that stops reading is closed and its slot freed.
 func (c *client) writeLoop() {
 	defer c.hub.wg.Done()
 	defer c.hub.remove(c)
 	tick := time.NewTicker(noticeEvery)
 	defer tick.Stop()
+	var pingC <-chan time.Time
+	if c.hub.cfg.PingInterval > 0 {
+		ping := time.NewTicker(c.hub.cfg.PingInterval)
+		defer ping.Stop()
+		pingC = ping.C
+	}
 	var (
 		buf       []byte
 		reported  uint64
 		prevRates map[string]uint64
 		lastTick  = time.Now()
-		batch     = make([]*event.Event, 0, c.q.max)
+		items     []span
 		pause     = time.NewTimer(coalesce)
+		costly    = c.costly()
 	)
 	defer pause.Stop()
 	prevRates = c.prevRates
+	c.budget.init(c.hub, time.Now())
 	fail := func(err error) {
+		if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+			c.timedOut("write deadline")
+		}
 		c.hub.log.Debug("tap client write failed", "peer", c.peer, "err", err)
 		c.stop(websocket.CloseInternalServerErr, "write failed")
+	}
+	deadline := func() {
+		if wt := c.hub.cfg.WriteTimeout; wt > 0 {
+			_ = c.bc.SetWriteDeadline(time.Now().Add(wt))
+		}
 	}
 	for {
 		select {
 		case <-c.done:
 			return
 		case <-c.q.wake:
-			batch = c.q.take(batch)
-			var sent uint64
-			for _, ev := range batch {
-				if !c.filter.MatchEvent(ev) || !c.filter.sampled() {
-					continue
+			items = c.q.take(items)
+			deadline()
+			var sent, skipped uint64
+			taken := 0
+			for _, it := range items {
+				evs := it.events()
+				taken += len(evs)
+				for i := 0; i < len(evs); i++ {
+					ev := evs[i]
+					if costly {
+						// The filter's time counts against the client's
+						// CPU share; over it, the rest is skipped.
+						start := time.Now()
+						if !c.budget.allow(start) {
+							skipped += uint64(len(evs) - i)
+							break
+						}
+						ok := c.keep(ev)
+						c.budget.spend(time.Since(start))
+						if !ok {
+							continue
+						}
+					} else if !c.keep(ev) {
+						continue
+					}
+					msg := ev.Raw // writeText copies it
+					if !c.raw {
+						buf = ev.AppendJSON(buf[:0])
+						msg = buf
+					}
+					if err := c.bc.writeText(msg); err != nil {
+						fail(err)
+						return
+					}
+					sent++
 				}
-				msg := ev.Raw // writeText copies it
-				if !c.raw {
-					buf = ev.AppendJSON(buf[:0])
-					msg = buf
-				}
-				if err := c.bc.writeText(msg); err != nil {
-					fail(err)
-					return
-				}
-				sent++
+			}
+			if skipped > 0 {
+				c.drop(skipped)
+				c.hub.throttled.Add(skipped)
 			}
 			c.hub.sent.Add(sent)
 			if err := c.bc.Flush(); err != nil {
 				fail(err)
 				return
 			}
-			if len(batch) < c.q.max/16 {
+			if taken < c.q.max/16 {
 				// A trickle: let events gather for a moment, so a tap
 				// costs at most ~1000 wake-ups and writes a second
 				// instead of one per event. Big batches mean a busy
@@ -406,7 +584,18 @@ func (c *client) writeLoop() {
 				case <-pause.C:
 				}
 			}
+		case <-pingC:
+			deadline()
+			if err := c.bc.writeControl(opPing, nil); err != nil {
+				fail(err)
+				return
+			}
+			if err := c.bc.Flush(); err != nil {
+				fail(err)
+				return
+			}
 		case now := <-tick.C:
+			deadline()
 			if d := c.dropped.Load(); d != reported {
 				buf = fmt.Appendf(buf[:0], `{"notice":"dropped","dropped":%d,"total":%d}`, d-reported, d)
 				reported = d
@@ -431,4 +620,57 @@ func (c *client) writeLoop() {
 			}
 		}
 	}
+}
+
+// cpuBudget is a token bucket of filter time: a client may spend its share
+// of Hub.cfg.FilterCPU (split between the connected clients), with a
+// burst of 100 ms of it; while the bucket is empty its events are skipped.
+type cpuBudget struct {
+	hub    *Hub
+	tokens time.Duration
+	last   time.Time
+}
+
+func (b *cpuBudget) init(h *Hub, now time.Time) {
+	b.hub, b.last = h, now
+	b.tokens = b.burst()
+}
+
+func (b *cpuBudget) share() float64 {
+	return b.hub.cfg.FilterCPU / float64(max(b.hub.active.Load(), 1))
+}
+
+func (b *cpuBudget) burst() time.Duration {
+	return time.Duration(b.share() * float64(100*time.Millisecond))
+}
+
+// allow refills the bucket up to now and reports whether it has time left.
+func (b *cpuBudget) allow(now time.Time) bool {
+	if b.hub.cfg.FilterCPU < 0 {
+		return true
+	}
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(b.tokens+time.Duration(b.share()*float64(el)), b.burst())
+		b.last = now
+	}
+	return b.tokens > 0
+}
+
+// spend takes d from the bucket; it may go below zero (one event's work is
+// not interrupted), and then stays empty until refilled past zero.
+func (b *cpuBudget) spend(d time.Duration) { b.tokens -= d }
+
+// opPing is the websocket ping opcode (RFC 6455 5.5.2), with FIN set.
+const opPing = 0x89
+
+// writeControl writes one control frame (unmasked, payload < 126 bytes)
+// under the connection's lock.
+func (c *bufferedConn) writeControl(op byte, payload []byte) error {
+	var hdr [2]byte
+	hdr[0], hdr[1] = op, byte(len(payload))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.w.Write(hdr[:])
+	_, err := c.w.Write(payload)
+	return err
 }

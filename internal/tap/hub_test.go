@@ -376,23 +376,28 @@ func TestWebHandler(t *testing.T) {
 	}
 }
 
-// PublishBatch queues the prefix of a batch that fits in a client's queue
-// and counts every other event its filter takes as dropped, for the client
-// (its in-band notices) and the hub (/metrics), exactly. The clients here
-// have no connection or writer, so nothing drains their queues.
+// PublishBatch queues the prefix of a batch that fits in a client's queue,
+// in events and in bytes, and counts the rest as dropped, for the client
+// (its in-band notices) and the hub (/metrics), exactly. It does not look
+// at the client's filter: the client's writer does, off the router's
+// goroutine. The clients here have no connection or writer, so nothing
+// drains their queues.
 func TestHubPublishBatchDropsExact(t *testing.T) {
 	h := NewHub(HubConfig{}, nil) // no Close: its clients have no connection to close
 	clicks, err := NewFilter([]string{"click"}, nil, "", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := &client{hub: h, filter: &Filter{}, q: newEvQueue(16)}
-	onlyClicks := &client{hub: h, filter: clicks, q: newEvQueue(4)}
-	h.clients.Store(&[]*client{all, onlyClicks})
-	h.active.Store(2)
+	all := &client{hub: h, filter: &Filter{}, q: newEvQueue(16, 1<<20)}
+	onlyClicks := &client{hub: h, filter: clicks, q: newEvQueue(4, 1<<20)}
+	// Room for 5 events of testEvent's size (and their overhead).
+	evSize := int64(len(testEvent("click", 0, "1").Raw)) + eventOverhead
+	small := &client{hub: h, filter: &Filter{}, q: newEvQueue(100, 5*evSize+evSize/2)}
+	h.clients.Store(&[]*client{all, onlyClicks, small})
+	h.active.Store(3)
 
 	var batch []*event.Event
-	for i := range 30 { // click, click, view, click, click, view…: 20 clicks
+	for i := range 30 { // click, click, view, click, click, view…
 		batch = append(batch, testEvent([]string{"click", "click", "view"}[i%3], i, "1"))
 	}
 	h.PublishBatch(batch[:10])
@@ -405,7 +410,13 @@ func TestHubPublishBatchDropsExact(t *testing.T) {
 		if d := c.dropped.Load(); d != dropped {
 			t.Errorf("%s: %d dropped, want %d", name, d, dropped)
 		}
-		got := c.q.take(nil)
+		var got []*event.Event
+		for _, s := range c.q.take(nil) {
+			got = append(got, s.events()...)
+		}
+		if len(got) != len(first) {
+			t.Fatalf("%s: took %d events, want %d", name, len(got), len(first))
+		}
 		for i, ev := range first {
 			if got[i] != ev {
 				t.Errorf("%s: queued[%d] is %q, want %q", name, i, got[i].Raw, ev.Raw)
@@ -413,13 +424,13 @@ func TestHubPublishBatchDropsExact(t *testing.T) {
 		}
 	}
 	check(all, "all", 16, 14, batch[:16])
-	check(onlyClicks, "click", 4, 16, []*event.Event{batch[0], batch[1], batch[3], batch[4]})
-	if d := h.Stats().Dropped; d != 30 {
-		t.Errorf("hub dropped %d, want 14+16", d)
+	check(onlyClicks, "click", 4, 26, batch[:4])
+	check(small, "small", 5, 25, batch[:5])
+	if d := h.Stats().Dropped; d != 14+26+25 {
+		t.Errorf("hub dropped %d, want 14+26+25", d)
 	}
-	// Emptied queues take a whole batch again; a view-only batch is not
-	// the click client's, so it drops nothing there.
+	// Emptied queues take a whole batch again.
 	h.PublishBatch(batch[2:3])
 	check(all, "all after take", 1, 14, batch[2:3])
-	check(onlyClicks, "click after take", 0, 16, nil)
+	check(onlyClicks, "click after take", 1, 26, batch[2:3])
 }
