@@ -18,8 +18,25 @@ import (
 )
 
 // MaxCachedStreams bounds the memo of per-stream routes. Streams beyond it
-// are still routed correctly, just without the memo.
+// are still routed correctly, just without the memo. With stream names
+// bounded in length (WithMaxStreamLen) the memo is bounded in bytes too.
 const MaxCachedStreams = 4096
+
+// OverlongStream is the stream of events whose stream name is longer than
+// the table's maximum (WithMaxStreamLen).
+const OverlongStream = "_overlong"
+
+// Option configures a Table.
+type Option func(*Table)
+
+// WithMaxStreamLen bounds stream names to n bytes: an event whose field
+// (or stream frame) is longer gets OverlongStream instead, and overlong,
+// if not nil, counts it. Stream names become metric labels, route-cache
+// keys, rate-feed keys and topic frames; without a bound one event with
+// a 60 kB APP-NAME costs that much in each. 0 means no bound.
+func WithMaxStreamLen(n int, overlong *atomic.Uint64) Option {
+	return func(t *Table) { t.maxLen, t.overlong = n, overlong }
+}
 
 // Target is one destination and the streams it takes.
 type Target struct {
@@ -35,13 +52,16 @@ type Table struct {
 	def     string
 	targets []Target
 
+	maxLen   int
+	overlong *atomic.Uint64
+
 	cache  sync.Map // stream → []int; read-mostly, so lock-free loads
 	cached atomic.Int32
 }
 
 // NewTable builds a routing table. from is a field spec understood by
 // event.ParseField; def is the stream of events that lack the field.
-func NewTable(from, def string, targets []Target) (*Table, error) {
+func NewTable(from, def string, targets []Target, opts ...Option) (*Table, error) {
 	f, err := event.ParseField(from)
 	if err != nil {
 		return nil, fmt.Errorf("stream.from: %w", err)
@@ -56,7 +76,14 @@ func NewTable(from, def string, targets []Target) (*Table, error) {
 			}
 		}
 	}
-	return &Table{field: f, def: def, targets: targets}, nil
+	t := &Table{field: f, def: def, targets: targets}
+	for _, o := range opts {
+		o(t)
+	}
+	if t.maxLen > 0 && len(def) > t.maxLen {
+		return nil, fmt.Errorf("stream.default: %q is longer than the %d-byte limit on stream names; shorten it", def, t.maxLen)
+	}
+	return t, nil
 }
 
 // Targets returns the table's targets, in the order Match indexes them.
@@ -66,14 +93,27 @@ func (t *Table) Targets() []Target { return t.targets }
 // (a two-frame ZeroMQ message) keeps it.
 func (t *Table) Stream(e *event.Event) string {
 	if e.Stream != "" {
+		if t.maxLen > 0 && len(e.Stream) > t.maxLen {
+			e.Stream = t.tooLong()
+		}
 		return e.Stream
 	}
 	s, ok := t.field.Get(e)
-	if !ok || s == "" {
+	switch {
+	case !ok || s == "":
 		s = t.def
+	case t.maxLen > 0 && len(s) > t.maxLen:
+		s = t.tooLong()
 	}
 	e.Stream = s
 	return s
+}
+
+func (t *Table) tooLong() string {
+	if t.overlong != nil {
+		t.overlong.Add(1)
+	}
+	return OverlongStream
 }
 
 // Match returns the indexes of the targets that take stream. The result is
