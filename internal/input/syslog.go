@@ -20,6 +20,7 @@ const (
 	DefaultMaxConnections   = 1024
 	DefaultReadBuffer       = 8 << 20
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultUnixMode         = 0o660
 )
 
 // SyslogConfig configures a syslog input.
@@ -44,6 +45,11 @@ type SyslogConfig struct {
 	// HandshakeTimeout bounds a TLS handshake (default
 	// DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
+	// UnixMode is the permission of unix:// sockets (default
+	// DefaultUnixMode: the relay's user and group may send, others not);
+	// UnixGID their group (0: the relay's).
+	UnixMode os.FileMode
+	UnixGID  int
 }
 
 // Syslog is an input of syslog messages over TCP, TLS, UDP and unix
@@ -93,6 +99,9 @@ func NewSyslog(cfg SyslogConfig, log *slog.Logger) (*Syslog, error) {
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.UnixMode == 0 {
+		cfg.UnixMode = DefaultUnixMode
 	}
 	s := &Syslog{cfg: cfg, log: orDiscard(log).With("input", cfg.Name), conns: map[net.Conn]struct{}{}}
 	s.warn.log = s.log
@@ -205,10 +214,31 @@ func (s *Syslog) bind(sp listenSpec) error {
 		if err != nil {
 			return fmt.Errorf("listen %q: %w", sp.url, err)
 		}
+		// The socket is created with the umask's permissions (often
+		// 0755, 0777 under umask 0: any local user could inject events);
+		// set the configured ones before reading anything from it.
+		if err := s.secureUnix(sp.addr); err != nil {
+			c.Close()
+			os.Remove(sp.addr)
+			return fmt.Errorf("listen %q: %w", sp.url, err)
+		}
 		s.setupDgram(c, false)
 		s.packets = append(s.packets, c)
 		s.addrs = append(s.addrs, c.LocalAddr())
 		s.unixPaths = append(s.unixPaths, sp.addr)
+	}
+	return nil
+}
+
+// secureUnix gives a unix socket file the configured mode and group.
+func (s *Syslog) secureUnix(path string) error {
+	if s.cfg.UnixGID > 0 {
+		if err := os.Chown(path, -1, s.cfg.UnixGID); err != nil {
+			return fmt.Errorf("set the group of %s to %d: %w; the relay's user must be in that group", path, s.cfg.UnixGID, err)
+		}
+	}
+	if err := os.Chmod(path, s.cfg.UnixMode.Perm()); err != nil {
+		return fmt.Errorf("set the mode of %s to %#o: %w", path, s.cfg.UnixMode.Perm(), err)
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ type ZMQConfig struct {
 	// MaxMessageSize is the largest message accepted from a peer, in bytes;
 	// a peer sending a larger one is disconnected (0: the zmq default).
 	MaxMessageSize int64
+	// MaxPeers limits the peers of a binding socket; more are refused and
+	// counted in ConnectionsRefused (0: the zmq default).
+	MaxPeers int
 	// Security is NULL when nil; see zmq.PlainServer and zmq.PlainClient.
 	Security zmq.Security
 	// StreamFrame: a two-frame message [stream, payload] sets
@@ -97,6 +100,7 @@ func (z *ZMQ) Start(h Handler) error {
 	p := zmq.NewPull(zmq.Options{
 		RecvHWM:    z.cfg.HWM,
 		MaxMsgSize: z.cfg.MaxMessageSize,
+		MaxPeers:   z.cfg.MaxPeers,
 		Security:   z.cfg.Security,
 		Logger:     z.log,
 	})

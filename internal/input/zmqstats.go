@@ -9,6 +9,7 @@ func addSocketStats(st *Stats, ss zmq.Stats) {
 	st.Connections = int64(ss.Peers)
 	st.ConnectionsTotal = ss.Connects
 	st.HandshakeErrors = ss.HandshakeFailures
+	st.ConnectionsRefused = ss.PeersRefused
 	for _, n := range ss.Drops {
 		st.SocketDrops += n
 	}

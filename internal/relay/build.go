@@ -1,9 +1,9 @@
 package relay
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/input"
@@ -11,8 +11,10 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
-// newInput builds (but does not start) the input c describes.
-func newInput(c config.Input, log *slog.Logger) (input.Input, error) {
+// newInput builds (but does not start) the input c describes. Its TLS
+// and PLAIN credentials come from sec at each handshake, so a reload that
+// re-reads the files applies them to its new connections.
+func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, error) {
 	switch c.Type {
 	case config.InputSyslog:
 		sc := input.SyslogConfig{
@@ -21,27 +23,29 @@ func newInput(c config.Input, log *slog.Logger) (input.Input, error) {
 			MaxMessageSize: int(c.MaxMessageSize),
 			MaxConnections: c.MaxConnections,
 			IdleTimeout:    c.IdleTimeout,
+			UnixMode:       os.FileMode(c.UnixMode),
+		}
+		if c.UnixGroup != "" {
+			gid, err := config.LookupGroup(c.UnixGroup)
+			if err != nil {
+				return nil, fmt.Errorf("input %q: unix_group: %w", c.Name, err)
+			}
+			sc.UnixGID = gid
 		}
 		if c.TLS != nil {
-			t, err := c.TLS.ServerConfig()
-			if err != nil {
-				return nil, fmt.Errorf("input %q: %w", c.Name, err)
-			}
-			sc.TLS = t
+			sc.TLS = sec.inputTLSConfig(c.Name)
 		}
 		return input.NewSyslog(sc, log)
 	case config.InputZMQ:
-		sec, err := plainSecurity(c.Plain, len(c.Bind) > 0)
-		if err != nil {
-			return nil, fmt.Errorf("input %q: %w", c.Name, err)
-		}
+		zsec := plainSecurity(c.Plain, len(c.Bind) > 0, sec, "input", c.Name)
 		return input.NewZMQ(input.ZMQConfig{
 			Name:           c.Name,
 			Bind:           c.Bind,
 			Connect:        c.Connect,
 			HWM:            c.HWM,
 			MaxMessageSize: int64(c.MaxMessageSize),
-			Security:       sec,
+			MaxPeers:       c.MaxPeers,
+			Security:       zsec,
 			StreamFrame:    c.StreamFrame == nil || *c.StreamFrame,
 		}, log)
 	}
@@ -49,17 +53,14 @@ func newInput(c config.Input, log *slog.Logger) (input.Input, error) {
 }
 
 // newOutput builds the output c describes and sets up its endpoints.
-func newOutput(c config.Output, log *slog.Logger) (output.Output, error) {
+func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Output, error) {
 	format, err := output.ParseFormat(c.Format)
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", c.Name, err)
 	}
-	sec, err := plainSecurity(c.Plain, len(c.Bind) > 0)
-	if err != nil {
-		return nil, fmt.Errorf("output %q: %w", c.Name, err)
-	}
+	zsec := plainSecurity(c.Plain, len(c.Bind) > 0, sec, "output", c.Name)
 	if c.Ack != nil {
-		return newAckOutput(c, format, sec, log)
+		return newAckOutput(c, format, zsec, sec, log)
 	}
 	return output.NewZMQ(output.ZMQConfig{
 		Name:    c.Name,
@@ -70,19 +71,18 @@ func newOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 		Options: zmq.Options{
 			HWM:          c.HWM,
 			MaxMsgSize:   int64(c.MaxMessageSize),
+			MaxPeers:     c.MaxPeers,
 			HeartbeatIvl: c.Heartbeat,
-			Security:     sec,
+			Security:     zsec,
 		},
 	}, log)
 }
 
 // newAckOutput builds an acknowledged PUSH output. The ack socket plays
-// its own side of PLAIN: server when it binds, client when it connects.
-func newAckOutput(c config.Output, format output.Format, sec zmq.Security, log *slog.Logger) (output.Output, error) {
-	ackSec, err := plainSecurity(c.Plain, len(c.Ack.Bind) > 0)
-	if err != nil {
-		return nil, fmt.Errorf("output %q: ack: %w", c.Name, err)
-	}
+// its own side of PLAIN: server when it binds (the output's users, from
+// store), client when it connects.
+func newAckOutput(c config.Output, format output.Format, sec zmq.Security, store *secretStore, log *slog.Logger) (output.Output, error) {
+	ackSec := plainSecurity(c.Plain, len(c.Ack.Bind) > 0, store, "output", c.Name)
 	return output.NewAckPush(output.AckPushConfig{
 		Name:       c.Name,
 		Bind:       c.Bind,
@@ -97,6 +97,7 @@ func newAckOutput(c config.Output, format output.Format, sec zmq.Security, log *
 		Options: zmq.Options{
 			HWM:          c.HWM,
 			MaxMsgSize:   int64(c.MaxMessageSize),
+			MaxPeers:     c.MaxPeers,
 			HeartbeatIvl: c.Heartbeat,
 			Security:     sec,
 		},
@@ -105,20 +106,14 @@ func newAckOutput(c config.Output, format output.Format, sec zmq.Security, log *
 }
 
 // plainSecurity maps a PLAIN section onto the socket's side: a binding
-// socket checks credentials, a connecting one presents them.
-func plainSecurity(p *config.Plain, server bool) (zmq.Security, error) {
-	if p == nil {
-		return nil, nil
+// socket checks credentials against the users sec holds for it (re-read
+// on reload), a connecting one presents them.
+func plainSecurity(p *config.Plain, server bool, sec *secretStore, kind, name string) zmq.Security {
+	switch {
+	case p == nil:
+		return nil
+	case !server:
+		return zmq.PlainClient(p.Username, p.Password)
 	}
-	if !server {
-		return zmq.PlainClient(p.Username, p.Password), nil
-	}
-	users, err := p.Users()
-	if err != nil {
-		return nil, fmt.Errorf("plain: %w", err)
-	}
-	return zmq.PlainServer(func(user, pass string) bool {
-		want, ok := users[user]
-		return ok && subtle.ConstantTimeCompare([]byte(want), []byte(pass)) == 1
-	}), nil
+	return sec.plainServer(kind, name)
 }

@@ -60,7 +60,7 @@ func installBuilders(r *Relay) *builders {
 		if stub != nil {
 			return stub, nil
 		}
-		return newOutput(c, log)
+		return newOutput(c, log, r.secrets)
 	}
 	r.newInput = func(c config.Input, log *slog.Logger) (input.Input, error) {
 		b.mu.Lock()
@@ -69,7 +69,7 @@ func installBuilders(r *Relay) *builders {
 		if fail {
 			return nil, fmt.Errorf("input %q: %w", c.Name, errInjected)
 		}
-		return newInput(c, log)
+		return newInput(c, log, r.secrets)
 	}
 	return b
 }

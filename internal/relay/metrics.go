@@ -12,7 +12,9 @@ import (
 )
 
 // maxStreamLabels bounds the per-stream series: a json: or regex: stream
-// field could otherwise create one series per distinct value.
+// field could otherwise create one series per distinct value. With
+// stream.max_length (128 bytes by default) the labels are bounded in
+// bytes too.
 const maxStreamLabels = 1000
 
 // otherStream labels the events of streams beyond maxStreamLabels.
@@ -105,11 +107,21 @@ var (
 	outSubs    = descOut("subscribers", "PUB: subscribers whose subscription has reached the relay (connected peers with at least one).")
 	outDrops   = prometheus.NewDesc("relay_output_socket_drops_total", "Socket-level drops by reason.", []string{"output", "reason"}, nil)
 	outHSFail  = descOut("handshake_failures_total", "ZeroMQ handshakes that failed or timed out.")
-	outOversz  = descOut("oversize_total", "Peers disconnected for sending a message over the size limit.")
+	outOversz  = descOut("oversize_total", "Peers disconnected for sending a message over the size limit (max_message_size, or 256 frames).")
+	outRefused = descOut("peers_refused_total", "Connections refused because the output had max_peers peers.")
+	outSubsRef = descOut("subscriptions_refused_total", "PUB: subscriptions refused because a peer held 64 KiB of them (or 4096).")
 
 	tapClients = prometheus.NewDesc("relay_tap_clients", "Websocket tap clients connected now.", nil, nil)
 	tapSent    = prometheus.NewDesc("relay_tap_sent_total", "Events written to websocket tap clients.", nil, nil)
 	tapDropped = prometheus.NewDesc("relay_tap_dropped_total", "Events dropped because a tap client's queue was full.", nil, nil)
+	tapOrigin  = prometheus.NewDesc("relay_tap_origin_refused_total", "Websocket taps refused because a web page from another origin opened them (see http.allowed_origins).", nil, nil)
+	tapTimeout = prometheus.NewDesc("relay_tap_timed_out_total", "Tap clients closed because they stopped reading or answering pings.", nil, nil)
+	tapThrottl = prometheus.NewDesc("relay_tap_throttled_total", "Events tap clients skipped because their filters were over their CPU share (counted in relay_tap_dropped_total too).", nil, nil)
+	httpConns  = prometheus.NewDesc("relay_http_connections", "HTTP connections open now (taps included).", nil, nil)
+	httpRefuse = prometheus.NewDesc("relay_http_connections_refused_total", "HTTP connections closed at once: max_connections were open and all busy.", nil, nil)
+	httpEvict  = prometheus.NewDesc("relay_http_connections_evicted_total", "Idle HTTP connections closed to make room for a new one at max_connections.", nil, nil)
+	hostRefuse = prometheus.NewDesc("relay_http_host_refused_total", "HTTP requests refused because their Host header names a host the relay does not serve (see http.allowed_hosts).", nil, nil)
+	overlong   = prometheus.NewDesc("relay_stream_overlong_total", "Events whose stream name was longer than stream.max_length, routed as the _overlong stream.", nil, nil)
 	unrouted   = prometheus.NewDesc("relay_unrouted_events_total", "Events whose stream no output's streams match: written to no output (taps still see them).", nil, nil)
 	reloadDrop = prometheus.NewDesc("relay_reload_dropped_total", "Events routed to an output that a reload removed or could not recreate.", nil, nil)
 )
@@ -117,7 +129,8 @@ var (
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inSockDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
-		outSent, outDropped, outBlocked, outQueue, outPeers, outSubs, outDrops, outHSFail, outOversz, tapClients, tapSent, tapDropped, reloadDrop, unrouted} {
+		outSent, outDropped, outBlocked, outQueue, outPeers, outSubs, outDrops, outHSFail, outOversz, outRefused, outSubsRef, tapClients, tapSent, tapDropped,
+		tapOrigin, tapTimeout, tapThrottl, httpConns, httpRefuse, httpEvict, hostRefuse, overlong, reloadDrop, unrouted} {
 		ch <- d
 	}
 	describeAck(ch)
@@ -192,6 +205,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(outHSFail, float64(t.hsFail), name)
 		counter(outOversz, float64(t.oversize), name)
 		collectAckTotals(ch, name, t.ack)
+		counter(outRefused, float64(t.peersRefused), name)
+		counter(outSubsRef, float64(t.subsRefused), name)
 	}
 	counter(reloadDrop, float64(r.reloadDropped.Load()))
 	counter(unrouted, float64(r.unrouted.Load()))
@@ -200,5 +215,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(tapClients, float64(s.Clients))
 		counter(tapSent, float64(s.Sent))
 		counter(tapDropped, float64(s.Dropped))
+		counter(tapOrigin, float64(s.OriginRefused))
+		counter(tapTimeout, float64(s.TimedOut))
+		counter(tapThrottl, float64(s.Throttled))
 	}
+	if r.httpConns != nil {
+		open, _, refused, evicted := r.httpConns.stats()
+		gauge(httpConns, float64(open))
+		counter(httpRefuse, float64(refused))
+		counter(httpEvict, float64(evicted))
+	}
+	counter(hostRefuse, float64(r.hostRefused.Load()))
+	counter(overlong, float64(r.overlong.Load()))
 }

@@ -63,6 +63,15 @@ type Relay struct {
 	hub       *tap.Hub
 	httpSrv   *http.Server
 	httpLn    net.Listener
+	// httpConns caps the HTTP connections; hostRefused counts requests
+	// for a Host the relay does not serve.
+	httpConns   *connLimiter
+	hostRefused atomic.Uint64
+	// secrets are the credentials read from the files the config names;
+	// Reload re-reads them.
+	secrets *secretStore
+	// overlong counts events whose stream name was over stream.max_length.
+	overlong atomic.Uint64
 
 	ready    atomic.Bool
 	down     atomic.Bool
@@ -91,6 +100,7 @@ type runningInput struct {
 // outputTotals are an output's counters (output.Stats and its socket's).
 type outputTotals struct {
 	sent, dropped, hsFail, oversize uint64
+	peersRefused, subsRefused       uint64
 	blocked                         time.Duration
 	drops                           map[string]uint64 // socket drops by reason
 	ack                             ackTotals         // acknowledged outputs only
@@ -108,6 +118,8 @@ func (t *outputTotals) add(o output.Output) {
 		ss := so.Socket()
 		t.hsFail += ss.HandshakeFailures
 		t.oversize += ss.Oversize
+		t.peersRefused += ss.PeersRefused
+		t.subsRefused += ss.SubscriptionsRefused
 		for reason, n := range ss.Drops {
 			if t.drops == nil {
 				t.drops = map[string]uint64{}
@@ -152,10 +164,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		inputs:  map[string]*runningInput{},
 		outputs: map[string]*runningOutput{},
 		retired: map[string]outputTotals{},
-
-		newOutput: newOutput,
-		newInput:  newInput,
+		secrets: newSecretStore(),
 	}
+	// The builders take the relay's secrets, re-read on reload.
+	r.newOutput = func(c config.Output, log *slog.Logger) (output.Output, error) { return newOutput(c, log, r.secrets) }
+	r.newInput = func(c config.Input, log *slog.Logger) (input.Input, error) { return newInput(c, log, r.secrets) }
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.met = newMetrics(r)
 	r.reg.MustRegister(infoCollector{r})
@@ -175,11 +188,16 @@ func (r *Relay) Start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg := r.cfg
-	token, err := cfg.HTTP.TapToken()
+	set, err := loadSecrets(cfg)
 	if err != nil {
 		return err
 	}
-	r.hub = tap.NewHub(tap.HubConfig{Token: token, MaxClients: cfg.HTTP.TapMaxClients, QueueLen: cfg.HTTP.TapQueue}, r.log.With("component", "tap"))
+	r.secrets.apply(set)
+	for _, w := range cfg.Warnings() {
+		r.log.Warn("config: " + w.String())
+	}
+	httpConns := r.fdBudget(cfg)
+	r.hub = tap.NewHub(hubConfig(cfg.HTTP, set.token), r.log.With("component", "tap"))
 	for _, oc := range cfg.Outputs {
 		out, err := r.newOutput(oc, r.log)
 		if err != nil {
@@ -200,13 +218,33 @@ func (r *Relay) Start() error {
 			return err
 		}
 	}
-	if err := r.startHTTP(cfg.HTTP); err != nil {
+	if err := r.startHTTP(cfg.HTTP, httpConns); err != nil {
 		r.stopAll(context.Background())
 		return err
 	}
 	r.ready.Store(true)
 	r.log.Info("relay started", "inputs", len(cfg.Inputs), "outputs", len(cfg.Outputs), "http", cfg.HTTP.Listen)
 	return nil
+}
+
+// hubConfig maps the http section onto the tap hub's settings; a
+// timeout of 0 in the config means none.
+func hubConfig(h config.HTTP, token string) tap.HubConfig {
+	none := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return tap.HubConfig{
+		Token:          token,
+		MaxClients:     h.TapMaxClients,
+		QueueLen:       h.TapQueue,
+		QueueBytes:     int64(h.TapQueueBytes),
+		WriteTimeout:   none(h.TapWriteTimeout),
+		PingInterval:   none(h.TapPingInterval),
+		AllowedOrigins: h.AllowedOrigins,
+	}
 }
 
 func (r *Relay) startInput(ic config.Input) error {
@@ -230,11 +268,16 @@ func (r *Relay) newGeneration(cfg *config.Config) (*generation, error) {
 		targets[i] = route.Target{Name: oc.Name, Streams: oc.Streams}
 		outs[i] = r.outputs[oc.Name].out
 	}
-	table, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets)
+	table, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets, r.routeOptions(cfg)...)
 	if err != nil {
 		return nil, err
 	}
 	return &generation{table: table, outs: outs}, nil
+}
+
+// routeOptions are the routing table's settings from cfg.
+func (r *Relay) routeOptions(cfg *config.Config) []route.Option {
+	return []route.Option{route.WithMaxStreamLen(cfg.Stream.MaxLength, &r.overlong)}
 }
 
 // handle is every input's Handler: it derives streams, feeds the taps and
@@ -418,8 +461,21 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 	for i, oc := range cfg.Outputs {
 		targets[i] = route.Target{Name: oc.Name, Streams: oc.Streams}
 	}
-	if _, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets); err != nil {
+	if _, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets, r.routeOptions(cfg)...); err != nil {
 		return fmt.Errorf("reload: %w", err)
+	}
+	// Secrets: re-read every file the config names (certificates, keys,
+	// client CAs, users files, the tap token) and build the new TLS and
+	// PLAIN state before anything is swapped. One unreadable file fails
+	// the whole reload, naming it; the old secrets keep working.
+	set, err := loadSecrets(cfg)
+	if err != nil {
+		return fmt.Errorf("reload: %w; the old certificates, users and token stay in use", err)
+	}
+	r.secrets.apply(set)
+	r.hub.SetToken(set.token)
+	for _, w := range cfg.Warnings() {
+		r.log.Warn("config: " + w.String())
 	}
 
 	// Outputs: keep unchanged ones; close changed and removed ones once the
@@ -552,7 +608,7 @@ func (r *Relay) newGenerationPartial(cfg *config.Config) (*generation, error) {
 			outs[i] = g
 		}
 	}
-	table, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets)
+	table, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets, r.routeOptions(cfg)...)
 	if err != nil {
 		return nil, err
 	}
