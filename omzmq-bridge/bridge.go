@@ -21,6 +21,7 @@ type sender struct {
 	pub            *zmq.Pub
 	topic          []byte
 	topicFromField bool
+	maxMsg         int64  // --max-line: the largest message, as zmq.MsgSize counts it
 	desc           string // for logs and error lines
 	// dropped is set, before the socket closes, when close gives up on
 	// messages still unwritten: a Flush waiting on it must not confirm.
@@ -34,7 +35,7 @@ func openSender(s settings, log *slog.Logger) (*sender, error) {
 		Dial(string) error
 		Close() error
 	}
-	snd := &sender{topicFromField: s.topicFromField}
+	snd := &sender{topicFromField: s.topicFromField, maxMsg: int64(s.maxLine)}
 	if s.topic != "" {
 		snd.topic = []byte(s.topic)
 	}
@@ -75,6 +76,28 @@ func (snd *sender) msg(line []byte) zmq.Msg {
 		return zmq.Msg{snd.topic, line}
 	}
 	return zmq.Msg{line}
+}
+
+// fits checks that line's message is within --max-line as the receiver
+// counts it (zmq.MsgSize: the frames plus 32 bytes per extra frame).
+func (snd *sender) fits(line []byte) error {
+	if snd.maxMsg <= 0 {
+		return nil
+	}
+	size := int64(len(line))
+	switch {
+	case snd.topic != nil:
+		size += int64(len(snd.topic)) + zmq.FrameOverhead
+	case snd.topicFromField:
+		size += zmq.FrameOverhead
+		if bytes.IndexByte(line, ' ') >= 0 {
+			size-- // the space is not sent
+		}
+	}
+	if size > snd.maxMsg {
+		return fmt.Errorf("%w: a message of %d bytes (line %d bytes) over the limit of %d; lower rsyslog's maxMessageSize, or raise --max-line together with the relay's max_message_size", ErrTooLarge, size, len(line), snd.maxMsg)
+	}
+	return nil
 }
 
 // msgs appends the framing of every line to dst, with the frames of all
@@ -145,6 +168,19 @@ type bridge struct {
 	flushing atomic.Int32
 
 	batch []zmq.Msg // SendBatch's reused message list
+
+	// tooLarge counts lines refused for --max-line.
+	tooLarge    atomic.Uint64
+	tooLargeLog everySecond
+}
+
+// everySecond lets one log line through per second.
+type everySecond struct{ last atomic.Int64 }
+
+func (e *everySecond) allow() bool {
+	now := time.Now().UnixNano()
+	last := e.last.Load()
+	return now-last >= int64(time.Second) && e.last.CompareAndSwap(last, now)
 }
 
 func newBridge(s settings, log *slog.Logger) (*bridge, error) {
@@ -164,6 +200,10 @@ func newBridge(s settings, log *slog.Logger) (*bridge, error) {
 func (b *bridge) Send(ctx context.Context, line []byte) error {
 	for {
 		snd, changed := b.current()
+		if err := snd.fits(line); err != nil {
+			b.tooLarge.Add(1)
+			return err
+		}
 		if snd.pub != nil {
 			err := snd.pub.Send(snd.msg(line))
 			if !errors.Is(err, zmq.ErrClosed) {
@@ -237,15 +277,29 @@ func (b *bridge) SendBatch(ctx context.Context, lines [][]byte) (int, error) {
 	done := 0
 	for done < len(lines) {
 		snd, changed := b.current()
+		// Drop what the receiver would refuse: sent, it would cost the
+		// connection and whatever followed it. Fire-and-forget has nobody
+		// to tell but the log and the counters.
+		if err := snd.fits(lines[done]); err != nil {
+			if b.tooLarge.Add(1) == 1 || b.tooLargeLog.allow() {
+				b.log.Error("dropping a line larger than --max-line", "err", err, "dropped_total", b.tooLarge.Load())
+			}
+			done++
+			continue
+		}
+		end := done + 1
+		for end < len(lines) && snd.fits(lines[end]) == nil {
+			end++
+		}
 		var err error
 		if snd.pub != nil {
-			for ; done < len(lines); done++ {
+			for ; done < end; done++ {
 				if err = snd.pub.Send(snd.msg(lines[done])); err != nil {
 					break
 				}
 			}
 		} else {
-			b.batch = snd.msgs(b.batch[:0], lines[done:])
+			b.batch = snd.msgs(b.batch[:0], lines[done:end])
 			var k int
 			k, err = snd.push.SendBatch(ctx, b.batch)
 			clear(b.batch)

@@ -97,7 +97,12 @@ Options:
   --commit-mark TEXT      omprog commitTransactionMark (COMMIT TRANSACTION)
   --keepalive D           longest gap between keep-alive dots (1s)
   --max-wait D            wait for a peer this long, then ERROR; -1s: forever (30s)
-  --max-line N            longest line in bytes; longer ones are logged and dropped (16777216)
+  --max-line N            largest message in bytes, as a ZeroMQ receiver counts it:
+                          the line, plus the topic frame and 32 bytes with --topic
+                          or --topic-from-field. A longer one is logged, dropped
+                          and answered with an ERROR line, never OK (rsyslog
+                          retries it). Keep it equal to the relay's
+                          max_message_size (1048576, the relay's default)
   --close-timeout D       flush time on exit (4s; keep below omprog closeTimeout)
   --config FILE           settings file: flags, one or more per line, # comments;
                           re-read on SIGHUP (its endpoints replace the command line's)
@@ -232,7 +237,7 @@ func run(args []string) int {
 func logStats(log *slog.Logger, msg string, srv *omprog.Server, b *bridge) {
 	st, zs := srv.Stats(), b.stats()
 	log.Info(msg, "lines", st.Lines, "messages", st.Messages, "failed", st.Failed,
-		"oversize", st.Oversize, "transactions", st.Transactions, "keepalives", st.KeepAlives,
+		"oversize", st.Oversize+b.tooLarge.Load(), "transactions", st.Transactions, "keepalives", st.KeepAlives,
 		"zmq_peers", zs.Peers, "zmq_out", zs.MsgsOut, "zmq_queued", zs.QueueDepth, "zmq_drops", zs.Drops,
 		"zmq_reconnects", zs.Reconnects, "zmq_disconnects", zs.Disconnects)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/omprog"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // settings are everything the command line (and --config) sets.
@@ -74,7 +75,7 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&s.commitMark, "commit-mark", s.commitMark, "omprog's commitTransactionMark")
 	fs.DurationVar(&s.keepAlive, "keepalive", s.keepAlive, "longest gap between keep-alive dots while waiting")
 	fs.DurationVar(&s.maxWait, "max-wait", s.maxWait, "wait this long for a peer, then answer an error line (-1s: forever)")
-	fs.IntVar(&s.maxLine, "max-line", s.maxLine, "longest line accepted, bytes")
+	fs.IntVar(&s.maxLine, "max-line", s.maxLine, "largest message accepted, bytes, as the receiver's max_message_size counts it")
 	fs.DurationVar(&s.closeTimeout, "close-timeout", s.closeTimeout, "flush time at end of input or on SIGTERM")
 	fs.StringVar(&s.config, "config", s.config, "settings file (flags, one per line) re-read on SIGHUP")
 	fs.StringVar(&s.logLevel, "log-level", s.logLevel, "debug, info, warn or error")
@@ -89,7 +90,7 @@ func defaultSettings() settings {
 		socket: "push", hwm: 1000, confirm: "auto", confirmWhen: "written", cork: time.Millisecond, transactions: "auto",
 		beginMark: omprog.DefaultBeginMark, commitMark: omprog.DefaultCommitMark,
 		keepAlive: omprog.DefaultKeepAlive, maxWait: omprog.DefaultMaxWait,
-		maxLine: omprog.DefaultMaxLine, closeTimeout: omprog.DefaultCloseTimeout,
+		maxLine: zmq.DefaultMaxMsgSize, closeTimeout: omprog.DefaultCloseTimeout,
 		logLevel: "info", statsInterval: 5 * time.Minute,
 	}
 }

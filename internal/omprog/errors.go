@@ -8,8 +8,10 @@ import "errors"
 var ErrNotHandedOff = errors.New("omprog: message not handed off")
 
 // ErrLineTooLong reports a line longer than Options.MaxLine. The line is
-// discarded (and confirmed, so rsyslog does not retry it forever); raise
-// MaxLine or lower rsyslog's maxMessageSize.
+// discarded and answered with an error line, never OK: confirming it would
+// lose it without rsyslog knowing. rsyslog keeps it in its queue and
+// retries it as its action.resumeRetryCount says; set rsyslog's
+// maxMessageSize below MaxLine so it never sends one.
 var ErrLineTooLong = errors.New("omprog: line too long")
 
 // ErrUnflushed reports that the input ended while the sink still held

@@ -45,7 +45,11 @@ func FuzzServe(f *testing.F) {
 				}
 				continue
 			case len(l) > 64:
-				// discarded, still confirmed
+				// discarded, and never confirmed
+				if !strings.HasPrefix(status, "ERROR ") {
+					t.Fatalf("oversize line answered %q, want an error", status)
+				}
+				continue
 			default:
 				want = append(want, l)
 			}

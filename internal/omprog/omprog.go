@@ -198,8 +198,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	for {
 		line, err := s.readLine()
 		if errors.Is(err, ErrLineTooLong) {
+			// An error, never OK: a line confirmed and then dropped would
+			// be lost without rsyslog knowing. rsyslog keeps it and retries
+			// it (action.resumeRetryCount), logging the error line.
 			s.discardOversize(&first, &tx)
-			if werr := s.answer(tx == TxOn, nil); werr != nil {
+			if werr := s.answer(tx == TxOn, fmt.Errorf("%w: longer than %d bytes; lower rsyslog's maxMessageSize or raise --max-line (and the receiver's limit)", ErrLineTooLong, s.opts.MaxLine)); werr != nil {
 				return werr
 			}
 			continue

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -171,24 +172,24 @@ func TestProtocol(t *testing.T) {
 			msgs:     []string{"", ""}, flushes: []int{2},
 		},
 		{
-			name:     "oversize line is discarded and confirmed",
+			name:     "oversize line is discarded and answered with an error, never OK",
 			opts:     Options{Confirm: true, MaxLine: 4, BeginMark: "B", CommitMark: "C"},
 			input:    "1234\n12345\nok\n",
-			statuses: []string{"OK", "OK", "OK", "OK"},
+			statuses: []string{"OK", "OK", tooLong(4), "OK"},
 			msgs:     []string{"1234", "ok"}, flushes: []int{2},
 		},
 		{
 			name:     "oversize line beyond the read buffer",
 			opts:     Options{Confirm: true, MaxLine: 100 << 10},
 			input:    "a\n" + strings.Repeat("x", 300<<10) + "\n" + strings.Repeat("y", 90<<10) + "\n",
-			statuses: []string{"OK", "OK", "OK", "OK"},
+			statuses: []string{"OK", "OK", tooLong(100 << 10), "OK"},
 			msgs:     []string{"a", strings.Repeat("y", 90<<10)}, flushes: []int{2},
 		},
 		{
-			name:     "oversize line in a transaction is deferred",
+			name:     "oversize line in a transaction is answered with an error",
 			opts:     Options{Confirm: true, MaxLine: 3, BeginMark: "B", CommitMark: "C"},
 			input:    "B\nabcd\nabc\nC\n",
-			statuses: []string{"OK", "OK", "DEFER_COMMIT", "DEFER_COMMIT", "OK"},
+			statuses: []string{"OK", "OK", tooLong(3), "DEFER_COMMIT", "OK"},
 			msgs:     []string{"abc"}, flushes: []int{1, 1},
 		},
 	}
@@ -212,6 +213,11 @@ func TestProtocol(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tooLong is the error line a line over max gets.
+func tooLong(max int) string {
+	return fmt.Sprintf("ERROR omprog: line too long: longer than %d bytes; lower rsyslog's maxMessageSize or raise --max-line (and the receiver's limit)", max)
 }
 
 func trunc(s []string) []string {
