@@ -134,6 +134,21 @@ func FuzzParseQuery(f *testing.F) {
 			}
 			return
 		}
+		// What is accepted is within the limits, so its cost per event is
+		// bounded before the first event.
+		if len(flt.Streams) > MaxStreams || len(flt.Match) > MaxMatches {
+			t.Fatalf("accepted %d globs and %d matches", len(flt.Streams), len(flt.Match))
+		}
+		for _, g := range flt.Streams {
+			if len(g) > MaxGlobLen {
+				t.Fatalf("accepted a %d-byte glob", len(g))
+			}
+		}
+		if flt.Grep != nil {
+			if len(flt.Grep.String()) > MaxGrepLen || checkRegexCost(flt.Grep.String()) != nil {
+				t.Fatalf("accepted grep %q over the limits", flt.Grep.String())
+			}
+		}
 		again, err := ParseQuery(flt.Query())
 		if err != nil {
 			t.Fatalf("re-parse of %q: %v", flt.Query().Encode(), err)

@@ -26,7 +26,7 @@ const (
 	// DefaultFilterCPU is the share of one core that all clients' filters
 	// may use together (stream globs, field matches, grep); a client over
 	// its part skips events (counted as dropped) until it is back under.
-	DefaultFilterCPU = 0.1
+	DefaultFilterCPU = 0.25
 )
 
 // noticeEvery is how often a client hears about its drops (coalesced) and,
@@ -624,7 +624,9 @@ func (c *client) writeLoop() {
 
 // cpuBudget is a token bucket of filter time: a client may spend its share
 // of Hub.cfg.FilterCPU (split between the connected clients), with a
-// burst of 100 ms of it; while the bucket is empty its events are skipped.
+// burst of one second of it; while the bucket is empty its events are
+// skipped. Time is measured on the wall clock, so a client also pays for
+// the moments it was preempted: the budget errs on the relay's side.
 type cpuBudget struct {
 	hub    *Hub
 	tokens time.Duration
@@ -641,7 +643,7 @@ func (b *cpuBudget) share() float64 {
 }
 
 func (b *cpuBudget) burst() time.Duration {
-	return time.Duration(b.share() * float64(100*time.Millisecond))
+	return time.Duration(b.share() * float64(time.Second))
 }
 
 // allow refills the bucket up to now and reports whether it has time left.
