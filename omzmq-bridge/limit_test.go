@@ -83,7 +83,7 @@ func TestOverLimitLineAnsweredWithError(t *testing.T) {
 				{"click first", true},
 				{"click " + strings.Repeat("x", 2<<20), false}, // the review's 2 MiB line
 				{"click second", true},
-				{tc.exact(limit), true},       // exactly at the relay's limit
+				{tc.exact(limit), true},        // exactly at the relay's limit
 				{tc.exact(limit) + "y", false}, // one byte over
 				{"click third", true},
 			}

@@ -117,9 +117,6 @@ var (
 	DefaultStreamMaxLength = 128
 	// MaxStreamMaxLength bounds stream.max_length.
 	MaxStreamMaxLength = 4096
-	// OverlongStream is the stream of events whose stream name is longer
-	// than stream.max_length.
-	OverlongStream = "_overlong"
 	// DefaultUnixMode is the permission of unix:// syslog sockets: the
 	// relay's user and group may send, others may not.
 	DefaultUnixMode FileMode = 0o660
