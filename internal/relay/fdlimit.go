@@ -46,7 +46,7 @@ func (r *Relay) fdBudget(cfg *config.Config) int {
 	r.log.Info("file descriptor budget", "fd_limit", limit, "raised", raised,
 		"syslog_max_connections", syslogConns, "zmq_max_peers", zmqPeers, "http_max_connections", httpConns, "reserve", fdReserve)
 	if total := uint64(syslogConns + zmqPeers + httpConns + fdReserve); total > limit {
-		r.log.Warn("the connection limits add up to more than the open files limit; past it, accepts fail with \"too many open files\": raise the limit (systemd LimitNOFILE=) or lower max_connections and max_peers",
+		r.log.Warn("the connection limits add up to more than the open files limit; past it, new connections are refused (EMFILE): raise the limit (systemd LimitNOFILE=) or lower max_connections and max_peers",
 			"needed", total, "fd_limit", limit)
 	}
 	return httpConns

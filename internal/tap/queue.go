@@ -1,7 +1,6 @@
 package tap
 
 import (
-	"sort"
 	"sync"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
@@ -14,18 +13,21 @@ const eventOverhead = 256
 // batch is one published batch, shared read-only by every client's queue:
 // the hub copies the router's batch once, whatever the number of clients.
 type batch struct {
-	evs []*event.Event
-	cum []int64 // cum[i] is the cost of evs[:i]: raw bytes plus eventOverhead each
+	evs  []*event.Event
+	cost int64 // raw bytes plus eventOverhead per event
 }
 
 func newBatch(evs []*event.Event) *batch {
-	b := &batch{evs: make([]*event.Event, len(evs)), cum: make([]int64, len(evs)+1)}
+	b := &batch{evs: make([]*event.Event, len(evs))}
 	copy(b.evs, evs)
-	for i, ev := range evs {
-		b.cum[i+1] = b.cum[i] + int64(len(ev.Raw)) + eventOverhead
+	for _, ev := range evs {
+		b.cost += int64(len(ev.Raw))
 	}
+	b.cost += int64(len(evs)) * eventOverhead
 	return b
 }
+
+func evCost(ev *event.Event) int64 { return int64(len(ev.Raw)) + eventOverhead }
 
 // span is the part of a batch a queue took.
 type span struct {
@@ -55,16 +57,23 @@ func newEvQueue(max int, maxBytes int64) *evQueue {
 }
 
 // push queues the prefix of b that fits and returns its length. A whole
-// batch is queued by reference; a prefix is copied out, so a client that
-// takes a few events does not keep the rest of the batch alive.
+// batch is queued by reference, in constant time; only a queue too full
+// for it walks the events for the prefix that fits, and copies it out, so
+// a client that takes a few events does not keep the rest alive.
 func (q *evQueue) push(b *batch) int {
 	q.mu.Lock()
-	n := min(q.max-q.n, len(b.evs))
-	if room := q.maxBytes - q.bytes; n > 0 && b.cum[n] > room {
-		// The longest prefix whose cost fits.
-		n = sort.Search(n+1, func(i int) bool { return b.cum[i] > room }) - 1
+	n, cost := len(b.evs), b.cost
+	if q.n+n > q.max || q.bytes+cost > q.maxBytes {
+		n, cost = 0, 0
+		for n < len(b.evs) && q.n+n < q.max {
+			c := evCost(b.evs[n])
+			if q.bytes+cost+c > q.maxBytes {
+				break
+			}
+			n, cost = n+1, cost+c
+		}
 	}
-	if n <= 0 {
+	if n == 0 {
 		q.mu.Unlock()
 		return 0
 	}
@@ -75,7 +84,7 @@ func (q *evQueue) push(b *batch) int {
 	}
 	q.items = append(q.items, s)
 	q.n += n
-	q.bytes += b.cum[n]
+	q.bytes += cost
 	q.mu.Unlock()
 	if first {
 		select {
