@@ -133,6 +133,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if cmd == "check" {
 		fmt.Fprintf(stdout, "%s: ok\n%s", nameOf(*file), cfg.Summary())
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
 		return 0
 	}
 	// The flags win over the config's log section, now and at every reload.

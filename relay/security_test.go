@@ -371,3 +371,27 @@ func TestIdleHTTPFloodUnderFDLimit(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+// `relay check` refuses a credentials file every user may write, and
+// warns, with the fix, about one every user may read.
+func TestCheckSecretFilePermissions(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "tap.token")
+	writeFile(t, token, "tok\n")
+	conf := filepath.Join(dir, "relay.yaml")
+	writeFile(t, conf, "inputs: [{name: in, type: syslog, listen: \"udp://127.0.0.1:0\"}]\nhttp: {listen: \"127.0.0.1:0\", tap_token_file: tap.token}\n")
+	os.Chmod(token, 0o666)
+	code, out, errOut := runBin(t, "check", "-c", conf)
+	if code != 2 || !strings.Contains(errOut, "http.tap_token_file: \""+token+"\" is writable by every user (mode 0666)") {
+		t.Errorf("world-writable token: exit %d, %s%s", code, out, errOut)
+	}
+	os.Chmod(token, 0o644)
+	code, out, errOut = runBin(t, "check", "-c", conf)
+	if code != 0 || !strings.Contains(out, "warning: "+conf+":2:31: http.tap_token_file: \""+token+"\" holds credentials and every user may read it (mode 0644); run chmod o-r on it") {
+		t.Errorf("world-readable token: exit %d, %s%s", code, out, errOut)
+	}
+	os.Chmod(token, 0o600)
+	if code, out, _ = runBin(t, "check", "-c", conf); code != 0 || strings.Contains(out, "warning") {
+		t.Errorf("private token: exit %d, %s", code, out)
+	}
+}
