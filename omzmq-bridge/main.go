@@ -102,7 +102,7 @@ Options:
                           or --topic-from-field. A longer one is logged, dropped
                           and answered with an ERROR line, never OK (rsyslog
                           retries it). Keep it equal to the relay's
-                          max_message_size (1048576, the relay's default)
+                          max_message_size (1048576; the relay's default)
   --close-timeout D       flush time on exit (4s; keep below omprog closeTimeout)
   --config FILE           settings file: flags, one or more per line, # comments;
                           re-read on SIGHUP (its endpoints replace the command line's)
