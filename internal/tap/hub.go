@@ -173,9 +173,16 @@ func (h *Hub) PublishBatch(evs []*event.Event) {
 			i = j
 		}
 	}
-	b := newBatch(evs)
+	var b *batch // made once, when a client has room
 	for _, c := range *h.clients.Load() {
-		if n := c.q.push(b); n < len(evs) {
+		n := 0
+		if !c.q.full() {
+			if b == nil {
+				b = newBatch(evs)
+			}
+			n = c.q.push(b)
+		}
+		if n < len(evs) {
 			c.drop(uint64(len(evs) - n))
 		}
 	}
@@ -457,28 +464,25 @@ func (c *client) timedOut(why string) {
 	c.hub.log.Info("tap client closed: it stopped reading", "peer", c.peer, "why", why)
 }
 
-// keep applies the client's filter to ev: its stream globs (memoised per
-// stream), field matches, grep and sampling.
-func (c *client) keep(ev *event.Event) bool {
-	f := c.filter
-	if len(f.globs) > 0 {
-		ok, seen := c.memo[ev.Stream]
-		if !seen {
-			ok = f.MatchStream(ev.Stream)
-			if len(c.memo) < maxStreamMemo {
-				c.memo[ev.Stream] = ok
-			}
-		}
-		if !ok {
-			return false
-		}
+// streamOK reports whether the client's stream globs take stream,
+// memoised per stream (at most maxStreamMemo of them). A glob match that
+// is not memoised is timed against the client's CPU share; with the share
+// used up, the stream is not matched and throttled says so.
+func (c *client) streamOK(stream string) (ok, throttled bool) {
+	if ok, seen := c.memo[stream]; seen {
+		return ok, false
 	}
-	return f.MatchEvent(ev) && f.sampled()
+	start := time.Now()
+	if !c.budget.allow(start) {
+		return false, true
+	}
+	ok = c.filter.MatchStream(stream)
+	c.budget.spend(time.Since(start))
+	if len(c.memo) < maxStreamMemo {
+		c.memo[stream] = ok
+	}
+	return ok, false
 }
-
-// costly reports whether the client's filter does work per event worth
-// timing: anything beyond "every stream" or a memoised literal.
-func (c *client) costly() bool { return len(c.filter.globs) > 0 || c.filter.needsEvent() }
 
 // writeLoop filters, encodes and writes the queued events, and the
 // notices and pings. It takes the whole queue at once and flushes the
@@ -503,7 +507,11 @@ func (c *client) writeLoop() {
 		lastTick  = time.Now()
 		items     []span
 		pause     = time.NewTimer(coalesce)
-		costly    = c.costly()
+		globs     = len(c.filter.globs) > 0
+		perEvent  = c.filter.needsEvent()
+		// the last stream seen and whether the globs take it
+		lastStream            string
+		lastOK, lastThrottled bool
 	)
 	defer pause.Stop()
 	prevRates = c.prevRates
@@ -534,20 +542,39 @@ func (c *client) writeLoop() {
 				taken += len(evs)
 				for i := 0; i < len(evs); i++ {
 					ev := evs[i]
-					if costly {
-						// The filter's time counts against the client's
-						// CPU share; over it, the rest is skipped.
+					if globs && (ev.Stream != lastStream || lastThrottled) {
+						lastStream = ev.Stream
+						lastOK, lastThrottled = c.streamOK(ev.Stream)
+					}
+					if globs && !lastOK {
+						// Skip the run of this stream: the batch is mostly
+						// runs, and their names are shared strings.
+						j := i
+						for j+1 < len(evs) && evs[j+1].Stream == ev.Stream {
+							j++
+						}
+						if lastThrottled {
+							skipped += uint64(j - i + 1)
+						}
+						i = j
+						continue
+					}
+					if perEvent {
+						// Matches and grep cost per event: their time counts
+						// against the client's CPU share; over it, the rest
+						// is skipped.
 						start := time.Now()
 						if !c.budget.allow(start) {
 							skipped += uint64(len(evs) - i)
 							break
 						}
-						ok := c.keep(ev)
+						ok := c.filter.MatchEvent(ev)
 						c.budget.spend(time.Since(start))
 						if !ok {
 							continue
 						}
-					} else if !c.keep(ev) {
+					}
+					if !c.filter.sampled() {
 						continue
 					}
 					msg := ev.Raw // writeText copies it

@@ -95,6 +95,13 @@ func (q *evQueue) push(b *batch) int {
 	return n
 }
 
+// full reports whether the queue has no room for another event.
+func (q *evQueue) full() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n >= q.max || q.bytes+eventOverhead > q.maxBytes
+}
+
 // take swaps the queued spans for spare (emptied), so the two slices
 // alternate and nothing is allocated.
 func (q *evQueue) take(spare []span) []span {
