@@ -224,7 +224,7 @@ func TestMaxPeers(t *testing.T) {
 		t.Errorf("refused %d, peers %d; want 1 and 3", st.PeersRefused, st.Peers)
 	}
 	conns[0].Close()
-	waitFor(t, 5*time.Second, "a slot freed", func() bool { return pub.Stats().Peers == 2 })
+	waitFor(t, 5*time.Second, "a slot freed", func() bool { return pub.Stats().Peers == 2 && pub.accepted.Load() == 2 })
 	rawPeer(t, addr, "SUB")
 	waitFor(t, 5*time.Second, "a new peer in the freed slot", func() bool { return pub.Stats().Peers == 3 })
 }

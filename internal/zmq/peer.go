@@ -28,9 +28,11 @@ type peer struct {
 	done     chan struct{}
 	exited   chan struct{} // all its goroutines have returned
 	pipe     bool          // q belongs to a Dial endpoint and outlives the peer
-	once     sync.Once
-	err      error // why it closed; written once before done closes
-	refs     atomic.Int32
+	// acceptedSlot: the peer holds one of the socket's MaxPeers slots.
+	acceptedSlot bool
+	once         sync.Once
+	err          error // why it closed; written once before done closes
+	refs         atomic.Int32
 
 	// wmu is held by the writer from taking its queue until the write
 	// returns; Push.SendWritten writes directly only while it holds it.

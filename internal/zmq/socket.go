@@ -49,9 +49,12 @@ type socket struct {
 	roomWaiters atomic.Int32
 
 	handshakes atomic.Int32 // accepted connections in handshake
-	inflight   atomic.Int64 // PUSH: accepted by Send, not yet written or lost
-	flushed    flushSignal  // PUSH: wakes Flush when inflight reaches 0
-	stat       sockCounters
+	// accepted counts accepted connections from accept until their peer
+	// is gone (or their handshake failed): what MaxPeers bounds.
+	accepted atomic.Int32
+	inflight atomic.Int64 // PUSH: accepted by Send, not yet written or lost
+	flushed  flushSignal  // PUSH: wakes Flush when inflight reaches 0
+	stat     sockCounters
 }
 
 type counters struct {
@@ -216,12 +219,14 @@ func (s *socket) acceptLoop(l net.Listener, e endpoint) {
 			continue
 		}
 		delay = 0
-		if s.opts.MaxPeers > 0 && len(*s.list.Load())+int(s.handshakes.Load()) >= s.opts.MaxPeers {
+		if s.accepted.Add(1) > int32(s.opts.MaxPeers) && s.opts.MaxPeers > 0 {
+			s.accepted.Add(-1)
 			s.refusePeer(c, e.raw)
 			continue
 		}
 		if s.handshakes.Add(1) > maxPendingHandshakes {
 			s.handshakes.Add(-1)
+			s.accepted.Add(-1)
 			s.stat.handshakeFail.Add(1)
 			s.log.Warn("refusing connection", "endpoint", e.raw, "remote", c.RemoteAddr().String(), "err", ErrTooManyHandshakes)
 			c.Close()
@@ -233,11 +238,15 @@ func (s *socket) acceptLoop(l net.Listener, e endpoint) {
 			defer s.handshakes.Add(-1)
 			p, err := s.handshake(c, e.raw, nil)
 			if err != nil {
+				s.accepted.Add(-1)
 				s.stat.handshakeFail.Add(1)
 				s.logHandshake(e.raw, c.RemoteAddr().String(), err)
 				return
 			}
-			s.attach(p)
+			p.acceptedSlot = true // given back when the peer is retired
+			if !s.attach(p) {
+				s.accepted.Add(-1)
+			}
 		}()
 	}
 }
@@ -378,6 +387,9 @@ func (s *socket) retire(p *peer) {
 	s.retired.bytesOut += p.bytesOut.Load()
 	delete(s.peers, p)
 	s.mu.Unlock()
+	if p.acceptedSlot {
+		s.accepted.Add(-1)
+	}
 	close(p.exited)
 	s.wg.Done()
 }
