@@ -120,8 +120,8 @@ func TestParseOffers(t *testing.T) {
 		t.Fatalf("%q %v", answer, err)
 	}
 	for _, bad := range []string{
-		"commands=syslog",                  // no relp_version
-		"relp_version=x\ncommands=syslog",  // not a number
+		"commands=syslog",                   // no relp_version
+		"relp_version=x\ncommands=syslog",   // not a number
 		"relp_version=0\ncommands=eventlog", // no syslog
 		"relp_version=0",                    // no commands at all
 	} {
