@@ -21,9 +21,9 @@ func BenchmarkOutqNewPeer(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				q := newOutq(hwm)
-				var spare []Msg
+				var spare []qmsg
 				for range 2 {
-					for q.pushMany(batch) > 0 {
+					for q.pushMany(batch, nil) > 0 {
 					}
 					msgs, _ := q.take(spare, nil)
 					if len(msgs) != hwm {

@@ -225,7 +225,7 @@ func (p *peer) command(f []byte) {
 func (p *peer) writeLoop() {
 	defer p.release()
 	buf := make([]byte, 0, writeBufSize)
-	var spare, msgs []Msg
+	var spare, msgs []qmsg
 	var ctrl []byte
 	for {
 		p.wmu.Lock()
@@ -246,25 +246,25 @@ func (p *peer) writeLoop() {
 			p.s.roomFreed()
 		}
 		buf = append(buf[:0], ctrl...)
-		pending := 0 // messages encoded in buf, not yet written
+		start := 0 // msgs[start:i+1] are encoded in buf, not yet written
 		var bytes uint64
-		for i, m := range msgs {
-			buf = appendMsg(buf, m)
-			pending++
-			bytes += uint64(msgWireSize(m))
+		for i, qm := range msgs {
+			buf = appendMsg(buf, qm.m)
+			bytes += uint64(msgWireSize(qm.m))
 			if len(buf) >= writeBufSize || i == len(msgs)-1 {
 				if _, err := p.conn.Write(buf); err != nil {
-					p.s.lost(pending)
+					p.s.lost(msgs[start : i+1])
 					p.close(err)
 					p.wmu.Unlock()
 					clear(msgs[:i+1])
 					p.s.orphaned(p, msgs[i+1:])
 					return
 				}
-				p.msgsOut.Add(uint64(pending))
+				p.msgsOut.Add(uint64(i + 1 - start))
 				p.bytesOut.Add(bytes)
-				p.s.settle(int64(pending))
-				pending, bytes = 0, 0
+				p.s.settle(int64(i + 1 - start))
+				settleTracked(msgs[start:i+1], nil)
+				start, bytes = i+1, 0
 				buf = buf[:0]
 			}
 		}

@@ -25,7 +25,7 @@ func NewPub(o Options) *Pub {
 		}
 		s.stat.dropUnexpected.Add(1)
 	}
-	s.onOrphan = func(_ *peer, unsent []Msg) {
+	s.onOrphan = func(_ *peer, unsent []qmsg) {
 		if s.closed.Load() {
 			s.stat.dropClosed.Add(uint64(len(unsent)))
 			return
@@ -50,7 +50,7 @@ func (p *Pub) Send(m Msg) error {
 		if !pe.subs.Load().match(topic) {
 			continue
 		}
-		if !pe.q.push(m) {
+		if !pe.q.push(qmsg{m: m}) {
 			pe.drops.Add(1)
 			p.stat.dropPubFull.Add(1)
 		}
@@ -99,7 +99,7 @@ func (p *Pub) SendBatch(ms []Msg) error {
 
 // pushRun queues what fits of ms for pe and counts the rest as dropped.
 func (p *Pub) pushRun(pe *peer, ms []Msg) {
-	if n := pe.q.pushMany(ms); n < len(ms) {
+	if n := pe.q.pushMany(ms, nil); n < len(ms) {
 		pe.drops.Add(uint64(len(ms) - n))
 		p.stat.dropPubFull.Add(uint64(len(ms) - n))
 	}

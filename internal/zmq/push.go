@@ -21,13 +21,13 @@ func NewPush(o Options) *Push {
 	p := &Push{socket: newSocket(zmq4.Push, o)}
 	s := p.socket
 	s.handle = func(pe *peer, m Msg) { s.stat.dropUnexpected.Add(1) }
-	s.onOrphan = func(_ *peer, unsent []Msg) {
+	s.onOrphan = func(_ *peer, unsent []qmsg) {
 		if s.closed.Load() {
 			s.stat.dropClosed.Add(uint64(len(unsent)))
 			return
 		}
-		// Re-route what the gone peer never wrote. This may block until
-		// another peer has room, so it runs on its own.
+		// Re-route what the gone peer never wrote, with its trackers. This
+		// may block until another peer has room, so it runs on its own.
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -35,6 +35,7 @@ func NewPush(o Options) *Push {
 				if err := p.send(s.ctx, m); err != nil {
 					s.stat.dropClosed.Add(uint64(len(unsent) - i))
 					s.settle(int64(len(unsent) - i))
+					settleTracked(unsent[i:], ErrClosed)
 					return
 				}
 			}
@@ -89,9 +90,10 @@ func (p *Push) migrateOne(q *outq, unparked <-chan struct{}) bool {
 	if p.tryConnected(m) {
 		return true
 	}
-	if !q.unshift([]Msg{m}) { // closing
+	if !q.unshift([]qmsg{m}) { // closing
 		p.stat.dropClosed.Add(1)
 		p.settle(1)
+		settleTracked([]qmsg{m}, ErrClosed)
 	}
 	return false
 }
@@ -101,14 +103,14 @@ func (p *Push) migrateOne(q *outq, unparked <-chan struct{}) bool {
 // no queue has room, until ctx is done or the socket closes.
 func (p *Push) Send(ctx context.Context, m Msg) error {
 	p.inflight.Add(1) // before queueing: the writer may be done first
-	if err := p.send(ctx, m); err != nil {
+	if err := p.send(ctx, qmsg{m: m}); err != nil {
 		p.settle(1)
 		return err
 	}
 	return nil
 }
 
-func (p *Push) send(ctx context.Context, m Msg) error {
+func (p *Push) send(ctx context.Context, m qmsg) error {
 	for {
 		if p.tryPush(m) {
 			return nil
@@ -136,7 +138,7 @@ func (p *Push) send(ctx context.Context, m Msg) error {
 
 // tryPush prefers connected peers; a disconnected Dial pipe with room
 // takes the message for its next connection.
-func (p *Push) tryPush(m Msg) bool {
+func (p *Push) tryPush(m qmsg) bool {
 	if p.tryConnected(m) {
 		return true
 	}
@@ -148,7 +150,7 @@ func (p *Push) tryPush(m Msg) bool {
 	return false
 }
 
-func (p *Push) tryConnected(m Msg) bool {
+func (p *Push) tryConnected(m qmsg) bool {
 	peers := *p.list.Load()
 	n := uint32(len(peers))
 	if n == 0 {
@@ -167,6 +169,11 @@ func (p *Push) tryConnected(m Msg) bool {
 // consecutive runs over peers with room. It returns how many were queued
 // before ctx ended or the socket closed; those are owned by the socket.
 func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
+	return p.sendBatch(ctx, ms, nil)
+}
+
+// sendBatch is SendBatch with every queued message tracked by t.
+func (p *Push) sendBatch(ctx context.Context, ms []Msg, t *tracker) (int, error) {
 	done := 0
 	p.inflight.Add(int64(len(ms))) // before queueing: the writer may be done first
 	defer func() {
@@ -182,7 +189,7 @@ func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
 			start := p.rr.Add(1)
 			for i := uint32(0); i < n && done < len(ms); i++ {
 				end := min(done+chunk, len(ms))
-				if k := peers[(start+i)%n].q.pushMany(ms[done:end]); k > 0 {
+				if k := peers[(start+i)%n].q.pushMany(ms[done:end], t); k > 0 {
 					done += k
 					progressed = true
 				}
@@ -191,7 +198,7 @@ func (p *Push) SendBatch(ctx context.Context, ms []Msg) (int, error) {
 		if progressed {
 			continue
 		}
-		if err := p.send(ctx, ms[done]); err != nil {
+		if err := p.send(ctx, qmsg{ms[done], t}); err != nil {
 			return done, err
 		}
 		done++

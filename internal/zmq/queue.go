@@ -9,7 +9,7 @@ import (
 // queued in one swap, so a burst costs one lock round and one wake-up.
 type outq struct {
 	mu     sync.Mutex
-	msgs   []Msg
+	msgs   []qmsg
 	ctrl   [2][]byte // the pending PING and PONG (ctrlPing, ctrlPong), encoded, written before msgs
 	hwm    int
 	closed bool
@@ -19,7 +19,14 @@ type outq struct {
 }
 
 func newOutq(hwm int) *outq {
-	return &outq{hwm: hwm, msgs: make([]Msg, 0, outqStartCap(hwm)), wake: make(chan struct{}, 1)}
+	return &outq{hwm: hwm, msgs: make([]qmsg, 0, outqStartCap(hwm)), wake: make(chan struct{}, 1)}
+}
+
+// qmsg is a queued message and the tracker waiting for it to be written
+// (nil for untracked sends): it travels with the message through reroutes.
+type qmsg struct {
+	m Msg
+	t *tracker
 }
 
 // outqStartCap is the capacity a queue's arrays start with: the whole hwm
@@ -35,7 +42,7 @@ func (q *outq) grow(n int) {
 	if need <= cap(q.msgs) {
 		return
 	}
-	m := make([]Msg, len(q.msgs), max(min(2*cap(q.msgs), q.hwm), need))
+	m := make([]qmsg, len(q.msgs), max(min(2*cap(q.msgs), q.hwm), need))
 	copy(m, q.msgs)
 	q.msgs = m
 }
@@ -48,7 +55,7 @@ func (q *outq) signal() {
 }
 
 // push queues m if the queue has room.
-func (q *outq) push(m Msg) bool {
+func (q *outq) push(m qmsg) bool {
 	q.mu.Lock()
 	if q.closed || len(q.msgs) >= q.hwm {
 		q.mu.Unlock()
@@ -64,8 +71,9 @@ func (q *outq) push(m Msg) bool {
 	return true
 }
 
-// pushMany queues a prefix of ms that fits and returns its length.
-func (q *outq) pushMany(ms []Msg) int {
+// pushMany queues a prefix of ms that fits, tracked by t (may be nil),
+// and returns its length.
+func (q *outq) pushMany(ms []Msg, t *tracker) int {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -78,7 +86,9 @@ func (q *outq) pushMany(ms []Msg) int {
 	}
 	first := len(q.msgs) == 0
 	q.grow(n)
-	q.msgs = append(q.msgs, ms[:n]...)
+	for _, m := range ms[:n] {
+		q.msgs = append(q.msgs, qmsg{m, t})
+	}
 	q.mu.Unlock()
 	if first {
 		q.signal()
@@ -94,7 +104,7 @@ func (q *outq) pushForce(m Msg) bool {
 		q.mu.Unlock()
 		return false
 	}
-	q.msgs = append(q.msgs, m)
+	q.msgs = append(q.msgs, qmsg{m: m})
 	q.mu.Unlock()
 	q.signal()
 	return true
@@ -119,11 +129,11 @@ func (q *outq) pushCtrl(kind int, b []byte) {
 }
 
 // take swaps the queued messages out, handing spare back for reuse.
-func (q *outq) take(spare []Msg, ctrl []byte) ([]Msg, []byte) {
+func (q *outq) take(spare []qmsg, ctrl []byte) ([]qmsg, []byte) {
 	if cap(spare) == 0 {
 		// The writer's first swap: the queue's second array starts
 		// sized like the first instead of growing from nothing.
-		spare = make([]Msg, 0, outqStartCap(q.hwm))
+		spare = make([]qmsg, 0, outqStartCap(q.hwm))
 	}
 	q.mu.Lock()
 	msgs := q.msgs
@@ -137,7 +147,7 @@ func (q *outq) take(spare []Msg, ctrl []byte) ([]Msg, []byte) {
 // unshift puts ms back in front, past the HWM if need be: they were
 // accepted before anything still queued.
 // It reports false, taking nothing, once the queue is closed.
-func (q *outq) unshift(ms []Msg) bool {
+func (q *outq) unshift(ms []qmsg) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -145,20 +155,20 @@ func (q *outq) unshift(ms []Msg) bool {
 	}
 	q.ctrl[ctrlPing], q.ctrl[ctrlPong] = q.ctrl[ctrlPing][:0], q.ctrl[ctrlPong][:0] // they belonged to the old connection
 	if len(ms) > 0 {
-		q.msgs = append(append(make([]Msg, 0, len(ms)+len(q.msgs)), ms...), q.msgs...)
+		q.msgs = append(append(make([]qmsg, 0, len(ms)+len(q.msgs)), ms...), q.msgs...)
 	}
 	return true
 }
 
 // popFront removes the oldest message.
-func (q *outq) popFront() (Msg, bool) {
+func (q *outq) popFront() (qmsg, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.msgs) == 0 || q.closed {
-		return nil, false
+		return qmsg{}, false
 	}
 	m := q.msgs[0]
-	q.msgs[0] = nil
+	q.msgs[0] = qmsg{}
 	q.msgs = q.msgs[1:]
 	return m, true
 }
@@ -180,7 +190,7 @@ func (q *outq) len() int {
 }
 
 // close refuses further pushes and returns what was still queued.
-func (q *outq) close() []Msg {
+func (q *outq) close() []qmsg {
 	q.mu.Lock()
 	q.closed = true
 	msgs := q.msgs

@@ -40,7 +40,7 @@ type socket struct {
 	deliver  func(p *peer, batch []Msg) bool // PULL, SUB: received messages
 	handle   func(p *peer, m Msg)            // PUSH, PUB: data from a peer
 	onAttach func(p *peer)                   // under mu, before the peer starts
-	onOrphan func(p *peer, unsent []Msg)     // the peer's queue when it is gone
+	onOrphan func(p *peer, unsent []qmsg)    // the peer's queue when it is gone
 	onPark   func(q *outq, unparked <-chan struct{})
 
 	// PUSH senders waiting for room
@@ -192,9 +192,10 @@ func (s *socket) Close() error {
 	}
 	s.wg.Wait()
 	for _, q := range *s.parked.Load() {
-		n := len(q.close())
-		s.stat.dropClosed.Add(uint64(n))
-		s.inflight.Add(-int64(n))
+		left := q.close()
+		s.stat.dropClosed.Add(uint64(len(left)))
+		s.inflight.Add(-int64(len(left)))
+		settleTracked(left, ErrClosed)
 	}
 	return nil
 }
@@ -395,7 +396,7 @@ func (s *socket) retire(p *peer) {
 }
 
 // orphaned takes the messages a gone peer never wrote.
-func (s *socket) orphaned(p *peer, unsent []Msg) {
+func (s *socket) orphaned(p *peer, unsent []qmsg) {
 	if p.pipe {
 		s.mu.Lock()
 		if !s.closed.Load() {
@@ -410,10 +411,11 @@ func (s *socket) orphaned(p *peer, unsent []Msg) {
 		s.mu.Unlock()
 	}
 	rest := p.q.close()
-	all := make([]Msg, 0, len(unsent)+len(rest))
+	all := make([]qmsg, 0, len(unsent)+len(rest))
 	all = append(append(all, unsent...), rest...)
 	if len(all) > 0 && s.closed.Load() {
 		s.inflight.Add(-int64(len(all)))
+		settleTracked(all, ErrClosed)
 	}
 	if len(all) > 0 && s.onOrphan != nil {
 		s.onOrphan(p, all)
@@ -422,9 +424,10 @@ func (s *socket) orphaned(p *peer, unsent []Msg) {
 
 // lost counts messages that were in a failed write: some may have reached
 // the peer's kernel, none can be retried without risking a duplicate.
-func (s *socket) lost(n int) {
-	s.stat.dropLost.Add(uint64(n))
-	s.settle(int64(n))
+func (s *socket) lost(ms []qmsg) {
+	s.stat.dropLost.Add(uint64(len(ms)))
+	s.settle(int64(len(ms)))
+	settleTracked(ms, ErrLostInFlight)
 }
 
 // roomWait registers a sender waiting for queue room and returns the

@@ -76,7 +76,9 @@ func (q *outq) pushAll(ms []Msg) bool {
 	}
 	first := len(q.msgs) == 0
 	q.grow(len(ms))
-	q.msgs = append(q.msgs, ms...)
+	for _, m := range ms {
+		q.msgs = append(q.msgs, qmsg{m: m})
+	}
 	q.mu.Unlock()
 	if first {
 		q.signal()
@@ -95,12 +97,19 @@ func (q *outq) pushAll(ms []Msg) bool {
 func (p *Push) TakeOrphans(f func(unsent []Msg)) {
 	s := p.socket
 	reroute := s.onOrphan
-	s.onOrphan = func(pe *peer, unsent []Msg) {
+	s.onOrphan = func(pe *peer, unsent []qmsg) {
 		if s.closed.Load() {
 			reroute(pe, unsent) // counted as dropped on close
 			return
 		}
 		s.settle(int64(len(unsent)))
-		f(unsent)
+		// Tracked batches (SendBatchTracked) learn their messages were
+		// handed back unwritten.
+		settleTracked(unsent, ErrNotWritten)
+		ms := make([]Msg, len(unsent))
+		for i, m := range unsent {
+			ms[i] = m.m
+		}
+		f(ms)
 	}
 }

@@ -165,3 +165,75 @@ func (pe *peer) uncork() {
 	pe.corkArmed = false
 	pe.wmu.Unlock()
 }
+
+// ErrLostInFlight is what SendBatchTracked reports when some of the
+// batch's messages were in a write that failed as their peer's connection
+// broke: they may or may not have reached the peer, and are not re-sent
+// (counted as lost_in_flight drops).
+var ErrLostInFlight = errors.New("zmq: message lost in a failed write to its peer")
+
+// tracker counts a batch's messages until each is written to a peer's
+// connection or lost; it travels with them through reroutes.
+type tracker struct {
+	pending atomic.Int64
+	err     atomic.Pointer[error]
+	queued  int // set before the caller's guard is released
+	done    func(queued int, err error)
+}
+
+// settle takes n messages (or the caller's guard) off the count; the last
+// one calls done with the first error reported.
+func (t *tracker) settle(n int64, err error) {
+	if err != nil {
+		t.err.CompareAndSwap(nil, &err)
+	}
+	if t.pending.Add(-n) == 0 {
+		var first error
+		if p := t.err.Load(); p != nil {
+			first = *p
+		}
+		t.done(t.queued, first)
+	}
+}
+
+// settleTracked settles the trackers of ms with err (nil: written), one
+// call per run of messages of the same batch.
+func settleTracked(ms []qmsg, err error) {
+	var cur *tracker
+	var n int64
+	for _, m := range ms {
+		if m.t == cur {
+			n++
+			continue
+		}
+		if cur != nil {
+			cur.settle(n, err)
+		}
+		cur, n = m.t, 1
+	}
+	if cur != nil {
+		cur.settle(n, err)
+	}
+}
+
+// SendBatchTracked queues ms like SendBatch and calls done once every
+// queued message is written to a peer's connection (in the kernel), or
+// lost: queued is how many of ms were queued (the return value), err nil
+// when all of those were written, ErrLostInFlight when some were in a
+// write that failed with their peer's connection, ErrClosed when the
+// socket closed with some unwritten. Messages whose peer goes away before
+// they are written are re-routed and stay tracked. done runs exactly
+// once, on any goroutine (a peer's writer, or the caller's before
+// SendBatchTracked returns); it must not block.
+//
+// The cost is one allocation per batch, not per message: it is how the
+// relay holds an acknowledging input's answer (RELP) until its events
+// are written.
+func (p *Push) SendBatchTracked(ctx context.Context, ms []Msg, done func(queued int, err error)) (int, error) {
+	t := &tracker{done: done}
+	t.pending.Store(int64(len(ms)) + 1) // +1: our guard, so done waits for queued
+	n, err := p.sendBatch(ctx, ms, t)
+	t.queued = n
+	t.settle(int64(len(ms)-n)+1, nil)
+	return n, err
+}
