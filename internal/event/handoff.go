@@ -43,6 +43,11 @@ func (h *Handoff) Release(err error) {
 // SetHandoff attaches h to the event. Call before the event is routed.
 func (e *Event) SetHandoff(h *Handoff) { e.handoff = h }
 
+// Handoff returns the event's hand-off, or nil. Outputs that hold a
+// batch use it to hold and release once per run of events sharing one,
+// instead of once per event.
+func (e *Event) Handoff() *Handoff { return e.handoff }
+
 // Hold marks one more output that must take the event before its input is
 // told it is safe. It is a no-op for events without a Handoff.
 func (e *Event) Hold() {

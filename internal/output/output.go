@@ -8,9 +8,19 @@
 //     loses the message, and the loss is counted.
 //
 // Outputs are synchronous: when Write returns, every event it took is queued
-// to a peer (or dropped by policy). An event's hand-off hook therefore fires
-// once the router's own hold is released; an output that finishes later (a
-// spool, an acknowledged link) must Hold the event and Release it itself.
+// to a peer (or dropped by policy). Hand-offs (event.Handoff, attached by
+// acknowledging inputs such as RELP) are held by the outputs that must not
+// lose the event until they have it safely:
+//
+//   - PUSH holds them until the socket has written the events to a peer's
+//     connection (in the kernel): Push.SendBatchTracked, one tracker per
+//     batch. Events in a peer's kernel buffers are lost if that peer dies:
+//     the documented gap of a plain PUSH (the acknowledged PUSH closes it).
+//   - PUB never holds: taps are best effort, so events routed only to PUB
+//     outputs (or to no output) are handed off once routed.
+//
+// An output that finishes later (a spool, an acknowledged link) holds the
+// event the same way and releases it when it is safe.
 package output
 
 import (

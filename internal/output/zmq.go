@@ -133,7 +133,19 @@ func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
 	o.waiting++
 	o.startSum += start.UnixNano()
 	o.bmu.Unlock()
-	n, err := o.push.SendBatch(ctx, msgs)
+	var n int
+	var err error
+	if runs := holdRuns(batch); runs != nil {
+		// Events an acknowledging input waits for (RELP) are held until
+		// the socket has written them to a peer's connection.
+		n, err = o.push.SendBatchTracked(ctx, msgs, func(_ int, err error) {
+			for _, r := range runs {
+				r.Release(err)
+			}
+		})
+	} else {
+		n, err = o.push.SendBatch(ctx, msgs)
+	}
 	end := time.Now()
 	o.bmu.Lock()
 	o.waiting--
@@ -142,10 +154,41 @@ func (o *ZMQ) Write(ctx context.Context, batch []*event.Event) error {
 	o.bmu.Unlock()
 	o.sent.Add(uint64(n))
 	if err != nil {
-		o.fail(batch[n:], err)
+		if holdsAny(batch) {
+			o.failed.Add(uint64(len(batch) - n)) // released by the tracker
+		} else {
+			o.fail(batch[n:], err)
+		}
 		return fmt.Errorf("output %q: %d of %d events not sent: %w", o.name, len(batch)-n, len(batch), err)
 	}
 	return nil
+}
+
+// holdRuns holds, once per run of consecutive events sharing one, the
+// hand-offs of batch and returns them for release; nil when no event has
+// one (plain syslog inputs), which costs one pass over the batch.
+func holdRuns(batch []*event.Event) []*event.Handoff {
+	var runs []*event.Handoff
+	var last *event.Handoff
+	for _, e := range batch {
+		h := e.Handoff()
+		if h == nil || h == last {
+			continue
+		}
+		h.Hold()
+		runs = append(runs, h)
+		last = h
+	}
+	return runs
+}
+
+func holdsAny(batch []*event.Event) bool {
+	for _, e := range batch {
+		if e.Handoff() != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // fail counts evs as not sent and releases them with err, so their

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -170,5 +171,81 @@ func TestPubWriteAfterCloseCountsAndReleases(t *testing.T) {
 	}
 	if s := out.Stats(); s.Dropped != 4 || s.Sent != 0 {
 		t.Fatalf("stats %+v, want 4 dropped", s)
+	}
+}
+
+// TestPushHoldsHandoffUntilWritten: a PUSH output holds the hand-off of
+// the events it takes until they are written to a peer's connection, not
+// when they are queued: here they wait in a connecting endpoint's queue
+// until a peer appears.
+func TestPushHoldsHandoffUntilWritten(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := "tcp://" + l.Addr().String()
+	l.Close() // nobody listens there yet
+	out, err := NewZMQ(ZMQConfig{Name: "w", Socket: "push", Connect: []string{ep}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close(context.Background())
+	fired := make(chan error, 1)
+	h := event.NewHandoff(func(err error) { fired <- err })
+	batch := events("click", 3)
+	for _, e := range batch {
+		e.SetHandoff(h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := out.Write(ctx, batch); err != nil {
+		t.Fatal(err) // queued for the endpoint
+	}
+	h.Release(nil) // the input's own hold
+	select {
+	case err := <-fired:
+		t.Fatalf("hand-off fired (%v) with the events only queued", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	pull := zmq.NewPull(zmq.Options{})
+	defer pull.Close()
+	if err := pull.Listen(ep); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-fired:
+		if err != nil {
+			t.Fatalf("hand-off failed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("hand-off did not fire once the events were written")
+	}
+	for i := range batch {
+		if m, err := pull.Recv(ctx); err != nil || string(m[0]) != string(batch[i].Raw) {
+			t.Fatalf("message %d: %q %v", i, m, err)
+		}
+	}
+}
+
+// TestPubReleasesOnceRouted: a PUB output never holds a hand-off: events
+// routed only to taps are safe as soon as they are routed (documented).
+func TestPubReleasesOnceRouted(t *testing.T) {
+	out, err := NewZMQ(ZMQConfig{Name: "t", Socket: "pub", Bind: []string{"tcp://127.0.0.1:0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close(context.Background())
+	fired := 0
+	h := event.NewHandoff(func(err error) { fired++ })
+	batch := events("click", 2)
+	for _, e := range batch {
+		e.SetHandoff(h)
+	}
+	if err := out.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	h.Release(nil)
+	if fired != 1 {
+		t.Fatalf("hand-off fired %d times, want once, when the input released it", fired)
 	}
 }

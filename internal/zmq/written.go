@@ -218,10 +218,11 @@ func settleTracked(ms []qmsg, err error) {
 
 // SendBatchTracked queues ms like SendBatch and calls done once every
 // queued message is written to a peer's connection (in the kernel), or
-// lost: queued is how many of ms were queued (the return value), err nil
-// when all of those were written, ErrLostInFlight when some were in a
-// write that failed with their peer's connection, ErrClosed when the
-// socket closed with some unwritten. Messages whose peer goes away before
+// lost: queued is how many of ms were queued (the return value); err is
+// nil only when all of ms were queued and written, else the first
+// problem: SendBatch's error for those not queued, ErrLostInFlight when
+// some were in a write that failed with their peer's connection,
+// ErrClosed when the socket closed with some unwritten. Messages whose peer goes away before
 // they are written are re-routed and stay tracked. done runs exactly
 // once, on any goroutine (a peer's writer, or the caller's before
 // SendBatchTracked returns); it must not block.
@@ -234,6 +235,6 @@ func (p *Push) SendBatchTracked(ctx context.Context, ms []Msg, done func(queued 
 	t.pending.Store(int64(len(ms)) + 1) // +1: our guard, so done waits for queued
 	n, err := p.sendBatch(ctx, ms, t)
 	t.queued = n
-	t.settle(int64(len(ms)-n)+1, nil)
+	t.settle(int64(len(ms)-n)+1, err)
 	return n, err
 }
