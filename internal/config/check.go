@@ -49,6 +49,12 @@ func (c *Config) Summary() string {
 			fmt.Fprintf(&b, "input %s: syslog on %s\n", in.Name, strings.Join(in.Listen, ", "))
 		case InputZMQ:
 			fmt.Fprintf(&b, "input %s: zmq %s %s\n", in.Name, in.Socket, endpoints(in.Bind, in.Connect))
+		case InputRELP:
+			auth := ""
+			if in.TLS != nil && len(in.TLS.PermittedPeers) > 0 {
+				auth = ", permitted peers " + strings.Join(in.TLS.PermittedPeers, ", ")
+			}
+			fmt.Fprintf(&b, "input %s: relp on %s, answered after the hand-off (ack_timeout %v)%s\n", in.Name, strings.Join(in.Listen, ", "), in.AckTimeout, auth)
 		}
 	}
 	fmt.Fprintf(&b, "stream: from %s, default %q\n", c.Stream.From, c.Stream.Default)

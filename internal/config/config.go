@@ -22,6 +22,7 @@ var DefaultYAML []byte
 const (
 	InputSyslog = "syslog" // syslog over tcp, udp, unix datagram or tls
 	InputZMQ    = "zmq"    // ZeroMQ PULL, e.g. from omzmq-bridge
+	InputRELP   = "relp"   // RELP from rsyslog's omrelp, answered after the durable hand-off
 )
 
 // Output types.
@@ -63,6 +64,15 @@ var (
 	// DefaultZMQMaxMessageSize caps one ZeroMQ message from a peer; it
 	// matches internal/zmq's default.
 	DefaultZMQMaxMessageSize ByteSize = 1 << 20
+	// DefaultRELPMaxMessageSize is a RELP input's largest frame: librelp's
+	// own default (128 KiB), above rsyslog's default maxMessageSize (8k).
+	DefaultRELPMaxMessageSize ByteSize = 128 << 10
+	// DefaultRELPAckTimeout is how long a RELP answer may wait for its
+	// event's hand-off before the session is closed so omrelp resends;
+	// below omrelp's own timeout (90 s) so the relay closes first, cleanly.
+	DefaultRELPAckTimeout = 60 * time.Second
+	// MaxRELPAckTimeout bounds a relp input's ack_timeout.
+	MaxRELPAckTimeout = time.Hour
 	// DefaultMaxConnections limits concurrent stream connections per syslog input.
 	DefaultMaxConnections = 1024
 	// DefaultHWM is the ZeroMQ high-water mark (messages queued per peer).
@@ -172,7 +182,7 @@ type Config struct {
 type Input struct {
 	// Name identifies the input in logs, metrics and events; unique.
 	Name string `yaml:"name"`
-	// Type is InputSyslog or InputZMQ.
+	// Type is InputSyslog, InputZMQ or InputRELP.
 	Type string `yaml:"type"`
 
 	// Listen holds syslog listen URLs: tcp://host:port, udp://host:port,
@@ -184,6 +194,9 @@ type Input struct {
 	MaxConnections int `yaml:"max_connections,omitempty"`
 	// IdleTimeout closes a stream connection silent for this long; 0: never.
 	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
+	// AckTimeout is how long a RELP answer may wait for its event's
+	// hand-off before the session is closed with serverclose (relp).
+	AckTimeout time.Duration `yaml:"ack_timeout,omitempty"`
 
 	// Socket is SocketPull (zmq).
 	Socket string `yaml:"socket,omitempty"`
@@ -221,6 +234,11 @@ type TLS struct {
 	// ClientAuth is ClientAuthNone, ClientAuthRequest or ClientAuthRequire;
 	// it defaults to require when ClientCA is set, none otherwise.
 	ClientAuth string `yaml:"client_auth,omitempty"`
+	// PermittedPeers (relp inputs) are the names a client certificate
+	// must carry, as rsyslog's tls.authMode="name" and tls.permittedPeer:
+	// a subjectAltName dNSName or else the subject's CN, '*' standing for
+	// a domain component or its start or end. Needs client_ca.
+	PermittedPeers []string `yaml:"permitted_peers,omitempty"`
 }
 
 // Plain holds ZeroMQ PLAIN credentials. A connecting socket sends
@@ -404,6 +422,22 @@ func (c *Config) ApplyDefaults() {
 			}
 			if !c.set(p+".unix_mode") && in.UnixMode == 0 && in.hasUnix() {
 				in.UnixMode = DefaultUnixMode
+			}
+			if in.TLS != nil && in.TLS.ClientAuth == "" && !c.set(p+".tls.client_auth") {
+				in.TLS.ClientAuth = ClientAuthNone
+				if in.TLS.ClientCA != "" {
+					in.TLS.ClientAuth = ClientAuthRequire
+				}
+			}
+		case InputRELP:
+			if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
+				in.MaxMessageSize = DefaultRELPMaxMessageSize
+			}
+			if !c.set(p+".max_connections") && in.MaxConnections == 0 {
+				in.MaxConnections = DefaultMaxConnections
+			}
+			if !c.set(p+".ack_timeout") && in.AckTimeout == 0 {
+				in.AckTimeout = DefaultRELPAckTimeout
 			}
 			if in.TLS != nil && in.TLS.ClientAuth == "" && !c.set(p+".tls.client_auth") {
 				in.TLS.ClientAuth = ClientAuthNone

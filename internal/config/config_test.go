@@ -293,7 +293,7 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"15:16", "drain_timeout", "a list is not a duration"},
 	},
 	"values.bad.yaml": {
-		{"3:5", "inputs[0].type", `"sylog" is not an input type; use syslog or zmq`},
+		{"3:5", "inputs[0].type", `"sylog" is not an input type; use syslog, relp or zmq`},
 		{"6:5", "inputs[1].socket", `"push" is not an input socket type; use pull`},
 		{"8:5", "inputs[1].hwm", "0 is too small; use at least 1 (default 1000)"},
 		{"9:5", "inputs[1].max_message_size", "100 bytes is out of range; use 480 bytes to 1GiB (default 1MiB)"},
@@ -380,6 +380,15 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"5:3", "http.tls.key", "key is required"},
 	},
 	"token.bad.yaml": {{"5:3", "http.tap_token_file", `empty.token" is empty`}},
+	"relp.bad.yaml": {
+		{"4:5", "inputs[0].listen", `"udp://127.0.0.1:2514": RELP runs over TCP; use tcp://host:port or tls://host:port`},
+		{"8:5", "inputs[1].ack_timeout", "-1s is out of range; use 1s to 1h0m0s"},
+		{"12:7", "inputs[1].tls.permitted_peers", "permitted_peers needs client_ca"},
+		{"20:7", "inputs[2].tls.client_auth", `"request" with permitted_peers would let clients without a certificate in; use require`},
+		{"21:25", "inputs[2].tls.permitted_peers[0]", `"w*b.example.com": '*' may stand for a whole domain component or its start or end only`},
+		{"25:5", "inputs[3].ack_timeout", `"ack_timeout" does not apply to a syslog input; remove it or change type`},
+		{"29:5", "inputs[4].bind", `"bind" does not apply to a relp input; remove it or change type`},
+	},
 	"plain.bad.yaml": {
 		{"5:5", "inputs[0].plain.username", "username is required to connect with PLAIN"},
 		{"5:26", "inputs[0].plain.users_file", "users_file only applies when binding"},

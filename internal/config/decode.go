@@ -146,6 +146,8 @@ func (d *decoder) inputs(v *yaml.Node, path string) {
 var (
 	syslogInputKeys = []string{"listen", "tls", "max_connections", "idle_timeout", "unix_mode", "unix_group"}
 	zmqInputKeys    = []string{"socket", "bind", "connect", "hwm", "plain", "stream_frame", "max_peers"}
+	relpOnlyKeys    = []string{"ack_timeout"}             // relp takes the stream keys of syslog too
+	unixOnlyKeys    = []string{"unix_mode", "unix_group"} // syslog's unix sockets, not relp
 )
 
 func (d *decoder) input(v *yaml.Node, path string, in *Input) {
@@ -163,6 +165,7 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 		"unix_mode":       func(v *yaml.Node, p string) { d.fileMode(v, p, &in.UnixMode) },
 		"unix_group":      func(v *yaml.Node, p string) { d.str(v, p, &in.UnixGroup) },
 		"max_peers":       func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxPeers) },
+		"ack_timeout":     func(v *yaml.Node, p string) { d.duration(v, p, &in.AckTimeout) },
 		"socket":          func(v *yaml.Node, p string) { d.str(v, p, &in.Socket) },
 		"bind":            func(v *yaml.Node, p string) { d.strs(v, p, &in.Bind) },
 		"connect":         func(v *yaml.Node, p string) { d.strs(v, p, &in.Connect) },
@@ -190,9 +193,11 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 	var other []string
 	switch typ {
 	case InputSyslog:
-		other = zmqInputKeys
+		other = append(append([]string(nil), zmqInputKeys...), relpOnlyKeys...)
 	case InputZMQ:
-		other = syslogInputKeys
+		other = append(append([]string(nil), syslogInputKeys...), relpOnlyKeys...)
+	case InputRELP:
+		other = append(append([]string(nil), zmqInputKeys...), unixOnlyKeys...)
 	}
 	for _, k := range other {
 		delete(all, k)
@@ -215,6 +220,7 @@ func (d *decoder) tls(v *yaml.Node, path string, t *TLS, client bool) {
 	if client {
 		fs["client_ca"] = func(v *yaml.Node, p string) { d.str(v, p, &t.ClientCA) }
 		fs["client_auth"] = func(v *yaml.Node, p string) { d.str(v, p, &t.ClientAuth) }
+		fs["permitted_peers"] = func(v *yaml.Node, p string) { d.strs(v, p, &t.PermittedPeers) }
 	}
 	d.fields(v, path, fs, func(key string) string {
 		if !client && strings.HasPrefix(key, "client_") {

@@ -108,10 +108,77 @@ func (k *checker) input(p string, in *Input) {
 	case InputZMQ:
 		k.size(p+".max_message_size", in.MaxMessageSize, DefaultZMQMaxMessageSize)
 		k.zmqInput(p, in)
+	case InputRELP:
+		k.size(p+".max_message_size", in.MaxMessageSize, DefaultRELPMaxMessageSize)
+		k.relpInput(p, in)
 	case "":
-		k.add(p+".type", ErrRequired, "type is required; use syslog or zmq")
+		k.add(p+".type", ErrRequired, "type is required; use syslog, relp or zmq")
 	default:
-		k.add(p+".type", ErrInvalid, "%q is not an input type; use syslog or zmq", in.Type)
+		k.add(p+".type", ErrInvalid, "%q is not an input type; use syslog, relp or zmq", in.Type)
+	}
+	if in.Type != InputRELP {
+		if in.AckTimeout != 0 {
+			k.add(p+".ack_timeout", ErrInvalid, "ack_timeout applies only to relp inputs; remove it or change type")
+		}
+		if in.TLS != nil && len(in.TLS.PermittedPeers) > 0 {
+			k.add(p+".tls.permitted_peers", ErrInvalid, "permitted_peers applies only to relp inputs; use client_ca with client_auth: require here")
+		}
+	}
+}
+
+// relpInput checks a RELP input: TCP or TLS listeners, and permitted peers
+// that can actually be checked.
+func (k *checker) relpInput(p string, in *Input) {
+	if len(in.Listen) == 0 {
+		k.add(p+".listen", ErrRequired, "listen is required for a relp input; e.g. listen: tcp://127.0.0.1:2514")
+	}
+	usesTLS := false
+	for i, s := range in.Listen {
+		lp := k.item(p+".listen", i, len(in.Listen))
+		l, err := ParseListen(s)
+		if err != nil {
+			k.add(lp, ErrInvalid, "%v", err)
+			continue
+		}
+		switch l.Scheme {
+		case SchemeTLS:
+			usesTLS = true
+		case SchemeTCP:
+		default:
+			k.add(lp, ErrInvalid, "%q: RELP runs over TCP; use tcp://host:port or tls://host:port", s)
+			continue
+		}
+		k.bind(lp, "tcp", l.Address, s)
+	}
+	switch {
+	case usesTLS && in.TLS == nil:
+		k.add(p+".tls", ErrRequired, "a tls:// listen URL needs tls: {cert: FILE, key: FILE}")
+	case !usesTLS && in.TLS != nil:
+		k.add(p+".tls", ErrInvalid, "tls is set but no listen URL uses tls://; change the scheme to tls:// or remove tls")
+	case in.TLS != nil:
+		k.tls(p+".tls", in.TLS, true)
+		if len(in.TLS.PermittedPeers) > 0 {
+			if in.TLS.ClientCA == "" {
+				k.add(p+".tls.permitted_peers", ErrRequired, "permitted_peers needs client_ca, the PEM file of the CA that signs client certificates")
+			} else if in.TLS.ClientAuth != ClientAuthRequire {
+				k.add(p+".tls.client_auth", ErrInvalid, "%q with permitted_peers would let clients without a certificate in; use require (the default with client_ca)", in.TLS.ClientAuth)
+			}
+			for i, pp := range in.TLS.PermittedPeers {
+				if err := relpPeerPattern(pp); err != nil {
+					k.add(k.item(p+".tls.permitted_peers", i, len(in.TLS.PermittedPeers)), ErrInvalid, "%v", err)
+				}
+			}
+		}
+	}
+	k.between(p+".max_connections", in.MaxConnections, 1, MaxConnections, DefaultMaxConnections)
+	if in.IdleTimeout < 0 {
+		k.add(p+".idle_timeout", ErrInvalid, "%v is negative; use 0 for no timeout, or e.g. 5m", in.IdleTimeout)
+	}
+	if in.AckTimeout <= 0 || in.AckTimeout > MaxRELPAckTimeout {
+		k.add(p+".ack_timeout", ErrInvalid, "%v is out of range; use 1s to %v (default %v, below omrelp's 90 s timeout)", in.AckTimeout, MaxRELPAckTimeout, DefaultRELPAckTimeout)
+	}
+	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.StreamFrame != nil {
+		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain and stream_frame apply only to zmq inputs; remove them or change type")
 	}
 }
 
@@ -566,4 +633,22 @@ func sdName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// relpPeerPattern checks a permitted peer pattern the way internal/relp's
+// CheckPeerPattern does, without importing it: '*' may stand for a whole
+// domain component or its start or end, never its middle.
+func relpPeerPattern(p string) error {
+	if p == "" {
+		return fmt.Errorf("empty permitted peer; write a certificate name such as relay1.example.com or *.example.com")
+	}
+	for _, c := range strings.Split(p, ".") {
+		if c == "*" {
+			continue
+		}
+		if i := strings.IndexByte(c, '*'); i >= 0 && (strings.Count(c, "*") > 1 || (i != 0 && i != len(c)-1)) {
+			return fmt.Errorf("%q: '*' may stand for a whole domain component or its start or end only, e.g. *.example.com or web*.example.com", p)
+		}
+	}
+	return nil
 }

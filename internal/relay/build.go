@@ -8,6 +8,7 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/input"
 	"github.com/rsyslog-zmq/relay/internal/output"
+	"github.com/rsyslog-zmq/relay/internal/relp"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -36,6 +37,30 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 			sc.TLS = sec.inputTLSConfig(c.Name)
 		}
 		return input.NewSyslog(sc, log)
+	case config.InputRELP:
+		rc := input.RELPConfig{
+			Name:           c.Name,
+			Listen:         c.Listen,
+			MaxMessageSize: int(c.MaxMessageSize),
+			MaxConnections: c.MaxConnections,
+			IdleTimeout:    c.IdleTimeout,
+			AckTimeout:     c.AckTimeout,
+		}
+		if c.TLS != nil {
+			t, err := c.TLS.ServerConfig()
+			if err != nil {
+				return nil, fmt.Errorf("input %q: %w", c.Name, err)
+			}
+			if len(c.TLS.PermittedPeers) > 0 {
+				pc, err := relp.NewPeerCheck(t.ClientCAs, c.TLS.PermittedPeers)
+				if err != nil {
+					return nil, fmt.Errorf("input %q: %w", c.Name, err)
+				}
+				pc.Apply(t)
+			}
+			rc.TLS = t
+		}
+		return input.NewRELP(rc, log)
 	case config.InputZMQ:
 		zsec := plainSecurity(c.Plain, len(c.Bind) > 0, sec, "input", c.Name)
 		return input.NewZMQ(input.ZMQConfig{
@@ -49,7 +74,7 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 			StreamFrame:    c.StreamFrame == nil || *c.StreamFrame,
 		}, log)
 	}
-	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog or zmq", c.Name, c.Type)
+	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog, relp or zmq", c.Name, c.Type)
 }
 
 // newOutput builds the output c describes and sets up its endpoints.

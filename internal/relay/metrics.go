@@ -50,7 +50,7 @@ func newMetrics(r *Relay) *metrics {
 	}
 	m.reloadOK.Set(1)
 	m.reloadTS.SetToCurrentTime()
-	r.reg.MustRegister(m.events, m.reloadOK, m.reloadTS, m,
+	r.reg.MustRegister(m.events, m.reloadOK, m.reloadTS, m, relpCollector{r},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -122,6 +122,21 @@ func NewServer(cfg Config, h Handler) *Server {
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats { return s.stats.snapshot() }
 
+// TLSRefused counts a TLS handshake the caller's accept loop saw fail,
+// by its reason (TLSRefusal), in Stats.TLSRefused.
+func (s *Server) TLSRefused(err error) {
+	switch TLSRefusal(err) {
+	case TLSNoCert:
+		s.stats.tlsNoCert.Add(1)
+	case TLSUntrusted:
+		s.stats.tlsUntrusted.Add(1)
+	case TLSName:
+		s.stats.tlsName.Add(1)
+	default:
+		s.stats.tlsOther.Add(1)
+	}
+}
+
 // ServeConn serves one RELP session on c until the client closes it, the
 // protocol breaks, an answer waits past the ack timeout, or the server
 // shuts down; it closes c before it returns. The error says why the

@@ -34,6 +34,10 @@ type Stats struct {
 
 	// AckLatency is the time from reading a syslog frame to answering it.
 	AckLatency Histogram
+
+	// TLSRefused counts TLS handshakes that failed, by reason: TLSNoCert,
+	// TLSUntrusted, TLSName (permitted peers), TLSOther.
+	TLSRefused map[string]uint64
 }
 
 // Resend-close causes (Stats.ResendCloses keys).
@@ -141,6 +145,10 @@ type counters struct {
 	window        atomic.Int64
 	windowFull    atomic.Int64 // ns
 	ack           *histogram
+	tlsNoCert     atomic.Uint64
+	tlsUntrusted  atomic.Uint64
+	tlsName       atomic.Uint64
+	tlsOther      atomic.Uint64
 }
 
 // numReasons is len(Reasons).
@@ -197,6 +205,10 @@ func (c *counters) snapshot() Stats {
 		Window:     c.window.Load(),
 		WindowFull: time.Duration(c.windowFull.Load()),
 		AckLatency: c.ack.snapshot(),
+		TLSRefused: map[string]uint64{
+			TLSNoCert: c.tlsNoCert.Load(), TLSUntrusted: c.tlsUntrusted.Load(),
+			TLSName: c.tlsName.Load(), TLSOther: c.tlsOther.Load(),
+		},
 	}
 	for r, i := range reasonIndex {
 		s.BadFrames[r] = c.bad[i].Load()
