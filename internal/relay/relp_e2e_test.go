@@ -101,3 +101,64 @@ func TestRELPToWorkers(t *testing.T) {
 	}
 	t.Logf("worker shares %v; sessions %v", counts, metric(t, r, "relay_relp_sessions_total", "input=relp"))
 }
+
+// TestRELPOverTLS: omrelp over TLS with tls.authMode="name" against a
+// relay that checks client certificates like imrelp's authMode name: a
+// client whose certificate carries a permitted name is served; a wrong
+// name and no certificate at all are refused and counted, and nothing of
+// theirs arrives.
+func TestRELPOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd and libzmq peers")
+	}
+	dir := t.TempDir()
+	ca := testpeer.NewCA(t, dir)
+	relayCert, relayKey := ca.Issue(t, "relay.example.net")
+	for _, tc := range []struct {
+		name, client string // client: the certificate's name, "" for none
+		reason       string // refusal reason, "" when served
+	}{
+		{"permitted name", "web1.clients.example.net", ""},
+		{"wrong name", "intruder.example.org", "name"},
+		// librelp without a certificate of its own offers no suite the
+		// relay accepts (it falls back to anonymous TLS): refused as a
+		// failed handshake. internal/input's TLS test covers a client that
+		// completes a certificate handshake without one (no_cert).
+		{"no client certificate", "", "handshake"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := relpRelay(t, "tls://127.0.0.1:0", fmt.Sprintf(`    tls:
+      cert: %s
+      key: %s
+      client_ca: %s
+      permitted_peers: ["*.clients.example.net"]`, relayCert, relayKey, ca.File))
+			ws := startWorkers(t, r, "workers", 1)
+			clientTLS := fmt.Sprintf(`tls="on" tls.caCert=%q tls.authMode="name" tls.permittedPeer=["relay.example.net"]`, ca.File)
+			if tc.client != "" {
+				cert, key := ca.Issue(t, tc.client)
+				clientTLS += fmt.Sprintf(` tls.myCert=%q tls.myPrivKey=%q`, cert, key)
+			}
+			rs := startRsyslogd(t, forwardConfWith(`module(load="omrelp")`, omrelpAction(relpPort(t, r), 128, clientTLS)))
+			const n = 1000
+			feedRsyslog(t, rs, "tlsapp", n)
+			if tc.reason == "" {
+				testpeer.Eventually(t, 60*time.Second, func() string {
+					return fmt.Sprintf("%d events, have %d;%s\nrsyslogd:\n%s", n, ws[0].Count(), relpTrouble(t, r), rs.Output())
+				}, func() bool { return ws[0].Count() >= n })
+				checkExactlyOnce(t, n, ws...)
+				return
+			}
+			testpeer.Eventually(t, 30*time.Second, func() string {
+				return fmt.Sprintf("a refusal for %s; relay_relp_tls_refused_total %v; rsyslogd:\n%s", tc.reason,
+					metric(t, r, "relay_relp_tls_refused_total", "input=relp", "reason="+tc.reason), rs.Output())
+			}, func() bool { return metric(t, r, "relay_relp_tls_refused_total", "input=relp", "reason="+tc.reason) > 0 })
+			time.Sleep(500 * time.Millisecond)
+			if c := ws[0].Count(); c > 0 {
+				t.Fatalf("%d events from a refused client arrived", c)
+			}
+			if got := metric(t, r, "relay_input_handshake_errors_total", "input=relp"); got == 0 {
+				t.Error("refusal not counted in relay_input_handshake_errors_total")
+			}
+		})
+	}
+}
