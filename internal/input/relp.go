@@ -31,7 +31,8 @@ type RELPConfig struct {
 	// IdleTimeout closes a session idle this long with nothing unanswered
 	// (0: never).
 	IdleTimeout time.Duration
-	// AckTimeout: see relp.Config (default relp.DefaultAckTimeout).
+	// AckTimeout: see relp.Config (default relp.DefaultAckTimeout). It
+	// also bounds a write of answers (relp.Config.WriteTimeout).
 	AckTimeout time.Duration
 	// HandshakeTimeout bounds a TLS handshake (default
 	// DefaultHandshakeTimeout).
@@ -149,10 +150,13 @@ func (in *RELP) Start(h Handler) error {
 	in.srv = relp.NewServer(relp.Config{
 		MaxMessageSize: in.cfg.MaxMessageSize,
 		AckTimeout:     in.cfg.AckTimeout,
-		IdleTimeout:    in.cfg.IdleTimeout,
-		MaxBatch:       MaxBatch,
-		Software:       in.cfg.Software,
-		Logger:         in.log,
+		// A client that cannot take its answers for as long as an answer
+		// may wait for its hand-off is not reading them.
+		WriteTimeout: in.cfg.AckTimeout,
+		IdleTimeout:  in.cfg.IdleTimeout,
+		MaxBatch:     MaxBatch,
+		Software:     in.cfg.Software,
+		Logger:       in.log,
 	}, func(batch []*event.Event) { deliver(h, in.cfg.Name, &in.stats, batch) })
 	for _, sp := range in.specs {
 		l, err := net.Listen("tcp", sp.addr)

@@ -1,13 +1,19 @@
 package relay
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rsyslog-zmq/relay/internal/relp"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // relpRelay is a relay with one RELP input (listen, plus extra YAML under
@@ -160,5 +166,229 @@ func TestRELPOverTLS(t *testing.T) {
 				t.Error("refusal not counted in relay_input_handshake_errors_total")
 			}
 		})
+	}
+}
+
+// badRELPClient sends input on a new connection to addr and returns what
+// the relay answered until it closed the connection.
+func badRELPClient(t *testing.T, addr, input string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(input)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rd := relp.NewReader(c, 1<<20)
+	var got []string
+	for {
+		f, err := rd.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("%q: %v after %q, want the relay to close", input, err, got)
+			}
+			return got
+		}
+		code, _, _ := strings.Cut(string(f.Data), " ")
+		got = append(got, fmt.Sprintf("%d %s %s", f.Txnr, f.Command, code))
+	}
+}
+
+// TestRELPBadInputsWhileSending: the issue's bad inputs, each on its own
+// connection, against a relay that a real omrelp keeps sending to: each
+// is answered per protocol (a 500 only to a frame that cannot be parsed,
+// then serverclose) and closed, counted by reason, and every omrelp event
+// arrives exactly once.
+func TestRELPBadInputsWhileSending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd and libzmq peers")
+	}
+	const n = 50_000
+	r := relpRelay(t, "tcp://127.0.0.1:0", "    ack_timeout: 3s")
+	ws := startWorkers(t, r, "workers", 2)
+	rs := startRsyslogd(t, forwardConfWith(`module(load="omrelp")`, omrelpAction(relpPort(t, r), 1024, "")))
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		feedRsyslog(t, rs, "goodapp", n)
+	}()
+	addr := inputAddr(t, r, "relp", "tcp")
+	open := string(relp.AppendFrame(nil, 1, relp.CmdOpen, []byte("relp_version=0\nrelp_software=test\ncommands=syslog")))
+	for _, tc := range []struct {
+		name, input, reason string
+		want                []string
+	}{
+		{"junk before open", "GET / HTTP/1.0\r\n\r\n", "before_open", []string{"0 serverclose "}},
+		{"syslog before open", "1 syslog 5 hello\n", "before_open", []string{"0 serverclose "}},
+		{"DATALEN 999999999", open + "2 syslog 999999999 xxxx", "oversize", []string{"1 rsp 200", "2 rsp 500", "0 serverclose "}},
+		{"non-numeric TXNR", open + "x2 syslog 1 a\n", "txnr", []string{"1 rsp 200", "0 serverclose "}},
+		{"missing LF trailer", open + "2 syslog 3 abcd\n", "trailer", []string{"1 rsp 200", "2 rsp 500", "0 serverclose "}},
+	} {
+		got := badRELPClient(t, addr, tc.input)
+		if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%s: answers %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// A client that never reads its answers: the relay stops reading from
+	// it once its window is full, and closes it when its answers cannot be
+	// written within ack_timeout.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	deaf, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	go func() {
+		w := bufio.NewWriterSize(deaf, 1<<20)
+		w.WriteString(open)
+		for i := 2; i < 3_000_000; i++ {
+			w.Write(relp.AppendFrame(nil, i, relp.CmdSyslog, []byte("<13>1 - deaf x - - - deaf")))
+		}
+		w.Flush() // fails once the relay closes the connection
+	}()
+	testpeer.Eventually(t, 60*time.Second, func() string {
+		return "the deaf client closed as not_reading:" + relpTrouble(t, r)
+	}, func() bool { return metric(t, r, "relay_relp_bad_frames_total", "input=relp", "reason=not_reading") == 1 })
+	<-fed
+	total := func() int { return ws[0].Count() + ws[1].Count() }
+	testpeer.Eventually(t, 120*time.Second, func() string {
+		return fmt.Sprintf("%d omrelp events at the workers, have %d", n, total())
+	}, func() bool {
+		good := 0
+		for _, w := range ws {
+			for _, m := range w.Messages() {
+				if strings.Contains(m[0], "goodapp") {
+					good++
+				}
+			}
+		}
+		return good >= n
+	})
+	var good []*testpeer.Peer
+	for _, w := range ws {
+		good = append(good, w)
+	}
+	seen := make([]int, n)
+	for _, w := range good {
+		for _, m := range w.Messages() {
+			if strings.Contains(m[0], "goodapp") {
+				seen[testpeer.SeqOf(m[0])]++
+			}
+		}
+	}
+	for i, c := range seen {
+		if c != 1 {
+			t.Fatalf("omrelp event %d arrived %d times", i, c)
+		}
+	}
+	for reason, want := range map[string]float64{"before_open": 2, "oversize": 1, "txnr": 1, "trailer": 1, "not_reading": 1} {
+		if got := metric(t, r, "relay_relp_bad_frames_total", "input=relp", "reason="+reason); got != want {
+			t.Errorf("bad frames %s = %v, want %v", reason, got, want)
+		}
+	}
+	if got := metric(t, r, "relay_relp_resend_closes_total", "input=relp", "cause=ack_timeout"); got != 0 {
+		t.Errorf("omrelp's session was closed for ack_timeout %v times", got)
+	}
+}
+
+// socketStats returns the zmq counters of output name.
+func socketStats(t testing.TB, r *Relay, name string) zmq.Stats {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ro, ok := r.outputs[name]
+	if !ok {
+		t.Fatalf("no output %q", name)
+	}
+	return ro.out.(interface{ Socket() zmq.Stats }).Socket()
+}
+
+// TestRELPKillPushConsumer: without a spool, kill -9 one of two PUSH
+// consumers while omrelp sends. Nothing the relay acknowledged is lost
+// except what it had written to the dead consumer's connection: messages
+// in a write that failed are not acknowledged (omrelp resends them, the
+// only duplicates), unwritten ones are re-routed. The test measures and
+// prints what was acknowledged but sat in the dead consumer's buffers
+// (ours and its kernel's, and its process), the documented gap of a
+// plain PUSH.
+func TestRELPKillPushConsumer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real rsyslogd and libzmq peers")
+	}
+	const n = 40_000
+	victim := testpeer.StartPull(t, "tcp://127.0.0.1:0")
+	r := startRelay(t, fmt.Sprintf(`
+inputs:
+  - name: relp
+    type: relp
+    listen: tcp://127.0.0.1:0
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: workers
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    connect: [%s]
+    hwm: 1000
+http:
+  listen: 127.0.0.1:0
+`, victim.Endpoint))
+	survivor := testpeer.StartPeer(t, "pull", ">"+outputEndpoint(t, r, "workers"))
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("both consumers"), func() bool {
+		return metric(t, r, "relay_output_peers", "output=workers") == 2
+	})
+	rs := startRsyslogd(t, forwardConfWith(`module(load="omrelp")`, omrelpAction(relpPort(t, r), 1024, "")))
+	fed := make(chan struct{})
+	go func() { defer close(fed); feedRsyslog(t, rs, "killapp", n) }()
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("a third of the events through"), func() bool {
+		return survivor.Count()+victim.Count() >= n/3
+	})
+	victim.Stop() // SIGKILL
+	<-fed
+	// Wait until rsyslog's queue is drained: everything acknowledged and
+	// nothing arriving any more.
+	distinct := func() (int, int, map[int]int) {
+		seen := map[int]int{}
+		raw := 0
+		for _, m := range survivor.Messages() {
+			seen[testpeer.SeqOf(m[0])]++
+			raw++
+		}
+		for _, m := range victim.Messages() {
+			seen[testpeer.SeqOf(m[0])]++
+		}
+		return len(seen), raw, seen
+	}
+	last, stable := -1, time.Now()
+	testpeer.Eventually(t, 120*time.Second, func() string {
+		d, _, _ := distinct()
+		return fmt.Sprintf("rsyslog drained: %d distinct events arrived, window %v", d, metric(t, r, "relay_relp_window_frames", "input=relp"))
+	}, func() bool {
+		d, _, _ := distinct()
+		if d != last {
+			last, stable = d, time.Now()
+		}
+		return d == n || (time.Since(stable) > 3*time.Second && metric(t, r, "relay_relp_window_frames", "input=relp") == 0)
+	})
+	d, survivorRaw, seen := distinct()
+	dups := 0
+	for _, c := range seen {
+		dups += max(c-1, 0)
+	}
+	ss := socketStats(t, r, "workers")
+	writtenToVictim := int(ss.MsgsOut) - survivorRaw // everything written the survivor has
+	missing := n - d
+	t.Logf("kill -9 of a PUSH consumer: %d of %d acknowledged events lost with it (written to its connection: %d written to it in all, %d printed by it before dying); %d duplicates (omrelp resends after lost_in_flight %d; resend closes %v)",
+		missing, n, writtenToVictim, victim.Count(), dups, ss.Drops["lost_in_flight"], metric(t, r, "relay_relp_resend_closes_total", "input=relp", "cause=handoff_failed"))
+	if missing > writtenToVictim-victim.Count() {
+		t.Errorf("%d events lost, but only %d were written to the dead consumer and not seen: the rest were acknowledged without being written", missing, writtenToVictim-victim.Count())
+	}
+	if acked := metric(t, r, "relay_relp_acked_total", "input=relp"); acked < n {
+		t.Errorf("acked %v < %d", acked, n)
 	}
 }
