@@ -157,7 +157,9 @@ func TestRELPOverTLS(t *testing.T) {
 			testpeer.Eventually(t, 30*time.Second, func() string {
 				return fmt.Sprintf("a refusal for %s; relay_relp_tls_refused_total %v; rsyslogd:\n%s", tc.reason,
 					metric(t, r, "relay_relp_tls_refused_total", "input=relp", "reason="+tc.reason), rs.Output())
-			}, func() bool { return metric(t, r, "relay_relp_tls_refused_total", "input=relp", "reason="+tc.reason) > 0 })
+			}, func() bool {
+				return metric(t, r, "relay_relp_tls_refused_total", "input=relp", "reason="+tc.reason) > 0
+			})
 			time.Sleep(500 * time.Millisecond)
 			if c := ws[0].Count(); c > 0 {
 				t.Fatalf("%d events from a refused client arrived", c)
@@ -253,7 +255,9 @@ func TestRELPBadInputsWhileSending(t *testing.T) {
 	}()
 	testpeer.Eventually(t, 60*time.Second, func() string {
 		return "the deaf client closed as not_reading:" + relpTrouble(t, r)
-	}, func() bool { return metric(t, r, "relay_relp_bad_frames_total", "input=relp", "reason=not_reading") == 1 })
+	}, func() bool {
+		return metric(t, r, "relay_relp_bad_frames_total", "input=relp", "reason=not_reading") == 1
+	})
 	<-fed
 	total := func() int { return ws[0].Count() + ws[1].Count() }
 	testpeer.Eventually(t, 120*time.Second, func() string {
