@@ -388,6 +388,7 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"21:25", "inputs[2].tls.permitted_peers[0]", `"w*b.example.com": '*' may stand for a whole domain component or its start or end only`},
 		{"25:5", "inputs[3].ack_timeout", `"ack_timeout" does not apply to a syslog input; remove it or change type`},
 		{"29:5", "inputs[4].bind", `"bind" does not apply to a relp input; remove it or change type`},
+		{"33:5", "inputs[5].idle_timeout", "30s is not above ack_timeout 1m0s"},
 	},
 	"plain.bad.yaml": {
 		{"5:5", "inputs[0].plain.username", "username is required to connect with PLAIN"},

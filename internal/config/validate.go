@@ -176,6 +176,10 @@ func (k *checker) relpInput(p string, in *Input) {
 	}
 	if in.AckTimeout <= 0 || in.AckTimeout > MaxRELPAckTimeout {
 		k.add(p+".ack_timeout", ErrInvalid, "%v is out of range; use 1s to %v (default %v, below omrelp's 90 s timeout)", in.AckTimeout, MaxRELPAckTimeout, DefaultRELPAckTimeout)
+	} else if in.IdleTimeout > 0 && in.IdleTimeout <= in.AckTimeout {
+		// A client whose window is full waits for our answers without
+		// sending: idle would close it before ack_timeout could.
+		k.add(p+".idle_timeout", ErrInvalid, "%v is not above ack_timeout %v: a client waiting for answers sends nothing and would be closed as idle; raise it or use 0", in.IdleTimeout, in.AckTimeout)
 	}
 	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.StreamFrame != nil {
 		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain and stream_frame apply only to zmq inputs; remove them or change type")

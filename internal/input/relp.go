@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/relp"
 )
 
@@ -42,27 +43,28 @@ type RELPConfig struct {
 }
 
 // RELP is an input of rsyslog's RELP: every syslog frame is answered only
-// once its event is handed off (see internal/relp).
+// once its event is handed off (see internal/relp). Connections run on
+// the shared connection core (internal/listen): its deadlines, per-source
+// limit and eviction apply; this file is only the glue.
 type RELP struct {
 	cfg   RELPConfig
 	log   *slog.Logger
-	warn  rateLog
 	stats counters
 	specs []listenSpec
 	srv   *relp.Server
+	lis   *listen.Listener
 
 	ctx    context.Context // ends every session at once (after Stop's time)
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	started   bool
-	stopping  bool
-	listeners []net.Listener
-	addrs     []net.Addr
-	conns     map[net.Conn]struct{}
-	wg        sync.WaitGroup
-	stopOnce  sync.Once
-	stopErr   error
+	mu       sync.Mutex
+	started  bool
+	stopping bool
+	lns      []net.Listener
+	addrs    []net.Addr
+	wg       sync.WaitGroup // Serve loops
+	stopOnce sync.Once
+	stopErr  error
 }
 
 var _ Input = (*RELP)(nil)
@@ -81,8 +83,7 @@ func NewRELP(cfg RELPConfig, log *slog.Logger) (*RELP, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	in := &RELP{cfg: cfg, log: orDiscard(log).With("input", cfg.Name), conns: map[net.Conn]struct{}{}}
-	in.warn.log = in.log
+	in := &RELP{cfg: cfg, log: orDiscard(log).With("input", cfg.Name)}
 	for _, u := range cfg.Listen {
 		sp, err := parseListen(u)
 		if err != nil {
@@ -103,12 +104,23 @@ func NewRELP(cfg RELPConfig, log *slog.Logger) (*RELP, error) {
 // Name returns the configured input name.
 func (in *RELP) Name() string { return in.cfg.Name }
 
+func (in *RELP) parts() (*relp.Server, *listen.Listener) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.srv, in.lis
+}
+
 // Stats returns the input's counters; RELPStats has the protocol's.
 func (in *RELP) Stats() Stats {
 	s := in.stats.snapshot()
-	in.mu.Lock()
-	srv := in.srv
-	in.mu.Unlock()
+	srv, lis := in.parts()
+	if lis != nil {
+		ls := lis.Stats()
+		s.Connections = ls.Open
+		s.ConnectionsTotal = ls.Accepted
+		s.ConnectionsRefused = ls.Refused()
+		s.HandshakeErrors = ls.HandshakeFailures()
+	}
 	if srv != nil {
 		rs := srv.Stats()
 		for _, n := range rs.BadFrames {
@@ -121,15 +133,27 @@ func (in *RELP) Stats() Stats {
 }
 
 // RELPStats returns the RELP counters: sessions, frames by command, acks,
-// resend-closes, bad frames by reason, window, ack latency, TLS refusals.
+// resend-closes, bad frames by reason, window, ack latency, TLS refusals
+// (TLSOther: every failed handshake the permitted-peers check did not
+// refuse itself, from the connection core's count).
 func (in *RELP) RELPStats() relp.Stats {
-	in.mu.Lock()
-	srv := in.srv
-	in.mu.Unlock()
+	srv, lis := in.parts()
 	if srv == nil {
 		return relp.Stats{}
 	}
-	return srv.Stats()
+	s := srv.Stats()
+	if lis != nil {
+		var ours uint64
+		for r, n := range s.TLSRefused {
+			if r != relp.TLSOther {
+				ours += n
+			}
+		}
+		if hs := lis.Stats().HandshakeFailures(); hs > ours {
+			s.TLSRefused[relp.TLSOther] = hs - ours
+		}
+	}
+	return s
 }
 
 // Addrs returns the bound addresses, in Listen order.
@@ -147,102 +171,76 @@ func (in *RELP) Start(h Handler) error {
 		return fmt.Errorf("input %q: %w", in.cfg.Name, ErrStarted)
 	}
 	in.started = true
+	idle := listen.Off
+	if in.cfg.IdleTimeout > 0 {
+		idle = in.cfg.IdleTimeout
+	}
+	lis, err := listen.New(listen.Limits{
+		MaxConnections:   in.cfg.MaxConnections,
+		HandshakeTimeout: in.cfg.HandshakeTimeout,
+		IdleTimeout:      idle,
+		// The session bounds its writes itself (ack_timeout) and counts a
+		// client that does not read as not_reading.
+		WriteTimeout: listen.Off,
+	}, in.log)
+	if err != nil {
+		return fmt.Errorf("input %q: %w", in.cfg.Name, err)
+	}
 	in.srv = relp.NewServer(relp.Config{
 		MaxMessageSize: in.cfg.MaxMessageSize,
 		AckTimeout:     in.cfg.AckTimeout,
 		// A client that cannot take its answers for as long as an answer
 		// may wait for its hand-off is not reading them.
 		WriteTimeout: in.cfg.AckTimeout,
-		IdleTimeout:  in.cfg.IdleTimeout,
 		MaxBatch:     MaxBatch,
 		Software:     in.cfg.Software,
 		Logger:       in.log,
 	}, func(batch []*event.Event) { deliver(h, in.cfg.Name, &in.stats, batch) })
+	in.lis = lis
+	var tlsConf *tls.Config
+	if in.cfg.TLS != nil {
+		tlsConf = in.cfg.TLS.Clone()
+		if verify := tlsConf.VerifyConnection; verify != nil {
+			srv := in.srv
+			tlsConf.VerifyConnection = func(cs tls.ConnectionState) error {
+				err := verify(cs)
+				if err != nil {
+					srv.TLSRefused(err) // by reason; the core counts the failed handshake
+				}
+				return err
+			}
+		}
+	}
 	for _, sp := range in.specs {
 		l, err := net.Listen("tcp", sp.addr)
 		if err != nil {
-			for _, l := range in.listeners {
+			for _, l := range in.lns {
 				l.Close()
 			}
+			lis.Close()
 			return fmt.Errorf("input %q: listen %q: %w", in.cfg.Name, sp.url, err)
 		}
-		if sp.network == "tls" {
-			l = &tlsListener{Listener: l}
-		}
-		in.listeners = append(in.listeners, l)
+		in.lns = append(in.lns, l)
 		in.addrs = append(in.addrs, l.Addr())
 	}
-	for _, l := range in.listeners {
+	for i, l := range in.lns {
+		conf := tlsConf
+		if in.specs[i].network != "tls" {
+			conf = nil
+		}
 		in.wg.Add(1)
-		go in.acceptLoop(l)
+		go func() {
+			defer in.wg.Done()
+			lis.Serve(l, conf, in.serve)
+		}()
 	}
 	return nil
 }
 
-// acceptLoop is the thin accept glue: connection cap, then a goroutine
-// per connection for the TLS handshake and the RELP session.
-func (in *RELP) acceptLoop(l net.Listener) {
-	defer in.wg.Done()
-	_, isTLS := l.(*tlsListener)
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			in.warn.warn("accept failed", "addr", l.Addr().String(), "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		ok, full := in.track(c)
-		switch {
-		case full:
-			c.Close()
-			in.stats.connsRefused.Add(1)
-			in.warn.warn("connection refused: max_connections reached", "peer", c.RemoteAddr().String(), "max_connections", in.cfg.MaxConnections)
-			continue
-		case !ok:
-			c.Close()
-			return
-		}
-		in.stats.connsTotal.Add(1)
-		in.stats.conns.Add(1)
-		go in.serve(c, isTLS)
-	}
-}
-
-func (in *RELP) serve(c net.Conn, isTLS bool) {
-	defer in.wg.Done()
-	defer in.stats.conns.Add(-1)
-	defer in.untrack(c)
-	peer := c.RemoteAddr().String()
-	if tc, ok := c.(*net.TCPConn); ok {
-		// Answers are small and the client waits for them: never let
-		// Nagle hold one back (Go sets this by default; say so).
-		_ = tc.SetNoDelay(true)
-	}
-	conn := c
-	if isTLS {
-		tc := tls.Server(c, in.cfg.TLS)
-		ctx, cancel := context.WithTimeout(in.ctx, in.cfg.HandshakeTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			c.Close()
-			if !in.isStopping() {
-				in.stats.handshakeErrors.Add(1)
-				in.srv.TLSRefused(err)
-				in.warn.warn("tls handshake refused", "peer", peer, "err", err)
-			}
-			return
-		}
-		conn = tc
-	}
-	if err := in.srv.ServeConn(in.ctx, conn); err != nil && !errors.Is(err, relp.ErrShuttingDown) {
-		in.log.Debug("relp session ended", "peer", peer, "err", err)
+// serve is the connection core's Handler: one RELP session.
+func (in *RELP) serve(c *listen.Conn) {
+	if err := in.srv.ServeConn(in.ctx, c); err != nil && !errors.Is(err, relp.ErrShuttingDown) {
+		in.log.Debug("relp session ended", "peer", c.Peer(), "err", err)
 	}
 }
 
@@ -253,46 +251,23 @@ func (in *RELP) Stop(ctx context.Context) error {
 	in.stopOnce.Do(func() {
 		in.mu.Lock()
 		in.stopping = true
-		for _, l := range in.listeners {
+		for _, l := range in.lns {
 			l.Close()
 		}
-		srv := in.srv
+		srv, lis := in.srv, in.lis
 		in.mu.Unlock()
-		if srv != nil {
-			if err := srv.Shutdown(ctx); err != nil {
-				in.stopErr = fmt.Errorf("input %q: stop: %w", in.cfg.Name, err)
-			}
+		if srv == nil {
+			return
 		}
-		in.cancel() // handshakes in progress, sessions accepted meanwhile
-		if err := waitGroup(ctx, &in.wg); err != nil && in.stopErr == nil {
+		in.wg.Wait() // the accept loops have returned
+		if err := srv.Shutdown(ctx); err != nil {
+			in.stopErr = fmt.Errorf("input %q: stop: %w", in.cfg.Name, err)
+		}
+		in.cancel()
+		lis.Close()
+		if err := lis.Wait(ctx); err != nil && in.stopErr == nil {
 			in.stopErr = fmt.Errorf("input %q: stop: %w", in.cfg.Name, err)
 		}
 	})
 	return in.stopErr
-}
-
-func (in *RELP) track(c net.Conn) (ok, full bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.stopping {
-		return false, false
-	}
-	if in.cfg.MaxConnections > 0 && len(in.conns) >= in.cfg.MaxConnections {
-		return false, true
-	}
-	in.conns[c] = struct{}{}
-	in.wg.Add(1)
-	return true, false
-}
-
-func (in *RELP) untrack(c net.Conn) {
-	in.mu.Lock()
-	delete(in.conns, c)
-	in.mu.Unlock()
-}
-
-func (in *RELP) isStopping() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.stopping
 }

@@ -228,9 +228,11 @@ func TestRELPStopAnswersThenServerclose(t *testing.T) {
 	}
 }
 
-// TestRELPMaxConnections: sessions past max_connections are refused and
-// counted.
-func TestRELPMaxConnections(t *testing.T) {
+// TestRELPOnConnectionCore: sessions run on the shared connection core,
+// whose limits apply: with max_connections 1 the per-source limit is 1 as
+// well, so a second session from the same address is refused and counted,
+// and the first is untouched.
+func TestRELPOnConnectionCore(t *testing.T) {
 	var c collector
 	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tcp://127.0.0.1:0"}, MaxConnections: 1}, c.handle)
 	first, err := net.Dial("tcp", in.Addrs()[0].String())
@@ -238,16 +240,22 @@ func TestRELPMaxConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	testpeer.Eventually(t, 5*time.Second, testpeer.Text("one session"), func() bool { return in.Stats().Connections == 1 })
+	if _, err := relpSession(t, first, 1, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	second, err := net.Dial("tcp", in.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	testpeer.ExpectClosed(t, second, 5*time.Second, "the connection over max_connections")
-	if s := in.Stats(); s.ConnectionsRefused != 1 {
-		t.Fatalf("refused %d", s.ConnectionsRefused)
+	testpeer.ExpectClosed(t, second, 5*time.Second, "the session over the per-source limit")
+	if s := in.Stats(); s.ConnectionsRefused != 1 || s.ConnectionsTotal != 1 {
+		t.Fatalf("stats %+v", s)
 	}
+	if _, err := first.Write(relp.AppendFrame(nil, 3, relp.CmdSyslog, []byte("still here"))); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the first session's next event"), func() bool { return c.len() == 2 })
 	if _, err := NewRELP(RELPConfig{Name: "x", Listen: []string{"udp://127.0.0.1:0"}}, nil); !errors.Is(err, ErrListenURL) {
 		t.Fatalf("udp listen: %v", err)
 	}

@@ -366,9 +366,18 @@ func (ss *session) readLoop() {
 		batch = batch[:0]
 		batchBytes = 0
 	}
+	// A connection core (internal/listen) flushes the batch itself right
+	// before its Read would wait for the client, after a non-blocking read
+	// finds nothing: batches then span what the kernel already has. It
+	// also wants to hear of every complete frame (its deadlines).
+	framer, _ := ss.conn.(interface{ Frame() })
+	waiter, onWait := ss.conn.(interface{ OnWait(func() bool, func()) })
+	if onWait {
+		waiter.OnWait(func() bool { return len(batch) > 0 }, flush)
+	}
 	expect, opened := 1, false
 	for {
-		if len(batch) > 0 && ss.fr.Buffered() == 0 {
+		if !onWait && len(batch) > 0 && ss.fr.Buffered() == 0 {
 			flush() // never make events wait for the next bytes
 		}
 		for ss.outstanding.Load() >= int64(s.cfg.MaxWindow) {
@@ -406,6 +415,9 @@ func (ss *session) readLoop() {
 			flush()
 			ss.readFailed(err, opened, expect)
 			return
+		}
+		if framer != nil {
+			framer.Frame()
 		}
 		if ss.ended.Load() {
 			continue // the answerer is closing: discard
