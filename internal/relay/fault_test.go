@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/event"
@@ -188,10 +189,28 @@ func (tr *tracked) outcome(target error) (ok, failed, other int) {
 	return ok, failed, other
 }
 
-// expectOutcome fails the test unless every hand-off fired once: ok of
-// them with nil and the rest with an error matching target.
+// firedCount reports how many hand-offs have fired (once or more).
+func (tr *tracked) firedCount() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, f := range tr.fired {
+		if f > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// expectOutcome waits until every hand-off fired (a PUSH output hands an
+// event off once it has written it to a worker's connection, after Write
+// returned), up to 10 s, then fails the test unless each fired once: ok
+// of them with nil and the rest with an error matching target.
 func (tr *tracked) expectOutcome(t testing.TB, what string, wantOK int, target error) {
 	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); tr.firedCount() < len(tr.events) && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
 	ok, failed, other := tr.outcome(target)
 	if ok != wantOK || failed != len(tr.events)-wantOK || other != 0 {
 		t.Errorf("%s: %d handed off, %d failed with %v, %d neither (or twice); want %d, %d, 0 (errors: %v)",

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // The failure paths of Start, Shutdown and of reloads that touch inputs:
@@ -183,9 +184,10 @@ http:
 }
 
 // TestShutdownCountsUnflushed: events queued for a worker that is not
-// connected are handed off (the socket took them), but if the worker does
-// not come back within drain_timeout, Shutdown says the output could not
-// flush and the socket counts them as socket_closed drops.
+// connected are not handed off (a PUSH output hands off once it has
+// written an event to a worker's connection); if the worker does not come
+// back within drain_timeout, Shutdown says the output could not flush,
+// the socket counts them as socket_closed drops, and their hand-offs fail.
 func TestShutdownCountsUnflushed(t *testing.T) {
 	r := startRelayNoCleanup(t, fmt.Sprintf(`
 inputs:
@@ -204,11 +206,14 @@ http:
 `, testpeer.FreePort(t)))
 	tr := track("click", 0, 10)
 	tr.dispatch(r)
-	tr.expectOutcome(t, "queued for the worker", 10, nil)
+	if n := tr.firedCount(); n != 0 {
+		t.Errorf("%d hand-offs fired for events only queued for an absent worker, want 0", n)
+	}
 	err := r.Shutdown(context.Background())
 	if err == nil || !strings.Contains(err.Error(), `output "workers": flush`) {
 		t.Fatalf("Shutdown = %v, want the output's flush to fail", err)
 	}
+	tr.expectOutcome(t, "closed unwritten", 0, zmq.ErrClosed)
 	if got := metric(t, r, "relay_output_socket_drops_total", "output=workers", "reason=socket_closed"); got != 10 {
 		t.Errorf("socket_closed drops = %v, want 10", got)
 	}

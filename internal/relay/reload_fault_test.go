@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // faultConfig has output a (PUSH on the fixed port pa, stream click, its
@@ -263,10 +264,13 @@ http:
 	r := startRelay(t, cfg(1000))
 	tr := track("click", 0, 6)
 	tr.dispatch(r)
-	tr.expectOutcome(t, "queued for the worker", 6, nil)
+	if n := tr.firedCount(); n != 0 {
+		t.Errorf("%d hand-offs fired for events only queued for an absent worker, want 0", n)
+	}
 	if err := r.Reload(parseConfig(t, cfg(2000))); err != nil {
 		t.Fatal(err)
 	}
+	tr.expectOutcome(t, "closed unwritten by the reload", 0, zmq.ErrClosed)
 	if got := metric(t, r, "relay_output_socket_drops_total", "output=a", "reason=socket_closed"); got != 6 {
 		t.Errorf("socket_closed drops of a = %v after the reload, want 6", got)
 	}
