@@ -226,6 +226,7 @@ func (p *peer) writeLoop() {
 	defer p.release()
 	buf := make([]byte, 0, writeBufSize)
 	var spare, msgs []qmsg
+	var hm []Msg // the messages of a write, for the write hooks
 	var ctrl []byte
 	for {
 		p.wmu.Lock()
@@ -252,7 +253,9 @@ func (p *peer) writeLoop() {
 			buf = appendMsg(buf, qm.m)
 			bytes += uint64(msgWireSize(qm.m))
 			if len(buf) >= writeBufSize || i == len(msgs)-1 {
+				hm = p.s.beforeWrite(msgs[start:i+1], hm)
 				if _, err := p.conn.Write(buf); err != nil {
+					p.s.afterWrite(hm, err)
 					p.s.lost(msgs[start : i+1])
 					p.close(err)
 					p.wmu.Unlock()
@@ -260,6 +263,7 @@ func (p *peer) writeLoop() {
 					p.s.orphaned(p, msgs[i+1:])
 					return
 				}
+				p.s.afterWrite(hm, nil)
 				p.msgsOut.Add(uint64(i + 1 - start))
 				p.bytesOut.Add(bytes)
 				p.s.settle(int64(i + 1 - start))

@@ -53,6 +53,7 @@ type socket struct {
 	// is gone (or their handshake failed): what MaxPeers bounds.
 	accepted atomic.Int32
 	inflight atomic.Int64 // PUSH: accepted by Send, not yet written or lost
+	hooks    atomic.Pointer[WriteHooks] // PUSH: Push.SetWriteHooks
 	flushed  flushSignal  // PUSH: wakes Flush when inflight reaches 0
 	stat     sockCounters
 }

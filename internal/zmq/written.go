@@ -111,11 +111,24 @@ func (p *Push) writeDirect(m Msg) (done bool, err error) {
 	}
 	p.inflight.Add(1)
 	pe.dbuf = appendMsg(pe.dbuf[:0], m)
+	var one []Msg
+	if h := p.hooks.Load(); h != nil { // no allocation without hooks
+		one = []Msg{m}
+		if h.Before != nil {
+			h.Before(one)
+		}
+	}
 	if _, err := pe.conn.Write(pe.dbuf); err != nil {
+		if one != nil {
+			p.afterWrite(one, err)
+		}
 		p.stat.dropLost.Add(1)
 		p.settle(1)
 		pe.close(err)
 		return true, fmt.Errorf("write to PUSH peer %s (%s): %w", pe.remote, pe.endpoint, err)
+	}
+	if one != nil {
+		p.afterWrite(one, nil)
 	}
 	pe.msgsOut.Add(1)
 	pe.bytesOut.Add(uint64(msgWireSize(m)))
