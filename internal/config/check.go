@@ -63,7 +63,11 @@ func (c *Config) Summary() string {
 		if len(o.Streams) > 0 {
 			streams = "streams " + strings.Join(o.Streams, ", ")
 		}
-		fmt.Fprintf(&b, "output %s: zmq %s %s, %s, format %s\n", o.Name, o.Socket, endpoints(o.Bind, o.Connect), streams, o.Format)
+		fmt.Fprintf(&b, "output %s: zmq %s %s, %s, format %s", o.Name, o.Socket, endpoints(o.Bind, o.Connect), streams, o.Format)
+		if o.Spool != nil {
+			fmt.Fprintf(&b, ", spool %s (max %s, fsync %s, full: %s)", o.Spool.Dir, o.Spool.MaxBytes, o.Spool.Fsync, o.Spool.Full)
+		}
+		b.WriteString("\n")
 		if a := o.Ack; a != nil {
 			fmt.Fprintf(&b, "output %s: acknowledged, acks %s; batch %d, window %d (at most %d events held), resent after %v, partial batches sent after %v\n",
 				o.Name, endpoints(a.Bind, a.Connect), a.Batch, a.Window, a.Batch*a.Window, a.Timeout, a.Flush)

@@ -287,6 +287,8 @@ type Output struct {
 	Heartbeat time.Duration `yaml:"heartbeat,omitempty"`
 	// MaxPeers limits the peers of a binding socket; more are refused.
 	MaxPeers int `yaml:"max_peers,omitempty"`
+	// Spool, if set, puts a disk spool in front of the socket (push only).
+	Spool *Spool `yaml:"spool,omitempty"`
 	// Ack makes a PUSH output acknowledged: events go out in numbered
 	// batches and are held until a worker or a sink acknowledges them.
 	Ack *Ack `yaml:"ack,omitempty"`
@@ -491,6 +493,9 @@ func (c *Config) ApplyDefaults() {
 		if !c.set(p+".max_peers") && o.MaxPeers == 0 && len(o.Bind) > 0 {
 			o.MaxPeers = DefaultMaxPeers
 		}
+		if o.Spool != nil {
+			c.spoolDefaults(p+".spool", o.Spool)
+		}
 		if a := o.Ack; a != nil {
 			if !c.set(p+".ack.batch") && a.Batch == 0 {
 				a.Batch = DefaultAckBatch
@@ -595,6 +600,9 @@ func (c *Config) resolvePaths(dir string) {
 	for i := range c.Outputs {
 		if c.Outputs[i].Plain != nil {
 			abs(&c.Outputs[i].Plain.UsersFile)
+		}
+		if c.Outputs[i].Spool != nil {
+			abs(&c.Outputs[i].Spool.Dir)
 		}
 	}
 	tlsPaths(c.HTTP.TLS)

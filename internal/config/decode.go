@@ -270,6 +270,7 @@ func (d *decoder) outputs(v *yaml.Node, path string) {
 				o.Ack = &Ack{}
 				d.ack(v, p, o.Ack)
 			},
+			"spool": func(v *yaml.Node, p string) { d.spool(v, p, o) },
 		}, nil)
 	})
 }

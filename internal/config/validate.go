@@ -55,10 +55,14 @@ func (c *Config) Validate() error {
 	}
 	k.stream()
 	names = map[string]int{}
+	spoolDirs := map[string]string{}
 	for i := range c.Outputs {
 		p := fmt.Sprintf("outputs[%d]", i)
 		k.name(p, c.Outputs[i].Name, "outputs", names, i)
 		k.output(p, &c.Outputs[i])
+		if c.Outputs[i].Spool != nil {
+			k.spool(p+".spool", &c.Outputs[i], spoolDirs)
+		}
 	}
 	k.http()
 	if len(c.Outputs) == 0 && c.HTTP.Listen == "" && len(c.Inputs) > 0 {
