@@ -84,10 +84,10 @@ func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Outp
 		return nil, fmt.Errorf("output %q: %w", c.Name, err)
 	}
 	zsec := plainSecurity(c.Plain, len(c.Bind) > 0, sec, "output", c.Name)
-	if c.Ack != nil {
+	if c.Ack != nil && c.Spool == nil {
 		return newAckOutput(c, format, zsec, sec, log)
 	}
-	return output.NewZMQ(output.ZMQConfig{
+	zc := output.ZMQConfig{
 		Name:    c.Name,
 		Socket:  c.Socket,
 		Bind:    c.Bind,
@@ -100,7 +100,11 @@ func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Outp
 			HeartbeatIvl: c.Heartbeat,
 			Security:     zsec,
 		},
-	}, log)
+	}
+	if c.Spool != nil {
+		return newSpooledOutput(c, zc, sec, log)
+	}
+	return output.NewZMQ(zc, log)
 }
 
 // newAckOutput builds an acknowledged PUSH output. The ack socket plays

@@ -134,6 +134,9 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	describeAck(ch)
+	for _, d := range spoolDescs {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector: it reads every component's
@@ -194,6 +197,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		collectAckGauges(ch, name, ro.out)
+		if so, ok := ro.out.(spoolStatser); ok {
+			collectSpoolGauges(ch, name, so.SpoolStats())
+		}
 	}
 	for name, t := range totals {
 		counter(outSent, float64(t.sent), name)
@@ -207,6 +213,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		collectAckTotals(ch, name, t.ack)
 		counter(outRefused, float64(t.peersRefused), name)
 		counter(outSubsRef, float64(t.subsRefused), name)
+		t.spool.collect(ch, name)
 	}
 	counter(reloadDrop, float64(r.reloadDropped.Load()))
 	counter(unrouted, float64(r.unrouted.Load()))

@@ -104,6 +104,7 @@ type outputTotals struct {
 	blocked                         time.Duration
 	drops                           map[string]uint64 // socket drops by reason
 	ack                             ackTotals         // acknowledged outputs only
+	spool                           spoolTotals       // spooled outputs
 }
 
 func (t *outputTotals) add(o output.Output) {
@@ -113,6 +114,9 @@ func (t *outputTotals) add(o output.Output) {
 	t.blocked += s.Blocked
 	if ao, ok := o.(ackOutput); ok {
 		t.ack.add(ao.AckStats())
+	}
+	if so, ok := o.(spoolStatser); ok {
+		t.spool.add(so.SpoolStats())
 	}
 	if so, ok := o.(interface{ Socket() zmq.Stats }); ok {
 		ss := so.Socket()
@@ -483,6 +487,9 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 	want := map[string]config.Output{}
 	for _, oc := range cfg.Outputs {
 		want[oc.Name] = oc
+	}
+	if err := r.checkSpoolReload(want); err != nil {
+		return err
 	}
 	var retiring []*runningOutput
 	for name, ro := range r.outputs {

@@ -89,6 +89,7 @@ type Disk struct {
 	truncTails, truncB   uint64
 	dropOld, dropNew     uint64
 	fsyncs, writeErrs    atomic.Uint64
+	fsyncLat             latency
 }
 
 // diskCursor is the reader's position in a segment file.
@@ -538,8 +539,10 @@ func (d *Disk) syncActive() error {
 	}
 	t0 := time.Now()
 	err := d.fdatasync(s.f)
+	took := time.Since(t0)
+	d.fsyncLat.observe(took)
 	if d.opt.OnFsync != nil {
-		d.opt.OnFsync(time.Since(t0))
+		d.opt.OnFsync(took)
 	}
 	d.fsyncs.Add(1)
 	if err != nil {
@@ -1086,6 +1089,7 @@ func (d *Disk) Stats() Stats {
 		DroppedOldest:  d.dropOld,
 		DroppedNewest:  d.dropNew,
 		WriteErrors:    d.writeErrs.Load(),
+		FsyncSeconds:   d.fsyncLat.snapshot(),
 	}
 	if d.records > 0 {
 		st.OldestUnacked = d.oldestTime()

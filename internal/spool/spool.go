@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -100,6 +101,46 @@ type Stats struct {
 	DroppedOldest  uint64 // records dropped by full: drop_oldest
 	DroppedNewest  uint64 // records dropped by full: drop_newest
 	WriteErrors    uint64 // failed writes, fsyncs and segment creations (each retried)
+	// FsyncSeconds is the latency histogram of the fdatasyncs on segments.
+	FsyncSeconds Histogram
+}
+
+// FsyncBuckets are the upper bounds, in seconds, of Stats.FsyncSeconds.
+var FsyncBuckets = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1}
+
+// Histogram is a snapshot of a latency histogram: Counts[i] observations
+// at most FsyncBuckets[i] (cumulative), Count in all, Sum their total.
+type Histogram struct {
+	Counts []uint64
+	Count  uint64
+	Sum    float64
+}
+
+// latency accumulates a Histogram.
+type latency struct {
+	mu     sync.Mutex
+	counts [16]uint64
+	count  uint64
+	sum    float64
+}
+
+func (l *latency) observe(d time.Duration) {
+	s := d.Seconds()
+	l.mu.Lock()
+	for i, ub := range FsyncBuckets {
+		if s <= ub {
+			l.counts[i]++
+		}
+	}
+	l.count++
+	l.sum += s
+	l.mu.Unlock()
+}
+
+func (l *latency) snapshot() Histogram {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Histogram{Counts: append([]uint64(nil), l.counts[:len(FsyncBuckets)]...), Count: l.count, Sum: l.sum}
 }
 
 // FsyncPolicy says when appended records are fsync'd.
