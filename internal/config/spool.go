@@ -102,9 +102,6 @@ func (k *checker) spool(p string, o *Output, dirs map[string]string) {
 	if _, err := spool.ParseFull(s.Full); err != nil {
 		k.add(p+".full", ErrInvalid, "%v", err)
 	}
-	if int64(s.MaxBytes) < 8*int64(o.MaxMessageSize) && s.MaxBytes >= MinSpoolMaxBytes {
-		k.add(p+".max_bytes", ErrInvalid, "%s holds fewer than 8 messages of max_message_size %s; raise it", s.MaxBytes, o.MaxMessageSize)
-	}
 }
 
 // checkSpoolDir checks that dir is a writable directory, or can be created

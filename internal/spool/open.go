@@ -54,7 +54,7 @@ func Open(opt Options) (*Disk, error) {
 		dir:      dir,
 		log:      opt.Logger.With("spool", dir),
 		lockF:    lockF,
-		pendMax:  int(min(16<<20, opt.MaxBytes/8)),
+		pendMax:  int(min(4<<20, opt.MaxBytes/8)),
 		closeCh:  make(chan struct{}),
 		commitCh: make(chan struct{}, 1),
 		cleanCh:  make(chan struct{}, 1),
@@ -107,7 +107,9 @@ func (d *Disk) recover(newDir bool) error {
 		if err != nil {
 			return fmt.Errorf("spool directory %s is not usable: %w; make it writable by the relay's user", dir, err)
 		}
-		if err := f.Truncate(2 * ckptSlot); err != nil {
+		// Written, not truncated: a sparse file would need new blocks at
+		// its first checkpoint, which a full disk refuses.
+		if _, err := f.WriteAt(make([]byte, 2*ckptSlot), 0); err != nil {
 			f.Close()
 			return fmt.Errorf("spool directory %s: %w", dir, err)
 		}
@@ -124,7 +126,7 @@ func (d *Disk) recover(newDir bool) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		pf, err = os.OpenFile(pPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 		if err == nil {
-			err = pf.Truncate(2 * progSlot)
+			_, err = pf.WriteAt(make([]byte, 2*progSlot), 0)
 		}
 		created = true
 	} else if err == nil {

@@ -232,7 +232,7 @@ func ParseFull(s string) (FullPolicy, error) {
 const (
 	DefaultMaxBytes     = 1 << 30
 	DefaultSegmentBytes = 64 << 20
-	DefaultMemBytes     = 16 << 20
+	DefaultMemBytes     = 4 << 20
 	// MinMaxBytes is the smallest MaxBytes accepted.
 	MinMaxBytes = 1 << 20
 )
@@ -253,7 +253,7 @@ type Options struct {
 	FsyncInterval time.Duration
 	Full          FullPolicy
 	// MemBytes bounds the records kept in memory for the reader, so that a
-	// reader that keeps up never reads the file back. Default 16 MiB.
+	// reader that keeps up never reads the file back. Default 4 MiB.
 	MemBytes int64
 	Logger   *slog.Logger
 	// OnFsync, if set, observes the duration of each fdatasync (for a
