@@ -241,7 +241,6 @@ func (s *PushSender) Addrs() []net.Addr { return s.push.Addrs() }
 
 var _ Sender = (*PushSender)(nil)
 
-
 // NewSpooledPush builds a spooled PUSH output: the socket with its
 // endpoints (as NewZMQ does), a PushSender marking and acknowledging the
 // spool, and the drain loop. The spool is closed with the output.
