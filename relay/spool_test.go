@@ -251,9 +251,9 @@ func TestSpoolSIGTERMFullRestart(t *testing.T) {
 
 // TestSpoolKill9WhileDraining: rsyslog omfwd → relay (spooled PUSH) with
 // no worker until all events are spooled; a worker drains, the relay is
-// kill -9'ed halfway and restarted at once: every event arrives, and the
-// duplicates at the worker are exactly what relay_spool_redelivered_total
-// counts (to within the records marked sent whose write the kill cut off).
+// kill -9'ed halfway and restarted at once: every event arrives, and every
+// duplicate at the worker is counted in relay_spool_redelivered_total,
+// which exceeds them at most by the one write per peer the kill cut off.
 func TestSpoolKill9WhileDraining(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary, rsyslogd and libzmq peers")
@@ -292,9 +292,10 @@ func TestSpoolKill9WhileDraining(t *testing.T) {
 		t.Errorf("%d events lost", missing)
 	}
 	// Every duplicate was counted; the count exceeds them only by records
-	// marked sent whose write the kill prevented (at most one write of
-	// 64 KiB per peer).
-	if float64(dups) > redelivered || redelivered > float64(dups)+500 {
+	// marked sent whose write the kill cut off: at most one write of 64 KiB
+	// per peer (a write blocked on a slow worker's full TCP window is the
+	// usual case), ~1000 of these 65-byte events.
+	if float64(dups) > redelivered || redelivered > float64(dups)+1100 {
 		t.Errorf("duplicates %d, redelivered %v: the counter does not match the collector", dups, redelivered)
 	}
 	pr.signal(t, syscall.SIGTERM)
@@ -371,6 +372,53 @@ func TestSpoolDiskFull(t *testing.T) {
 	t.Logf("sender held at %d of %d; write errors %v", held, n, metric(t, p, `relay_spool_write_errors_total{output="a"}`))
 	if missing+dups > 0 {
 		t.Errorf("%d missing, %d duplicated", missing, dups)
+	}
+	pr.signal(t, syscall.SIGTERM)
+	pr.wait(t, 20*time.Second)
+}
+
+// TestSpoolReload: SIGHUP that changes a spooled output's settings (fsync,
+// max_bytes, hwm) reopens the same directory: nothing is lost, nothing
+// duplicated. A reload that would strand a non-empty spool (another dir)
+// is refused and the old config keeps running.
+func TestSpoolReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and libzmq peers")
+	}
+	p := freePorts(t)
+	dir := filepath.Join(t.TempDir(), "spool")
+	conf := spoolRelayConf(t, "", p, fmt.Sprintf("{dir: %s}", dir), "drain_timeout: 1s\n")
+	pr := startRelay(t, conf, p)
+	var sent atomic.Int64
+	if err := <-pacedSender(t, fmt.Sprintf("127.0.0.1:%d", p.syslog), "reload", 0, 20_000, 0, &sent); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("20,000 spooled"), func() bool {
+		return metric(t, p, `relay_spool_records{output="a"}`) == 20_000
+	})
+	// Another directory while this one holds events: refused.
+	spoolRelayConf(t, conf, p, fmt.Sprintf("{dir: %s-other}", dir), "drain_timeout: 1s\n")
+	pr.signal(t, syscall.SIGHUP)
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the reload refused"), func() bool {
+		return metric(t, p, `relay_config_last_reload_successful`) == 0
+	})
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the refusal logged with its reason"), func() bool {
+		return strings.Contains(pr.stderr.String(), "still holds 20000 events")
+	})
+	// Other settings, same directory: applied, nothing lost.
+	spoolRelayConf(t, conf, p, fmt.Sprintf("{dir: %s, fsync: 5ms, max_bytes: 2GiB}", dir), "drain_timeout: 1s\n")
+	pr.signal(t, syscall.SIGHUP)
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the reload applied"), func() bool {
+		return metric(t, p, `relay_config_last_reload_successful`) == 1
+	})
+	if err := <-pacedSender(t, fmt.Sprintf("127.0.0.1:%d", p.syslog), "reload", 20_000, 20_000, 0, &sent); err != nil {
+		t.Fatal(err)
+	}
+	w := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
+	testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprintf("40000 events, have %d", w.Count()) }, func() bool { return w.Count() >= 40_000 })
+	time.Sleep(200 * time.Millisecond)
+	if missing, dups := countSeqs([]*testpeer.Peer{w}, 0, 40_000); missing+dups > 0 || w.Count() != 40_000 {
+		t.Errorf("worker got %d: %d missing, %d duplicated", w.Count(), missing, dups)
 	}
 	pr.signal(t, syscall.SIGTERM)
 	pr.wait(t, 20*time.Second)
