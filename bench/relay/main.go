@@ -42,17 +42,32 @@ func main() {
 	rate := flag.Int("rate", 50_000, "paced rate for the latency run, msg/s")
 	dur := flag.Duration("dur", 10*time.Second, "length of the latency run")
 	tmpl := flag.String("rsyslog-template", "raw", `omczmq template: "raw" (%rawmsg%, what the relay sends) or "" (omczmq's default)`)
+	targets := flag.String("targets", "rsyslog,relay", "targets compared, the first is the base of the ratios: rsyslog, relay, "+
+		"relay-spool (PUSH behind a disk spool, fsync always), rsyslog-disk (a Disk action queue in front of omczmq), rsyslog-disk-sync (the same, syncQueueFiles on, checkpointInterval 1)")
+	latency := flag.Bool("latency", true, "also run the paced latency comparison")
+	stall := flag.Int("stall", 0, "if > 0: relay-spool with no consumer: ingest rate of this many messages into the spool, then the drain rate once the consumer connects")
+	spoolDir := flag.String("spool-dir", "", "where spool directories go (default: the temp dir); the disk under test")
 	flag.Parse()
-	b := &bench{relayBin: *relayBin, cpull: *cpull, pypull: *pypull, python: *python, template: *tmpl}
+	b := &bench{relayBin: *relayBin, cpull: *cpull, pypull: *pypull, python: *python, template: *tmpl,
+		targets: strings.Split(*targets, ","), latency: *latency, spoolDir: *spoolDir}
 	if err := b.run(*n, *count, strings.Split(*consumers, ","), *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "relay-bench:", err)
 		os.Exit(1)
+	}
+	if *stall > 0 {
+		if err := b.stall(*stall); err != nil {
+			fmt.Fprintln(os.Stderr, "relay-bench: stall:", err)
+			os.Exit(1)
+		}
 	}
 }
 
 type bench struct {
 	relayBin, cpull, pypull, python string
 	template                        string // omczmq's template; "" for its default
+	targets                         []string
+	latency                         bool
+	spoolDir                        string
 }
 
 type result struct {
@@ -70,12 +85,12 @@ func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duratio
 	fmt.Printf("load average at start: %s\n", loadAvg())
 	defer func() { fmt.Printf("load average at end: %s\n", loadAvg()) }()
 	fmt.Printf("throughput: %d messages of %d bytes, one TCP connection, octet-counted; best of %d; rsyslog omczmq template %q\n", n, msgSize, count, b.template)
-	fmt.Printf("%-10s %-9s %12s %10s %12s %8s %10s %10s\n", "consumer", "target", "msg/s", "vs rsyslog", "delivered", "lost", "max RSS", "CPU ns/msg")
+	fmt.Printf("%-10s %-17s %12s %10s %12s %8s %10s %10s\n", "consumer", "target", "msg/s", "vs "+b.targets[0], "delivered", "lost", "max RSS", "CPU ns/msg")
 	for _, c := range consumers {
 		best := map[string]result{}
 		for i := 0; i < count; i++ {
-			for _, target := range []string{"rsyslog", "relay"} {
-				if c == "go" && target == "rsyslog" && i > 0 {
+			for _, target := range b.targets {
+				if c == "go" && strings.HasPrefix(target, "rsyslog") && i > 0 {
 					continue
 				}
 				r, err := b.once(target, c, n, 0, 0)
@@ -87,15 +102,18 @@ func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duratio
 				}
 			}
 		}
-		base := best["rsyslog"].rate
-		for _, target := range []string{"rsyslog", "relay"} {
+		base := best[b.targets[0]].rate
+		for _, target := range b.targets {
 			r := best[target]
 			lost := n - r.count
 			if r.unique >= 0 {
 				lost = n - r.unique
 			}
-			fmt.Printf("%-10s %-9s %12.0f %9.2fx %12d %8d %7.1fMiB %10.0f\n", c, target, r.rate, r.rate/base, r.count, lost, mib(r.maxRSS), r.cpu*1e9/float64(n))
+			fmt.Printf("%-10s %-17s %12.0f %9.2fx %12d %8d %7.1fMiB %10.0f\n", c, target, r.rate, r.rate/base, r.count, lost, mib(r.maxRSS), r.cpu*1e9/float64(n))
 		}
+	}
+	if !b.latency {
+		return nil
 	}
 	fmt.Printf("\nlatency: paced %d msg/s for %v, send timestamp in each message, libzmq C consumer\n", rate, dur)
 	fmt.Printf("%-9s %10s %10s %10s %10s %12s %10s %8s\n", "target", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "steady RSS", "max RSS", "lost")
@@ -140,9 +158,17 @@ func (b *bench) once(target, consumer string, n, rate int, dur time.Duration) (r
 	var proc *exec.Cmd
 	switch target {
 	case "relay":
-		proc, err = b.startRelay(tmp, port, cons.endpoint)
+		proc, _, err = b.startRelay(tmp, port, cons.endpoint, "")
+	case "relay-spool":
+		proc, _, err = b.startRelay(tmp, port, cons.endpoint, b.spoolYAML(tmp))
+	case "rsyslog":
+		proc, err = startRsyslog(tmp, port, cons.endpoint, b.template, "")
+	case "rsyslog-disk":
+		proc, err = startRsyslog(tmp, port, cons.endpoint, b.template, rsyslogDiskQueue)
+	case "rsyslog-disk-sync":
+		proc, err = startRsyslog(tmp, port, cons.endpoint, b.template, rsyslogDiskQueue+rsyslogDiskSync)
 	default:
-		proc, err = startRsyslog(tmp, port, cons.endpoint, b.template)
+		return result{}, fmt.Errorf("unknown target %q", target)
 	}
 	if err != nil {
 		return result{}, err
@@ -389,10 +415,10 @@ func (c *consumer) stop() {
 
 // --- targets ---
 
-func (b *bench) startRelay(dir string, port int, consumer string) (*exec.Cmd, error) {
+func (b *bench) startRelay(dir string, port int, consumer, spool string) (*exec.Cmd, int, error) {
 	hport, err := freePort()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	conf := fmt.Sprintf(`inputs:
   - name: in
@@ -404,18 +430,19 @@ outputs:
     socket: push
     connect: %s
     format: raw
+%s
 http:
   listen: 127.0.0.1:%d
 log: {level: warn}
-`, port, consumer, hport)
+`, port, consumer, spool, hport)
 	file := filepath.Join(dir, "relay.yaml")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cmd := exec.Command(b.relayBin, "-c", file)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -424,12 +451,12 @@ log: {level: warn}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return cmd, nil
+				return cmd, hport, nil
 			}
 		}
 		if time.Now().After(deadline) {
 			stopProc(cmd)
-			return nil, errors.New("relay not healthy within 20s")
+			return nil, 0, errors.New("relay not healthy within 20s")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -439,7 +466,7 @@ log: {level: warn}
 // consumer, default queue and action settings. The template "raw" is the
 // raw message, the least work rsyslog can do per message (the relay sends
 // the raw message too); "" leaves omczmq's default.
-func startRsyslog(dir string, port int, consumer, template string) (*exec.Cmd, error) {
+func startRsyslog(dir string, port int, consumer, template, queue string) (*exec.Cmd, error) {
 	if template != "" {
 		template = fmt.Sprintf(" template=%q", template)
 	}
@@ -453,9 +480,9 @@ module(load="omczmq")
 template(name="raw" type="string" string="%%rawmsg%%")
 input(type="imptcp" address="127.0.0.1" port="%d" ruleset="bench")
 ruleset(name="bench") {
-  action(type="omczmq" endpoints=">%s" socktype="PUSH"%s)
+  action(type="omczmq" endpoints=">%s" socktype="PUSH"%s%s)
 }
-`, dir, port, consumer, template)
+`, dir, port, consumer, template, queue)
 	file := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		return nil, err
