@@ -168,3 +168,69 @@ func TestPushSenderWorkerGone(t *testing.T) {
 	}
 	t.Logf("the remaining worker got %d of %d; the rest was written to the worker that went away", got, n)
 }
+
+// BenchmarkSpooledPush is the per-event cost of a spooled PUSH output
+// (append, encode, fsync per batch, read back, send, ack) into a Go PULL,
+// against the plain PUSH output.
+func BenchmarkSpooledPush(b *testing.B) {
+	for _, spooled := range []bool{false, true} {
+		b.Run(fmt.Sprintf("spool=%v", spooled), func(b *testing.B) {
+			var o Output
+			var addr string
+			if spooled {
+				sp, err := spool.Open(spool.Options{Dir: b.TempDir()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				so, err := NewSpooledPush(ZMQConfig{Name: "w", Socket: "push", Bind: []string{"tcp://127.0.0.1:0"}}, sp, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				o, addr = so, so.Addrs()[0].String()
+			} else {
+				zo, err := NewZMQ(ZMQConfig{Name: "w", Socket: "push", Bind: []string{"tcp://127.0.0.1:0"}}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				o, addr = zo, zo.Addrs()[0].String()
+			}
+			pull := zmq.NewPull(zmq.Options{})
+			pull.Dial("tcp://" + addr)
+			var got atomic.Int64
+			go func() {
+				buf := make([]zmq.Msg, 256)
+				for {
+					n, err := pull.RecvBatch(context.Background(), buf)
+					if err != nil {
+						return
+					}
+					got.Add(int64(n))
+				}
+			}()
+			batch := events("click", 256)
+			for _, e := range batch {
+				for len(e.Raw) < 200 {
+					e.Raw = append(e.Raw, 'x')
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := o.Write(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for got.Load() < int64(b.N*256) {
+				time.Sleep(time.Millisecond)
+			}
+			b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "ev/s")
+			if so, ok := o.(*Spooled); ok {
+				st := so.SpoolStats()
+				b.ReportMetric(st.FsyncSeconds.Sum/float64(max(st.FsyncSeconds.Count, 1))*1e3, "ms/fsync")
+				b.ReportMetric(float64(b.N*256)/float64(max(st.Fsyncs, 1)), "ev/fsync")
+			}
+			b.StopTimer()
+			o.Close(context.Background())
+			pull.Close()
+		})
+	}
+}

@@ -15,7 +15,7 @@
 // write or fsync is never reported durable: the segment is cut back to its
 // last fsync, closed, and everything not yet durable is written again into
 // a new segment, with backoff, until it works (counted in WriteErrors);
-// meanwhile appends block once 4 MiB are pending.
+// meanwhile appends block once 8 MiB are pending.
 //
 // Records are readable at once (from memory while the reader keeps up,
 // bounded by Options.MemBytes; from the segment files when it falls

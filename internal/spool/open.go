@@ -54,7 +54,7 @@ func Open(opt Options) (*Disk, error) {
 		dir:      dir,
 		log:      opt.Logger.With("spool", dir),
 		lockF:    lockF,
-		pendMax:  int(min(4<<20, opt.MaxBytes/8)),
+		pendMax:  int(min(8<<20, opt.MaxBytes/8)),
 		closeCh:  make(chan struct{}),
 		commitCh: make(chan struct{}, 1),
 		cleanCh:  make(chan struct{}, 1),
