@@ -423,3 +423,24 @@ func TestSpoolReload(t *testing.T) {
 	pr.signal(t, syscall.SIGTERM)
 	pr.wait(t, 20*time.Second)
 }
+
+// TestSpoolWithAck: a spooled acknowledged PUSH output starts, and
+// /metrics serves both its spool and its ack series.
+func TestSpoolWithAck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	p := freePorts(t)
+	ackPort := testpeer.FreePort(t)
+	dir := filepath.Join(t.TempDir(), "spool")
+	pr := startRelay(t, spoolRelayConf(t, "", p, fmt.Sprintf("{dir: %s}\n    ack: {bind: tcp://127.0.0.1:%d}", dir, ackPort), ""), p)
+	for _, s := range []string{`relay_spool_records{output="a"}`, `relay_output_ack_batches_total{output="a"}`} {
+		if v := metric(t, p, s); v != 0 {
+			t.Errorf("%s = %v, want 0", s, v)
+		}
+	}
+	pr.signal(t, syscall.SIGTERM)
+	if code := pr.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}

@@ -235,12 +235,3 @@ func (o *Spooled) Stats() Stats {
 	}
 	return st
 }
-
-// AckStats passes through the counters of an acknowledged Sender (a
-// spooled acknowledged PUSH); zero for other Senders.
-func (o *Spooled) AckStats() AckStats {
-	if s, ok := o.snd.(interface{ AckStats() AckStats }); ok {
-		return s.AckStats()
-	}
-	return AckStats{}
-}

@@ -53,7 +53,7 @@ func newSpooledOutput(c config.Output, zc output.ZMQConfig, store *secretStore, 
 			sp.Close()
 			return nil, err
 		}
-		return o, nil
+		return spooledAck{o, ap.(ackOutput)}, nil
 	}
 	o, err := output.NewSpooledPush(zc, sp, log)
 	if err != nil {
@@ -98,3 +98,12 @@ func (r *Relay) checkSpoolReload(want map[string]config.Output) error {
 	}
 	return nil
 }
+
+// spooledAck is a spooled acknowledged PUSH: the spooled output, with the
+// acknowledged sender's counters for the relay_output_ack_* metrics.
+type spooledAck struct {
+	*output.Spooled
+	ack ackOutput
+}
+
+func (o spooledAck) AckStats() output.AckStats { return o.ack.AckStats() }
