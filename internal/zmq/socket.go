@@ -52,9 +52,9 @@ type socket struct {
 	// accepted counts accepted connections from accept until their peer
 	// is gone (or their handshake failed): what MaxPeers bounds.
 	accepted atomic.Int32
-	inflight atomic.Int64 // PUSH: accepted by Send, not yet written or lost
+	inflight atomic.Int64               // PUSH: accepted by Send, not yet written or lost
 	hooks    atomic.Pointer[WriteHooks] // PUSH: Push.SetWriteHooks
-	flushed  flushSignal  // PUSH: wakes Flush when inflight reaches 0
+	flushed  flushSignal                // PUSH: wakes Flush when inflight reaches 0
 	stat     sockCounters
 }
 
