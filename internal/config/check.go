@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -97,4 +98,34 @@ func endpoints(bind, connect []string) string {
 		parts = append(parts, "connect "+strings.Join(connect, ", "))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// MarshalYAML writes a syslog input's zero timeouts explicitly: a written
+// 0 turns a timeout off, while a missing key takes its default, so the
+// effective YAML must say 0 to parse back to the same configuration.
+func (in Input) MarshalYAML() (any, error) {
+	type plain Input
+	var n yaml.Node
+	if err := n.Encode(plain(in)); err != nil {
+		return nil, err
+	}
+	if in.Type != InputSyslog {
+		return &n, nil
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"idle_timeout", in.IdleTimeout},
+		{"handshake_timeout", in.HandshakeTimeout},
+		{"first_frame_timeout", in.FirstFrameTimeout},
+		{"frame_timeout", in.FrameTimeout},
+	} {
+		if t.d == 0 {
+			n.Content = append(n.Content,
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: t.key},
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: "0"})
+		}
+	}
+	return &n, nil
 }

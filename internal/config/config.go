@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/listen"
 )
 
 // DefaultYAML is the configuration the relay runs with when no -c is given.
@@ -73,8 +75,22 @@ var (
 	DefaultRELPAckTimeout = 60 * time.Second
 	// MaxRELPAckTimeout bounds a relp input's ack_timeout.
 	MaxRELPAckTimeout = time.Hour
-	// DefaultMaxConnections limits concurrent stream connections per syslog input.
-	DefaultMaxConnections = 1024
+	// DefaultMaxConnections limits concurrent stream connections per syslog
+	// input; at the limit a new connection evicts an idle one.
+	DefaultMaxConnections = listen.DefaultMaxConnections
+	// DefaultIdleTimeout closes a stream connection silent this long
+	// (gracefully; rsyslog reconnects when it next sends).
+	DefaultIdleTimeout = listen.DefaultIdleTimeout
+	// DefaultHandshakeTimeout bounds a TLS handshake.
+	DefaultHandshakeTimeout = listen.DefaultHandshakeTimeout
+	// DefaultFirstFrameTimeout bounds the wait for a connection's first
+	// complete frame.
+	DefaultFirstFrameTimeout = listen.DefaultFirstFrameTimeout
+	// DefaultFrameTimeout bounds how long a frame may stay incomplete.
+	DefaultFrameTimeout = listen.DefaultFrameTimeout
+	// MinStreamTimeout is the shortest stream-connection timeout accepted
+	// (0 turns one off): anything shorter cuts off healthy senders.
+	MinStreamTimeout = 100 * time.Millisecond
 	// DefaultHWM is the ZeroMQ high-water mark (messages queued per peer).
 	DefaultHWM = 1000
 	// MaxHWM bounds hwm: a receive queue is allocated whole up front, so a
@@ -190,13 +206,25 @@ type Input struct {
 	Listen []string `yaml:"listen,omitempty"`
 	// TLS is required for tls:// listen URLs.
 	TLS *TLS `yaml:"tls,omitempty"`
-	// MaxConnections limits concurrent stream connections (syslog).
+	// MaxConnections limits concurrent stream connections (syslog); at
+	// the limit a new one evicts the longest-idle connection.
 	MaxConnections int `yaml:"max_connections,omitempty"`
+	// MaxConnectionsPerSource limits concurrent stream connections from
+	// one address; more are refused (default max_connections/16, at least 8).
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source,omitempty"`
 	// IdleTimeout closes a stream connection silent for this long; 0: never.
 	IdleTimeout time.Duration `yaml:"idle_timeout,omitempty"`
 	// AckTimeout is how long a RELP answer may wait for its event's
 	// hand-off before the session is closed with serverclose (relp).
 	AckTimeout time.Duration `yaml:"ack_timeout,omitempty"`
+	// HandshakeTimeout bounds a TLS handshake; 0: never.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout,omitempty"`
+	// FirstFrameTimeout closes a stream connection that sent no complete
+	// frame this long after it opened; 0: never.
+	FirstFrameTimeout time.Duration `yaml:"first_frame_timeout,omitempty"`
+	// FrameTimeout closes a stream connection whose frame stays incomplete
+	// this long (time waiting for the peer); 0: never.
+	FrameTimeout time.Duration `yaml:"frame_timeout,omitempty"`
 
 	// Socket is SocketPull (zmq).
 	Socket string `yaml:"socket,omitempty"`
@@ -419,9 +447,7 @@ func (c *Config) ApplyDefaults() {
 			if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
 				in.MaxMessageSize = DefaultMaxMessageSize
 			}
-			if !c.set(p+".max_connections") && in.MaxConnections == 0 {
-				in.MaxConnections = DefaultMaxConnections
-			}
+			c.streamDefaults(p, in)
 			if !c.set(p+".unix_mode") && in.UnixMode == 0 && in.hasUnix() {
 				in.UnixMode = DefaultUnixMode
 			}
@@ -567,6 +593,32 @@ func (in *Input) hasUnix() bool {
 		}
 	}
 	return false
+}
+
+// streamDefaults fills the stream-connection keys of a stream input
+// (syslog; RELP and link inputs too) at p. Written zeros stay: they turn
+// a timeout off.
+func (c *Config) streamDefaults(p string, in *Input) {
+	if !c.set(p+".max_connections") && in.MaxConnections == 0 {
+		in.MaxConnections = DefaultMaxConnections
+	}
+	if !c.set(p+".max_connections_per_source") && in.MaxConnectionsPerSource == 0 {
+		in.MaxConnectionsPerSource = listen.DefaultPerSource(in.MaxConnections)
+	}
+	for _, t := range []struct {
+		key string
+		d   *time.Duration
+		def time.Duration
+	}{
+		{"idle_timeout", &in.IdleTimeout, DefaultIdleTimeout},
+		{"handshake_timeout", &in.HandshakeTimeout, DefaultHandshakeTimeout},
+		{"first_frame_timeout", &in.FirstFrameTimeout, DefaultFirstFrameTimeout},
+		{"frame_timeout", &in.FrameTimeout, DefaultFrameTimeout},
+	} {
+		if !c.set(p+"."+t.key) && *t.d == 0 {
+			*t.d = t.def
+		}
+	}
 }
 
 // set reports whether the file wrote the key at path.

@@ -82,7 +82,8 @@ func TestIssueExample(t *testing.T) {
 	want := &Config{
 		Inputs: []Input{
 			{Name: "rsyslog-tcp", Type: InputSyslog, Listen: []string{"tcp://127.0.0.1:10514"},
-				MaxConnections: 1024, MaxMessageSize: 64 << 10},
+				MaxConnections: 1024, MaxConnectionsPerSource: 64, IdleTimeout: 5 * time.Minute, HandshakeTimeout: 10 * time.Second,
+				FirstFrameTimeout: 10 * time.Second, FrameTimeout: 30 * time.Second, MaxMessageSize: 64 << 10},
 			{Name: "from-bridge", Type: InputZMQ, Socket: SocketPull, Bind: []string{"tcp://127.0.0.1:5555"},
 				HWM: 1000, MaxMessageSize: 1 << 20, StreamFrame: &yes, MaxPeers: 1024},
 		},
@@ -117,8 +118,10 @@ func TestFullFile(t *testing.T) {
 	if !reflect.DeepEqual(in.TLS, wantTLS) {
 		t.Errorf("tls = %+v, want %+v", in.TLS, wantTLS)
 	}
-	if in.MaxMessageSize != 128<<10 || in.MaxConnections != 10 || in.IdleTimeout != 5*time.Minute {
-		t.Errorf("syslog limits = %d %d %v", in.MaxMessageSize, in.MaxConnections, in.IdleTimeout)
+	if in.MaxMessageSize != 128<<10 || in.MaxConnections != 10 || in.MaxConnectionsPerSource != 5 || in.IdleTimeout != 0 ||
+		in.HandshakeTimeout != 3*time.Second || in.FirstFrameTimeout != 2*time.Second || in.FrameTimeout != time.Minute {
+		t.Errorf("syslog limits = %d %d %d %v %v %v %v", in.MaxMessageSize, in.MaxConnections, in.MaxConnectionsPerSource,
+			in.IdleTimeout, in.HandshakeTimeout, in.FirstFrameTimeout, in.FrameTimeout)
 	}
 	z := c.Inputs[1]
 	if z.Socket != SocketPull || len(z.Bind) != 0 || !reflect.DeepEqual(z.Connect, []string{"tcp://bridge1:5555", "ipc:///run/relay/bridge.ipc"}) ||
@@ -176,7 +179,9 @@ func TestFullFile(t *testing.T) {
 func TestDefaultsApplied(t *testing.T) {
 	c := mustLoad(t, "testdata/minimal.good.yaml")
 	in := c.Inputs[0]
-	if in.MaxMessageSize != DefaultMaxMessageSize || in.MaxConnections != DefaultMaxConnections || in.IdleTimeout != 0 || in.TLS != nil {
+	if in.MaxMessageSize != DefaultMaxMessageSize || in.MaxConnections != DefaultMaxConnections || in.MaxConnectionsPerSource != 64 ||
+		in.IdleTimeout != 5*time.Minute || in.HandshakeTimeout != 10*time.Second || in.FirstFrameTimeout != 10*time.Second ||
+		in.FrameTimeout != 30*time.Second || in.TLS != nil {
 		t.Errorf("syslog input defaults = %+v", in)
 	}
 	if c.Stream != (Stream{From: DefaultStreamFrom, Default: DefaultStream, MaxLength: DefaultStreamMaxLength}) {
@@ -328,6 +333,14 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"32:59", "http.allowed_origins[2]", `"ftp://x" is not a web origin`},
 		{"33:19", "http.allowed_hosts[0]", `"http://relay.example.com" is not a host name`},
 	},
+	"limits.bad.yaml": {
+		{"6:5", "inputs[0].max_connections_per_source", "101 is too large; use at most 100 (default 8)"},
+		{"7:5", "inputs[0].idle_timeout", "-5m0s is negative; use 0 to turn it off, or e.g. 5m0s (the default; it protects against connections nobody uses)"},
+		{"8:5", "inputs[0].handshake_timeout", "10ms is too short and would cut off healthy senders; use at least 100ms (default 10s)"},
+		{"9:5", "inputs[0].first_frame_timeout", "1ns is too short"},
+		{"10:5", "inputs[0].frame_timeout", "-1s is negative; use 0 to turn it off, or e.g. 30s (the default; it protects against frames sent a byte at a time (slowloris))"},
+		{"14:5", "inputs[1].first_frame_timeout", `"first_frame_timeout" does not apply to a zmq input; remove it or change type`},
+	},
 	"endpoints.bad.yaml": {
 		{"5:9", "inputs[0].listen[0]", `"127.0.0.1:10514" has no scheme; write tcp://127.0.0.1:10514, udp://127.0.0.1:10514`},
 		{"6:9", "inputs[0].listen[1]", `scheme "http" is not supported; use tcp, udp, tls or unix`},
@@ -472,6 +485,7 @@ func TestErrorsIs(t *testing.T) {
 		"tap.bad.yaml":       {ErrInsecureTap},
 		"syntax.bad.yaml":    {ErrSyntax},
 		"security.bad.yaml":  {ErrInvalid, ErrType},
+		"limits.bad.yaml":    {ErrInvalid},
 		"endpoints.bad.yaml": {ErrInvalid},
 	} {
 		_, err := Load(filepath.Join("testdata", f))

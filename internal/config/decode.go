@@ -144,7 +144,9 @@ func (d *decoder) inputs(v *yaml.Node, path string) {
 
 // Keys of each input type, beyond name, type and max_message_size.
 var (
-	syslogInputKeys = []string{"listen", "tls", "max_connections", "idle_timeout", "unix_mode", "unix_group"}
+	syslogInputKeys = append([]string{"listen", "tls", "unix_mode", "unix_group"}, streamLimitKeys...)
+	// streamLimitKeys are the connection limits of every stream input.
+	streamLimitKeys = []string{"max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout", "first_frame_timeout", "frame_timeout"}
 	zmqInputKeys    = []string{"socket", "bind", "connect", "hwm", "plain", "stream_frame", "max_peers"}
 	relpOnlyKeys    = []string{"ack_timeout"}             // relp takes the stream keys of syslog too
 	unixOnlyKeys    = []string{"unix_mode", "unix_group"} // syslog's unix sockets, not relp
@@ -160,16 +162,20 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 			in.TLS = &TLS{}
 			d.tls(v, p, in.TLS, true)
 		},
-		"max_connections": func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxConnections) },
-		"idle_timeout":    func(v *yaml.Node, p string) { d.duration(v, p, &in.IdleTimeout) },
-		"unix_mode":       func(v *yaml.Node, p string) { d.fileMode(v, p, &in.UnixMode) },
-		"unix_group":      func(v *yaml.Node, p string) { d.str(v, p, &in.UnixGroup) },
-		"max_peers":       func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxPeers) },
-		"ack_timeout":     func(v *yaml.Node, p string) { d.duration(v, p, &in.AckTimeout) },
-		"socket":          func(v *yaml.Node, p string) { d.str(v, p, &in.Socket) },
-		"bind":            func(v *yaml.Node, p string) { d.strs(v, p, &in.Bind) },
-		"connect":         func(v *yaml.Node, p string) { d.strs(v, p, &in.Connect) },
-		"hwm":             func(v *yaml.Node, p string) { d.integer(v, p, &in.HWM) },
+		"max_connections":            func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxConnections) },
+		"max_connections_per_source": func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxConnectionsPerSource) },
+		"idle_timeout":               func(v *yaml.Node, p string) { d.duration(v, p, &in.IdleTimeout) },
+		"handshake_timeout":          func(v *yaml.Node, p string) { d.duration(v, p, &in.HandshakeTimeout) },
+		"first_frame_timeout":        func(v *yaml.Node, p string) { d.duration(v, p, &in.FirstFrameTimeout) },
+		"frame_timeout":              func(v *yaml.Node, p string) { d.duration(v, p, &in.FrameTimeout) },
+		"unix_mode":                  func(v *yaml.Node, p string) { d.fileMode(v, p, &in.UnixMode) },
+		"unix_group":                 func(v *yaml.Node, p string) { d.str(v, p, &in.UnixGroup) },
+		"max_peers":                  func(v *yaml.Node, p string) { d.integer(v, p, &in.MaxPeers) },
+		"ack_timeout":                func(v *yaml.Node, p string) { d.duration(v, p, &in.AckTimeout) },
+		"socket":                     func(v *yaml.Node, p string) { d.str(v, p, &in.Socket) },
+		"bind":                       func(v *yaml.Node, p string) { d.strs(v, p, &in.Bind) },
+		"connect":                    func(v *yaml.Node, p string) { d.strs(v, p, &in.Connect) },
+		"hwm":                        func(v *yaml.Node, p string) { d.integer(v, p, &in.HWM) },
 		"plain": func(v *yaml.Node, p string) {
 			in.Plain = &Plain{}
 			d.plain(v, p, in.Plain)

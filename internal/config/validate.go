@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/listen"
 )
 
 // checker collects validation problems with the positions the decoder
@@ -221,14 +223,43 @@ func (k *checker) syslogInput(p string, in *Input) {
 	case in.TLS != nil:
 		k.tls(p+".tls", in.TLS, true)
 	}
-	k.between(p+".max_connections", in.MaxConnections, 1, MaxConnections, DefaultMaxConnections)
-	if in.IdleTimeout < 0 {
-		k.add(p+".idle_timeout", ErrInvalid, "%v is negative; use 0 for no timeout, or e.g. 5m", in.IdleTimeout)
-	}
+	k.streamLimits(p, in)
 	k.unixSocket(p, in)
 	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.StreamFrame != nil || in.MaxPeers != 0 {
 		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain, stream_frame and max_peers apply only to zmq inputs; remove them or change type")
 	}
+}
+
+// streamLimits checks the connection limits of a stream input (syslog;
+// RELP and link inputs too) at p.
+func (k *checker) streamLimits(p string, in *Input) {
+	k.between(p+".max_connections", in.MaxConnections, 1, MaxConnections, DefaultMaxConnections)
+	if in.MaxConnections >= 1 {
+		k.between(p+".max_connections_per_source", in.MaxConnectionsPerSource, 1, in.MaxConnections, listen.DefaultPerSource(in.MaxConnections))
+	}
+	for _, t := range []struct {
+		key      string
+		d, def   time.Duration
+		protects string
+	}{
+		{"idle_timeout", in.IdleTimeout, DefaultIdleTimeout, "connections nobody uses"},
+		{"handshake_timeout", in.HandshakeTimeout, DefaultHandshakeTimeout, "half-open TLS handshakes"},
+		{"first_frame_timeout", in.FirstFrameTimeout, DefaultFirstFrameTimeout, "connections that never send (idle floods)"},
+		{"frame_timeout", in.FrameTimeout, DefaultFrameTimeout, "frames sent a byte at a time (slowloris)"},
+	} {
+		switch {
+		case t.d < 0:
+			k.add(p+"."+t.key, ErrInvalid, "%v is negative; use 0 to turn it off, or e.g. %v (the default; it protects against %s)", t.d, t.def, t.protects)
+		case t.d > 0 && t.d < MinStreamTimeout:
+			k.add(p+"."+t.key, ErrInvalid, "%v is too short and would cut off healthy senders; use at least %v (default %v)", t.d, MinStreamTimeout, t.def)
+		}
+	}
+}
+
+// hasStreamLimits reports whether any stream-connection key is set.
+func (in *Input) hasStreamLimits() bool {
+	return in.MaxConnections != 0 || in.MaxConnectionsPerSource != 0 || in.IdleTimeout != 0 ||
+		in.HandshakeTimeout != 0 || in.FirstFrameTimeout != 0 || in.FrameTimeout != 0
 }
 
 func (k *checker) zmqInput(p string, in *Input) {
@@ -248,8 +279,8 @@ func (k *checker) zmqInput(p string, in *Input) {
 		k.plain(p+".plain", in.Plain, len(in.Bind) > 0, len(in.Connect) > 0)
 	}
 	k.maxPeers(p, in.MaxPeers, len(in.Bind) > 0)
-	if len(in.Listen) > 0 || in.TLS != nil || in.MaxConnections != 0 || in.IdleTimeout != 0 || in.UnixMode != 0 || in.UnixGroup != "" {
-		k.add(p, ErrInvalid, "listen, tls, max_connections, idle_timeout, unix_mode and unix_group apply only to syslog inputs; remove them or change type")
+	if len(in.Listen) > 0 || in.TLS != nil || in.hasStreamLimits() || in.UnixMode != 0 || in.UnixGroup != "" {
+		k.add(p, ErrInvalid, "listen, tls, max_connections, max_connections_per_source, the *_timeout keys, unix_mode and unix_group apply only to syslog inputs; remove them or change type")
 	}
 }
 

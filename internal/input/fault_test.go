@@ -242,11 +242,11 @@ func TestTCPAcceptRetries(t *testing.T) {
 	}
 	rl := &refusingListener{Listener: l}
 	rl.refuse.Store(3)
-	s.mu.Lock()
-	s.listeners = append(s.listeners, rl) // closed by Stop
 	s.wg.Add(1)
-	s.mu.Unlock()
-	go s.acceptLoop(rl)
+	go func() { // the connection core's accept loop; Stop closes rl
+		defer s.wg.Done()
+		s.core.Serve(rl, nil, s.serveConn)
+	}()
 	conn, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)

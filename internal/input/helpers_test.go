@@ -150,3 +150,10 @@ func contains(list []string, sub string) bool {
 	}
 	return false
 }
+
+// isStopping reports whether Stop has begun.
+func (s *Syslog) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/listen"
 )
 
 // MaxBatch is the most events an input hands to its Handler at once.
@@ -52,7 +53,7 @@ type Stats struct {
 
 	Connections        int64  // connections (ZeroMQ: peers) open now
 	ConnectionsTotal   uint64 // connections accepted
-	ConnectionsRefused uint64 // connections refused over MaxConnections
+	ConnectionsRefused uint64 // connections refused (per-source limit, or max_connections with every connection busy)
 	HandshakeErrors    uint64 // failed TLS (ZeroMQ: ZMTP) handshakes
 	ReadErrors         uint64 // connections ended by an error other than EOF or shutdown
 	KernelDrops        uint64 // UDP datagrams the kernel dropped (receive buffer full)
@@ -61,15 +62,19 @@ type Stats struct {
 	// HandlerBlocked is the total time spent inside the Handler: how long
 	// this input was held back by backpressure.
 	HandlerBlocked time.Duration
+
+	// Closed counts the stream connections that internal/listen closed or
+	// refused, by listen.Reason (deadlines, limits, evictions); the
+	// refusals are also in ConnectionsRefused, the TLS handshake failures
+	// in HandshakeErrors.
+	Closed [listen.NumReasons]uint64
 }
 
 // counters are the live, atomically updated form of Stats.
 type counters struct {
-	received, bytes, malformed, oversize                  atomic.Uint64
-	connsTotal, connsRefused, handshakeErrors, readErrors atomic.Uint64
-	kernelDrops                                           atomic.Uint64
-	conns                                                 atomic.Int64
-	blockedNanos                                          atomic.Int64
+	received, bytes, malformed, oversize atomic.Uint64
+	readErrors, kernelDrops              atomic.Uint64
+	blockedNanos                         atomic.Int64
 	// Handler calls in progress, so a stall shows while it lasts, not only
 	// once it ends: their count and the sum of their start times.
 	active, activeSince atomic.Int64
@@ -93,17 +98,13 @@ func (c *counters) blocked() time.Duration {
 
 func (c *counters) snapshot() Stats {
 	return Stats{
-		Received:           c.received.Load(),
-		Bytes:              c.bytes.Load(),
-		Malformed:          c.malformed.Load(),
-		Oversize:           c.oversize.Load(),
-		Connections:        c.conns.Load(),
-		ConnectionsTotal:   c.connsTotal.Load(),
-		ConnectionsRefused: c.connsRefused.Load(),
-		HandshakeErrors:    c.handshakeErrors.Load(),
-		ReadErrors:         c.readErrors.Load(),
-		KernelDrops:        c.kernelDrops.Load(),
-		HandlerBlocked:     c.blocked(),
+		Received:       c.received.Load(),
+		Bytes:          c.bytes.Load(),
+		Malformed:      c.malformed.Load(),
+		Oversize:       c.oversize.Load(),
+		ReadErrors:     c.readErrors.Load(),
+		KernelDrops:    c.kernelDrops.Load(),
+		HandlerBlocked: c.blocked(),
 	}
 }
 

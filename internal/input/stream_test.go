@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
@@ -136,7 +137,7 @@ func TestTCPTenMiBFrame(t *testing.T) {
 // idle timeout closes it, and Stop never waits for it.
 func TestTCPHalfOpen(t *testing.T) {
 	t.Run("idle timeout", func(t *testing.T) {
-		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, IdleTimeout: 100 * time.Millisecond})
+		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, Limits: listen.Limits{IdleTimeout: 100 * time.Millisecond, CloseGrace: 100 * time.Millisecond}})
 		half := dialTCP(t, s)
 		mustWrite(t, half, "<13>complete\n<13>half a fra")
 		testpeer.Eventually(t, 5*time.Second, testpeer.Text("complete event"), func() bool { return c.len() >= 1 })
@@ -230,25 +231,26 @@ func TestTCPManyConnections(t *testing.T) {
 	}
 }
 
+// At max_connections a new connection evicts the longest-idle one
+// (gracefully: it reads EOF, and a reconnecting sender gets in).
 func TestTCPMaxConnections(t *testing.T) {
-	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, MaxConnections: 2})
+	s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}, Limits: listen.Limits{MaxConnections: 2, MaxPerSource: -1}})
 	a, b := dialTCP(t, s), dialTCP(t, s)
 	mustWrite(t, a, "<13>a\n")
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("a's event"), func() bool { return c.len() == 1 })
+	time.Sleep(20 * time.Millisecond)
 	mustWrite(t, b, "<13>b\n")
 	testpeer.Eventually(t, 5*time.Second, testpeer.Text("two events"), func() bool { return c.len() == 2 })
 	third := dialTCP(t, s)
-	third.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := third.Read(make([]byte, 1)); err == nil || isTimeout(err) {
-		t.Fatalf("third connection not refused: read err %v", err)
+	mustWrite(t, third, "<13>third\n")
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := a.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("longest-idle connection not evicted: read err %v", err)
 	}
-	if st := s.Stats(); st.ConnectionsRefused != 1 || st.Connections != 2 {
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the third's event"), func() bool { return c.len() == 3 })
+	if st := s.Stats(); st.Closed[listen.EvictedIdle] != 1 || st.ConnectionsRefused != 0 || st.ConnectionsTotal != 3 {
 		t.Errorf("stats = %+v", st)
 	}
-	a.Close()
-	testpeer.Eventually(t, 5*time.Second, testpeer.Text("slot freed"), func() bool { return s.Stats().Connections == 1 })
-	d := dialTCP(t, s)
-	mustWrite(t, d, "<13>d\n")
-	testpeer.Eventually(t, 5*time.Second, testpeer.Text("event on a freed slot"), func() bool { return c.len() == 3 })
 }
 
 // While the Handler blocks, the input stops reading: the kernel buffers
@@ -462,6 +464,7 @@ func TestStopContextExpires(t *testing.T) {
 		t.Fatalf("Stop with a blocked handler = %v, want context.Canceled", err)
 	}
 	close(gate)
+	s.core.Wait(context.Background())
 	s.wg.Wait()
 	if got := c.raws(); len(got) != 1 {
 		t.Errorf("delivered %q after the handler resumed", got)
@@ -470,12 +473,15 @@ func TestStopContextExpires(t *testing.T) {
 
 // A TLS client that never handshakes is dropped after HandshakeTimeout.
 func TestTLSHandshakeTimeout(t *testing.T) {
-	s, _ := startSyslog(t, SyslogConfig{Listen: []string{"tls://127.0.0.1:0"}, TLS: testServerTLS(t), HandshakeTimeout: 50 * time.Millisecond})
+	s, _ := startSyslog(t, SyslogConfig{Listen: []string{"tls://127.0.0.1:0"}, TLS: testServerTLS(t), Limits: listen.Limits{HandshakeTimeout: 50 * time.Millisecond}})
 	conn := dialTCP(t, s)
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+	if _, err := conn.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
 		t.Fatalf("silent TLS client not dropped: %v", err)
 	}
-	testpeer.Eventually(t, 5*time.Second, testpeer.Text("handshake error counted"), func() bool { return s.Stats().HandshakeErrors == 1 })
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("handshake timeout counted"), func() bool {
+		st := s.Stats()
+		return st.HandshakeErrors == 1 && st.Closed[listen.HandshakeTimeout] == 1
+	})
 	testpeer.Eventually(t, 5*time.Second, testpeer.Text("connection released"), func() bool { return s.Stats().Connections == 0 })
 }

@@ -11,16 +11,21 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/listen"
 )
 
-// Defaults applied by NewSyslog to zero-valued SyslogConfig fields.
+// Defaults applied by NewSyslog to zero-valued SyslogConfig fields. The
+// connection limits and deadlines of TCP and TLS listeners are
+// internal/listen's (listen.Limits, listen.Default…).
 const (
-	DefaultMaxMessageSize   = 64 << 10
-	DefaultMaxConnections   = 1024
-	DefaultReadBuffer       = 8 << 20
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultUnixMode         = 0o660
+	DefaultMaxMessageSize = 64 << 10
+	DefaultReadBuffer     = 8 << 20
+	DefaultUnixMode       = 0o660
+	// DefaultMaxConnections and DefaultHandshakeTimeout are listen's, for
+	// the inputs that name them.
+	DefaultMaxConnections   = listen.DefaultMaxConnections
+	DefaultHandshakeTimeout = listen.DefaultHandshakeTimeout
 )
 
 // SyslogConfig configures a syslog input.
@@ -34,17 +39,12 @@ type SyslogConfig struct {
 	// MaxMessageSize is the largest message accepted, in bytes; larger
 	// ones are discarded and counted (default DefaultMaxMessageSize).
 	MaxMessageSize int
-	// MaxConnections caps concurrent TCP/TLS connections; more are
-	// refused and counted (default DefaultMaxConnections, <0: no cap).
-	MaxConnections int
-	// IdleTimeout closes a connection silent for this long (0: never).
-	IdleTimeout time.Duration
+	// Limits are the TCP and TLS listeners' connection limits and
+	// deadlines, shared by all of them (zero fields: listen's defaults).
+	Limits listen.Limits
 	// ReadBuffer is SO_RCVBUF for datagram sockets (default
 	// DefaultReadBuffer); bigger rides out longer bursts without drops.
 	ReadBuffer int
-	// HandshakeTimeout bounds a TLS handshake (default
-	// DefaultHandshakeTimeout).
-	HandshakeTimeout time.Duration
 	// UnixMode is the permission of unix:// sockets (default
 	// DefaultUnixMode: the relay's user and group may send, others not);
 	// UnixGID their group (0: the relay's).
@@ -60,19 +60,26 @@ type Syslog struct {
 	warn  rateLog
 	stats counters
 	specs []listenSpec
+	core  *listen.Listener // TCP and TLS connections
 
 	h         Handler
 	mu        sync.Mutex // guards the fields below
 	started   bool
 	stopping  bool
-	listeners []net.Listener
+	streams   []streamListener
 	packets   []net.PacketConn
 	unixPaths []string
 	addrs     []net.Addr // in Listen order
-	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
 	stopErr   error
+}
+
+// streamListener is a bound TCP listener; tls marks one whose connections
+// speak TLS (the core does the handshake, never in the accept loop).
+type streamListener struct {
+	ln  net.Listener
+	tls bool
 }
 
 var _ Input = (*Syslog)(nil)
@@ -91,20 +98,20 @@ func NewSyslog(cfg SyslogConfig, log *slog.Logger) (*Syslog, error) {
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
 	}
-	if cfg.MaxConnections == 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
 	if cfg.ReadBuffer <= 0 {
 		cfg.ReadBuffer = DefaultReadBuffer
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if cfg.UnixMode == 0 {
 		cfg.UnixMode = DefaultUnixMode
 	}
-	s := &Syslog{cfg: cfg, log: orDiscard(log).With("input", cfg.Name), conns: map[net.Conn]struct{}{}}
+	s := &Syslog{cfg: cfg, log: orDiscard(log).With("input", cfg.Name)}
 	s.warn.log = s.log
+	core, err := listen.New(cfg.Limits, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: %w", cfg.Name, err)
+	}
+	s.core = core
+	s.cfg.Limits = core.Limits()
 	for _, u := range cfg.Listen {
 		sp, err := parseListen(u)
 		if err != nil {
@@ -150,7 +157,16 @@ func parseListen(u string) (listenSpec, error) {
 func (s *Syslog) Name() string { return s.cfg.Name }
 
 // Stats returns a snapshot of the input's counters.
-func (s *Syslog) Stats() Stats { return s.stats.snapshot() }
+func (s *Syslog) Stats() Stats {
+	st := s.stats.snapshot()
+	ls := s.core.Stats()
+	st.Connections = ls.Open
+	st.ConnectionsTotal = ls.Accepted
+	st.ConnectionsRefused = ls.Refused()
+	st.HandshakeErrors = ls.HandshakeFailures()
+	st.Closed = ls.Closed
+	return st
+}
 
 // Addrs returns the bound addresses, in the order of SyslogConfig.Listen.
 func (s *Syslog) Addrs() []net.Addr {
@@ -175,9 +191,16 @@ func (s *Syslog) Start(h Handler) error {
 			return fmt.Errorf("input %q: %w", s.cfg.Name, err)
 		}
 	}
-	for _, l := range s.listeners {
+	for _, sl := range s.streams {
+		var tc *tls.Config
+		if sl.tls {
+			tc = s.cfg.TLS
+		}
 		s.wg.Add(1)
-		go s.acceptLoop(l)
+		go func() {
+			defer s.wg.Done()
+			s.core.Serve(sl.ln, tc, s.serveConn)
+		}()
 	}
 	for _, p := range s.packets {
 		s.wg.Add(1)
@@ -193,10 +216,7 @@ func (s *Syslog) bind(sp listenSpec) error {
 		if err != nil {
 			return fmt.Errorf("listen %q: %w", sp.url, err)
 		}
-		if sp.network == "tls" {
-			l = &tlsListener{Listener: l}
-		}
-		s.listeners = append(s.listeners, l)
+		s.streams = append(s.streams, streamListener{ln: l, tls: sp.network == "tls"})
 		s.addrs = append(s.addrs, l.Addr())
 	case "udp":
 		c, err := net.ListenPacket("udp", sp.addr)
@@ -243,10 +263,6 @@ func (s *Syslog) secureUnix(path string) error {
 	return nil
 }
 
-// tlsListener marks a TCP listener whose connections speak TLS; the
-// handshake runs in the connection's goroutine, never in the accept loop.
-type tlsListener struct{ net.Listener }
-
 // removeStaleSocket removes a unix socket file left by a process that is
 // gone. A live socket, or a path that is not a socket, is left alone.
 func removeStaleSocket(path string) error {
@@ -272,8 +288,8 @@ func removeStaleSocket(path string) error {
 }
 
 func (s *Syslog) closeAllLocked() {
-	for _, l := range s.listeners {
-		l.Close()
+	for _, sl := range s.streams {
+		sl.ln.Close() // the core closes those it serves too
 	}
 	for _, p := range s.packets {
 		p.Close()
@@ -292,41 +308,15 @@ func (s *Syslog) Stop(ctx context.Context) error {
 		s.mu.Lock()
 		s.stopping = true
 		s.closeAllLocked()
-		for c := range s.conns {
-			c.Close()
-		}
 		s.mu.Unlock()
-		if err := waitGroup(ctx, &s.wg); err != nil {
+		s.core.Close()
+		err := s.core.Wait(ctx)
+		if err == nil {
+			err = waitGroup(ctx, &s.wg)
+		}
+		if err != nil {
 			s.stopErr = fmt.Errorf("input %q: stop: %w", s.cfg.Name, err)
 		}
 	})
 	return s.stopErr
-}
-
-// track registers a live connection; false means the input is stopping
-// or full, and the caller must close it.
-func (s *Syslog) track(c net.Conn) (ok, full bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping {
-		return false, false
-	}
-	if s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections {
-		return false, true
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true, false
-}
-
-func (s *Syslog) isStopping() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopping
-}
-
-func (s *Syslog) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
 }

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/input"
+	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/output"
 	"github.com/rsyslog-zmq/relay/internal/relp"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
@@ -22,8 +24,7 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 			Name:           c.Name,
 			Listen:         c.Listen,
 			MaxMessageSize: int(c.MaxMessageSize),
-			MaxConnections: c.MaxConnections,
-			IdleTimeout:    c.IdleTimeout,
+			Limits:         streamLimits(c),
 			UnixMode:       os.FileMode(c.UnixMode),
 		}
 		if c.UnixGroup != "" {
@@ -75,6 +76,26 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 		}, log)
 	}
 	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog, relp or zmq", c.Name, c.Type)
+}
+
+// streamLimits are the connection limits of a stream input (syslog, and
+// RELP and link inputs alike). The config has applied its defaults, so a
+// zero timeout was written as 0: off.
+func streamLimits(c config.Input) listen.Limits {
+	off := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return listen.Off
+		}
+		return d
+	}
+	return listen.Limits{
+		MaxConnections:    c.MaxConnections,
+		MaxPerSource:      c.MaxConnectionsPerSource,
+		IdleTimeout:       off(c.IdleTimeout),
+		HandshakeTimeout:  off(c.HandshakeTimeout),
+		FirstFrameTimeout: off(c.FirstFrameTimeout),
+		FrameTimeout:      off(c.FrameTimeout),
+	}
 }
 
 // newOutput builds the output c describes and sets up its endpoints.

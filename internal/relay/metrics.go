@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rsyslog-zmq/relay/internal/config"
+	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -92,7 +94,8 @@ var (
 	inSockDrops  = descIn("socket_drops_total", "ZeroMQ messages read from a peer but dropped by the socket (it was closing).")
 	inConns      = descIn("connections", "Connections (ZeroMQ: peers) open now.")
 	inConnsTotal = descIn("connections_total", "Connections accepted.")
-	inRefused    = descIn("connections_refused_total", "Connections refused over max_connections.")
+	inRefused    = descIn("connections_refused_total", "Connections refused: over max_connections_per_source, or max_connections with every connection busy.")
+	inClosed     = prometheus.NewDesc("relay_input_connections_closed_total", "Stream connections the relay closed or refused, by reason (deadlines, limits, evictions; see README, Hostile senders).", []string{"input", "reason"}, nil)
 	inHSErrors   = descIn("handshake_errors_total", "Failed TLS (ZeroMQ: ZMTP) handshakes.")
 	inBlocked    = descIn("blocked_seconds_total", "Time the input waited for the outputs to take its events (backpressure).")
 
@@ -128,7 +131,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inSockDrops, inConns, inConnsTotal, inRefused, inHSErrors, inBlocked,
+	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inSockDrops, inConns, inConnsTotal, inRefused, inClosed, inHSErrors, inBlocked,
 		outSent, outDropped, outBlocked, outQueue, outPeers, outSubs, outDrops, outHSFail, outOversz, outRefused, outSubsRef, tapClients, tapSent, tapDropped,
 		tapOrigin, tapTimeout, tapThrottl, httpConns, httpRefuse, httpEvict, hostRefuse, overlong, reloadDrop, unrouted} {
 		ch <- d
@@ -163,6 +166,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		gauge(inConns, float64(s.Connections), name)
 		counter(inConnsTotal, float64(s.ConnectionsTotal), name)
 		counter(inRefused, float64(s.ConnectionsRefused), name)
+		if ri.cfg.Type != config.InputZMQ { // stream inputs: internal/listen's reasons
+			for _, r := range listen.Reasons() {
+				counter(inClosed, float64(s.Closed[r]), name, r.String())
+			}
+		}
 		counter(inHSErrors, float64(s.HandshakeErrors), name)
 		counter(inBlocked, s.HandlerBlocked.Seconds(), name)
 	}
