@@ -292,6 +292,13 @@ func (r *Reader) fill(need int) error {
 		// Only discarded bytes since keep: reuse their space.
 		r.start, r.end = r.keep, r.keep
 	}
+	// Room for a frame grows with what has arrived of it: a peer that
+	// claims a large frame and sends it a byte at a time (slowloris) gets
+	// no more memory than it sent, and a large frame arriving at once
+	// costs a few doublings.
+	if grow := 2*(r.end-r.start) + minSlab; need > grow {
+		need = grow
+	}
 	if free := len(r.buf) - r.end; free < minRead || len(r.buf)-r.start < need {
 		r.newSlab(need)
 	}

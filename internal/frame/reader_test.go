@@ -309,3 +309,44 @@ func TestOctetFrameCutByErrorIsMalformed(t *testing.T) {
 		}
 	}
 }
+
+// trickle hands out data a few bytes per Read and records the largest
+// buffer the Reader held meanwhile.
+type trickle struct {
+	data   []byte
+	per    int
+	r      *Reader
+	maxBuf int
+}
+
+func (t *trickle) Read(p []byte) (int, error) {
+	t.maxBuf = max(t.maxBuf, len(t.r.buf))
+	if len(t.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, t.data[:min(len(t.data), t.per)])
+	t.data = t.data[n:]
+	return n, nil
+}
+
+// A frame that claims 60,000 bytes but arrives a few bytes at a time
+// (slowloris) holds memory in proportion to what arrived, not to what it
+// claims; the same frame, complete, still reads back whole.
+func TestClaimedFrameMemory(t *testing.T) {
+	body := strings.Repeat("x", 60000)
+	tr := &trickle{data: []byte("60000 " + body[:2000]), per: 7}
+	tr.r = NewReader(tr, 0)
+	if _, err := tr.r.Next(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("cut-off frame: %v", err)
+	}
+	if tr.maxBuf > 32<<10 {
+		t.Errorf("2,000 bytes of a claimed 60,000-byte frame held a %d-byte buffer", tr.maxBuf)
+	}
+	tr = &trickle{data: []byte("60000 " + body + "5 <13>x"), per: 1000}
+	tr.r = NewReader(tr, 0)
+	for _, want := range []string{body, "<13>x"} {
+		if msg, err := tr.r.Next(); err != nil || string(msg) != want {
+			t.Fatalf("got %d bytes, %v; want %d bytes", len(msg), err, len(want))
+		}
+	}
+}

@@ -18,6 +18,12 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 	peer := c.Peer()
 	s.log.Debug("connection opened", "peer", peer, "local", c.LocalAddr().String())
 	defer s.log.Debug("connection closed", "peer", peer)
+	// Buffers only once the peer sends: a connection that never does (an
+	// idle flood) holds none.
+	if err := c.WaitData(); err != nil {
+		s.ended(peer, err)
+		return
+	}
 	batch := make([]*event.Event, 0, MaxBatch)
 	batchBytes := 0
 	flush := func() {
@@ -56,18 +62,23 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 			continue
 		}
 		flush()
-		switch {
-		case errors.Is(err, listen.ErrClosed):
-			// A deadline or an eviction: the listener counted and logged it.
-		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			// The peer closed in the middle of an octet-counted frame.
-			s.stats.malformed.Add(1)
-			s.warn.warn("connection closed inside a frame", "peer", peer)
-		default:
-			s.stats.readErrors.Add(1)
-			s.warn.warn("connection ended", "peer", peer, "err", err)
-		}
+		s.ended(peer, err)
 		return
+	}
+}
+
+// ended accounts for the error that ended a connection.
+func (s *Syslog) ended(peer string, err error) {
+	switch {
+	case errors.Is(err, listen.ErrClosed):
+		// A deadline or an eviction: the listener counted and logged it.
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The peer closed in the middle of an octet-counted frame.
+		s.stats.malformed.Add(1)
+		s.warn.warn("connection closed inside a frame", "peer", peer)
+	default:
+		s.stats.readErrors.Add(1)
+		s.warn.warn("connection ended", "peer", peer, "err", err)
 	}
 }

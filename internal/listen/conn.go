@@ -175,6 +175,41 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline
 // SetWriteDeadline implements net.Conn.
 func (c *Conn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
 
+// WaitData blocks until the peer has sent something, or the connection
+// ends, without taking a buffer; the deadlines apply while it waits. Call
+// it before allocating a connection's buffers, so that a connection that
+// never sends (an idle flood) costs a goroutine and no buffers. A TLS
+// connection returns at once: its handshake has read already.
+func (c *Conn) WaitData() error {
+	if c.tc != nil || c.rc == nil {
+		return nil
+	}
+	var perr error
+	c.waitSince.Store(c.l.clock.Load())
+	err := c.rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		for {
+			_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK)
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false // wait until readable
+			}
+			perr = e // nil: data, or the peer's EOF (Read reports it)
+			return true
+		}
+	})
+	c.waitSince.Store(0)
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return c.mapErr(err)
+	}
+	return nil
+}
+
 // rawRead is the non-blocking read, run by RawConn.Read on the descriptor.
 func (c *Conn) rawRead(fd uintptr) bool {
 	for {

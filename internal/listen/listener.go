@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,12 @@ type Listener struct {
 	sweepOnce sync.Once
 	stopOnce  sync.Once
 	victims   []action // the sweeper's scratch
+
+	// The sweeper's record of the flood it is in, if any: closes by the
+	// listener since memory was last given back, and the clock at the last.
+	floodCloses uint64
+	floodLast   int64
+	floodSeen   uint64
 
 	open      atomic.Int64
 	accepted  atomic.Uint64
@@ -386,7 +393,46 @@ func (l *Listener) sweep() {
 			acts[i] = action{}
 		}
 		l.victims = acts[:0]
+		l.afterFlood(now)
 	}
+}
+
+// Memory after a flood: connections that come and go by the thousand
+// leave their goroutine stacks and buffers as garbage, and with little
+// allocation afterwards the runtime would take minutes to collect it and
+// give it back. Once a flood of at least floodCloses connections closed by
+// the listener has been quiet for floodQuiet, the memory is given back at
+// once (one forced collection, at most once per floodQuiet per process).
+const (
+	floodCloses = 256
+	floodQuiet  = 5 * time.Second
+)
+
+// lastRelease is when memory was last given back, process-wide.
+var lastRelease atomic.Int64
+
+func (l *Listener) afterFlood(now int64) {
+	var total uint64
+	for r := range l.closedBy {
+		total += l.closedBy[r].Load()
+	}
+	if total != l.floodSeen {
+		l.floodCloses += total - l.floodSeen
+		l.floodSeen = total
+		l.floodLast = now
+		return
+	}
+	if l.floodCloses < floodCloses || now-l.floodLast < int64(floodQuiet) {
+		return
+	}
+	l.floodCloses = 0
+	last := lastRelease.Load()
+	wall := time.Now().UnixNano()
+	if wall-last < int64(floodQuiet) || !lastRelease.CompareAndSwap(last, wall) {
+		return
+	}
+	l.log.Info("connection flood over; returning its memory to the OS")
+	debug.FreeOSMemory()
 }
 
 // expired returns the deadline c has passed, or None. Only time spent

@@ -114,6 +114,17 @@ func (p *Peer) Messages() [][]string {
 	return append([][]string(nil), p.msgs...)
 }
 
+// Since returns a copy of the messages from the i-th on (none when fewer
+// than i arrived), so a poller can take only what is new.
+func (p *Peer) Since(i int) [][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i >= len(p.msgs) {
+		return nil
+	}
+	return append([][]string(nil), p.msgs[i:]...)
+}
+
 // PushLines sends each line as a one-frame message from a pyzmq PUSH
 // socket on endpoint (connected, with or without a leading ">") and
 // returns once the socket has flushed them all (LINGER, context term).

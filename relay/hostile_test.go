@@ -1,0 +1,648 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
+)
+
+// The hostile-sender tests (issue #16): while a real rsyslogd forwards
+// numbered events to the relay (omfwd, octet-counted, a LinkedList queue
+// retrying forever), an attacker holds the relay's syslog input for
+// RELAY_HOSTILE_SECONDS (default 10; 30–60 by hand) with one of:
+// 3,000 idle connections, 300 slowloris connections, 1,000 half-open TLS
+// handshakes, 500 connections from one address. The attackers come from
+// 127.0.0.2 and up, rsyslog and the probes from 127.0.0.1. Each test
+// checks that every rsyslog event arrives exactly once, that a second
+// rsyslogd started during the attack (and a new connection every 2 s) is
+// served within the first-frame deadline, that the relay's descriptors and
+// RSS return to their baseline, and that the counters show the attack.
+//
+// The relay runs as a child process (its own descriptor limit; its fds and
+// RSS read from /proc); the attackers run in the test process, whose soft
+// descriptor limit Go raises to the hard limit at start.
+
+// hostileDuration is how long each attack lasts.
+func hostileDuration(t *testing.T) time.Duration {
+	s := os.Getenv("RELAY_HOSTILE_SECONDS")
+	if s == "" {
+		return 10 * time.Second
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("RELAY_HOSTILE_SECONDS=%q: want a number of seconds", s)
+	}
+	return time.Duration(n) * time.Second
+}
+
+// The relay's deadlines in these tests: short, so that they act several
+// times within a short attack.
+const (
+	hostileFirstFrame = 2 * time.Second
+	hostileHandshake  = 2 * time.Second
+	hostileFrame      = 3 * time.Second
+	// hostileServed bounds how long a new sender's first event may take to
+	// come out of the relay: the first-frame deadline.
+	hostileServed = hostileFirstFrame
+)
+
+type hostileRig struct {
+	t        *testing.T
+	dir      string
+	ports    ports // syslog: tcp://; a: the PUSH output; http
+	tlsPort  int
+	ca       string
+	relay    *proc
+	pull     *testpeer.Peer
+	rsyslogs int
+
+	// What the collector got, tallied by a poller as it arrives.
+	mu    sync.Mutex
+	seen  map[string]map[int]int       // app → seq → deliveries
+	first map[string]map[int]time.Time // app → seq → first arrival
+}
+
+// track tallies the collector's messages as they arrive, until the test ends.
+func (h *hostileRig) track() {
+	h.seen, h.first = map[string]map[int]int{}, map[string]map[int]time.Time{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	h.t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		next := 0
+		for {
+			msgs := h.pull.Since(next)
+			next += len(msgs)
+			now := time.Now()
+			h.mu.Lock()
+			for _, m := range msgs {
+				p := m[len(m)-1]
+				f := strings.Fields(p)
+				if len(f) < 4 {
+					continue
+				}
+				app, seq := f[3], testpeer.SeqOf(p)
+				if h.seen[app] == nil {
+					h.seen[app], h.first[app] = map[int]int{}, map[int]time.Time{}
+				}
+				if h.seen[app][seq]++; h.seen[app][seq] == 1 {
+					h.first[app][seq] = now
+				}
+			}
+			h.mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+// arrived returns when event seq of app first arrived (zero: not yet).
+func (h *hostileRig) arrived(app string, seq int) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.first[app][seq]
+}
+
+// distinct is how many distinct events of app arrived.
+func (h *hostileRig) distinct(app string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen[app])
+}
+
+func startHostileRig(t *testing.T) *hostileRig {
+	t.Helper()
+	dir := t.TempDir()
+	fp := testpeer.FreePorts(t, 4)
+	h := &hostileRig{t: t, dir: dir, ports: ports{syslog: fp[0], a: fp[1], http: fp[2]}, tlsPort: fp[3]}
+	var cert, key string
+	h.ca, cert, key = writeHostilePKI(t, dir)
+	conf := filepath.Join(dir, "relay.yaml")
+	err := os.WriteFile(conf, []byte(fmt.Sprintf(`
+inputs:
+  - name: syslog
+    type: syslog
+    listen: [tcp://127.0.0.1:%d, tls://127.0.0.1:%d]
+    tls: {cert: %s, key: %s}
+    first_frame_timeout: %v
+    handshake_timeout: %v
+    frame_timeout: %v
+    # max_connections: 1024 and max_connections_per_source: 64, the defaults
+stream: {from: app-name, default: unknown}
+outputs:
+  - name: out
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:%d
+    hwm: 100000
+http:
+  listen: 127.0.0.1:%d
+log: {format: json}
+`, h.ports.syslog, h.tlsPort, cert, key, hostileFirstFrame, hostileHandshake, hostileFrame, h.ports.a, h.ports.http)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.relay = startRelay(t, conf, h.ports)
+	h.pull = testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", h.ports.a))
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the collector connected"), func() bool {
+		return metric(t, h.ports, `relay_output_peers{output="out"}`) == 1
+	})
+	h.track()
+	return h
+}
+
+// writeHostilePKI writes a CA and a server certificate for 127.0.0.1 (ECDSA).
+func writeHostilePKI(t *testing.T, dir string) (ca, cert, key string) {
+	t.Helper()
+	now := time.Now()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hostile test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "relay.test"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), DNSNames: []string{"relay.test"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(leafKey)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("relay.pem", "CERTIFICATE", leafDER), write("relay.key", "EC PRIVATE KEY", keyDER)
+}
+
+// startRsyslog runs an rsyslogd whose imtcp input the test feeds and
+// whose omfwd forwards to the relay (over TLS with the gtls driver when
+// useTLS), with a LinkedList queue retrying forever.
+func (h *hostileRig) startRsyslog(useTLS bool) *testpeer.Rsyslogd {
+	t := h.t
+	t.Helper()
+	h.rsyslogs++
+	dir := filepath.Join(h.dir, fmt.Sprintf("rsyslog%d", h.rsyslogs))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port, globals, driver := h.ports.syslog, "", ""
+	if useTLS {
+		port = h.tlsPort
+		globals = fmt.Sprintf(` DefaultNetstreamDriverCAFile=%q`, h.ca)
+		driver = `StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="anon"`
+	}
+	portFile := filepath.Join(dir, "imtcp.port")
+	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k"%s)
+module(load="imtcp")
+input(type="imtcp" port="0" listenPortFileName=%q ruleset="fwd")
+ruleset(name="fwd") {
+  action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" TCP_Framing="octet-counted"
+         template="RSYSLOG_SyslogProtocol23Format" %s
+         queue.type="LinkedList" queue.size="500000"
+         action.resumeRetryCount="-1" action.resumeInterval="1")
+}
+`, dir, globals, portFile, port, driver)
+	return testpeer.StartRsyslogdConf(t, dir, conf, portFile)
+}
+
+// feeder writes numbered events from app into an rsyslogd's imtcp at
+// about rate a second until stopped.
+type feeder struct {
+	app  string
+	sent atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+	err  error
+	// fed is when the first event was written.
+	fed time.Time
+}
+
+func feed(t *testing.T, rs *testpeer.Rsyslogd, app string, rate int) *feeder {
+	t.Helper()
+	c := rs.Dial(t)
+	f := &feeder{app: app, stop: make(chan struct{}), done: make(chan struct{}), fed: time.Now()}
+	go func() {
+		defer close(f.done)
+		defer c.Close()
+		w := bufio.NewWriter(c)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		per := max(rate/100, 1)
+		for {
+			n := int(f.sent.Load())
+			for i := n; i < n+per; i++ {
+				m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z hostile %s - - - %s", app, testpeer.Seq(i))
+				fmt.Fprintf(w, "%d %s", len(m), m)
+			}
+			if f.err = w.Flush(); f.err != nil {
+				return
+			}
+			f.sent.Add(int64(per))
+			select {
+			case <-f.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return f
+}
+
+func (f *feeder) end(t *testing.T) int {
+	t.Helper()
+	close(f.stop)
+	<-f.done
+	if f.err != nil {
+		t.Fatalf("feeding %s into rsyslogd: %v", f.app, f.err)
+	}
+	return int(f.sent.Load())
+}
+
+// exactlyOnce checks that events 0..n-1 of app arrived once each.
+func (h *hostileRig) exactlyOnce(app string, n int) {
+	t := h.t
+	t.Helper()
+	testpeer.Eventually(t, 60*time.Second, func() string {
+		return fmt.Sprintf("%d %s events, have %d", n, app, h.distinct(app))
+	}, func() bool { return h.distinct(app) >= n })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	got := h.seen[app]
+	missing, dups := 0, 0
+	for i := range n {
+		switch c := got[i]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	if missing > 0 || dups > 0 || len(got) != n {
+		t.Errorf("%s: %d events sent, %d missing, %d duplicates, %d distinct received", app, n, missing, dups, len(got))
+	}
+}
+
+// closed is relay_input_connections_closed_total for reason.
+func (h *hostileRig) closed(reason string) float64 {
+	return metric(h.t, h.ports, fmt.Sprintf(`relay_input_connections_closed_total{input="syslog",reason=%q}`, reason))
+}
+
+// procUsage returns the relay's open descriptors and RSS in bytes.
+func (h *hostileRig) procUsage() (fds int, rss int64) {
+	pid := h.relay.cmd.Process.Pid
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		h.t.Fatalf("relay's fds: %v", err)
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			rss = kb << 10
+		}
+	}
+	return len(ents), rss
+}
+
+// probe opens a new connection from 127.0.0.1, sends one event and
+// returns how long it took to come out of the relay (or -1).
+func (h *hostileRig) probe(seq int) time.Duration {
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", h.ports.syslog), 10*time.Second)
+	if err != nil {
+		h.t.Errorf("probe %d: %v", seq, err)
+		return -1
+	}
+	defer c.Close()
+	if ct := time.Since(start); ct > 500*time.Millisecond {
+		h.t.Logf("probe %d: connect took %v", seq, ct)
+	}
+	m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z hostile probe - - - %s", testpeer.Seq(seq))
+	if _, err := fmt.Fprintf(c, "%d %s", len(m), m); err != nil {
+		h.t.Errorf("probe %d: %v", seq, err)
+		return -1
+	}
+	for time.Since(start) < 20*time.Second {
+		if at := h.arrived("probe", seq); !at.IsZero() {
+			return at.Sub(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return -1
+}
+
+// attackers keeps n attacker connections going until ctx ends: each dials
+// (from src(i)), runs behave until the relay closes it, waits a moment and
+// dials again, as a persistent attacker would.
+type attackers struct {
+	open, dials, dialErrs atomic.Int64
+	wg                    sync.WaitGroup
+	mu                    sync.Mutex
+	errs                  map[string]int // dial errors by kind
+}
+
+func (a *attackers) dialErr(err error) {
+	a.dialErrs.Add(1)
+	kind := err.Error()
+	if i := strings.LastIndex(kind, ": "); i >= 0 {
+		kind = kind[i+2:]
+	}
+	a.mu.Lock()
+	a.errs[kind]++
+	a.mu.Unlock()
+}
+
+func runAttackers(ctx context.Context, n int, dial func(i int) (net.Conn, error), behave func(ctx context.Context, c net.Conn, i int)) *attackers {
+	a := &attackers{errs: map[string]int{}}
+	for i := range n {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			// Spread the first dials over a second, like a real flood ramping up.
+			if !sleepCtx(ctx, time.Duration(mrand.Int64N(int64(time.Second)))) {
+				return
+			}
+			for ctx.Err() == nil {
+				a.dials.Add(1)
+				c, err := dial(i)
+				if err == nil {
+					a.open.Add(1)
+					stop := context.AfterFunc(ctx, func() { c.Close() })
+					behave(ctx, c, i)
+					stop()
+					c.Close()
+					a.open.Add(-1)
+				} else {
+					a.dialErr(err)
+				}
+				sleepCtx(ctx, 500*time.Millisecond+time.Duration(mrand.Int64N(int64(500*time.Millisecond))))
+			}
+		}()
+	}
+	return a
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// dialFrom connects to port from 127.0.0.(2 + i/perSource).
+func dialFrom(port, i, perSource int) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i/perSource))}}
+	return d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+}
+
+// idle reads (and discards) until the relay closes the connection.
+func idle(_ context.Context, c net.Conn, _ int) { io.Copy(io.Discard, c) }
+
+type hostileAttack struct {
+	name    string
+	tls     bool     // rsyslog forwards over TLS to the attacked TLS listener
+	reasons []string // relay_input_connections_closed_total reasons the attack must show
+	run     func(ctx context.Context, h *hostileRig) *attackers
+}
+
+func TestHostileSenders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary, rsyslogd and libzmq peers")
+	}
+	for _, a := range []hostileAttack{
+		{
+			// 3,000 connections that never send, from 60 addresses (50 each,
+			// under the per-source limit): they fill max_connections (1024)
+			// and then evict each other; the first-frame deadline reaps them.
+			name:    "idle_3000",
+			reasons: []string{"evicted_unframed"},
+			run: func(ctx context.Context, h *hostileRig) *attackers {
+				return runAttackers(ctx, 3000, func(i int) (net.Conn, error) { return dialFrom(h.ports.syslog, i, 50) }, idle)
+			},
+		},
+		{
+			// 300 slowloris connections from 10 addresses, a byte a second of a
+			// frame claiming 60,000 bytes; half send a good frame first (the
+			// frame deadline closes them), half do not (the first-frame deadline).
+			name:    "slowloris_300",
+			reasons: []string{"frame_timeout", "first_frame_timeout"},
+			run: func(ctx context.Context, h *hostileRig) *attackers {
+				return runAttackers(ctx, 300, func(i int) (net.Conn, error) { return dialFrom(h.ports.syslog, i, 30) },
+					func(ctx context.Context, c net.Conn, i int) {
+						if i%2 == 0 {
+							m := "<14>1 2026-11-22T05:00:00Z loris loris - - - a good first frame"
+							if _, err := fmt.Fprintf(c, "%d %s", len(m), m); err != nil {
+								return
+							}
+						}
+						if _, err := c.Write([]byte("60000 <14>1 2026-11-22T05:00:00Z loris loris - - - ")); err != nil {
+							return
+						}
+						for sleepCtx(ctx, time.Second) {
+							if _, err := c.Write([]byte("x")); err != nil {
+								return
+							}
+						}
+					})
+			},
+		},
+		{
+			// 1,000 half-open TLS handshakes from 20 addresses: a third send
+			// nothing, a third half a ClientHello, a third a whole one and then
+			// never answer the server. rsyslog forwards over TLS meanwhile.
+			name:    "tls_halfopen_1000",
+			tls:     true,
+			reasons: []string{"handshake_timeout"},
+			run: func(ctx context.Context, h *hostileRig) *attackers {
+				hello := clientHelloBytes(h.t)
+				return runAttackers(ctx, 1000, func(i int) (net.Conn, error) { return dialFrom(h.tlsPort, i, 50) },
+					func(ctx context.Context, c net.Conn, i int) {
+						switch i % 3 {
+						case 1:
+							c.Write(hello[:len(hello)/2])
+						case 2:
+							c.Write(hello)
+						}
+						io.Copy(io.Discard, c)
+					})
+			},
+		},
+		{
+			// 500 idle connections from one address: the per-source limit
+			// (64) refuses the rest; the first-frame deadline reaps the 64.
+			name:    "one_source_500",
+			reasons: []string{"per_source_limit", "first_frame_timeout"},
+			run: func(ctx context.Context, h *hostileRig) *attackers {
+				return runAttackers(ctx, 500, func(i int) (net.Conn, error) { return dialFrom(h.ports.syslog, 0, 1) }, idle)
+			},
+		},
+	} {
+		t.Run(a.name, func(t *testing.T) { runHostile(t, a, hostileDuration(t)) })
+	}
+}
+
+func runHostile(t *testing.T, a hostileAttack, d time.Duration) {
+	h := startHostileRig(t)
+	rs := h.startRsyslog(a.tls)
+	steady := feed(t, rs, "steady", 2000)
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("rsyslog's first events through the relay"), func() bool { return h.distinct("steady") > 100 })
+	time.Sleep(time.Second)
+	baseFDs, baseRSS := h.procUsage()
+	t.Logf("baseline: %d fds, RSS %.1f MiB", baseFDs, float64(baseRSS)/(1<<20))
+
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	start := time.Now()
+	atk := a.run(ctx, h)
+
+	// During the attack: a new connection every 2 s, and a second rsyslogd
+	// halfway through, must be served within the first-frame deadline.
+	var probes []time.Duration
+	var late *feeder
+	var rs2 *testpeer.Rsyslogd
+	peakFDs, peakRSS, peakConns := 0, int64(0), 0.0
+	for seq := 0; ctx.Err() == nil; seq++ {
+		if late == nil && time.Since(start) > d/2 {
+			rs2 = h.startRsyslog(a.tls)
+			late = feed(t, rs2, "late", 500)
+		}
+		probes = append(probes, h.probe(seq))
+		fds, rss := h.procUsage()
+		peakFDs, peakRSS = max(peakFDs, fds), max(peakRSS, rss)
+		peakConns = max(peakConns, metric(t, h.ports, `relay_input_connections{input="syslog"}`))
+		sleepCtx(ctx, 2*time.Second)
+	}
+	if late == nil { // an attack shorter than a probe round
+		rs2 = h.startRsyslog(a.tls)
+		late = feed(t, rs2, "late", 500)
+	}
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("the second rsyslogd's first event"), func() bool { return !h.arrived("late", 0).IsZero() })
+	lateServed := h.arrived("late", 0).Sub(late.fed)
+	atk.wg.Wait()
+	t.Logf("attack %s for %v: %d dials (%d failed: %v), peak: %.0f relay connections, %d fds, RSS %.1f MiB",
+		a.name, d, atk.dials.Load(), atk.dialErrs.Load(), atk.errs, peakConns, peakFDs, float64(peakRSS)/(1<<20))
+
+	nSteady, nLate := steady.end(t), late.end(t)
+	h.exactlyOnce("steady", nSteady)
+	h.exactlyOnce("late", nLate)
+
+	var worst time.Duration
+	for i, p := range probes {
+		if p < 0 {
+			t.Errorf("probe %d (a new connection during the attack) was not served", i)
+		}
+		worst = max(worst, p)
+	}
+	t.Logf("served during the attack: %d probe connections, slowest %v; the second rsyslogd's first event after %v", len(probes), worst, lateServed)
+	if worst > hostileServed {
+		t.Errorf("a new connection during the attack took %v to be served, over the first-frame deadline %v", worst, hostileServed)
+	}
+	if lateServed > hostileServed {
+		t.Errorf("the second rsyslogd's first event took %v, over the first-frame deadline %v", lateServed, hostileServed)
+	}
+
+	var shown []string
+	for _, r := range []string{"handshake_timeout", "handshake_error", "first_frame_timeout", "frame_timeout", "idle_timeout",
+		"evicted_unframed", "evicted_idle", "per_source_limit", "max_connections"} {
+		if v := h.closed(r); v > 0 {
+			shown = append(shown, fmt.Sprintf("%s=%.0f", r, v))
+		}
+	}
+	t.Logf("relay_input_connections_closed_total: %s", strings.Join(shown, " "))
+	for _, r := range a.reasons {
+		if h.closed(r) <= 0 {
+			t.Errorf("relay_input_connections_closed_total{reason=%q} does not show the attack", r)
+		}
+	}
+	for _, r := range []string{"evicted_idle", "idle_timeout", "max_connections"} {
+		if v := h.closed(r); v > 0 {
+			t.Errorf("relay_input_connections_closed_total{reason=%q} = %v: a sender's connection was closed", r, v)
+		}
+	}
+
+	// Back to the baseline: the second rsyslogd's connection goes too.
+	rs2.Stop()
+	var fds int
+	var rss int64
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		fds, rss = h.procUsage()
+		if fds <= baseFDs+2 && rss <= baseRSS+hostileRSSSlack(baseRSS) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("after: %d fds (baseline %d), RSS %.1f MiB (baseline %.1f)", fds, baseFDs, float64(rss)/(1<<20), float64(baseRSS)/(1<<20))
+	t.Logf("  go runtime: heap in use %.1f MiB, released %.1f MiB, %v goroutines",
+		metric(t, h.ports, "go_memstats_heap_inuse_bytes")/(1<<20), metric(t, h.ports, "go_memstats_heap_released_bytes")/(1<<20),
+		metric(t, h.ports, "go_goroutines"))
+	if fds > baseFDs+2 {
+		t.Errorf("relay fds %d after the attack, baseline %d", fds, baseFDs)
+	}
+	if rss > baseRSS+hostileRSSSlack(baseRSS) {
+		t.Errorf("relay RSS %.1f MiB after the attack, baseline %.1f MiB", float64(rss)/(1<<20), float64(baseRSS)/(1<<20))
+	}
+	if v := metric(t, h.ports, `relay_input_connections{input="syslog"}`); v != 1 {
+		t.Errorf("relay_input_connections = %v after the attack, want 1 (rsyslog)", v)
+	}
+}
+
+// hostileRSSSlack is how far above its baseline the relay's RSS may stay
+// once an attack is over.
+func hostileRSSSlack(base int64) int64 { return max(base/4, 8<<20) }
+
+// clientHelloBytes is the first flight of a Go TLS client.
+func clientHelloBytes(t *testing.T) []byte {
+	a, b := net.Pipe()
+	go func() {
+		tls.Client(a, &tls.Config{InsecureSkipVerify: true}).Handshake()
+		a.Close()
+	}()
+	buf := make([]byte, 16<<10)
+	n, err := b.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	return buf[:n]
+}
