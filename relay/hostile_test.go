@@ -135,7 +135,9 @@ func (h *hostileRig) distinct(app string) int {
 	return len(h.seen[app])
 }
 
-func startHostileRig(t *testing.T) *hostileRig {
+// startHostileRig runs the relay (its input with extra keys, e.g.
+// "idle_timeout: 1s") and the collector.
+func startHostileRig(t *testing.T, extra string) *hostileRig {
 	t.Helper()
 	dir := t.TempDir()
 	fp := testpeer.FreePorts(t, 4)
@@ -153,6 +155,7 @@ inputs:
     handshake_timeout: %v
     frame_timeout: %v
     # max_connections: 1024 and max_connections_per_source: 64, the defaults
+    %s
 stream: {from: app-name, default: unknown}
 outputs:
   - name: out
@@ -163,7 +166,7 @@ outputs:
 http:
   listen: 127.0.0.1:%d
 log: {format: json}
-`, h.ports.syslog, h.tlsPort, cert, key, hostileFirstFrame, hostileHandshake, hostileFrame, h.ports.a, h.ports.http)), 0o600)
+`, h.ports.syslog, h.tlsPort, cert, key, hostileFirstFrame, hostileHandshake, hostileFrame, extra, h.ports.a, h.ports.http)), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +525,7 @@ func TestHostileSenders(t *testing.T) {
 }
 
 func runHostile(t *testing.T, a hostileAttack, d time.Duration) {
-	h := startHostileRig(t)
+	h := startHostileRig(t, "")
 	rs := h.startRsyslog(a.tls)
 	steady := feed(t, rs, "steady", 2000)
 	testpeer.Eventually(t, 30*time.Second, testpeer.Text("rsyslog's first events through the relay"), func() bool { return h.distinct("steady") > 100 })
@@ -645,4 +648,39 @@ func clientHelloBytes(t *testing.T) []byte {
 	}
 	b.Close()
 	return buf[:n]
+}
+
+// TestRsyslogQuietReconnect: a quiet rsyslogd is closed by the idle
+// timeout (gracefully: FIN, then the grace), reconnects when it next has
+// something to send, and loses and duplicates nothing; over plain TCP and
+// TLS. This is the behaviour the default idle_timeout relies on.
+func TestRsyslogQuietReconnect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary, rsyslogd and libzmq peers")
+	}
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tcp", true: "tls"}[useTLS], func(t *testing.T) {
+			h := startHostileRig(t, "idle_timeout: 1s")
+			rs := h.startRsyslog(useTLS)
+			const rounds, per = 4, 500
+			for r := range rounds {
+				texts := make([]string, per)
+				for i := range texts {
+					texts[i] = testpeer.Seq(r*per + i)
+				}
+				rs.Send(t, "quiet", texts...)
+				h.exactlyOnce("quiet", (r+1)*per)
+				// Quiet for longer than idle_timeout and its grace: the
+				// relay has closed the connection when the next round sends.
+				testpeer.Eventually(t, 20*time.Second, testpeer.Text("the idle timeout"), func() bool {
+					return h.closed("idle_timeout") >= float64(r+1) && metric(t, h.ports, `relay_input_connections{input="syslog"}`) == 0
+				})
+			}
+			if v := h.closed("idle_timeout"); v < rounds {
+				t.Errorf("idle_timeout closes %v, want %d", v, rounds)
+			}
+			t.Logf("%d rounds, %v connections, %v idle closes", rounds,
+				metric(t, h.ports, `relay_input_connections_total{input="syslog"}`), h.closed("idle_timeout"))
+		})
+	}
 }

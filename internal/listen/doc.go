@@ -40,8 +40,9 @@
 // (8.2302, runtime/nsd_ptcp.c CheckConnection) peeks at its socket before
 // every send; when it sees our FIN it closes, reconnects and sends on the
 // new connection. So the idle timeout and the eviction of an idle sender
-// close gracefully: FIN first (shutdown for writing, TLS close_notify),
-// then the connection is still read for CloseGrace [2 s], so anything the
+// close gracefully: FIN first (shutdown for writing; over TLS too, without
+// a close_notify, whose bytes rsyslog's peek would take for a live
+// connection), then the connection is still read for CloseGrace [2 s], so anything the
 // sender wrote before it saw the FIN is delivered; then it is closed. A
 // quiet, healthy rsyslog is closed once per quiet spell longer than the
 // idle timeout and reconnects when it next has something to send, with

@@ -324,20 +324,14 @@ func (l *Listener) closeConn(c *Conn, r Reason, err error) {
 		return
 	}
 	// Graceful: FIN now, so a sender sees the close before its next
-	// send; read what it wrote before that until the grace ends.
-	switch {
-	case c.tc != nil:
-		l.wg.Add(1)
-		go func() { // close_notify can wait for the send buffer
-			defer l.wg.Done()
-			c.tc.CloseWrite()
-		}()
-	default:
-		if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		} else {
-			c.raw.Close()
-		}
+	// send; read what it wrote before that until the grace ends. TLS too
+	// gets a bare FIN, no close_notify: rsyslog's gtls driver checks the
+	// connection with a peek at the raw socket, and the alert's bytes
+	// would look like a live connection, while the FIN reads as closed.
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.raw.Close()
 	}
 }
 
