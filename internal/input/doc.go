@@ -33,8 +33,12 @@
 // unnamed unix senders and ZeroMQ) and Received (one clock reading per
 // batch).
 //
-// Half-open connections cost one goroutine and are reaped by the optional
-// idle timeout and TCP keepalive; Stop closes them like any other.
+// TCP and TLS connections are accepted by internal/listen, which does the
+// TLS handshake and enforces SyslogConfig.Limits (first-frame, frame,
+// idle and handshake deadlines, the per-source limit, eviction at
+// max_connections); the input calls Conn.Frame for every frame and hands
+// its batch over through Conn.OnWait. A connection that never sends holds
+// a goroutine and no buffers; Stop closes every connection.
 //
 // Stop closes the listeners and the connections (ZeroMQ: the socket), then
 // waits until every event already read has been handed to the Handler.
