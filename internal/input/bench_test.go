@@ -8,10 +8,12 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -179,4 +181,106 @@ func BenchmarkZMQInput(b *testing.B) {
 			b.ReportMetric(float64(b.N)/el.Seconds(), "msg/s")
 		})
 	}
+}
+
+// BenchmarkSyslogInputFlood is BenchmarkSyslogInput's tcp_octet case with
+// 1,000 idle connections held open meanwhile (they never send, as in an
+// idle flood; the first-frame deadline is off so they stay): on the same
+// input ("input"), or on a bare net.Listener of the same process
+// ("elsewhere", the reference: the same descriptors and kernel sockets,
+// without the core), or none. input vs elsewhere is what the core's
+// handling of the flood costs the connection that carries the events.
+func BenchmarkSyslogInputFlood(b *testing.B) {
+	const idle = 1000
+	for _, where := range []string{"none", "elsewhere", "input"} {
+		b.Run("idle="+where, func(b *testing.B) {
+			cfg := SyslogConfig{Name: "bench", Listen: []string{"tcp://127.0.0.1:0"},
+				Limits: listen.Limits{MaxConnections: 2 * idle, MaxPerSource: -1, FirstFrameTimeout: listen.Off}}
+			s, err := NewSyslog(cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var got atomic.Int64
+			done := make(chan struct{})
+			target := int64(b.N)
+			if err := s.Start(func(batch []*event.Event) {
+				if got.Add(int64(len(batch))) == target {
+					close(done)
+				}
+			}); err != nil {
+				b.Fatal(err)
+			}
+			defer s.Stop(context.Background())
+			addr := s.Addrs()[0].String()
+			var held atomic.Int64
+			switch where {
+			case "elsewhere":
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer ln.Close()
+				go func() {
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							return
+						}
+						defer c.Close()
+						held.Add(1)
+					}
+				}()
+				addr = ln.Addr().String()
+			}
+			if where != "none" {
+				for range idle {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+				}
+				for held.Load() < idle && s.Stats().Connections < idle {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			conn, err := net.Dial("tcp", s.Addrs()[0].String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			const chunk = 1000
+			var buf bytes.Buffer
+			for i := range chunk {
+				buf.WriteString(octet(bench200(i)))
+			}
+			per := buf.Len() / chunk
+			b.SetBytes(200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start, cpu0 := time.Now(), cpuTime()
+			go func() {
+				for sent := 0; sent < b.N; {
+					n := min(chunk, b.N-sent)
+					if _, err := conn.Write(buf.Bytes()[:n*per]); err != nil {
+						return
+					}
+					sent += n
+				}
+			}()
+			<-done
+			el, cpu := time.Since(start), cpuTime()-cpu0
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "msg/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
+		})
+	}
+}
+
+// cpuTime is the process's CPU time (user and system): unlike wall time,
+// it does not grow when neighbours take the shared cores.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -28,8 +28,10 @@ type Conn struct {
 	src  netip.Addr
 
 	// Guarded by l.mu.
-	state connState
-	idx   int // position in l.live while live
+	state  connState
+	idx    int     // position in l.live while live
+	parkID uint64  // in l.parked while not 0
+	h      Handler // for the goroutine that serves it once unparked
 
 	// Owned by the reading goroutine.
 	pubFramed bool  // framed has been stored

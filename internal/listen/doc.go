@@ -33,6 +33,12 @@
 //     longest-idle one overall. It is refused only when every connection
 //     is busy (none is waiting for its peer).
 //
+// A new connection gets no goroutine until its peer sends (or closes): it
+// is parked in an epoll set of the listener's own, so an idle flood costs
+// descriptors and a few hundred bytes each, and no goroutine stacks for
+// the garbage collector to scan. The Handler therefore starts once the
+// client has spoken: fine for syslog, RELP and TLS, where it speaks first.
+//
 // Deadlines count only time spent waiting for the peer (the TLS handshake
 // excepted): a Handler held up by backpressure is never closed for it.
 //

@@ -54,6 +54,9 @@ type Listener struct {
 	live     []*Conn
 	draining map[*Conn]struct{}
 	perSrc   map[netip.Addr]int
+	parked   map[uint64]*Conn // by Conn.parkID: waiting, without a goroutine, for the peer to send
+	nextID   uint64
+	epfd     int // the parking epoll set; -1: none
 
 	wg        sync.WaitGroup
 	stop      chan struct{}
@@ -94,6 +97,8 @@ func New(lim Limits, log *slog.Logger) (*Listener, error) {
 		epoch:    time.Now(),
 		draining: map[*Conn]struct{}{},
 		perSrc:   map[netip.Addr]int{},
+		parked:   map[uint64]*Conn{},
+		epfd:     -1,
 		stop:     make(chan struct{}),
 	}
 	l.clock.Store(1)
@@ -115,8 +120,8 @@ func (l *Listener) Stats() Stats {
 func (l *Listener) now() int64 { return int64(time.Since(l.epoch)) + 1 }
 
 // Serve accepts connections on ln until ln or the listener is closed, and
-// runs h for each in its own goroutine; with tlsConf the TLS handshake is
-// done first. Every Serve of a listener shares its limits. It returns nil
+// runs h for each in its own goroutine once the peer has sent something
+// (the client speaks first); with tlsConf the TLS handshake is done first. Every Serve of a listener shares its limits. It returns nil
 // once ln is closed.
 func (l *Listener) Serve(ln net.Listener, tlsConf *tls.Config, h Handler) error {
 	l.mu.Lock()
@@ -131,6 +136,11 @@ func (l *Listener) Serve(ln net.Listener, tlsConf *tls.Config, h Handler) error 
 	defer l.wg.Done()
 	l.sweepOnce.Do(func() {
 		l.clock.Store(l.now())
+		l.mu.Lock()
+		if !l.closed {
+			l.startParking()
+		}
+		l.mu.Unlock()
 		l.wg.Add(1)
 		go l.sweep()
 	})
@@ -183,10 +193,12 @@ func (l *Listener) admit(raw net.Conn, tlsConf *tls.Config, h Handler) {
 			l.unliveLocked(victim, vr)
 		}
 	}
+	parked := false
 	if refused == None {
 		l.addLocked(c)
 		l.wg.Add(1)
 		l.open.Add(1)
+		parked = l.parkLocked(c, h)
 	}
 	l.mu.Unlock()
 	if refused != None {
@@ -199,7 +211,9 @@ func (l *Listener) admit(raw net.Conn, tlsConf *tls.Config, h Handler) {
 		l.closeConn(victim, vr, nil)
 	}
 	l.accepted.Add(1)
-	go l.serve(c, h)
+	if !parked {
+		go l.serve(c, h)
+	}
 }
 
 // victimLocked picks the connection to evict: the longest-idle one that
@@ -319,6 +333,12 @@ func (l *Listener) closeConn(c *Conn, r Reason, err error) {
 	}
 	l.closedBy[r].Add(1)
 	l.logReason(r, c, err)
+	if l.unparkForClose(c) {
+		// No goroutine serves it (its peer never sent): release it here.
+		hardClose(c.raw)
+		l.done(c)
+		return
+	}
 	if !r.graceful() {
 		hardClose(c.raw)
 		return
@@ -524,6 +544,12 @@ func (l *Listener) Close() error {
 	for _, c := range conns {
 		c.state, c.idx = stGone, -1
 	}
+	var parked []*Conn
+	for id, c := range l.parked {
+		parked = append(parked, c)
+		c.parkID = 0
+		delete(l.parked, id)
+	}
 	clear(l.live)
 	l.live = l.live[:0]
 	clear(l.draining)
@@ -538,6 +564,9 @@ func (l *Listener) Close() error {
 	}
 	for _, c := range conns {
 		c.raw.Close()
+	}
+	for _, c := range parked {
+		l.done(c) // no goroutine serves it
 	}
 	return errors.Join(errs...)
 }

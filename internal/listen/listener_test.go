@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -488,6 +489,7 @@ func TestWriteTimeout(t *testing.T) {
 	l, addr := start(t, lim, nil, h.serve)
 	c := dialFrom(t, "", addr)
 	c.(*net.TCPConn).SetReadBuffer(4096)
+	send(t, c, "<13>hello\n") // the Handler runs once the client has sent
 	waitStat(t, l, WriteTimeout, 1)
 	testpeer.Eventually(t, 5*time.Second, testpeer.Text("handler's write error"), func() bool { return len(h.errors()) == 1 })
 	if err := h.errors()[0]; !errors.Is(err, ErrClosed) {
@@ -554,5 +556,35 @@ func TestLimitsDefaults(t *testing.T) {
 	}
 	if tk := d.tick(); tk != 250*time.Millisecond {
 		t.Errorf("tick %v", tk)
+	}
+}
+
+// Connections whose peer has not sent anything hold no goroutine (they are
+// parked); one that then sends is served, one whose peer closes is
+// released, and the rest go at the first-frame deadline.
+func TestParkedNoGoroutine(t *testing.T) {
+	lim := off()
+	lim.FirstFrameTimeout = time.Second
+	lim.MaxPerSource = -1
+	h := &lines{}
+	l, addr := start(t, lim, nil, h.serve)
+	before := runtime.NumGoroutine()
+	const n = 300
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = dialFrom(t, "", addr)
+	}
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("all open"), func() bool { return l.Stats().Open == n })
+	if g := runtime.NumGoroutine() - before; g > 20 {
+		t.Errorf("%d idle connections added %d goroutines", n, g)
+	}
+	send(t, conns[0], "<13>hello\n")
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the frame"), func() bool { return len(h.frames()) == 1 })
+	conns[1].Close()
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the closed one released"), func() bool { return l.Stats().Open == n-1 })
+	waitStat(t, l, FirstFrameTimeout, n-2)
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("all but the sender released"), func() bool { return l.Stats().Open == 1 })
+	if s := l.Stats(); s.Closed[FirstFrameTimeout] != n-2 {
+		t.Errorf("stats %s", fmtStats(s))
 	}
 }

@@ -95,6 +95,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	}
 	testpeer.Eventually(t, 5*time.Second, testpeer.Text("frame over TLS"), func() bool { return len(h.frames()) == 1 })
 	waitStat(t, l, HandshakeTimeout, 3)
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("3 released"), func() bool { return l.Stats().Open == 1 })
 	if s := l.Stats(); s.Closed[HandshakeTimeout] != 3 || s.HandshakeFailures() != 3 || s.Open != 1 {
 		t.Errorf("stats %s; want handshake_timeout 3, 1 open", fmtStats(s))
 	}
