@@ -47,7 +47,7 @@ func (c *Config) Summary() string {
 	for _, in := range c.Inputs {
 		switch in.Type {
 		case InputSyslog:
-			fmt.Fprintf(&b, "input %s: syslog on %s\n", in.Name, strings.Join(in.Listen, ", "))
+			fmt.Fprintf(&b, "input %s: syslog on %s%s\n", in.Name, strings.Join(in.Listen, ", "), in.streamSummary())
 		case InputZMQ:
 			fmt.Fprintf(&b, "input %s: zmq %s %s\n", in.Name, in.Socket, endpoints(in.Bind, in.Connect))
 		case InputRELP:
@@ -128,4 +128,26 @@ func (in Input) MarshalYAML() (any, error) {
 		}
 	}
 	return &n, nil
+}
+
+// streamSummary describes a stream input's connection limits, when it has
+// TCP or TLS listeners.
+func (in Input) streamSummary() string {
+	stream := false
+	for _, u := range in.Listen {
+		if strings.HasPrefix(u, "tcp://") || strings.HasPrefix(u, "tls://") {
+			stream = true
+		}
+	}
+	if !stream {
+		return ""
+	}
+	d := func(v time.Duration) string {
+		if v == 0 {
+			return "off"
+		}
+		return v.String()
+	}
+	return fmt.Sprintf("; at most %d connections (then the longest idle is evicted), %d per address, first frame within %s, frames complete within %s, idle %s",
+		in.MaxConnections, in.MaxConnectionsPerSource, d(in.FirstFrameTimeout), d(in.FrameTimeout), d(in.IdleTimeout))
 }

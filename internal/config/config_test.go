@@ -723,7 +723,7 @@ func TestYAMLRedactsPasswords(t *testing.T) {
 func TestSummary(t *testing.T) {
 	s := mustLoad(t, "testdata/issue.good.yaml").Summary()
 	for _, want := range []string{
-		"input rsyslog-tcp: syslog on tcp://127.0.0.1:10514\n",
+		"input rsyslog-tcp: syslog on tcp://127.0.0.1:10514; at most 1024 connections (then the longest idle is evicted), 64 per address, first frame within 10s, frames complete within 30s, idle 5m0s\n",
 		"input from-bridge: zmq pull bind tcp://127.0.0.1:5555\n",
 		`stream: from app-name, default "unknown"` + "\n",
 		"output workers: zmq push bind tcp://127.0.0.1:5557, streams impression, click, format raw\n",
