@@ -121,8 +121,9 @@ func (l *Listener) now() int64 { return int64(time.Since(l.epoch)) + 1 }
 
 // Serve accepts connections on ln until ln or the listener is closed, and
 // runs h for each in its own goroutine once the peer has sent something
-// (the client speaks first); with tlsConf the TLS handshake is done first. Every Serve of a listener shares its limits. It returns nil
-// once ln is closed.
+// (the client speaks first); with tlsConf the TLS handshake is done
+// first. Every Serve of a listener shares its limits. It returns nil once
+// ln is closed.
 func (l *Listener) Serve(ln net.Listener, tlsConf *tls.Config, h Handler) error {
 	l.mu.Lock()
 	if l.closed {
