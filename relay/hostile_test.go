@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -472,6 +473,9 @@ func TestHostileSenders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary, rsyslogd and libzmq peers")
 	}
+	// The attackers' 3,000 connections live in this process, the relay's
+	// (max_connections 1024) in its own; both inherit this limit.
+	needNoFile(t, 8192)
 	for _, a := range []hostileAttack{
 		{
 			// 3,000 connections that never send, from 60 addresses (50 each,
@@ -656,6 +660,25 @@ func runHostile(t *testing.T, a hostileAttack, d time.Duration) {
 // hostileRSSSlack is how far above its baseline the relay's RSS may stay
 // once an attack is over.
 func hostileRSSSlack(base int64) int64 { return max(base/4, 8<<20) }
+
+// needNoFile raises the descriptor limit to at least n (the hard limit
+// too, which root may), or fails saying what to change.
+func needNoFile(t *testing.T, n uint64) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur >= n {
+		return
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(rl.Max, n)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		want = syscall.Rlimit{Cur: rl.Max, Max: rl.Max}
+		if rl.Max < n || syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+			t.Fatalf("open files limit %d (hard %d) is below the %d this test needs: raise it (ulimit -n %d, or run as root)", rl.Cur, rl.Max, n, n)
+		}
+	}
+}
 
 // clientHelloBytes is the first flight of a Go TLS client.
 func clientHelloBytes(t *testing.T) []byte {
