@@ -31,6 +31,7 @@ type Conn struct {
 	state  connState
 	idx    int     // position in l.live while live
 	parkID uint64  // in l.parked while not 0
+	seq    uint64  // accept order (set once in addLocked)
 	h      Handler // for the goroutine that serves it once unparked
 
 	// Owned by the reading goroutine.
@@ -47,14 +48,18 @@ type Conn struct {
 	rfn       func(fd uintptr) bool
 
 	// Shared with the sweeper and the accept loop.
-	start       atomic.Int64  // clock at accept; at the end of a TLS handshake
-	waitSince   atomic.Int64  // clock when Read began waiting for the peer; 0: not waiting
-	partialAt   atomic.Int64  // while waiting: start of the incomplete frame in waiting time; 0: none
-	writeSince  atomic.Int64  // clock when a pending Write began; 0: none
-	framed      atomic.Bool   // a complete frame has arrived
-	handshaking atomic.Bool   // in the TLS handshake
-	reason      atomic.Uint32 // why the listener closed it; 0 while it has not
-	drainUntil  atomic.Int64  // graceful close: clock at which it is closed for good
+	start      atomic.Int64 // clock at accept; at the end of a TLS handshake
+	waitSince  atomic.Int64 // clock when Read began waiting for the peer; 0: not waiting
+	partialAt  atomic.Int64 // while waiting: start of the incomplete frame in waiting time; 0: none
+	writeSince atomic.Int64 // clock when a pending Write began; 0: none
+	framed     atomic.Bool  // a complete frame has arrived
+	// srcN is its source's counts (set once, before anyone else sees c);
+	// unframedHeld: it still counts in srcN.unframed.
+	srcN         *source
+	unframedHeld atomic.Bool
+	handshaking  atomic.Bool   // in the TLS handshake
+	reason       atomic.Uint32 // why the listener closed it; 0 while it has not
+	drainUntil   atomic.Int64  // graceful close: clock at which it is closed for good
 }
 
 type connState uint8
@@ -98,8 +103,17 @@ func (c *Conn) Frame() {
 	if !c.pubFramed {
 		c.pubFramed = true
 		c.framed.Store(true)
+		c.releaseUnframed()
 	}
 	c.partial = false
+}
+
+// releaseUnframed stops counting c among its source's connections
+// without a frame (once: at its first frame, or when it goes).
+func (c *Conn) releaseUnframed() {
+	if c.unframedHeld.CompareAndSwap(true, false) {
+		c.srcN.unframed.Add(-1)
+	}
 }
 
 // OnWait sets what Read does before it waits for the peer: when pending

@@ -28,10 +28,12 @@
 //     (RELP, link acks).
 //   - Per-source limit [max_connections/16, at least 8]: one address
 //     cannot take the listener; more connections from it are refused.
-//   - max_connections [1024]: at the cap a new connection evicts the
-//     longest-idle connection that never sent a complete frame, else the
-//     longest-idle one overall. It is refused only when every connection
-//     is busy (none is waiting for its peer).
+//   - max_connections [1024]: at the cap a new connection evicts a
+//     connection that never sent a complete frame, taken from the address
+//     holding the most such connections (a flood's, not a sender that has
+//     just connected and is about to send) and the longest idle of those;
+//     else the longest-idle connection overall. It is refused only when
+//     every connection is busy (none is waiting for its peer).
 //
 // A new connection gets no goroutine until its peer sends (or closes): it
 // is parked in an epoll set of the listener's own, so an idle flood costs

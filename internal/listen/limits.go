@@ -48,9 +48,10 @@ const Off time.Duration = -1
 // take the Default… values; a negative timeout (Off) disables it.
 type Limits struct {
 	// MaxConnections caps open connections. At the cap a new connection
-	// evicts the longest-idle one that never sent a complete frame, else
-	// the longest-idle one overall (closed gracefully); only when every
-	// connection is busy (none waits for its peer) is it refused.
+	// evicts one that never sent a complete frame (from the address
+	// holding the most of those, the longest idle), else the longest-idle
+	// one overall (closed gracefully); only when every connection is busy
+	// (none waits for its peer) is it refused.
 	// Negative: no cap.
 	MaxConnections int
 	// MaxPerSource caps open connections from one source address; more

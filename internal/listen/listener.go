@@ -53,10 +53,11 @@ type Listener struct {
 	lns      []net.Listener
 	live     []*Conn
 	draining map[*Conn]struct{}
-	perSrc   map[netip.Addr]int
+	perSrc   map[netip.Addr]*source
 	parked   map[uint64]*Conn // by Conn.parkID: waiting, without a goroutine, for the peer to send
 	nextID   uint64
-	epfd     int // the parking epoll set; -1: none
+	seq      uint64 // accept order, for ties of the coarse clock
+	epfd     int    // the parking epoll set; -1: none
 
 	wg        sync.WaitGroup
 	stop      chan struct{}
@@ -96,7 +97,7 @@ func New(lim Limits, log *slog.Logger) (*Listener, error) {
 		log:      log,
 		epoch:    time.Now(),
 		draining: map[*Conn]struct{}{},
-		perSrc:   map[netip.Addr]int{},
+		perSrc:   map[netip.Addr]*source{},
 		parked:   map[uint64]*Conn{},
 		epfd:     -1,
 		stop:     make(chan struct{}),
@@ -184,7 +185,7 @@ func (l *Listener) admit(raw net.Conn, tlsConf *tls.Config, h Handler) {
 		l.mu.Unlock()
 		hardClose(raw)
 		return
-	case l.lim.MaxPerSource > 0 && c.src.IsValid() && l.perSrc[c.src] >= l.lim.MaxPerSource:
+	case l.lim.MaxPerSource > 0 && c.src.IsValid() && l.perSrc[c.src] != nil && l.perSrc[c.src].live >= l.lim.MaxPerSource:
 		refused = PerSourceLimit
 	case l.lim.MaxConnections > 0 && len(l.live) >= l.lim.MaxConnections:
 		victim, vr = l.victimLocked()
@@ -217,13 +218,17 @@ func (l *Listener) admit(raw net.Conn, tlsConf *tls.Config, h Handler) {
 	}
 }
 
-// victimLocked picks the connection to evict: the longest-idle one that
-// never sent a complete frame, else the longest-idle one overall; only
-// connections waiting for their peer are idle (one busy with its Handler
-// is making progress). nil: none can be evicted.
+// victimLocked picks the connection to evict: one that never sent a
+// complete frame, from the address holding the most such connections
+// (a flood's, not a sender that just connected), the longest idle of
+// those (ties of the coarse clock: the first accepted); else the
+// longest-idle one overall. Only connections waiting for
+// their peer are idle (one busy with its Handler is making progress).
+// nil: none can be evicted.
 func (l *Listener) victimLocked() (*Conn, Reason) {
 	var unframed, idle *Conn
 	var ku, ki int64
+	var wu int32
 	for _, c := range l.live {
 		ws := c.waitSince.Load()
 		if !c.framed.Load() {
@@ -231,12 +236,16 @@ func (l *Listener) victimLocked() (*Conn, Reason) {
 			if k == 0 {
 				k = 1 << 62 // busy (a handshake): the last choice
 			}
-			if unframed == nil || k < ku || k == ku && c.start.Load() < unframed.start.Load() {
-				unframed, ku = c, k
+			w := int32(1)
+			if c.srcN != nil {
+				w = c.srcN.unframed.Load()
+			}
+			if unframed == nil || w > wu || w == wu && (k < ku || k == ku && c.seq < unframed.seq) {
+				unframed, ku, wu = c, k, w
 			}
 			continue
 		}
-		if ws != 0 && c.writeSince.Load() == 0 && (idle == nil || ws < ki) {
+		if ws != 0 && c.writeSince.Load() == 0 && (idle == nil || ws < ki || ws == ki && c.seq < idle.seq) {
 			idle, ki = c, ws
 		}
 	}
@@ -249,12 +258,28 @@ func (l *Listener) victimLocked() (*Conn, Reason) {
 	return nil, None
 }
 
+// source counts a source address's live connections.
+type source struct {
+	live     int          // guarded by l.mu
+	unframed atomic.Int32 // of them, those that have not sent a complete frame
+}
+
 func (l *Listener) addLocked(c *Conn) {
+	l.seq++
+	c.seq = l.seq
 	c.state = stLive
 	c.idx = len(l.live)
 	l.live = append(l.live, c)
 	if c.src.IsValid() {
-		l.perSrc[c.src]++
+		sc := l.perSrc[c.src]
+		if sc == nil {
+			sc = &source{}
+			l.perSrc[c.src] = sc
+		}
+		sc.live++
+		sc.unframed.Add(1)
+		c.srcN = sc
+		c.unframedHeld.Store(true)
 	}
 }
 
@@ -270,10 +295,9 @@ func (l *Listener) unliveLocked(c *Conn, r Reason) {
 	l.live[last] = nil
 	l.live = l.live[:last]
 	c.idx = -1
-	if c.src.IsValid() {
-		if n := l.perSrc[c.src] - 1; n > 0 {
-			l.perSrc[c.src] = n
-		} else {
+	if sc := c.srcN; sc != nil {
+		c.releaseUnframed()
+		if sc.live--; sc.live == 0 {
 			delete(l.perSrc, c.src)
 		}
 	}

@@ -588,3 +588,35 @@ func TestParkedNoGoroutine(t *testing.T) {
 		t.Errorf("stats %s", fmtStats(s))
 	}
 }
+
+// Among connections without a frame, eviction takes from the address
+// holding the most of them: a flood's, not a sender that connected
+// earlier and has yet to send.
+func TestEvictionHeaviestSource(t *testing.T) {
+	lim := off()
+	lim.MaxConnections = 4
+	lim.MaxPerSource = -1
+	h := &lines{}
+	l, addr := start(t, lim, nil, h.serve)
+	open := func(src string, n int64) net.Conn {
+		c := dialFrom(t, src, addr)
+		testpeer.Eventually(t, 5*time.Second, testpeer.Text("accepted"), func() bool { return l.Stats().Accepted == uint64(n) })
+		time.Sleep(20 * time.Millisecond)
+		return c
+	}
+	a1 := open("127.0.0.2", 1)
+	sender := open("127.0.0.3", 2) // connected, has not sent yet
+	open("127.0.0.2", 3)
+	open("127.0.0.2", 4)
+	open("127.0.0.2", 5) // evicts a1: the oldest of the heaviest address
+	if err := readEnd(a1, 5*time.Second); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the flood's oldest connection: %v, want a reset", err)
+	}
+	open("127.0.0.2", 6)
+	open("127.0.0.2", 7)
+	send(t, sender, "<13>late but welcome\n")
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the sender's frame"), func() bool { return len(h.frames()) == 1 })
+	if s := l.Stats(); s.Closed[EvictedUnframed] != 3 {
+		t.Errorf("stats %s, want evicted_unframed 3", fmtStats(s))
+	}
+}
