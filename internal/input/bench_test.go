@@ -92,7 +92,7 @@ func BenchmarkSyslogInput(b *testing.B) {
 			b.SetBytes(200)
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			go func() {
 				for sent := 0; sent < b.N; {
 					n := min(chunk, b.N-sent)
@@ -124,9 +124,10 @@ func BenchmarkSyslogInput(b *testing.B) {
 			} else {
 				<-done
 			}
-			el := time.Since(start)
+			el, cpu := time.Since(start), cpuTime()-cpu0
 			b.StopTimer()
 			b.ReportMetric(float64(got.Load())/el.Seconds(), "msg/s")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
 			if tc.name == "udp" {
 				b.ReportMetric(float64(int64(b.N)-got.Load())/float64(b.N), "lost/op")
 			}

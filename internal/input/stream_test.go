@@ -259,7 +259,7 @@ func TestTCPMaxConnections(t *testing.T) {
 func TestTCPBackpressure(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
 		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tcp://127.0.0.1:0"}})
-		testBackpressure(t, s, c, dialTCP(t, s))
+		testBackpressure(t, s, c, func() net.Conn { return dialTCP(t, s) })
 	})
 	t.Run("tls", func(t *testing.T) {
 		p := newTestPKI(t)
@@ -268,16 +268,21 @@ func TestTCPBackpressure(t *testing.T) {
 			t.Fatal(err)
 		}
 		s, c := startSyslog(t, SyslogConfig{Listen: []string{"tls://127.0.0.1:0"}, TLS: srv})
-		conn, err := tls.Dial("tcp", addrOf(t, s, "tcp").String(), p.clientConfig(t, false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		testBackpressure(t, s, c, conn)
+		testBackpressure(t, s, c, func() net.Conn {
+			conn, err := tls.Dial("tcp", addrOf(t, s, "tcp").String(), p.clientConfig(t, false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			return conn
+		})
 	})
 }
 
-func testBackpressure(t *testing.T, s *Syslog, c *collector, conn net.Conn) {
+// testBackpressure dials only once its data is ready: a connection
+// silent past the first-frame deadline (10 s; building the data takes
+// that long under -race on a busy machine) is closed.
+func testBackpressure(t *testing.T, s *Syslog, c *collector, dial func() net.Conn) {
 	gate := c.block()
 
 	const n = 500000 // ~32 MiB: far more than socket buffers hold
@@ -286,6 +291,7 @@ func testBackpressure(t *testing.T, s *Syslog, c *collector, conn net.Conn) {
 		b.WriteString(octet(msg5424(fmt.Sprintf("m%07d", i))))
 	}
 	data := b.Bytes()
+	conn := dial()
 
 	// A writer in 64 KiB chunks; the test watches its progress stall: the
 	// receiver has stopped reading and the buffers between us are full.
