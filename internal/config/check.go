@@ -55,7 +55,7 @@ func (c *Config) Summary() string {
 			if in.TLS != nil && len(in.TLS.PermittedPeers) > 0 {
 				auth = ", permitted peers " + strings.Join(in.TLS.PermittedPeers, ", ")
 			}
-			fmt.Fprintf(&b, "input %s: relp on %s, answered after the hand-off (ack_timeout %v)%s\n", in.Name, strings.Join(in.Listen, ", "), in.AckTimeout, auth)
+			fmt.Fprintf(&b, "input %s: relp on %s, answered after the hand-off (ack_timeout %v)%s%s\n", in.Name, strings.Join(in.Listen, ", "), in.AckTimeout, auth, in.streamSummary())
 		}
 	}
 	fmt.Fprintf(&b, "stream: from %s, default %q\n", c.Stream.From, c.Stream.Default)
@@ -100,7 +100,7 @@ func endpoints(bind, connect []string) string {
 	return strings.Join(parts, ", ")
 }
 
-// MarshalYAML writes a syslog input's zero timeouts explicitly: a written
+// MarshalYAML writes a stream input's zero timeouts explicitly: a written
 // 0 turns a timeout off, while a missing key takes its default, so the
 // effective YAML must say 0 to parse back to the same configuration.
 func (in Input) MarshalYAML() (any, error) {
@@ -109,7 +109,7 @@ func (in Input) MarshalYAML() (any, error) {
 	if err := n.Encode(plain(in)); err != nil {
 		return nil, err
 	}
-	if in.Type != InputSyslog {
+	if in.Type != InputSyslog && in.Type != InputRELP {
 		return &n, nil
 	}
 	for _, t := range []struct {

@@ -461,9 +461,7 @@ func (c *Config) ApplyDefaults() {
 			if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
 				in.MaxMessageSize = DefaultRELPMaxMessageSize
 			}
-			if !c.set(p+".max_connections") && in.MaxConnections == 0 {
-				in.MaxConnections = DefaultMaxConnections
-			}
+			c.streamDefaults(p, in)
 			if !c.set(p+".ack_timeout") && in.AckTimeout == 0 {
 				in.AckTimeout = DefaultRELPAckTimeout
 			}

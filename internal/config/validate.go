@@ -176,10 +176,7 @@ func (k *checker) relpInput(p string, in *Input) {
 			}
 		}
 	}
-	k.between(p+".max_connections", in.MaxConnections, 1, MaxConnections, DefaultMaxConnections)
-	if in.IdleTimeout < 0 {
-		k.add(p+".idle_timeout", ErrInvalid, "%v is negative; use 0 for no timeout, or e.g. 5m", in.IdleTimeout)
-	}
+	k.streamLimits(p, in)
 	if in.AckTimeout <= 0 || in.AckTimeout > MaxRELPAckTimeout {
 		k.add(p+".ack_timeout", ErrInvalid, "%v is out of range; use 1s to %v (default %v, below omrelp's 90 s timeout)", in.AckTimeout, MaxRELPAckTimeout, DefaultRELPAckTimeout)
 	} else if in.IdleTimeout > 0 && in.IdleTimeout <= in.AckTimeout {

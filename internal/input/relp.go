@@ -26,18 +26,14 @@ type RELPConfig struct {
 	// MaxMessageSize is the largest frame data accepted (default
 	// relp.DefaultMaxMessageSize).
 	MaxMessageSize int
-	// MaxConnections caps concurrent sessions (default
-	// DefaultMaxConnections, <0: no cap).
-	MaxConnections int
-	// IdleTimeout closes a session idle this long with nothing unanswered
-	// (0: never).
-	IdleTimeout time.Duration
+	// Limits are the sessions' connection limits and deadlines, the
+	// syslog input's (zero fields: listen's defaults; the idle timeout must
+	// be above AckTimeout, or a client whose window is full, waiting for
+	// answers and sending nothing, is closed as idle).
+	Limits listen.Limits
 	// AckTimeout: see relp.Config (default relp.DefaultAckTimeout). It
 	// also bounds a write of answers (relp.Config.WriteTimeout).
 	AckTimeout time.Duration
-	// HandshakeTimeout bounds a TLS handshake (default
-	// DefaultHandshakeTimeout).
-	HandshakeTimeout time.Duration
 	// Software is the relp_software offer (name, version, URL).
 	Software []string
 }
@@ -77,12 +73,6 @@ func NewRELP(cfg RELPConfig, log *slog.Logger) (*RELP, error) {
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = relp.DefaultMaxMessageSize
 	}
-	if cfg.MaxConnections == 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
-	}
 	in := &RELP{cfg: cfg, log: orDiscard(log).With("input", cfg.Name)}
 	for _, u := range cfg.Listen {
 		sp, err := parseListen(u)
@@ -120,6 +110,7 @@ func (in *RELP) Stats() Stats {
 		s.ConnectionsTotal = ls.Accepted
 		s.ConnectionsRefused = ls.Refused()
 		s.HandshakeErrors = ls.HandshakeFailures()
+		s.Closed = ls.Closed
 	}
 	if srv != nil {
 		rs := srv.Stats()
@@ -171,18 +162,11 @@ func (in *RELP) Start(h Handler) error {
 		return fmt.Errorf("input %q: %w", in.cfg.Name, ErrStarted)
 	}
 	in.started = true
-	idle := listen.Off
-	if in.cfg.IdleTimeout > 0 {
-		idle = in.cfg.IdleTimeout
-	}
-	lis, err := listen.New(listen.Limits{
-		MaxConnections:   in.cfg.MaxConnections,
-		HandshakeTimeout: in.cfg.HandshakeTimeout,
-		IdleTimeout:      idle,
-		// The session bounds its writes itself (ack_timeout) and counts a
-		// client that does not read as not_reading.
-		WriteTimeout: listen.Off,
-	}, in.log)
+	lim := in.cfg.Limits
+	// The session bounds its writes itself (ack_timeout) and counts a
+	// client that does not read as not_reading.
+	lim.WriteTimeout = listen.Off
+	lis, err := listen.New(lim, in.log)
 	if err != nil {
 		return fmt.Errorf("input %q: %w", in.cfg.Name, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/relp"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
@@ -121,7 +122,7 @@ func TestRELPTLSPermittedPeers(t *testing.T) {
 	}
 	pc.Apply(srvTLS)
 	var c collector
-	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tls://127.0.0.1:0"}, TLS: srvTLS, HandshakeTimeout: 2 * time.Second}, c.handle)
+	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tls://127.0.0.1:0"}, TLS: srvTLS, Limits: listen.Limits{HandshakeTimeout: 2 * time.Second}}, c.handle)
 	addr := in.Addrs()[0].String()
 	clientWith := func(ca *testpeer.CA, name string) *tls.Config {
 		cfg := &tls.Config{RootCAs: pool, ServerName: "relay.test"}
@@ -235,7 +236,7 @@ func TestRELPStopAnswersThenServerclose(t *testing.T) {
 // and the first is untouched.
 func TestRELPOnConnectionCore(t *testing.T) {
 	var c collector
-	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tcp://127.0.0.1:0"}, MaxConnections: 1}, c.handle)
+	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tcp://127.0.0.1:0"}, Limits: listen.Limits{MaxConnections: 1}}, c.handle)
 	first, err := net.Dial("tcp", in.Addrs()[0].String())
 	if err != nil {
 		t.Fatal(err)

@@ -43,8 +43,7 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 			Name:           c.Name,
 			Listen:         c.Listen,
 			MaxMessageSize: int(c.MaxMessageSize),
-			MaxConnections: c.MaxConnections,
-			IdleTimeout:    c.IdleTimeout,
+			Limits:         streamLimits(c),
 			AckTimeout:     c.AckTimeout,
 		}
 		if c.TLS != nil {
