@@ -482,9 +482,12 @@ func dialOrListen(s interface {
 // ackWorkerMain is the ackworker command, the Go twin of ackworker.py's
 // worker: with ack it takes each event once (ackpipe.Receiver drops the
 // copies of resent batches), passes it on to out or prints it, and acks
-// every batch it completed once it has done so; without ack it passes
-// every message on unchanged and a sink acks. id, if set, is appended to
-// what it passes on, so tests can tell workers apart.
+// every batch it completed once it has done so: passed on means written
+// to the kernel, so a kill -9 loses no acknowledged event (ackworker.py
+// cannot tell that much: libzmq does not say when a message is written);
+// if a write to out fails it returns an error without acking. Without
+// ack it passes every message on unchanged and a sink acks. id, if set,
+// is appended to what it passes on, so tests can tell workers apart.
 func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, stdout io.Writer) error {
 	pull := zmq.NewPull(zmq.Options{})
 	defer pull.Close()
@@ -542,18 +545,52 @@ func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, std
 			fwd = append(fwd, append(m[:len(m):len(m)], tag...))
 		}
 		if push != nil && len(fwd) > 0 {
-			if _, err := push.SendBatch(ctx, fwd); err != nil {
-				return nil
+			if recv == nil {
+				// Pass-through: the sink acks what it got.
+				if _, err := push.SendBatch(ctx, fwd); err != nil {
+					return nil
+				}
+			} else if err := sendWritten(ctx, push, fwd); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				// The Receiver counts these batches as done, so a resend
+				// would be dropped here as copies: stop, ack nothing more,
+				// and the relay resends them to the other workers.
+				return fmt.Errorf("ackworker: pass on to -out %q: %w (their batches are not acked)", out, err)
 			}
 		}
 		w.Flush()
 		if recv != nil {
-			// Ack only what was passed on (or processed).
+			// Ack only what was passed on (or processed). Passed on means
+			// written to the kernel (sendWritten above), not queued in
+			// push: a kill -9 loses the queue, while the kernel still
+			// delivers what it has.
 			if err := recv.Commit(ctx); err != nil {
 				return nil
 			}
 		}
 		clear(buf[:n])
+	}
+}
+
+// sendWritten queues ms on push and waits until every one of them is
+// written to the next stage's connection, in the kernel: that survives a
+// kill -9 of this process, a message still queued in push does not. (The
+// kernel sends what it holds after the process dies, unless it resets the
+// connection for unread input; push reads everything its peer sends.) A
+// write that failed with its connection, or a socket that closed first,
+// is an error: those messages may not have arrived.
+func sendWritten(ctx context.Context, push *zmq.Push, ms []zmq.Msg) error {
+	written := make(chan error, 1)
+	if _, err := push.SendBatchTracked(ctx, ms, func(_ int, err error) { written <- err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-written:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
