@@ -301,6 +301,13 @@ func TestResendRecoversLostMessages(t *testing.T) {
 	// A resend already under way when the last ack arrived counts in
 	// Stats before its OnResend runs: wait for the hook to catch up.
 	waitFor(t, "OnResend to match Stats.Resends", func() bool { return uint64(resends.Load()) == h.s.Stats().Resends })
+	// Copies resent just before the last ack may still be on their way to
+	// the receiver when Wait returns: wait until it has handled every
+	// resent message (the equality below), then check it holds exactly.
+	waitFor(t, "the receiver to handle every resent message", func() bool {
+		rs, st := h.r.Stats(), h.s.Stats()
+		return rs.Recovered+rs.Duplicates >= st.ResentMsgs
+	})
 	rs, st := h.r.Stats(), h.s.Stats()
 	if rs.Recovered != uint64(lost.Load()) {
 		t.Fatalf("recovered %d, lost %d", rs.Recovered, lost.Load())
