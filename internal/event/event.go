@@ -27,6 +27,10 @@ type Event struct {
 	Peer string
 	// Received is when the relay received the event.
 	Received time.Time
+	// Meta is opaque to the relay: an input that must recognise its events
+	// after a restart sets it, and a spool keeps it with the record (the
+	// relay link: the sending relay's id and the event's sequence there).
+	Meta []byte
 
 	hdrState atomic.Uint32 // hdrNone, hdrBusy, hdrDone
 	hdr      Header
