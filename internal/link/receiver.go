@@ -95,7 +95,7 @@ type ReceiverStats struct {
 	// handshake (any other TLS failure), busy.
 	Refused map[string]uint64
 	// Senders is the per-sender state.
-	Senders []SenderState
+	Senders  []SenderState
 	Listener listen.Stats
 }
 
@@ -129,13 +129,13 @@ type Receiver struct {
 	stopCh   chan struct{}
 	wg       sync.WaitGroup
 
-	sessions                                  atomic.Int64
+	sessions                                   atomic.Int64
 	sessionsTotal, batches, records, delivered atomic.Uint64
-	suppressed, wireBytes, rawBytes, acks     atomic.Uint64
-	fsyncs, hoFail, malformed                 atomic.Uint64
-	refusedMu                                 sync.Mutex
-	refused                                   map[string]uint64
-	logLimit                                  rateLimit
+	suppressed, wireBytes, rawBytes, acks      atomic.Uint64
+	fsyncs, hoFail, malformed                  atomic.Uint64
+	refusedMu                                  sync.Mutex
+	refused                                    map[string]uint64
+	logLimit                                   rateLimit
 }
 
 // peer is one sender's state at the receiver. Guarded by Receiver.mu.
