@@ -39,6 +39,10 @@ func (r *Receiver) serverTLS(base *tls.Config) *tls.Config {
 		return c
 	}
 	roots := c.ClientCAs
+	// The CA list is not sent: a sender then presents the certificate it
+	// has, and one signed by another CA is refused as unknown_ca here
+	// rather than withheld by the sender and seen as no certificate.
+	c.ClientCAs = nil
 	c.ClientAuth = tls.RequestClientCert
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
