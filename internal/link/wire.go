@@ -142,7 +142,7 @@ func ParseHello(m [][]byte) (Hello, error) {
 	if k != kindHello {
 		return Hello{}, fmt.Errorf("expected HELLO, got kind %q: %w", k, ErrMalformed)
 	}
-	if len(m) != 2 || len(m[0]) != helloLen || len(m[1]) > maxName {
+	if len(m) != 2 || len(m[0]) != helloLen || m[0][3] != 0 || len(m[1]) > maxName {
 		return Hello{}, fmt.Errorf("HELLO of %d frames, header %d bytes: %w", len(m), len(m[0]), ErrMalformed)
 	}
 	b := m[0]
@@ -193,7 +193,7 @@ func ParseAnswer(m [][]byte) (Welcome, error) {
 		}
 		return Welcome{}, &RefusedError{Refuse{Version: m[0][1], Code: m[0][3], Reason: string(m[1])}}
 	case kindWelcome:
-		if len(m) != 2 || len(m[0]) != welcomeLen || len(m[1]) > maxName {
+		if len(m) != 2 || len(m[0]) != welcomeLen || m[0][3] != 0 || len(m[1]) > maxName {
 			return Welcome{}, fmt.Errorf("WELCOME of %d frames: %w", len(m), ErrMalformed)
 		}
 		b := m[0]
