@@ -56,6 +56,12 @@ func (c *Config) Summary() string {
 				auth = ", permitted peers " + strings.Join(in.TLS.PermittedPeers, ", ")
 			}
 			fmt.Fprintf(&b, "input %s: relp on %s, answered after the hand-off (ack_timeout %v)%s%s\n", in.Name, strings.Join(in.Listen, ", "), in.AckTimeout, auth, in.streamSummary())
+		case InputLink:
+			sec := "no tls"
+			if in.TLS != nil {
+				sec = "mutual tls"
+			}
+			fmt.Fprintf(&b, "input %s: link on %s, %s, state %s\n", in.Name, strings.Join(in.Bind, ", "), sec, in.StateDir)
 		}
 	}
 	fmt.Fprintf(&b, "stream: from %s, default %q\n", c.Stream.From, c.Stream.Default)
@@ -63,6 +69,10 @@ func (c *Config) Summary() string {
 		streams := "all streams"
 		if len(o.Streams) > 0 {
 			streams = "streams " + strings.Join(o.Streams, ", ")
+		}
+		if o.Type == OutputLink {
+			fmt.Fprintf(&b, "output %s: %s, %s\n", o.Name, linkSummary(o), streams)
+			continue
 		}
 		fmt.Fprintf(&b, "output %s: zmq %s %s, %s, format %s", o.Name, o.Socket, endpoints(o.Bind, o.Connect), streams, o.Format)
 		if o.Spool != nil {

@@ -251,6 +251,13 @@ type Input struct {
 
 	// MaxMessageSize caps one message; larger ones are counted and dropped.
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
+
+	// StateDir holds what a link input knows of its senders (link).
+	StateDir string `yaml:"state_dir,omitempty"`
+	// AllowInsecure lets a link without tls bind a non-loopback address (link).
+	AllowInsecure bool `yaml:"allow_insecure,omitempty"`
+	// MaxBatch is the largest uncompressed batch a link input takes (link).
+	MaxBatch ByteSize `yaml:"max_batch,omitempty"`
 }
 
 // TLS holds server-side TLS settings; paths are resolved against the
@@ -320,6 +327,19 @@ type Output struct {
 	// Ack makes a PUSH output acknowledged: events go out in numbered
 	// batches and are held until a worker or a sink acknowledges them.
 	Ack *Ack `yaml:"ack,omitempty"`
+	// LinkTLS is a link output's client TLS (link).
+	LinkTLS *LinkTLS `yaml:"tls,omitempty"`
+	// Compression is zstd or none (link).
+	Compression string `yaml:"compression,omitempty"`
+	// AllowInsecure lets a link without tls connect to a non-loopback address (link).
+	AllowInsecure bool `yaml:"allow_insecure,omitempty"`
+	// MaxBatch bounds one batch before compression (link).
+	MaxBatch ByteSize `yaml:"max_batch,omitempty"`
+	// Window bounds the bytes sent and not yet acknowledged (link).
+	Window ByteSize `yaml:"window,omitempty"`
+	// Failback is how often a link on a later connect address tries the
+	// earlier ones (link).
+	Failback time.Duration `yaml:"failback,omitempty"`
 }
 
 // Ack configures an acknowledged PUSH output (internal/ackpipe's wire
@@ -471,6 +491,8 @@ func (c *Config) ApplyDefaults() {
 					in.TLS.ClientAuth = ClientAuthRequire
 				}
 			}
+		case InputLink:
+			c.linkInputDefaults(p, in)
 		case InputZMQ:
 			if !c.set(p+".socket") && in.Socket == "" {
 				in.Socket = SocketPull
@@ -533,6 +555,9 @@ func (c *Config) ApplyDefaults() {
 			if !c.set(p+".ack.flush") && a.Flush == 0 {
 				a.Flush = DefaultAckFlush
 			}
+		}
+		if o.Type == OutputLink {
+			c.linkOutputDefaults(p, o)
 		}
 	}
 	if c.pos != nil && !c.set("http.listen") {
@@ -646,6 +671,7 @@ func (c *Config) resolvePaths(dir string) {
 		if c.Inputs[i].Plain != nil {
 			abs(&c.Inputs[i].Plain.UsersFile)
 		}
+		abs(&c.Inputs[i].StateDir)
 	}
 	for i := range c.Outputs {
 		if c.Outputs[i].Plain != nil {
@@ -653,6 +679,11 @@ func (c *Config) resolvePaths(dir string) {
 		}
 		if c.Outputs[i].Spool != nil {
 			abs(&c.Outputs[i].Spool.Dir)
+		}
+		if t := c.Outputs[i].LinkTLS; t != nil {
+			abs(&t.CA)
+			abs(&t.Cert)
+			abs(&t.Key)
 		}
 	}
 	tlsPaths(c.HTTP.TLS)

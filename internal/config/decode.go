@@ -185,6 +185,9 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 			d.boolean(v, p, &b)
 			in.StreamFrame = &b
 		},
+		"state_dir":      func(v *yaml.Node, p string) { d.str(v, p, &in.StateDir) },
+		"allow_insecure": func(v *yaml.Node, p string) { d.boolean(v, p, &in.AllowInsecure) },
+		"max_batch":      func(v *yaml.Node, p string) { d.size(v, p, &in.MaxBatch) },
 	}
 	// Keys of the other input type are refused by name, so a syslog input
 	// with "bind:" says why instead of just "unknown key".
@@ -199,11 +202,13 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 	var other []string
 	switch typ {
 	case InputSyslog:
-		other = append(append([]string(nil), zmqInputKeys...), relpOnlyKeys...)
+		other = append(append(append([]string(nil), zmqInputKeys...), relpOnlyKeys...), linkInputKeys...)
 	case InputZMQ:
-		other = append(append([]string(nil), syslogInputKeys...), relpOnlyKeys...)
+		other = append(append(append([]string(nil), syslogInputKeys...), relpOnlyKeys...), linkInputKeys...)
 	case InputRELP:
-		other = append(append([]string(nil), zmqInputKeys...), unixOnlyKeys...)
+		other = append(append(append([]string(nil), zmqInputKeys...), unixOnlyKeys...), linkInputKeys...)
+	case InputLink:
+		other = append(append([]string{"listen", "socket", "connect", "hwm", "plain", "stream_frame"}, relpOnlyKeys...), unixOnlyKeys...)
 	}
 	for _, k := range other {
 		delete(all, k)
@@ -277,6 +282,15 @@ func (d *decoder) outputs(v *yaml.Node, path string) {
 				d.ack(v, p, o.Ack)
 			},
 			"spool": func(v *yaml.Node, p string) { d.spool(v, p, o) },
+			"tls": func(v *yaml.Node, p string) {
+				o.LinkTLS = &LinkTLS{}
+				d.linkTLS(v, p, o.LinkTLS)
+			},
+			"compression":    func(v *yaml.Node, p string) { d.str(v, p, &o.Compression) },
+			"allow_insecure": func(v *yaml.Node, p string) { d.boolean(v, p, &o.AllowInsecure) },
+			"max_batch":      func(v *yaml.Node, p string) { d.size(v, p, &o.MaxBatch) },
+			"window":         func(v *yaml.Node, p string) { d.size(v, p, &o.Window) },
+			"failback":       func(v *yaml.Node, p string) { d.duration(v, p, &o.Failback) },
 		}, nil)
 	})
 }

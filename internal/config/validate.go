@@ -117,10 +117,12 @@ func (k *checker) input(p string, in *Input) {
 	case InputRELP:
 		k.size(p+".max_message_size", in.MaxMessageSize, DefaultRELPMaxMessageSize)
 		k.relpInput(p, in)
+	case InputLink:
+		k.linkInput(p, in)
 	case "":
-		k.add(p+".type", ErrRequired, "type is required; use syslog, relp or zmq")
+		k.add(p+".type", ErrRequired, "type is required; use syslog, relp, zmq or link")
 	default:
-		k.add(p+".type", ErrInvalid, "%q is not an input type; use syslog, relp or zmq", in.Type)
+		k.add(p+".type", ErrInvalid, "%q is not an input type; use syslog, relp, zmq or link", in.Type)
 	}
 	if in.Type != InputRELP {
 		if in.AckTimeout != 0 {
@@ -475,8 +477,15 @@ func (k *checker) stream() {
 }
 
 func (k *checker) output(p string, o *Output) {
+	if o.Type == OutputLink {
+		k.linkOutput(p, o)
+		return
+	}
 	if o.Type != OutputZMQ {
-		k.add(p+".type", ErrInvalid, "%q is not an output type; use zmq", o.Type)
+		k.add(p+".type", ErrInvalid, "%q is not an output type; use zmq or link", o.Type)
+	}
+	if o.LinkTLS != nil || o.Compression != "" || o.AllowInsecure || o.MaxBatch != 0 || o.Window != 0 || o.Failback != 0 {
+		k.add(p, ErrInvalid, "tls, compression, allow_insecure, max_batch, window and failback apply to link outputs only; remove them or set type: link")
 	}
 	switch o.Socket {
 	case SocketPush, SocketPub:
