@@ -20,15 +20,15 @@ const (
 
 // Link defaults and bounds.
 var (
-	DefaultLinkHeartbeat           = time.Second
-	DefaultLinkMaxBatch   ByteSize = 4 << 20
-	DefaultLinkWindow     ByteSize = 64 << 20
-	DefaultLinkFailback            = 30 * time.Second
-	DefaultLinkCompression         = "zstd"
-	MinLinkMaxBatch       ByteSize = 64 << 10
-	MaxLinkMaxBatch       ByteSize = 64 << 20
-	MinLinkWindow         ByteSize = 1 << 20
-	MaxLinkWindow         ByteSize = 1 << 30
+	DefaultLinkHeartbeat            = time.Second
+	DefaultLinkMaxBatch    ByteSize = 4 << 20
+	DefaultLinkWindow      ByteSize = 64 << 20
+	DefaultLinkFailback             = 30 * time.Second
+	DefaultLinkCompression          = "zstd"
+	MinLinkMaxBatch        ByteSize = 64 << 10
+	MaxLinkMaxBatch        ByteSize = 64 << 20
+	MinLinkWindow          ByteSize = 1 << 20
+	MaxLinkWindow          ByteSize = 1 << 30
 )
 
 // LinkTLS is a link output's client TLS: the CA that signs the receivers'

@@ -30,7 +30,28 @@ const (
 // serverTLS returns the receiver's TLS configuration: when ClientCAs is
 // set, a client certificate is required and verified here, so that every
 // refusal is counted by its reason (and logged with it by the listener).
+// A base that picks its configuration per handshake (GetConfigForClient:
+// the relay's reloadable certificates) gets the same treatment per
+// handshake.
 func (r *Receiver) serverTLS(base *tls.Config) *tls.Config {
+	if base.GetConfigForClient != nil {
+		get := base.GetConfigForClient
+		c := base.Clone()
+		c.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+			cur, err := get(hi)
+			if err != nil || cur == nil {
+				return cur, err
+			}
+			return r.verifying(cur), nil
+		}
+		return c
+	}
+	return r.verifying(base)
+}
+
+// verifying returns a clone of c that verifies client certificates
+// against c.ClientCAs itself (none set: c as it is, TLS 1.2 at least).
+func (r *Receiver) verifying(base *tls.Config) *tls.Config {
 	c := base.Clone()
 	if c.MinVersion < tls.VersionTLS12 {
 		c.MinVersion = tls.VersionTLS12

@@ -73,8 +73,10 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 			Security:       zsec,
 			StreamFrame:    c.StreamFrame == nil || *c.StreamFrame,
 		}, log)
+	case config.InputLink:
+		return newLinkInput(c, log, sec)
 	}
-	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog, relp or zmq", c.Name, c.Type)
+	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog, relp, zmq or link", c.Name, c.Type)
 }
 
 // streamLimits are the connection limits of a stream input (syslog, and
@@ -99,6 +101,9 @@ func streamLimits(c config.Input) listen.Limits {
 
 // newOutput builds the output c describes and sets up its endpoints.
 func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Output, error) {
+	if c.Type == config.OutputLink {
+		return newLinkOutput(c, log)
+	}
 	format, err := output.ParseFormat(c.Format)
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", c.Name, err)

@@ -52,7 +52,7 @@ func newMetrics(r *Relay) *metrics {
 	}
 	m.reloadOK.Set(1)
 	m.reloadTS.SetToCurrentTime()
-	r.reg.MustRegister(m.events, m.reloadOK, m.reloadTS, m, relpCollector{r},
+	r.reg.MustRegister(m.events, m.reloadOK, m.reloadTS, m, relpCollector{r}, linkCollector{r},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,0 +1,94 @@
+package input
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/link"
+	"github.com/rsyslog-zmq/relay/internal/listen"
+)
+
+// LinkConfig configures a link input: the receiving end of another
+// relay's link output.
+type LinkConfig struct {
+	Name           string
+	Bind           []string // tcp://host:port
+	TLS            *tls.Config
+	AllowInsecure  bool
+	StateDir       string
+	MaxBatch       int
+	MaxConnections int
+	IdleTimeout    time.Duration
+}
+
+// Link is a link input. Its events keep what the sending relay gave them
+// (raw bytes, stream, original input, peer, received time), so the router
+// routes them by their stream without deriving it again.
+type Link struct {
+	name string
+	r    *link.Receiver
+	c    counters
+}
+
+// NewLink opens the link input's state; nothing listens until Start.
+func NewLink(cfg LinkConfig, log *slog.Logger) (*Link, error) {
+	lim := listen.Limits{MaxConnections: cfg.MaxConnections, IdleTimeout: cfg.IdleTimeout}
+	r, err := link.NewReceiver(link.ReceiverConfig{
+		Name: cfg.Name, Listen: cfg.Bind, TLS: cfg.TLS, AllowInsecure: cfg.AllowInsecure,
+		StateDir: cfg.StateDir, MaxBatch: cfg.MaxBatch, Limits: lim, Logger: orDiscard(log),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Link{name: cfg.Name, r: r}, nil
+}
+
+// Name implements Input.
+func (l *Link) Name() string { return l.name }
+
+// Start implements Input.
+func (l *Link) Start(h Handler) error {
+	return l.r.Start(func(batch []*event.Event) {
+		var n int
+		for _, e := range batch {
+			n += len(e.Raw)
+		}
+		start := time.Now().UnixNano()
+		l.c.activeSince.Add(start)
+		l.c.active.Add(1)
+		h(batch)
+		l.c.active.Add(-1)
+		l.c.activeSince.Add(-start)
+		l.c.blockedNanos.Add(time.Now().UnixNano() - start)
+		l.c.received.Add(uint64(len(batch)))
+		l.c.bytes.Add(uint64(n))
+	})
+}
+
+// Addrs implements Input.
+func (l *Link) Addrs() []net.Addr { return l.r.Addrs() }
+
+// Stop implements Input: no new sessions; what was read is handed off.
+func (l *Link) Stop(ctx context.Context) error { return l.r.Stop(ctx) }
+
+// Stats implements Input.
+func (l *Link) Stats() Stats {
+	s := l.c.snapshot()
+	rs := l.r.Stats()
+	s.Connections = rs.Sessions
+	s.ConnectionsTotal = rs.Listener.Accepted
+	s.ConnectionsRefused = rs.Listener.Refused()
+	s.HandshakeErrors = rs.Listener.HandshakeFailures()
+	s.Malformed = rs.Malformed
+	return s
+}
+
+// LinkStats returns the receiver's own counters (sessions, duplicates
+// suppressed, marks, refusals).
+func (l *Link) LinkStats() link.ReceiverStats { return l.r.Stats() }
+
+var _ Input = (*Link)(nil)

@@ -1,0 +1,59 @@
+package relay
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/rsyslog-zmq/relay/internal/config"
+	"github.com/rsyslog-zmq/relay/internal/input"
+	"github.com/rsyslog-zmq/relay/internal/link"
+	"github.com/rsyslog-zmq/relay/internal/output"
+	"github.com/rsyslog-zmq/relay/internal/spool"
+)
+
+// newLinkInput builds a link input (the receiving end of a relay link).
+func newLinkInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, error) {
+	lc := input.LinkConfig{
+		Name: c.Name, Bind: c.Bind, AllowInsecure: c.AllowInsecure, StateDir: c.StateDir,
+		MaxBatch: int(c.MaxBatch), MaxConnections: c.MaxConnections, IdleTimeout: c.IdleTimeout,
+	}
+	if c.TLS != nil {
+		// The current certificate, key and client CA at each handshake
+		// (SIGHUP re-reads them).
+		lc.TLS = sec.inputTLSConfig(c.Name)
+	}
+	return input.NewLink(lc, log)
+}
+
+// newLinkOutput builds a link output: its spool and its sender.
+func newLinkOutput(c config.Output, log *slog.Logger) (output.Output, error) {
+	if c.Spool == nil {
+		return nil, fmt.Errorf("output %q: a link output needs a spool", c.Name)
+	}
+	fsync, ivl, err := spool.ParseFsync(c.Spool.Fsync)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", c.Name, err)
+	}
+	full, err := spool.ParseFull(c.Spool.Full)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", c.Name, err)
+	}
+	sc := link.SenderConfig{
+		Connect: c.Connect, AllowInsecure: c.AllowInsecure, Compression: c.Compression != "none",
+		MaxBatch: int(c.MaxBatch), MaxWindow: int64(c.Window), Heartbeat: c.Heartbeat,
+		HeartbeatTimeout: 5 * c.Heartbeat, Failback: c.Failback,
+	}
+	if c.LinkTLS != nil {
+		t, err := c.LinkTLS.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", c.Name, err)
+		}
+		sc.TLS = t
+	}
+	return output.NewLink(output.LinkConfig{
+		Name: c.Name,
+		Spool: spool.Options{Dir: c.Spool.Dir, MaxBytes: int64(c.Spool.MaxBytes), SegmentBytes: int64(c.Spool.SegmentBytes),
+			Fsync: fsync, FsyncInterval: ivl, Full: full},
+		Sender: sc,
+	}, log)
+}
