@@ -29,6 +29,7 @@ type Link struct {
 	name   string
 	sp     *spool.Disk
 	snd    *link.Sender
+	ledger *link.Ledger
 	cancel context.CancelFunc
 	done   chan struct{}
 	log    *slog.Logger
@@ -44,6 +45,13 @@ func NewLink(cfg LinkConfig, log *slog.Logger) (*Link, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Spool.Logger = log.With("output", cfg.Name)
+	// Events that came over a link from another relay carry their origin:
+	// the ledger keeps this spool from taking one twice (see link.Ledger).
+	ledger, err := link.OpenLedger(cfg.Spool.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+	}
+	cfg.Spool.Recovered, cfg.Spool.BeforeDelete = ledger.Recovered, ledger.Save
 	sp, err := spool.Open(cfg.Spool)
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
@@ -62,7 +70,7 @@ func NewLink(cfg LinkConfig, log *slog.Logger) (*Link, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Link{name: cfg.Name, sp: sp, snd: snd, cancel: cancel, done: make(chan struct{}), log: log}
+	l := &Link{name: cfg.Name, sp: sp, snd: snd, ledger: ledger, cancel: cancel, done: make(chan struct{}), log: log}
 	go func() {
 		defer close(l.done)
 		err := link.Drain(ctx, sp, snd, link.DefaultBatchRecords)
@@ -83,15 +91,24 @@ func (l *Link) Write(ctx context.Context, batch []*event.Event) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	recs := make([]spool.Record, len(batch))
-	held := make([]*event.Event, len(batch))
-	for i, e := range batch {
-		recs[i] = spool.Record{Raw: e.Raw, Stream: e.Stream, Input: e.Input, Peer: e.Peer, Received: e.Received, Meta: e.Meta}
+	recs := make([]spool.Record, 0, len(batch))
+	held := make([]*event.Event, 0, len(batch))
+	for _, e := range batch {
+		if e.Meta != nil && l.ledger.Have(e.Meta) {
+			continue // this spool has it: a resend after the receiver's crash
+		}
+		recs = append(recs, spool.Record{Raw: e.Raw, Stream: e.Stream, Input: e.Input, Peer: e.Peer, Received: e.Received, Meta: e.Meta})
 		e.Hold()
-		held[i] = e
+		held = append(held, e)
+	}
+	if len(recs) == 0 {
+		return nil
 	}
 	err := l.sp.Append(ctx, recs, func(err error) {
 		for _, e := range held {
+			if err == nil && e.Meta != nil {
+				l.ledger.Durable(e.Meta)
+			}
 			e.Release(err)
 		}
 		if err != nil {
@@ -102,10 +119,15 @@ func (l *Link) Write(ctx context.Context, batch []*event.Event) error {
 		for _, e := range held {
 			e.Release(err)
 		}
-		l.dropped.Add(uint64(len(batch)))
+		l.dropped.Add(uint64(len(held)))
 		return fmt.Errorf("output %q: spool: %w", l.name, err)
 	}
-	l.sent.Add(uint64(len(batch)))
+	for _, e := range held {
+		if e.Meta != nil {
+			l.ledger.Appended(e.Meta)
+		}
+	}
+	l.sent.Add(uint64(len(held)))
 	return nil
 }
 

@@ -690,6 +690,12 @@ func (d *Disk) clean() {
 	if len(del) == 0 {
 		return
 	}
+	if d.opt.BeforeDelete != nil {
+		if err := d.opt.BeforeDelete(); err != nil {
+			d.warnf("spool: acknowledged segments kept: their user could not save its state", "err", err)
+			return
+		}
+	}
 	// Checkpoint first, delete after: a crash between the two leaves
 	// segments that are acknowledged, never a cursor into a missing file.
 	if err := d.checkpoint(0, 0); err != nil {

@@ -228,8 +228,15 @@ func (d *Disk) recover(newDir bool) error {
 	}
 	var keep []*segment
 	removed := false
+	mayDelete := true
+	if d.opt.BeforeDelete != nil {
+		if err := d.opt.BeforeDelete(); err != nil {
+			d.log.Warn("spool: acknowledged segments kept: their user could not save its state", "err", err)
+			mayDelete = false
+		}
+	}
 	for _, s := range d.segs {
-		if s.last <= d.w {
+		if s.last <= d.w && mayDelete {
 			if err := os.Remove(s.path); err != nil {
 				return fmt.Errorf("spool: remove acknowledged segment: %w", err)
 			}
@@ -296,7 +303,15 @@ func (d *Disk) openSegment(no uint64) (*segment, segScan, error) {
 		}
 		return nil, segScan{}, d.quarantine(path, fi.Size())
 	}
-	sc := scanSegment(f, fi.Size(), base, nil)
+	var each func(int64, *frameView)
+	if d.opt.Recovered != nil {
+		each = func(_ int64, v *frameView) {
+			if len(v.meta) > 0 {
+				d.opt.Recovered(v.seq, v.meta)
+			}
+		}
+	}
+	sc := scanSegment(f, fi.Size(), base, each)
 	size := fi.Size()
 	if sc.corrupt > 0 {
 		d.corrupt += sc.corrupt

@@ -259,6 +259,15 @@ type Options struct {
 	// OnFsync, if set, observes the duration of each fdatasync (for a
 	// latency histogram). It is called on the committer's goroutine.
 	OnFsync func(time.Duration)
+	// Recovered, if set, is called by Open (disk) for every record found
+	// in the segment files that carries Meta, in order, before any file is
+	// deleted: a user of Meta (the link's ledger) rebuilds its state from
+	// what survived. meta is only valid during the call.
+	Recovered func(seq uint64, meta []byte)
+	// BeforeDelete, if set, is called before segment files are deleted
+	// (acknowledged, or at Open): a user of Meta persists what it must not
+	// forget with them. An error keeps the files until the next try.
+	BeforeDelete func() error
 
 	hooks *hooks // fault injection, tests only
 }
