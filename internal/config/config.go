@@ -329,7 +329,7 @@ type Output struct {
 	Ack *Ack `yaml:"ack,omitempty"`
 	// LinkTLS is a link output's client TLS (link).
 	LinkTLS *LinkTLS `yaml:"tls,omitempty"`
-	// Compression is zstd or none (link).
+	// Compression is zstd, s2 or none (link).
 	Compression string `yaml:"compression,omitempty"`
 	// AllowInsecure lets a link without tls connect to a non-loopback address (link).
 	AllowInsecure bool `yaml:"allow_insecure,omitempty"`

@@ -305,7 +305,7 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"12:5", "outputs[0].spool", "a link output needs a spool"},
 		{"14:15", "outputs[0].connect[0]", `"tcp://relay-a.dc2:6000" is not a loopback address and the link has no tls`},
 		{"14:39", "outputs[0].connect[1]", `"127.0.0.1:6000": a link connects to tcp://host:port`},
-		{"15:5", "outputs[0].compression", `"lz4" is not a compression; use zstd or none`},
+		{"15:5", "outputs[0].compression", `"lz4" is not a compression; use zstd (best ratio), s2 (least CPU) or none`},
 		{"16:5", "outputs[0].heartbeat", "10ms is too short"},
 		{"17:5", "outputs[1]", "tls, compression, allow_insecure, max_batch, window and failback apply to link outputs only"},
 	},

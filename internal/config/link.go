@@ -204,9 +204,9 @@ func (k *checker) linkOutput(p string, o *Output) {
 		}
 	}
 	switch o.Compression {
-	case "zstd", "none":
+	case "zstd", "s2", "none":
 	default:
-		k.add(p+".compression", ErrInvalid, "%q is not a compression; use zstd or none", o.Compression)
+		k.add(p+".compression", ErrInvalid, "%q is not a compression; use zstd (best ratio), s2 (least CPU) or none", o.Compression)
 	}
 	if o.Heartbeat < 100*time.Millisecond {
 		k.add(p+".heartbeat", ErrInvalid, "%v is too short; use at least 100ms (default %v): a dead link is noticed after 5 heartbeats", o.Heartbeat, DefaultLinkHeartbeat)

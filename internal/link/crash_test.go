@@ -55,7 +55,7 @@ func senderChild() int {
 		fmt.Println("ERR", err)
 		return 1
 	}
-	s, err := NewSender(SenderConfig{Name: "child", Connect: []string{os.Getenv("LINK_CONNECT")}, ID: id, Compression: true,
+	s, err := NewSender(SenderConfig{Name: "child", Connect: []string{os.Getenv("LINK_CONNECT")}, ID: id, Compression: CompressZstd,
 		Heartbeat: 100 * time.Millisecond, HeartbeatTimeout: time.Second, ReconnectMax: 100 * time.Millisecond,
 		Sent: func(r spool.Range) error { return sp.Sent(r) }})
 	if err != nil {

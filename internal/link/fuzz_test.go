@@ -20,6 +20,9 @@ func FuzzBatch(f *testing.F) {
 	hz := h
 	hz.Flags = FlagZstd | FlagFirst
 	f.Add(appendBatchHeader(nil, hz), compress(nil, raw))
+	hs := h
+	hs.Flags = FlagS2
+	f.Add(appendBatchHeader(nil, hs), compressS2(nil, raw))
 	f.Add(appendBatchHeader(nil, BatchHeader{First: 1, Last: 1, Count: 1, RawLen: 5}), []byte{0, 1, 0, 0, 0})
 	f.Add([]byte("LXB"), []byte{})
 	f.Fuzz(func(t *testing.T, hdrB, payload []byte) {

@@ -238,7 +238,7 @@ func startSender(t testing.TB, sp spool.Spool, id SenderID, tc *tls.Config, eps 
 	for i := range eps {
 		eps[i] = "tcp://" + eps[i]
 	}
-	s, err := NewSender(SenderConfig{Name: "to-dc2", Connect: eps, TLS: tc, ID: id, Compression: true,
+	s, err := NewSender(SenderConfig{Name: "to-dc2", Connect: eps, TLS: tc, ID: id, Compression: CompressZstd,
 		Heartbeat: 100 * time.Millisecond, HeartbeatTimeout: time.Second, ReconnectMax: 200 * time.Millisecond,
 		Failback: 300 * time.Millisecond, DialTimeout: time.Second, Logger: testLogger(t),
 		Sent: func(r spool.Range) error { return sp.Sent(r) }})

@@ -149,3 +149,41 @@ func TestContiguousMark(t *testing.T) {
 		t.Fatalf("acked up to %d, want 10", last)
 	}
 }
+
+// TestCompressions: batches arrive whole with zstd, s2 and none, and the
+// wire bytes show the compression.
+func TestCompressions(t *testing.T) {
+	for _, c := range []Compression{CompressNone, CompressZstd, CompressS2} {
+		col := newCollector()
+		raddr := freeAddr(t)
+		rcv := startReceiver(t, t.TempDir(), raddr, nil, col.handle)
+		sp := spool.NewMemory(spool.Options{})
+		var id SenderID
+		id[0] = byte(c + 1)
+		s, err := NewSender(SenderConfig{Name: "t", Connect: []string{"tcp://" + raddr}, ID: id, Compression: c, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go Drain(ctx, sp, s, 1000)
+		recs := realistic(3000, 1)
+		for i := range recs {
+			recs[i].Seq = 0
+			recs[i].Raw = append(recs[i].Raw, fmt.Sprintf(" seq:%08d", i+1)...)
+		}
+		sp.Append(context.Background(), recs, nil)
+		eventually(t, 10*time.Second, func() string { return fmt.Sprint(col.count()) }, func() bool { return col.count() == 3000 })
+		missing, dups := col.tally(3000)
+		st := s.Stats()
+		t.Logf("compression %d: %d raw bytes, %d on the wire (%.2f:1)", c, st.RawBytes, st.WireBytes, float64(st.RawBytes)/float64(st.WireBytes))
+		if missing != 0 || dups != 0 {
+			t.Fatalf("compression %d: %d missing, %d duplicated", c, missing, dups)
+		}
+		if (c == CompressNone) != (st.RawBytes == st.WireBytes) || rcv.Stats().RawBytes != st.RawBytes {
+			t.Fatalf("compression %d: raw %d, wire %d, receiver raw %d", c, st.RawBytes, st.WireBytes, rcv.Stats().RawBytes)
+		}
+		cancel()
+		s.Close(context.Background())
+		stopReceiver(t, rcv)
+	}
+}

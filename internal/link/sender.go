@@ -56,8 +56,9 @@ type SenderConfig struct {
 	// the receiver's own limit (from WELCOME) applies too.
 	MaxBatch     int
 	BatchRecords int
-	// Compression: true sends batches zstd-compressed.
-	Compression bool
+	// Compression is CompressZstd (the default of the config), CompressS2
+	// or CompressNone.
+	Compression Compression
 	// MinWindow and MaxWindow bound the adaptive window (bytes on the
 	// wire, unacknowledged).
 	MinWindow, MaxWindow int64
@@ -101,6 +102,29 @@ func (c *SenderConfig) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// Compression is how a sender compresses its batches.
+type Compression int
+
+// Compressions.
+const (
+	CompressNone Compression = iota
+	CompressZstd
+	CompressS2
+)
+
+// ParseCompression parses zstd, s2 or none.
+func ParseCompression(s string) (Compression, error) {
+	switch s {
+	case "zstd", "":
+		return CompressZstd, nil
+	case "s2":
+		return CompressS2, nil
+	case "none":
+		return CompressNone, nil
+	}
+	return 0, fmt.Errorf("compression %q is not known; use zstd, s2 or none", s)
 }
 
 // EndpointStats is the state of one receiver address.
@@ -258,9 +282,13 @@ func (s *Sender) encode(recs []spool.Record, ack func(first, last uint64)) *outB
 	raw := encodeRecords(make([]byte, 0, 64+sizeOf(recs)), first-1, recs)
 	h := BatchHeader{First: first, Last: last, Count: uint32(len(recs)), RawLen: uint32(len(raw))}
 	payload := raw
-	if s.cfg.Compression {
-		payload = compress(make([]byte, 0, len(raw)/4+64), raw)
+	switch s.cfg.Compression {
+	case CompressZstd:
+		payload = compress(make([]byte, 0, len(raw)/3+64), raw)
 		h.Flags |= FlagZstd
+	case CompressS2:
+		payload = compressS2(nil, raw)
+		h.Flags |= FlagS2
 	}
 	s.batches.Add(1)
 	s.records.Add(uint64(len(recs)))
@@ -539,8 +567,11 @@ func (s *Sender) dialEP(i int, ep string) (*ssession, error) {
 	}
 	c.SetDeadline(dl)
 	flags := uint32(0)
-	if s.cfg.Compression {
+	switch s.cfg.Compression {
+	case CompressZstd:
 		flags |= FlagZstd
+	case CompressS2:
+		flags |= FlagS2
 	}
 	if err := zs.Send(appendHello(Hello{Sender: s.cfg.ID, MaxBatch: uint32(s.cfg.MaxBatch), Flags: flags, Name: s.cfg.Name})); err != nil {
 		zs.Close()

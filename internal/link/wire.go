@@ -27,8 +27,11 @@ const (
 	// FlagFirst: the first batch of a session. Every sequence number below
 	// its First was acknowledged (by this receiver or another) or will
 	// never be sent, so the receiver may move its mark up to First-1.
-	FlagFirst  = 0x02
-	batchFlags = FlagZstd | FlagFirst
+	FlagFirst = 0x02
+	// FlagS2: the payload frame is s2-compressed (klauspost/compress/s2:
+	// a third of zstd's CPU, a lower ratio).
+	FlagS2     = 0x04
+	batchFlags = FlagZstd | FlagFirst | FlagS2
 )
 
 // Refuse codes.

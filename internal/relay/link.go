@@ -38,8 +38,12 @@ func newLinkOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", c.Name, err)
 	}
+	comp, err := link.ParseCompression(c.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", c.Name, err)
+	}
 	sc := link.SenderConfig{
-		Connect: c.Connect, AllowInsecure: c.AllowInsecure, Compression: c.Compression != "none",
+		Connect: c.Connect, AllowInsecure: c.AllowInsecure, Compression: comp,
 		MaxBatch: int(c.MaxBatch), MaxWindow: int64(c.Window), Heartbeat: c.Heartbeat,
 		HeartbeatTimeout: 5 * c.Heartbeat, Failback: c.Failback,
 	}
