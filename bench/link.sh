@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The relay link next to the plain relay-to-relay ZeroMQ path, in ONE run
+# (bench/link/main.go): syslog TCP → relay A → link (mutual TLS, zstd, acks,
+# relay A's spool fsync always, relay B's marks fsync'd before each ack)
+# → relay B → libzmq PULL, beside relay A (PUSH) → relay B (PULL input →
+# PUSH) → libzmq PULL, and the link again through a proxy adding RTT.
+# Prints events/s and the ratios the goals are stated in: link >= 1M ev/s
+# and >= 60% of plain; link with 100 ms RTT >= 50% of link.
+# N=events per run (1,000,000), COUNT=runs per case (3, best shown),
+# RTT=100ms, COMPRESSION=zstd|s2|none, RX_SPOOL=1 spools relay B's output
+# (once spooled outputs are on this branch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+LIBZMQ=/usr/lib/x86_64-linux-gnu/libzmq.so.5
+[ -e "$LIBZMQ" ] || { echo "bench/link.sh: needs $LIBZMQ (apt-get install libzmq5)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cc -O2 -o "$tmp/pull" bench/relay/ref/pull.c "$LIBZMQ"
+go build -o "$tmp/relay" ./relay
+go build -o "$tmp/bench" ./bench/link
+rx=()
+[ -n "${RX_SPOOL:-}" ] && rx=(-rx-spool)
+"$tmp/bench" -relay "$tmp/relay" -cpull "$tmp/pull" -n "${N:-1000000}" -count "${COUNT:-3}" \
+  -rtt "${RTT:-100ms}" -compression "${COMPRESSION:-zstd}" "${rx[@]}"
