@@ -241,7 +241,8 @@ func TestOnlyExportedMetrics(t *testing.T) {
 
 func scrapeRunningRelay(t *testing.T) map[string]bool {
 	t.Helper()
-	ports := testpeer.FreePorts(t, 4)
+	ports := testpeer.FreePorts(t, 5)
+	dir := t.TempDir()
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 inputs:
   - name: rsyslog
@@ -251,7 +252,16 @@ inputs:
     type: zmq
     socket: pull
     bind: tcp://127.0.0.1:%d
+  - name: from-dc1
+    type: link
+    bind: [tcp://127.0.0.1:%d]
+    state_dir: %s/link-state
 outputs:
+  - name: to-dc2
+    type: link
+    connect: [tcp://127.0.0.1:%d]
+    streams: [nobody]
+    spool: {dir: %s/link-spool}
   - name: workers
     type: zmq
     socket: push
@@ -270,7 +280,7 @@ outputs:
     ack: {bind: "tcp://127.0.0.1:0"}
 http:
   listen: 127.0.0.1:%d
-`, ports[0], ports[1], ports[2], ports[3])), "")
+`, ports[0], ports[1], ports[4], dir, ports[4], dir, ports[2], ports[3])), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,15 @@ var (
 	linkInSenders  = li("sender_mark", "Per sender: the highest sequence handed off and durably marked.", "sender", "name")
 )
 
+// The refusal reasons, exported at 0 before the first one so alerts see
+// the series.
+var (
+	senderReasons = []string{link.ReasonUnknownCA, link.ReasonServerName, link.ReasonExpired, link.ReasonBadCert,
+		link.ReasonPeerRefused, link.ReasonHandshake, "version", "refused"}
+	receiverReasons = []string{link.ReasonUnknownCA, link.ReasonExpired, link.ReasonNoClientCert, link.ReasonBadCert,
+		"version", "busy", "zmtp_handshake"}
+)
+
 func (c linkCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{linkUp, linkConnFail, linkRTT, linkAckRTT, linkWindow, linkInFlight, linkInFlightB, linkBatches, linkRecords,
 		linkAcked, linkResent, linkSkipped, linkBytes, linkFailovers, linkFailbacks, linkFoResent, linkRefused, linkSpoolRecs, linkSpoolBytes, linkLag, linkRedeliv,
@@ -105,8 +114,8 @@ func (c linkCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(linkFailovers, float64(s.Failovers), name)
 		counter(linkFailbacks, float64(s.Failbacks), name)
 		counter(linkFoResent, float64(s.FailoverResent), name)
-		for reason, n := range s.Refused {
-			counter(linkRefused, float64(n), name, reason)
+		for _, reason := range senderReasons {
+			counter(linkRefused, float64(s.Refused[reason]), name, reason)
 		}
 		gauge(linkSpoolRecs, float64(sp.Records), name)
 		gauge(linkSpoolBytes, float64(sp.Bytes), name)
@@ -133,8 +142,8 @@ func (c linkCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(linkInFsyncs, float64(s.MarkFsyncs), name)
 		counter(linkInHoFail, float64(s.HandoffFailures), name)
 		counter(linkInMalf, float64(s.Malformed), name)
-		for reason, n := range s.Refused {
-			counter(linkInRefused, float64(n), name, reason)
+		for _, reason := range receiverReasons {
+			counter(linkInRefused, float64(s.Refused[reason]), name, reason)
 		}
 		for _, ss := range s.Senders {
 			gauge(linkInSenders, float64(ss.Persisted), name, ss.ID.String(), ss.Name)
