@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/link"
 	"github.com/rsyslog-zmq/relay/internal/spool"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
@@ -66,6 +67,24 @@ type Spooled struct {
 	startSum int64
 	closeMu  sync.Once
 	closeErr error
+	// ledger, if set, keeps events that came over a relay link from
+	// entering this spool twice (see link.Ledger).
+	ledger *link.Ledger
+}
+
+// SetLedger makes the output's appends idempotent for events that came
+// over a relay link (their Meta is the sender's id and sequence): one the
+// spool holds, or delivered, is not appended again. Its Recovered and Save
+// must be the spool's Options.Recovered and BeforeDelete. Call it before
+// the first Write.
+func (o *Spooled) SetLedger(l *link.Ledger) { o.ledger = l }
+
+// LedgerSkipped is how many events the ledger kept out (0 without one).
+func (o *Spooled) LedgerSkipped() uint64 {
+	if o.ledger == nil {
+		return 0
+	}
+	return o.ledger.Skipped()
 }
 
 // NewSpooled starts the drain loop of a spooled output.
@@ -94,9 +113,15 @@ func (o *Spooled) Name() string { return o.name }
 // without room. The hand-offs of the events are released when their
 // records are durable (or with the error that kept them from it).
 func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
+	if o.ledger != nil {
+		batch = o.unseen(batch)
+		if len(batch) == 0 {
+			return nil
+		}
+	}
 	recs := make([]spool.Record, len(batch))
 	for i, e := range batch {
-		recs[i] = spool.Record{Raw: e.Raw, Stream: e.Stream, Input: e.Input, Peer: e.Peer, Received: e.Received}
+		recs[i] = spool.Record{Raw: e.Raw, Stream: e.Stream, Input: e.Input, Peer: e.Peer, Received: e.Received, Meta: e.Meta}
 		e.Hold()
 	}
 	evs := slices.Clone(batch) // the batch slice may be reused once Write returns
@@ -113,6 +138,9 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 			err = nil
 		}
 		for _, e := range evs {
+			if o.ledger != nil && err == nil {
+				o.ledger.Durable(e.Meta)
+			}
 			e.Release(err)
 		}
 	})
@@ -129,8 +157,34 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 		}
 		return fmt.Errorf("output %q: %d events not spooled: %w", o.name, len(batch), err)
 	}
+	if o.ledger != nil {
+		for _, e := range batch {
+			o.ledger.Appended(e.Meta)
+		}
+	}
 	o.appended.Add(uint64(len(batch)))
 	return nil
+}
+
+// unseen returns the events of batch the ledger does not have (a copy,
+// when any is left out: the caller's slice is not changed).
+func (o *Spooled) unseen(batch []*event.Event) []*event.Event {
+	var out []*event.Event
+	for i, e := range batch {
+		if e.Meta != nil && o.ledger.Have(e.Meta) {
+			if out == nil {
+				out = append(make([]*event.Event, 0, len(batch)), batch[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, e)
+		}
+	}
+	if out == nil {
+		return batch
+	}
+	return out
 }
 
 // drain reads from the spool and sends, until Close.

@@ -23,7 +23,9 @@ func newSpooledOutput(c config.Output, zc output.ZMQConfig, store *secretStore, 
 	if err != nil {
 		return nil, fmt.Errorf("output %q: spool: %w", c.Name, err)
 	}
-	sp, err := spool.Open(spool.Options{
+	// The ledger keeps events that came over a relay link from entering
+	// the spool twice when this relay restarts (see link.Ledger).
+	sp, ledger, err := output.OpenLedgerSpool(spool.Options{
 		Dir:           c.Spool.Dir,
 		MaxBytes:      int64(c.Spool.MaxBytes),
 		SegmentBytes:  int64(c.Spool.SegmentBytes),
@@ -53,6 +55,7 @@ func newSpooledOutput(c config.Output, zc output.ZMQConfig, store *secretStore, 
 			sp.Close()
 			return nil, err
 		}
+		o.SetLedger(ledger)
 		return spooledAck{o, ap.(ackOutput)}, nil
 	}
 	o, err := output.NewSpooledPush(zc, sp, log)
@@ -60,6 +63,7 @@ func newSpooledOutput(c config.Output, zc output.ZMQConfig, store *secretStore, 
 		sp.Close()
 		return nil, err
 	}
+	o.SetLedger(ledger)
 	return o, nil
 }
 
