@@ -53,6 +53,7 @@ var (
 	linkInMalf     = li("malformed_total", "Sessions closed for a protocol error.")
 	linkInRefused  = li("refused_total", "Sessions and TLS handshakes refused, by reason.", "reason")
 	linkInSenders  = li("sender_mark", "Per sender: the highest sequence handed off and durably marked.", "sender", "name")
+	linkLedger     = lo("ledger_skipped_total", "Events from a link input that this output's spool already held (resent after this relay's crash): not appended again.")
 )
 
 // The refusal reasons, exported at 0 before the first one so alerts see
@@ -67,7 +68,7 @@ var (
 func (c linkCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{linkUp, linkConnFail, linkRTT, linkAckRTT, linkWindow, linkInFlight, linkInFlightB, linkBatches, linkRecords,
 		linkAcked, linkResent, linkSkipped, linkBytes, linkFailovers, linkFailbacks, linkFoResent, linkRefused, linkSpoolRecs, linkSpoolBytes, linkLag, linkRedeliv,
-		linkInSessions, linkInRecords, linkInSuppr, linkInBatches, linkInBytes, linkInAcks, linkInFsyncs, linkInHoFail, linkInMalf, linkInRefused, linkInSenders} {
+		linkInSessions, linkInRecords, linkInSuppr, linkInBatches, linkInBytes, linkInAcks, linkInFsyncs, linkInHoFail, linkInMalf, linkInRefused, linkInSenders, linkLedger} {
 		ch <- d
 	}
 }
@@ -81,6 +82,11 @@ func (c linkCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for name, ro := range r.outputs {
+		if l, ok := ro.out.(interface{ LedgerSkipped() uint64 }); ok {
+			counter(linkLedger, float64(l.LedgerSkipped()), name)
+		}
 	}
 	for name, ro := range r.outputs {
 		lo, ok := ro.out.(interface {
