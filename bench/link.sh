@@ -7,8 +7,8 @@
 # Prints events/s and the ratios the goals are stated in: link >= 1M ev/s
 # and >= 60% of plain; link with 100 ms RTT >= 50% of link.
 # N=events per run (1,000,000), COUNT=runs per case (3, best shown),
-# RTT=100ms, COMPRESSION=zstd|s2|none, RX_SPOOL=1 spools relay B's output
-# (once spooled outputs are on this branch).
+# RTT=100ms, COMPRESSION=zstd|s2|none, RX_SPOOL=false leaves relay B's
+# PUSH output unspooled in the link cases (spooled, fsync always, by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -19,7 +19,6 @@ trap 'rm -rf "$tmp"' EXIT
 cc -O2 -o "$tmp/pull" bench/relay/ref/pull.c "$LIBZMQ"
 go build -o "$tmp/relay" ./relay
 go build -o "$tmp/bench" ./bench/link
-rx=()
-[ -n "${RX_SPOOL:-}" ] && rx=(-rx-spool)
+rx=(-rx-spool="${RX_SPOOL:-true}")
 "$tmp/bench" -relay "$tmp/relay" -cpull "$tmp/pull" -n "${N:-1000000}" -count "${COUNT:-3}" \
   -rtt "${RTT:-100ms}" -compression "${COMPRESSION:-zstd}" "${rx[@]}"

@@ -47,7 +47,7 @@ func main() {
 	n := flag.Int("n", 1_000_000, "events per run")
 	count := flag.Int("count", 3, "runs per case; the best is shown")
 	rtt := flag.Duration("rtt", 100*time.Millisecond, "round trip added by the proxy in the link+rtt case")
-	rxSpool := flag.Bool("rx-spool", false, "give relay B's PUSH output a spool (fsync always), when this relay supports spooled outputs")
+	rxSpool := flag.Bool("rx-spool", true, "link cases: relay B's PUSH output is spooled (fsync always), so both ends fsync")
 	compression := flag.String("compression", "zstd", "link compression: zstd, s2 or none")
 	flag.Parse()
 	b := &bench{relay: *relayBin, cpull: *cpull, rxSpool: *rxSpool, compression: *compression}
@@ -85,7 +85,7 @@ func (b *bench) run(n, count int, rtt time.Duration) error {
 	fmt.Printf("%d RFC 5424 events of ~%d bytes with structured data, one TCP connection into relay A; best of %d\n", n, len(line(0)), count)
 	fmt.Printf("link: mutual TLS, compression %s, relay A's spool fsync always, relay B's marks fsync'd before each ack", b.compression)
 	if b.rxSpool {
-		fmt.Printf(", relay B's PUSH output spooled (fsync always)")
+		fmt.Printf(", relay B's PUSH output spooled (fsync always; plain: not)")
 	}
 	fmt.Printf("\n\n%-13s %12s %10s %10s %8s %12s %12s %8s\n", "case", "events/s", "ratio", "delivered", "lost", "A ns/event", "B ns/event", "wire B/ev")
 	// link-nofsync is the floor of this machine's disk: the same link with
@@ -165,7 +165,7 @@ func (b *bench) once(c string, n int, rtt time.Duration) (result, error) {
     socket: push
     connect: [%s]
     hwm: 100000`, cons.endpoint)
-	if b.rxSpool {
+	if b.rxSpool && c != "plain" {
 		outB += fmt.Sprintf("\n    spool: {dir: %s/spoolB, fsync: always}", dir)
 	}
 	switch c {
