@@ -43,3 +43,15 @@ var (
 	// because too many handshakes were already in progress.
 	ErrTooManyHandshakes = errors.New("zmq: too many pending handshakes")
 )
+
+var (
+	// ErrCurve reports a CURVE handshake refused or a CURVE connection
+	// dropped; the *CurveError in the chain says why (Stats.Curve counts it).
+	ErrCurve = errors.New("zmq: CURVE refused")
+
+	// ErrZ85 reports text that is not valid Z85 (ZeroMQ RFC 32).
+	ErrZ85 = errors.New("zmq: invalid Z85")
+
+	// ErrCurveCert reports a CURVE certificate file that cannot be used.
+	ErrCurveCert = errors.New("zmq: invalid CURVE certificate")
+)

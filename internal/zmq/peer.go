@@ -42,6 +42,10 @@ type peer struct {
 	corked, corkArmed bool
 	corkTimer         *time.Timer
 
+	// curve boxes every frame after a CURVE handshake; nil for NULL and
+	// PLAIN, which cost one nil check per message for it.
+	curve *curveConn
+
 	subs atomic.Pointer[subSet] // PUB: what this subscriber wants
 	// draft is subs as the reader changes it, published by publishSubs
 	// (readLoop only).
@@ -117,14 +121,33 @@ func (p *peer) start(heartbeat bool) {
 
 func (p *peer) readLoop() {
 	defer p.release()
-	d := newDecoderFrames(ttlReader{p}, p.s.opts.MaxMsgSize, p.s.opts.MaxFrames)
+	// A NULL or PLAIN peer's decoder stays on this goroutine's stack; a
+	// CURVE peer's belongs to its curveReader, which sees MESSAGE frames
+	// and checks the size and frame count of the messages inside them.
+	var d *decoder
+	var cr *curveReader
+	if p.curve != nil {
+		cr = newCurveReader(newDecoder(ttlReader{p}, p.s.opts.MaxMsgSize+curveFrameExtra), p.curve, p.s.opts.MaxMsgSize, p.s.opts.MaxFrames)
+	} else {
+		d = newDecoderFrames(ttlReader{p}, p.s.opts.MaxMsgSize, p.s.opts.MaxFrames)
+	}
 	var batch []Msg
 	if p.s.deliver != nil {
 		batch = make([]Msg, 0, 256)
 	}
 	for {
-		m, isCmd, err := d.next()
+		var m Msg
+		var isCmd bool
+		var err error
+		if cr != nil {
+			m, isCmd, err = cr.next()
+		} else {
+			m, isCmd, err = d.next()
+		}
 		if err != nil {
+			if p.s.countCurve(err) {
+				p.s.log.Warn("peer disconnected", "endpoint", p.endpoint, "remote", p.remote, "err", err)
+			}
 			if errors.Is(err, ErrOversize) {
 				p.s.stat.oversize.Add(1)
 				p.s.log.Warn("peer disconnected: message over MaxMsgSize", "endpoint", p.endpoint, "remote", p.remote, "err", err)
@@ -150,11 +173,11 @@ func (p *peer) readLoop() {
 		default:
 			batch = append(batch, m)
 		}
-		if p.draftDirty && !d.complete() {
+		if p.draftDirty && !complete(d, cr) {
 			p.publishSubs() // a burst of subscriptions costs one copy
 		}
 		// Hand the batch over before the next read could block.
-		if len(batch) > 0 && (len(batch) == cap(batch) || !d.complete()) {
+		if len(batch) > 0 && (len(batch) == cap(batch) || !complete(d, cr)) {
 			p.countIn(batch)
 			ok := p.s.deliver(p, batch)
 			clear(batch)
@@ -165,6 +188,22 @@ func (p *peer) readLoop() {
 			}
 		}
 	}
+}
+
+// complete reports whether the next message is already buffered.
+func complete(d *decoder, cr *curveReader) bool {
+	if cr != nil {
+		return cr.complete()
+	}
+	return d.complete()
+}
+
+// appendMsg encodes m for this peer: boxed after a CURVE handshake.
+func (p *peer) appendMsg(dst []byte, m Msg) []byte {
+	if p.curve != nil {
+		return p.curve.appendMsg(dst, m)
+	}
+	return appendMsg(dst, m)
 }
 
 // ttlReader reads from the peer's connection under the deadline its
@@ -246,11 +285,15 @@ func (p *peer) writeLoop() {
 		if len(msgs) > 0 {
 			p.s.roomFreed()
 		}
-		buf = append(buf[:0], ctrl...)
+		if p.curve != nil {
+			buf = p.curve.appendCmds(buf[:0], ctrl)
+		} else {
+			buf = append(buf[:0], ctrl...)
+		}
 		start := 0 // msgs[start:i+1] are encoded in buf, not yet written
 		var bytes uint64
 		for i, qm := range msgs {
-			buf = appendMsg(buf, qm.m)
+			buf = p.appendMsg(buf, qm.m)
 			bytes += uint64(msgWireSize(qm.m))
 			if len(buf) >= writeBufSize || i == len(msgs)-1 {
 				hm = p.s.beforeWrite(msgs[start:i+1], hm)

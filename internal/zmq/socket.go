@@ -68,7 +68,8 @@ type sockCounters struct {
 	dropPubFull, dropPeerGone, dropLost, dropClosed atomic.Uint64
 	dropUnexpected                                  atomic.Uint64
 	subsRefused, peersRefused                       atomic.Uint64
-	refusedLogged                                   atomic.Int64 // unix ns of the last "peer refused" log line
+	refusedLogged                                   atomic.Int64     // unix ns of the last "peer refused" log line
+	curve                                           [7]atomic.Uint64 // by CurveReasons
 }
 
 func newSocket(typ zmq4.SocketType, o Options) *socket {
@@ -327,6 +328,20 @@ func (s *socket) handshake(c net.Conn, ep string, pipe *outq) (p *peer, err erro
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
 	sec := s.opts.Security
+	if ch, ok := sec.(connHandshaker); ok {
+		// CURVE: its own greeting and handshake, and boxed frames after.
+		cc, err := ch.handshakeConn(c, s.typ, s.opts.Identity)
+		if err != nil {
+			s.countCurve(err)
+			return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
+		}
+		if err := c.SetDeadline(time.Time{}); err != nil {
+			return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
+		}
+		p := newPeer(s, c, ep, pipe)
+		p.curve = cc
+		return p, nil
+	}
 	g := newGuardConn(c, handshakeFrameLimit)
 	if _, err := zmq4.Open(g, sec, s.typ, zmq4.SocketIdentity(s.opts.Identity), sec.AsServer(), nil); err != nil {
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)

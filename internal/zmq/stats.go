@@ -39,6 +39,10 @@ type Stats struct {
 	Disconnects          uint64            // peers lost
 	QueueDepth           int               // PULL/SUB: receive queue; PUSH/PUB: sum of send queues (incl. Dial pipes waiting to reconnect)
 	PeerStats            []PeerStats       // one per connected peer
+	// Curve counts CURVE handshakes refused and CURVE connections
+	// dropped, by reason (see CurveReasons); nil unless the socket uses
+	// CURVE.
+	Curve map[string]uint64
 }
 
 // PeerStats are one connected peer's counters.
@@ -72,6 +76,12 @@ func (s *socket) stats(recvDepth int) Stats {
 			DropSocketClosed: s.stat.dropClosed.Load(),
 			DropUnexpected:   s.stat.dropUnexpected.Load(),
 		},
+	}
+	if _, ok := s.opts.Security.(*curveSecurity); ok {
+		st.Curve = make(map[string]uint64, len(CurveReasons))
+		for i, r := range CurveReasons {
+			st.Curve[r] = s.stat.curve[i].Load()
+		}
 	}
 	live := *s.list.Load()
 	s.mu.Lock()
@@ -110,4 +120,17 @@ func (s *socket) stats(recvDepth int) Stats {
 		}
 	}
 	return st
+}
+
+// countCurve counts the CURVE failure in err's chain by its reason and
+// reports whether there was one.
+func (s *socket) countCurve(err error) bool {
+	reason, ok := curveReason(err)
+	if !ok {
+		return false
+	}
+	if i := curveReasonIndex(reason); i >= 0 {
+		s.stat.curve[i].Add(1)
+	}
+	return true
 }

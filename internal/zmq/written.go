@@ -110,7 +110,7 @@ func (p *Push) writeDirect(m Msg) (done bool, err error) {
 		pe.cork(time.Duration(d))
 	}
 	p.inflight.Add(1)
-	pe.dbuf = appendMsg(pe.dbuf[:0], m)
+	pe.dbuf = pe.appendMsg(pe.dbuf[:0], m)
 	var one []Msg
 	if h := p.hooks.Load(); h != nil { // no allocation without hooks
 		one = []Msg{m}

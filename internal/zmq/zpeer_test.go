@@ -23,11 +23,12 @@ type zpeer struct {
 	in       io.WriteCloser
 	Endpoint string
 
-	mu   sync.Mutex
-	msgs []string      // "MSG" payloads in arrival order
-	ok   chan struct{} // one per "OK"
-	cnt  chan string
-	done chan struct{}
+	mu     sync.Mutex
+	msgs   []string      // "MSG" payloads in arrival order
+	events []string      // "EVENT" lines (--monitor): name and value
+	ok     chan struct{} // one per "OK"
+	cnt    chan string
+	done   chan struct{}
 }
 
 // needLibzmq fails (never skips) when the real peer is missing.
@@ -69,6 +70,10 @@ func startZpeer(t *testing.T, args ...string) *zpeer {
 			case strings.HasPrefix(line, "MSG "):
 				z.mu.Lock()
 				z.msgs = append(z.msgs, strings.TrimPrefix(line, "MSG "))
+				z.mu.Unlock()
+			case strings.HasPrefix(line, "EVENT "):
+				z.mu.Lock()
+				z.events = append(z.events, strings.TrimPrefix(line, "EVENT "))
 				z.mu.Unlock()
 			case line == "OK":
 				z.ok <- struct{}{}
@@ -129,4 +134,25 @@ func (z *zpeer) stop() {
 		z.cmd.Process.Kill()
 	}
 	z.cmd.Wait()
+}
+
+// eventCount counts the monitor events (--monitor) whose name and value
+// start with prefix.
+func (z *zpeer) eventCount(prefix string) int {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	n := 0
+	for _, e := range z.events {
+		if strings.HasPrefix(e, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// eventLog returns the monitor events so far, for failure messages.
+func (z *zpeer) eventLog() []string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return append([]string(nil), z.events...)
 }

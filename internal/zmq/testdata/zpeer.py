@@ -5,6 +5,12 @@ usage: zpeer.py TYPE bind|connect ENDPOINT [options]
   --plain-client USER:PASS   PLAIN client credentials
   --plain-server USER:PASS   PLAIN server accepting only USER:PASS (via ZAP)
   --hwm N                    SNDHWM and RCVHWM
+  --curve-server SECRET      CURVE server with this Z85 secret key; without
+                             --curve-allow every client is admitted
+  --curve-allow DIR|*        admit only the clients whose certificates are
+                             in DIR (ZAP, zmq.auth), or any client (*)
+  --curve-client SERVERKEY,PUBLIC,SECRET   CURVE client keys (Z85)
+  --monitor                  print "EVENT <name> <value>" for handshake events
   --print                    print every received message as it arrives
 
 Prints "READY <endpoint>" once bound/connected. Commands on stdin, one per
@@ -30,7 +36,7 @@ def main():
     i = 3
     while i < len(args):
         a = args[i]
-        if a in ("--plain-client", "--plain-server", "--hwm"):
+        if a in ("--plain-client", "--plain-server", "--hwm", "--curve-server", "--curve-allow", "--curve-client"):
             opts[a] = args[i + 1]
             i += 2
         else:
@@ -55,6 +61,27 @@ def main():
         auth.start()
         auth.configure_plain(domain="*", passwords={u: p})
         s.plain_server = True
+    if "--curve-server" in opts:
+        secret = opts["--curve-server"].encode()
+        s.curve_secretkey = secret
+        s.curve_publickey = zmq.curve_public(secret)
+        s.curve_server = True
+        if "--curve-allow" in opts:
+            from zmq.auth.thread import ThreadAuthenticator
+            auth = ThreadAuthenticator(ctx)
+            auth.start()
+            loc = opts["--curve-allow"]
+            auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY if loc == "*" else loc)
+    if "--curve-client" in opts:
+        server, public, secret = opts["--curve-client"].split(",", 2)
+        s.curve_serverkey = server.encode()
+        s.curve_publickey = public.encode()
+        s.curve_secretkey = secret.encode()
+    mon = None
+    if "--monitor" in opts:
+        mon = s.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
     if mode == "bind":
         s.bind(ep)
         ep = s.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -69,6 +96,13 @@ def main():
     poller = zmq.Poller()
     stdin = sys.stdin.fileno()
     poller.register(stdin, zmq.POLLIN)
+    names = {zmq.EVENT_HANDSHAKE_SUCCEEDED: "HANDSHAKE_SUCCEEDED",
+             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "HANDSHAKE_FAILED_PROTOCOL",
+             zmq.EVENT_HANDSHAKE_FAILED_AUTH: "HANDSHAKE_FAILED_AUTH",
+             zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "HANDSHAKE_FAILED_NO_DETAIL"}
+    if mon is not None:
+        from zmq.utils.monitor import recv_monitor_message
+        poller.register(mon, zmq.POLLIN)
     if typ.upper() in ("PULL", "SUB") and show:
         poller.register(s, zmq.POLLIN)
     pending = b""
@@ -78,6 +112,14 @@ def main():
 
     while True:
         events = dict(poller.poll())
+        if mon is not None and mon in events:
+            while True:
+                try:
+                    ev = recv_monitor_message(mon, zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                out.write("EVENT %s %d\n" % (names.get(ev["event"], str(ev["event"])), ev["value"]))
+            out.flush()
         if s in events:
             while True:
                 try:
@@ -115,6 +157,9 @@ def main():
                 out.write("COUNT %d\n" % received)
             out.write("OK\n")
             out.flush()
+    if mon is not None:
+        s.disable_monitor()
+        mon.close()
     s.close()
     if auth is not None:
         auth.stop()
