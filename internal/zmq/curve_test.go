@@ -3,7 +3,6 @@ package zmq
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -248,10 +247,3 @@ func TestCurveReasonsCounted(t *testing.T) {
 		t.Fatalf("%d counters for %d reasons", len(s.stat.curve), len(CurveReasons))
 	}
 }
-
-// boxedFrame is what appendFrame writes, for tests that tamper with it.
-func boxedFrame(cc *curveConn, flags byte, data []byte) []byte {
-	return cc.appendFrame(nil, flags, data)
-}
-
-var _ = binary.BigEndian
