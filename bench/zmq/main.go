@@ -35,9 +35,36 @@ func main() {
 	stalled := flag.Int("stalled", 0, "pub: how many of the subscribers never read (pacing ignores the deepest queues)")
 	stall := flag.Bool("stall", false, "sub: subscribe, then never read")
 	hwm := flag.Int("hwm", 0, "HWM and RecvHWM (0: default)")
+	curveServer := flag.String("curve-server", "", "CURVE server with this secret key (Z85), admitting any client")
+	curveClient := flag.String("curve-client", "", "CURVE client keys SERVERKEY,PUBLIC,SECRET (Z85)")
 	flag.Parse()
 
 	o := zmq.Options{HWM: *hwm, RecvHWM: *hwm}
+	if *curveServer != "" {
+		sec, err := zmq.ParseCurveKey(*curveServer)
+		if err != nil {
+			fatal(err)
+		}
+		pub, err := zmq.CurvePublicKey(sec)
+		if err != nil {
+			fatal(err)
+		}
+		o.Security = zmq.CurveServer(zmq.CurveKeyPair{Public: pub, Secret: sec}, zmq.CurveAllowAny)
+	}
+	if *curveClient != "" {
+		k := strings.Split(*curveClient, ",")
+		if len(k) != 3 {
+			fatal(fmt.Errorf("-curve-client wants SERVERKEY,PUBLIC,SECRET"))
+		}
+		var keys [3]zmq.CurveKey
+		for i := range keys {
+			var err error
+			if keys[i], err = zmq.ParseCurveKey(k[i]); err != nil {
+				fatal(err)
+			}
+		}
+		o.Security = zmq.CurveClient(zmq.CurveKeyPair{Public: keys[1], Secret: keys[2]}, keys[0])
+	}
 	type sock interface {
 		Listen(string) error
 		Dial(string) error

@@ -29,6 +29,10 @@ int zmq_getsockopt(void *, int, void *, size_t *);
 #define ZMQ_SNDHWM 23
 #define ZMQ_RCVHWM 24
 #define ZMQ_LAST_ENDPOINT 32
+#define ZMQ_CURVE_SERVER 47
+#define ZMQ_CURVE_PUBLICKEY 48
+#define ZMQ_CURVE_SECRETKEY 49
+#define ZMQ_CURVE_SERVERKEY 50
 
 static double now(void) {
 	struct timespec ts;
@@ -38,6 +42,7 @@ static double now(void) {
 
 int main(int argc, char **argv) {
 	const char *role = "", *bind = "", *conn = "";
+	const char *curve_server = "", *curve_client = "";
 	long n = 1000000, size = 200;
 	int hwm = 0, hwm_set = 0, stall = 0;
 	for (int i = 1; i < argc; i++) {
@@ -49,6 +54,8 @@ int main(int argc, char **argv) {
 		else if (!strcmp(a, "-size")) size = atol(v), i++;
 		else if (!strcmp(a, "-hwm")) hwm = atoi(v), hwm_set = 1, i++;
 		else if (!strcmp(a, "-stall")) stall = 1;
+		else if (!strcmp(a, "-curve-server")) curve_server = v, i++;
+		else if (!strcmp(a, "-curve-client")) curve_client = v, i++;
 		else if (a[0] == '-' && i + 1 < argc && argv[i + 1][0] != '-') i++; /* -subs, -stalled, -batch */
 	}
 	int type = !strcmp(role, "push") ? ZMQ_PUSH : !strcmp(role, "pull") ? ZMQ_PULL
@@ -58,6 +65,16 @@ int main(int argc, char **argv) {
 	if (hwm_set) { /* 0: no limit */
 		zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
 		zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+	}
+	if (*curve_server) { /* SECRET (Z85): a CURVE server admitting any client */
+		int one = 1;
+		zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+		if (zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve_server, 40)) { perror("curve secret key"); return 1; }
+	}
+	if (*curve_client) { /* SERVERKEY,PUBLIC,SECRET (Z85) */
+		if (strlen(curve_client) != 122 || zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, curve_client, 40)
+		    || zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, curve_client + 41, 40)
+		    || zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve_client + 82, 40)) { perror("curve client keys"); return 1; }
 	}
 	if (type == ZMQ_SUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
 	if (*bind) {
