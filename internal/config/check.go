@@ -49,7 +49,7 @@ func (c *Config) Summary() string {
 		case InputSyslog:
 			fmt.Fprintf(&b, "input %s: syslog on %s%s\n", in.Name, strings.Join(in.Listen, ", "), in.streamSummary())
 		case InputZMQ:
-			fmt.Fprintf(&b, "input %s: zmq %s %s\n", in.Name, in.Socket, endpoints(in.Bind, in.Connect))
+			fmt.Fprintf(&b, "input %s: zmq %s %s%s\n", in.Name, in.Socket, endpoints(in.Bind, in.Connect), curveSummary(in.Curve))
 		case InputRELP:
 			auth := ""
 			if in.TLS != nil && len(in.TLS.PermittedPeers) > 0 {
@@ -74,7 +74,7 @@ func (c *Config) Summary() string {
 			fmt.Fprintf(&b, "output %s: %s, %s\n", o.Name, linkSummary(o), streams)
 			continue
 		}
-		fmt.Fprintf(&b, "output %s: zmq %s %s, %s, format %s", o.Name, o.Socket, endpoints(o.Bind, o.Connect), streams, o.Format)
+		fmt.Fprintf(&b, "output %s: zmq %s %s%s, %s, format %s", o.Name, o.Socket, endpoints(o.Bind, o.Connect), curveSummary(o.Curve), streams, o.Format)
 		if o.Spool != nil {
 			fmt.Fprintf(&b, ", spool %s (max %s, fsync %s, full: %s)", o.Spool.Dir, o.Spool.MaxBytes, o.Spool.Fsync, o.Spool.Full)
 		}
@@ -160,4 +160,25 @@ func (in Input) streamSummary() string {
 	}
 	return fmt.Sprintf("; at most %d connections (then the longest idle is evicted), %d per address, first frame within %s, frames complete within %s, idle %s",
 		in.MaxConnections, in.MaxConnectionsPerSource, d(in.FirstFrameTimeout), d(in.FrameTimeout), d(in.IdleTimeout))
+}
+
+// curveSummary names a socket's CURVE role and, for a server, whom it
+// admits.
+func curveSummary(c *Curve) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Client():
+		return ", CURVE client"
+	case c.AllowAny:
+		return ", CURVE server admitting ANY client"
+	}
+	var who []string
+	if c.AllowDir != "" {
+		who = append(who, "certificates in "+c.AllowDir)
+	}
+	if len(c.Allow) > 0 {
+		who = append(who, fmt.Sprintf("%d listed keys", len(c.Allow)))
+	}
+	return ", CURVE server admitting " + strings.Join(who, " and ")
 }

@@ -236,6 +236,8 @@ type Input struct {
 	// Plain enables ZeroMQ PLAIN authentication: server side on bind,
 	// client side on connect (zmq).
 	Plain *Plain `yaml:"plain,omitempty"`
+	// Curve enables ZeroMQ CURVE (zmq); see Curve.
+	Curve *Curve `yaml:"curve,omitempty"`
 	// StreamFrame (default true) lets a two-frame message [stream, event],
 	// as omzmq-bridge --topic sends it, set the event's stream; false
 	// ignores the first frame and derives the stream as for syslog (zmq).
@@ -318,6 +320,8 @@ type Output struct {
 	MaxMessageSize ByteSize `yaml:"max_message_size"`
 	// Plain enables PLAIN: client side for Connect, server side for Bind.
 	Plain *Plain `yaml:"plain,omitempty"`
+	// Curve enables ZeroMQ CURVE; see Curve.
+	Curve *Curve `yaml:"curve,omitempty"`
 	// Heartbeat is the ZMTP PING interval; 0: no PINGs.
 	Heartbeat time.Duration `yaml:"heartbeat,omitempty"`
 	// MaxPeers limits the peers of a binding socket; more are refused.
@@ -672,6 +676,7 @@ func (c *Config) resolvePaths(dir string) {
 			abs(&c.Inputs[i].Plain.UsersFile)
 		}
 		abs(&c.Inputs[i].StateDir)
+		c.Inputs[i].Curve.resolvePaths(abs)
 	}
 	for i := range c.Outputs {
 		if c.Outputs[i].Plain != nil {
@@ -685,6 +690,7 @@ func (c *Config) resolvePaths(dir string) {
 			abs(&t.Cert)
 			abs(&t.Key)
 		}
+		c.Outputs[i].Curve.resolvePaths(abs)
 	}
 	tlsPaths(c.HTTP.TLS)
 	abs(&c.HTTP.TapTokenFile)

@@ -147,7 +147,7 @@ var (
 	syslogInputKeys = append([]string{"listen", "tls", "unix_mode", "unix_group"}, streamLimitKeys...)
 	// streamLimitKeys are the connection limits of every stream input.
 	streamLimitKeys = []string{"max_connections", "max_connections_per_source", "idle_timeout", "handshake_timeout", "first_frame_timeout", "frame_timeout"}
-	zmqInputKeys    = []string{"socket", "bind", "connect", "hwm", "plain", "stream_frame", "max_peers"}
+	zmqInputKeys    = []string{"socket", "bind", "connect", "hwm", "plain", "curve", "stream_frame", "max_peers"}
 	relpOnlyKeys    = []string{"ack_timeout"}             // relp takes the stream keys of syslog too
 	unixOnlyKeys    = []string{"unix_mode", "unix_group"} // syslog's unix sockets, not relp
 )
@@ -179,6 +179,10 @@ func (d *decoder) input(v *yaml.Node, path string, in *Input) {
 		"plain": func(v *yaml.Node, p string) {
 			in.Plain = &Plain{}
 			d.plain(v, p, in.Plain)
+		},
+		"curve": func(v *yaml.Node, p string) {
+			in.Curve = &Curve{}
+			d.curve(v, p, in.Curve)
 		},
 		"stream_frame": func(v *yaml.Node, p string) {
 			var b bool
@@ -291,6 +295,10 @@ func (d *decoder) outputs(v *yaml.Node, path string) {
 			"max_batch":      func(v *yaml.Node, p string) { d.size(v, p, &o.MaxBatch) },
 			"window":         func(v *yaml.Node, p string) { d.size(v, p, &o.Window) },
 			"failback":       func(v *yaml.Node, p string) { d.duration(v, p, &o.Failback) },
+			"curve": func(v *yaml.Node, p string) {
+				o.Curve = &Curve{}
+				d.curve(v, p, o.Curve)
+			},
 		}, nil)
 	})
 }

@@ -224,8 +224,8 @@ func (k *checker) syslogInput(p string, in *Input) {
 	}
 	k.streamLimits(p, in)
 	k.unixSocket(p, in)
-	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.StreamFrame != nil || in.MaxPeers != 0 {
-		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain, stream_frame and max_peers apply only to zmq inputs; remove them or change type")
+	if in.Socket != "" || len(in.Bind) > 0 || len(in.Connect) > 0 || in.HWM != 0 || in.Plain != nil || in.Curve != nil || in.StreamFrame != nil || in.MaxPeers != 0 {
+		k.add(p, ErrInvalid, "socket, bind, connect, hwm, plain, curve, stream_frame and max_peers apply only to zmq inputs; remove them or change type")
 	}
 }
 
@@ -276,6 +276,9 @@ func (k *checker) zmqInput(p string, in *Input) {
 	k.hwm(p+".hwm", in.HWM)
 	if in.Plain != nil {
 		k.plain(p+".plain", in.Plain, len(in.Bind) > 0, len(in.Connect) > 0)
+	}
+	if in.Curve != nil {
+		k.curve(p+".curve", in.Curve, in.Plain)
 	}
 	k.maxPeers(p, in.MaxPeers, len(in.Bind) > 0)
 	if len(in.Listen) > 0 || in.TLS != nil || in.hasStreamLimits() || in.UnixMode != 0 || in.UnixGroup != "" {
@@ -518,6 +521,9 @@ func (k *checker) output(p string, o *Output) {
 		k.plain(p+".plain", o.Plain, len(o.Bind) > 0, len(o.Connect) > 0)
 	}
 	k.maxPeers(p, o.MaxPeers, len(o.Bind) > 0)
+	if o.Curve != nil {
+		k.curve(p+".curve", o.Curve, o.Plain)
+	}
 	if o.Ack != nil {
 		k.ack(p+".ack", o)
 	}

@@ -58,6 +58,9 @@ type Stats struct {
 	ReadErrors         uint64 // connections ended by an error other than EOF or shutdown
 	KernelDrops        uint64 // UDP datagrams the kernel dropped (receive buffer full)
 	SocketDrops        uint64 // ZeroMQ messages read from a peer but dropped by the socket (it was closing)
+	// CurveRefused counts ZeroMQ CURVE handshakes refused and CURVE
+	// connections dropped, by reason (zmq.CurveReasons); nil without CURVE.
+	CurveRefused map[string]uint64
 
 	// HandlerBlocked is the total time spent inside the Handler: how long
 	// this input was held back by backpressure.

@@ -13,4 +13,5 @@ func addSocketStats(st *Stats, ss zmq.Stats) {
 	for _, n := range ss.Drops {
 		st.SocketDrops += n
 	}
+	st.CurveRefused = ss.Curve
 }

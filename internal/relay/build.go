@@ -62,7 +62,10 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 		}
 		return input.NewRELP(rc, log)
 	case config.InputZMQ:
-		zsec := plainSecurity(c.Plain, len(c.Bind) > 0, sec, "input", c.Name)
+		zsec, err := socketSecurity(c.Plain, c.Curve, len(c.Bind) > 0, sec, log, "input", c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", c.Name, err)
+		}
 		return input.NewZMQ(input.ZMQConfig{
 			Name:           c.Name,
 			Bind:           c.Bind,
@@ -108,7 +111,10 @@ func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Outp
 	if err != nil {
 		return nil, fmt.Errorf("output %q: %w", c.Name, err)
 	}
-	zsec := plainSecurity(c.Plain, len(c.Bind) > 0, sec, "output", c.Name)
+	zsec, err := socketSecurity(c.Plain, c.Curve, len(c.Bind) > 0, sec, log, "output", c.Name)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", c.Name, err)
+	}
 	if c.Ack != nil && c.Spool == nil {
 		return newAckOutput(c, format, zsec, sec, log)
 	}
@@ -134,9 +140,13 @@ func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Outp
 
 // newAckOutput builds an acknowledged PUSH output. The ack socket plays
 // its own side of PLAIN: server when it binds (the output's users, from
-// store), client when it connects.
+// store), client when it connects; under CURVE it is secured like the
+// output, with its keys and role.
 func newAckOutput(c config.Output, format output.Format, sec zmq.Security, store *secretStore, log *slog.Logger) (output.Output, error) {
-	ackSec := plainSecurity(c.Plain, len(c.Ack.Bind) > 0, store, "output", c.Name)
+	ackSec := sec
+	if c.Curve == nil {
+		ackSec = plainSecurity(c.Plain, len(c.Ack.Bind) > 0, store, "output", c.Name)
+	}
 	return output.NewAckPush(output.AckPushConfig{
 		Name:       c.Name,
 		Bind:       c.Bind,
@@ -157,6 +167,23 @@ func newAckOutput(c config.Output, format output.Format, sec zmq.Security, store
 		},
 		AckOptions: zmq.Options{HeartbeatIvl: c.Heartbeat, Security: ackSec},
 	}, log)
+}
+
+// socketSecurity is the mechanism a socket's config names: CURVE, PLAIN
+// or (nil) NULL.
+func socketSecurity(p *config.Plain, c *config.Curve, server bool, sec *secretStore, log *slog.Logger, kind, name string) (zmq.Security, error) {
+	if c != nil {
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		log = log.With(kind, name)
+		sec, err := c.Settings().Security(log)
+		if err != nil {
+			return nil, fmt.Errorf("curve: %w", err)
+		}
+		return sec, nil
+	}
+	return plainSecurity(p, server, sec, kind, name), nil
 }
 
 // plainSecurity maps a PLAIN section onto the socket's side: a binding

@@ -98,6 +98,7 @@ var (
 	inClosed     = prometheus.NewDesc("relay_input_connections_closed_total", "Stream connections the relay closed or refused, by reason (deadlines, limits, evictions; see README, Hostile senders).", []string{"input", "reason"}, nil)
 	inHSErrors   = descIn("handshake_errors_total", "Failed TLS (ZeroMQ: ZMTP) handshakes.")
 	inBlocked    = descIn("blocked_seconds_total", "Time the input waited for the outputs to take its events (backpressure).")
+	inCurve      = prometheus.NewDesc("relay_input_curve_refused_total", "ZeroMQ CURVE handshakes refused and CURVE connections dropped, by reason: unknown_key, bad_box, bad_version, bad_nonce, malformed, refused (by the server), no_welcome (wrong server key?).", []string{"input", "reason"}, nil)
 
 	descOut = func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("relay_output_"+name, help, []string{"output"}, nil)
@@ -113,6 +114,7 @@ var (
 	outOversz  = descOut("oversize_total", "Peers disconnected for sending a message over the size limit (max_message_size, or 256 frames).")
 	outRefused = descOut("peers_refused_total", "Connections refused because the output had max_peers peers.")
 	outSubsRef = descOut("subscriptions_refused_total", "PUB: subscriptions refused because a peer held 64 KiB of them (or 4096).")
+	outCurve   = prometheus.NewDesc("relay_output_curve_refused_total", "ZeroMQ CURVE handshakes refused and CURVE connections dropped, by reason: unknown_key, bad_box, bad_version, bad_nonce, malformed, refused (by the server), no_welcome (wrong server key?).", []string{"output", "reason"}, nil)
 
 	tapClients = prometheus.NewDesc("relay_tap_clients", "Websocket tap clients connected now.", nil, nil)
 	tapSent    = prometheus.NewDesc("relay_tap_sent_total", "Events written to websocket tap clients.", nil, nil)
@@ -132,7 +134,7 @@ var (
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{inReceived, inBytes, inMalformed, inOversize, inReadErrors, inKernDrops, inSockDrops, inConns, inConnsTotal, inRefused, inClosed, inHSErrors, inBlocked,
-		outSent, outDropped, outBlocked, outQueue, outPeers, outSubs, outDrops, outHSFail, outOversz, outRefused, outSubsRef, tapClients, tapSent, tapDropped,
+		outSent, outDropped, outBlocked, outQueue, outPeers, outSubs, outDrops, outHSFail, outOversz, outRefused, outSubsRef, inCurve, outCurve, tapClients, tapSent, tapDropped,
 		tapOrigin, tapTimeout, tapThrottl, httpConns, httpRefuse, httpEvict, hostRefuse, overlong, reloadDrop, unrouted} {
 		ch <- d
 	}
@@ -173,12 +175,16 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(inHSErrors, float64(s.HandshakeErrors), name)
 		counter(inBlocked, s.HandlerBlocked.Seconds(), name)
+		for reason, n := range s.CurveRefused {
+			counter(inCurve, float64(n), name, reason)
+		}
 	}
 	// Live outputs plus what retired ones of the same name counted.
 	totals := map[string]outputTotals{}
 	for name, t := range r.retired {
 		t.drops = maps.Clone(t.drops)
 		t.ack = t.ack.clone()
+		t.curve = maps.Clone(t.curve)
 		totals[name] = t
 	}
 	for _, ro := range r.lingering {
@@ -222,6 +228,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(outRefused, float64(t.peersRefused), name)
 		counter(outSubsRef, float64(t.subsRefused), name)
 		t.spool.collect(ch, name)
+		for reason, n := range t.curve {
+			counter(outCurve, float64(n), name, reason)
+		}
 	}
 	counter(reloadDrop, float64(r.reloadDropped.Load()))
 	counter(unrouted, float64(r.unrouted.Load()))

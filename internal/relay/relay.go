@@ -105,6 +105,7 @@ type outputTotals struct {
 	drops                           map[string]uint64 // socket drops by reason
 	ack                             ackTotals         // acknowledged outputs only
 	spool                           spoolTotals       // spooled outputs
+	curve                           map[string]uint64 // CURVE refusals by reason; nil without CURVE
 }
 
 func (t *outputTotals) add(o output.Output) {
@@ -129,6 +130,12 @@ func (t *outputTotals) add(o output.Output) {
 				t.drops = map[string]uint64{}
 			}
 			t.drops[reason] += n
+		}
+		for reason, n := range ss.Curve {
+			if t.curve == nil {
+				t.curve = map[string]uint64{}
+			}
+			t.curve[reason] += n
 		}
 	}
 }
