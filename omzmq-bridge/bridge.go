@@ -30,6 +30,13 @@ type sender struct {
 
 func openSender(s settings, log *slog.Logger) (*sender, error) {
 	o := zmq.Options{HWM: s.hwm, Logger: log}
+	if s.curve.Enabled() {
+		sec, err := s.curve.Security(log)
+		if err != nil {
+			return nil, fmt.Errorf("curve: %w", err)
+		}
+		o.Security = sec
+	}
 	var sock interface {
 		Listen(string) error
 		Dial(string) error

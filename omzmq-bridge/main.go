@@ -103,6 +103,13 @@ Options:
                           and answered with an ERROR line, never OK (rsyslog
                           retries it). Keep it equal to the relay's
                           max_message_size (1048576; the relay's default)
+  --curve-key FILE        CURVE: our secret certificate (relay keygen NAME writes
+                          NAME.key_secret); a client without it draws a key pair
+  --curve-server-key K    CURVE client: the server's certificate file, or its
+                          Z85 public key (e.g. the relay input's relay.key)
+  --curve-allow-dir DIR   CURVE server: admit the clients whose certificates
+                          are in DIR (re-read when it changes)
+  --curve-allow-any       CURVE server: admit any client (encryption only)
   --close-timeout D       flush time on exit (4s; keep below omprog closeTimeout)
   --config FILE           settings file: flags, one or more per line, # comments;
                           re-read on SIGHUP (its endpoints replace the command line's)

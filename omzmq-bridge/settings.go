@@ -38,7 +38,20 @@ type settings struct {
 	logLevel      string
 	help          bool
 	version       bool
+	curve         zmq.CurveSettings // --curve-*; unset: NULL security
 }
+
+// serverKeyFlag implements --curve-server-key: a certificate file or a
+// Z85 public key.
+type serverKeyFlag struct{ c *zmq.CurveSettings }
+
+func (f serverKeyFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.ServerKeyFile + f.c.ServerKey
+}
+func (f serverKeyFlag) Set(v string) error { f.c.SetServerKey(v); return nil }
 
 // endpoints is a repeatable flag.
 type endpoints []string
@@ -82,6 +95,10 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&s.statsInterval, "stats-interval", s.statsInterval, "log the counters this often (0: only at exit and on SIGUSR1)")
 	fs.BoolVar(&s.help, "help", false, "show the help")
 	fs.BoolVar(&s.version, "version", false, "print the version")
+	fs.StringVar(&s.curve.KeyFile, "curve-key", s.curve.KeyFile, "CURVE: our secret certificate (NAME.key_secret, from relay keygen)")
+	fs.Var(serverKeyFlag{&s.curve}, "curve-server-key", "CURVE client: the server's certificate file or Z85 public key")
+	fs.StringVar(&s.curve.AllowDir, "curve-allow-dir", s.curve.AllowDir, "CURVE server: directory of the admitted clients' certificates")
+	fs.BoolVar(&s.curve.AllowAny, "curve-allow-any", s.curve.AllowAny, "CURVE server: admit any client (encrypted, not authenticated)")
 	return fs
 }
 
@@ -200,6 +217,11 @@ func (s *settings) validate() error {
 	}
 	if _, err := parseLevel(s.logLevel); err != nil {
 		bad("%v", err)
+	}
+	if s.curve.Enabled() {
+		if _, err := s.curve.Security(nil); err != nil {
+			bad("--curve-*: %v", err)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrUsage, errors.Join(errs...))

@@ -33,6 +33,7 @@ Usage:
   relay check -c FILE
   relay default-config
   relay spool verify DIR
+  relay keygen NAME
   relay --version
 
 relay with no command runs; without -c, on the embedded default config.
@@ -40,6 +41,8 @@ relay check validates FILE, reports every problem as FILE:LINE:COL, and
 exits 0 if it is valid. relay default-config prints the embedded default
 config, a commented sample of every key (see relay.yaml(5)). relay spool
 verify DIR checks a spool directory offline (see relay spool --help).
+relay keygen NAME writes a CURVE key pair as czmq certificates, NAME.key
+(public) and NAME.key_secret (mode 0600; see relay keygen --help).
 
 With no -c the relay listens for syslog on tcp:// and udp://127.0.0.1:10514,
 publishes every event on tcp://127.0.0.1:5556 (PUB, topic = stream) and serves
@@ -89,6 +92,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "spool" {
 		return spoolCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "keygen" {
+		return keygen(args[1:], stdout, stderr)
 	}
 	cmd := ""
 	if len(args) > 0 && (args[0] == "check" || args[0] == "default-config") {

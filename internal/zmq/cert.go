@@ -430,6 +430,24 @@ type CurveSettings struct {
 	AllowAny      bool     // server: admit every client (encryption without authentication)
 }
 
+// SetServerKey takes a command-line value naming the server's key: a Z85
+// public key (40 characters, when no file has that name) or a
+// certificate file.
+func (c *CurveSettings) SetServerKey(v string) {
+	if _, err := ParseCurveKey(v); err == nil {
+		if _, err := os.Stat(v); err != nil {
+			c.ServerKey, c.ServerKeyFile = v, ""
+			return
+		}
+	}
+	c.ServerKeyFile, c.ServerKey = v, ""
+}
+
+// Enabled reports whether any CURVE setting is made.
+func (c CurveSettings) Enabled() bool {
+	return c.KeyFile != "" || c.Client() || c.AllowDir != "" || len(c.Allow) > 0 || c.AllowAny
+}
+
 // Client reports whether the settings make this side the CURVE client.
 func (c CurveSettings) Client() bool { return c.ServerKeyFile != "" || c.ServerKey != "" }
 

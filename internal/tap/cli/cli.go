@@ -18,6 +18,7 @@ import (
 
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/tap"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // Exit codes, documented in the help text.
@@ -43,6 +44,13 @@ Examples:
   tap tcp://relay:5556 --sample 1/100 --for 10m -o sample.jsonl.gz
   tap stats tcp://relay:5556 --unique sd:user@32473.id --top hostname
   tap stats wss://relay:8443 --token-file /etc/relay/tap.token --interval 5s
+  tap tcp://relay:5556 --curve-server-key /etc/relay/curve/relay.key --curve-key me.key
+
+A PUB output with curve is a CURVE server: name its public certificate (or
+Z85 key) with --curve-server-key, and your secret certificate with
+--curve-key (relay keygen writes a pair; the relay must list the public
+one in allow_dir or allow); without --curve-key tap draws a key pair,
+which only a relay with allow_any: true admits.
 
 Output: events on stdout (pretty is coloured on a terminal unless NO_COLOR is
 set), notices on stderr. A websocket tap reports the events the relay dropped
@@ -82,7 +90,19 @@ type options struct {
 	topK        int
 	interval    time.Duration
 	verbose     bool
+	curve       zmq.CurveSettings
 }
+
+// serverKeyFlag is --curve-server-key: a certificate file or a Z85 key.
+type serverKeyFlag struct{ c *zmq.CurveSettings }
+
+func (f serverKeyFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.ServerKeyFile + f.c.ServerKey
+}
+func (f serverKeyFlag) Set(v string) error { f.c.SetServerKey(v); return nil }
 
 // Main runs the tap command with args (without the program name) and
 // returns the exit code. ctx ends the run like Ctrl-C.
@@ -147,6 +167,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, int, error) {
 	fs.IntVar(&o.topK, "k", 3, "stats: how many --top values to show")
 	fs.DurationVar(&o.interval, "interval", time.Second, "stats: refresh interval")
 	fs.BoolVar(&o.verbose, "v", false, "log reconnects and notices to stderr")
+	fs.Var(serverKeyFlag{&o.curve}, "curve-server-key", "CURVE: the relay PUB's public certificate file or Z85 key")
+	fs.StringVar(&o.curve.KeyFile, "curve-key", "", "CURVE: our secret certificate (default: a key pair drawn for this run)")
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -175,6 +197,12 @@ func parseArgs(args []string, stderr io.Writer) (*options, int, error) {
 	}
 	if o.limit < 0 || o.dur < 0 || o.interval <= 0 || o.topK < 1 {
 		return nil, ExitUsage, errors.New("--limit and --for must not be negative, --interval and -k must be positive")
+	}
+	if o.curve.KeyFile != "" && !o.curve.Client() {
+		return nil, ExitUsage, errors.New("--curve-key needs --curve-server-key, the relay's public key")
+	}
+	if o.curve.Client() && !strings.HasPrefix(o.source, "tcp://") && !strings.HasPrefix(o.source, "ipc://") {
+		return nil, ExitUsage, errors.New("--curve-* apply to a PUB source (tcp:// or ipc://); a websocket uses wss:// and --token-file")
 	}
 	if o.out != "" && o.format != "" && o.format != "json" {
 		return nil, ExitUsage, fmt.Errorf("-o writes JSON lines; drop --format %s", o.format)
@@ -237,7 +265,14 @@ func newRunner(o *options, stdout, stderr io.Writer) (*runner, error) {
 		lvl = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	var zo zmq.Options
+	if o.curve.Client() {
+		if zo.Security, err = o.curve.Security(log); err != nil {
+			return nil, err
+		}
+	}
 	r.consumer, err = tap.NewConsumer(tap.ConsumerConfig{
+		ZMQ:         zo,
 		Source:      o.source,
 		Filter:      f,
 		Raw:         o.format == "raw" && !o.stats && o.out == "",
