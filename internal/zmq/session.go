@@ -20,22 +20,23 @@ type SessionOptions struct {
 }
 
 // Session is one ZMTP connection outside a socket: a connection the
-// caller dialled or accepted, greeted and handshaken with a mechanism
-// (NULL, PLAIN), then messages and commands in both directions with the
-// sockets' framing and limits. It is for protocols that run their own
-// connections over ZMTP (the relay link). One goroutine may Send while
-// another Recvs; Sends must not overlap each other, nor Recvs.
-//
-// (The CURVE branch carries the same type with CURVE boxes; this one is
-// its NULL/PLAIN subset, with the same API.)
+// caller dialled or accepted, greeted and handshaken with any mechanism
+// (NULL, PLAIN, CURVE), then messages and commands in both directions
+// with the sockets' framing and, under CURVE, their MESSAGE boxes and
+// nonce checks. It is for protocols that run their own connections over
+// ZMTP (the relay link). One goroutine may Send while another Recvs;
+// Sends must not overlap each other, nor Recvs.
 type Session struct {
-	conn net.Conn
-	d    *decoder
-	wbuf []byte
+	conn  net.Conn
+	curve *curveConn
+	d     *decoder
+	cr    *curveReader
+	wbuf  []byte
 }
 
 // NewSession runs the greeting and the handshake on c, within
-// HandshakeTimeout. On failure c is closed.
+// HandshakeTimeout. On failure c is closed; a CURVE refusal is a
+// *CurveError.
 func NewSession(c net.Conn, o SessionOptions) (s *Session, err error) {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
@@ -58,24 +59,43 @@ func NewSession(c net.Conn, o SessionOptions) (s *Session, err error) {
 	if err := c.SetDeadline(time.Now().Add(o.HandshakeTimeout)); err != nil {
 		return nil, err
 	}
-	if _, err := zmq4.Open(newGuardConn(c, handshakeFrameLimit), o.Security, typ, zmq4.SocketIdentity(o.Identity), o.Security.AsServer(), nil); err != nil {
+	s = &Session{conn: c}
+	if ch, ok := o.Security.(connHandshaker); ok {
+		if s.curve, err = ch.handshakeConn(c, typ, o.Identity); err != nil {
+			return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
+		}
+	} else if _, err := zmq4.Open(newGuardConn(c, handshakeFrameLimit), o.Security, typ, zmq4.SocketIdentity(o.Identity), o.Security.AsServer(), nil); err != nil {
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
-	return &Session{conn: c, d: newDecoder(c, o.MaxMsgSize)}, nil
+	if s.curve != nil {
+		s.d = newDecoder(c, o.MaxMsgSize+curveFrameExtra)
+		s.cr = newCurveReader(s.d, s.curve, o.MaxMsgSize)
+	} else {
+		s.d = newDecoder(c, o.MaxMsgSize)
+	}
+	return s, nil
 }
 
 // Send writes one message.
 func (s *Session) Send(m Msg) error {
-	s.wbuf = appendMsg(s.wbuf[:0], m)
+	if s.curve != nil {
+		s.wbuf = s.curve.appendMsg(s.wbuf[:0], m)
+	} else {
+		s.wbuf = appendMsg(s.wbuf[:0], m)
+	}
 	return s.write()
 }
 
 // SendCmd writes one ZMTP command (PING, PONG, …).
 func (s *Session) SendCmd(name string, data []byte) error {
-	s.wbuf = appendCmd(s.wbuf[:0], name, data)
+	if s.curve != nil {
+		s.wbuf = s.curve.appendFrame(s.wbuf[:0], boxCommand, appendCmdBody(nil, name, data))
+	} else {
+		s.wbuf = appendCmd(s.wbuf[:0], name, data)
+	}
 	return s.write()
 }
 
@@ -90,13 +110,34 @@ func (s *Session) write() error {
 // Recv reads the next message, or command (cmd true, m[0] the command
 // frame: see ParseCommand). The frames may share a read buffer (see the
 // package doc). Any error ends the session.
-func (s *Session) Recv() (m Msg, cmd bool, err error) { return s.d.next() }
+func (s *Session) Recv() (m Msg, cmd bool, err error) {
+	if s.cr != nil {
+		return s.cr.next()
+	}
+	return s.d.next()
+}
 
 // ParseCommand splits a command frame from Recv into name and data.
 func ParseCommand(f []byte) (name string, data []byte, ok bool) { return parseCmd(f) }
+
+// PeerKey is the peer's long-term CURVE key (the client's, on the server
+// side: the one its allow-list admitted); false without CURVE.
+func (s *Session) PeerKey() (CurveKey, bool) {
+	if s.curve == nil {
+		return CurveKey{}, false
+	}
+	return s.curve.peerKey, true
+}
 
 // Conn is the underlying connection (deadlines, addresses).
 func (s *Session) Conn() net.Conn { return s.conn }
 
 // Close closes the connection.
 func (s *Session) Close() error { return s.conn.Close() }
+
+// appendCmdBody is a command frame's body: name length, name, data.
+func appendCmdBody(dst []byte, name string, data []byte) []byte {
+	dst = append(dst, byte(len(name)))
+	dst = append(dst, name...)
+	return append(dst, data...)
+}
