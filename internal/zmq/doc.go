@@ -65,9 +65,14 @@
 // dropped); with HeartbeatIvl set, we send PINGs (TTL = HeartbeatTimeout)
 // and drop a peer silent for HeartbeatTimeout.
 //
-// Security: NULL (default) and PLAIN (PlainClient, PlainServer with a real
-// credential check and an ERROR command on refusal). The mechanism role is
-// independent of bind/connect, as in ZMTP.
+// Security: NULL (default), PLAIN (PlainClient, PlainServer with a real
+// credential check and an ERROR command on refusal) and CURVE (CurveClient,
+// CurveServer with an allow-list of client keys; see curve.go). The
+// mechanism role is independent of bind/connect, as in ZMTP. CURVE runs
+// its own greeting and handshake (zmq4 cannot frame its boxes) and boxes
+// every frame after it in place in the peer's write and read buffers;
+// NULL and PLAIN peers pay one nil check per message for it. Session runs
+// the same on a connection the caller owns.
 //
 // # Differences from libzmq
 //
@@ -83,6 +88,7 @@
 //
 // # API beyond docs/architecture.md
 //
-// Push.SendBatch, Push.Flush, Pull.RecvBatch, Sub.RecvBatch and
-// PlainPassword are additions; the contract's API is unchanged.
+// Push.SendBatch, Push.Flush, Pull.RecvBatch, Sub.RecvBatch,
+// PlainPassword, the CURVE API and Session are additions; the contract's
+// API is unchanged.
 package zmq
