@@ -288,3 +288,30 @@ func TestCurveLibzmqRefusals(t *testing.T) {
 		waitFor(t, 10*time.Second, "message through libzmq's ZAP", func() bool { return z.count() == 1 })
 	})
 }
+
+// TestCurveLibzmqHeartbeats: PINGs and PONGs travel as boxed commands
+// both ways between libzmq and us; neither side drops the other over
+// many heartbeat periods, and messages still flow after.
+func TestCurveLibzmqHeartbeats(t *testing.T) {
+	needLibzmq(t)
+	k := newCurveKeys(t)
+	push := NewPush(Options{
+		Security:     CurveServer(k.server, CurveKeySet{k.client.Public: {}}),
+		HeartbeatIvl: 50 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond,
+	})
+	closeAll(t, push)
+	z := curvePeer(t, push, true, "pull", append(k.libzmqClient(), "--print", "--monitor", "--heartbeat", "50")...)
+	time.Sleep(1500 * time.Millisecond) // ~30 heartbeat periods each way
+	st := push.Stats()
+	if st.Peers != 1 || st.HeartbeatTimeouts != 0 || st.Disconnects != 0 || z.eventCount("DISCONNECTED") != 0 {
+		t.Fatalf("heartbeats broke the connection: %+v, libzmq events %v", st, z.eventLog())
+	}
+	if st.PeerStats[0].MsgsIn != 0 {
+		t.Fatalf("libzmq's PINGs counted as messages: %+v", st.PeerStats[0])
+	}
+	ctx := testCtx(t, 10*time.Second)
+	if err := push.Send(ctx, Msg{[]byte("after heartbeats")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "message after heartbeats", func() bool { return z.count() == 1 })
+}

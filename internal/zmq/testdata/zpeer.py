@@ -11,6 +11,8 @@ usage: zpeer.py TYPE bind|connect ENDPOINT [options]
                              in DIR (ZAP, zmq.auth), or any client (*)
   --curve-client SERVERKEY,PUBLIC,SECRET   CURVE client keys (Z85)
   --monitor                  print "EVENT <name> <value>" for handshake events
+                             and disconnections
+  --heartbeat MS             send PINGs every MS, drop the peer after 3*MS silence
   --print                    print every received message as it arrives
 
 Prints "READY <endpoint>" once bound/connected. Commands on stdin, one per
@@ -36,7 +38,7 @@ def main():
     i = 3
     while i < len(args):
         a = args[i]
-        if a in ("--plain-client", "--plain-server", "--hwm", "--curve-server", "--curve-allow", "--curve-client"):
+        if a in ("--plain-client", "--plain-server", "--hwm", "--curve-server", "--curve-allow", "--curve-client", "--heartbeat"):
             opts[a] = args[i + 1]
             i += 2
         else:
@@ -77,11 +79,17 @@ def main():
         s.curve_serverkey = server.encode()
         s.curve_publickey = public.encode()
         s.curve_secretkey = secret.encode()
+    if "--heartbeat" in opts:
+        ms = int(opts["--heartbeat"])
+        s.heartbeat_ivl = ms
+        s.heartbeat_timeout = 3 * ms
+        s.heartbeat_ttl = 3 * ms
     mon = None
     if "--monitor" in opts:
         mon = s.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-            | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | zmq.EVENT_DISCONNECTED)
     if mode == "bind":
         s.bind(ep)
         ep = s.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -99,7 +107,8 @@ def main():
     names = {zmq.EVENT_HANDSHAKE_SUCCEEDED: "HANDSHAKE_SUCCEEDED",
              zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "HANDSHAKE_FAILED_PROTOCOL",
              zmq.EVENT_HANDSHAKE_FAILED_AUTH: "HANDSHAKE_FAILED_AUTH",
-             zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "HANDSHAKE_FAILED_NO_DETAIL"}
+             zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "HANDSHAKE_FAILED_NO_DETAIL",
+             zmq.EVENT_DISCONNECTED: "DISCONNECTED"}
     if mon is not None:
         from zmq.utils.monitor import recv_monitor_message
         poller.register(mon, zmq.POLLIN)
