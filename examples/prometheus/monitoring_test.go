@@ -24,6 +24,7 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/relay"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 const (
@@ -239,10 +240,26 @@ func TestOnlyExportedMetrics(t *testing.T) {
 	}
 }
 
+// curveKey writes a CURVE key pair for the relay's CURVE output (whose
+// refusal counters the dashboard shows) and returns its key_file.
+func curveKey(t *testing.T) string {
+	t.Helper()
+	kp, err := zmq.NewCurveKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "relay.key")
+	if err := zmq.WriteCurveCerts(f, kp, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func scrapeRunningRelay(t *testing.T) map[string]bool {
 	t.Helper()
 	ports := testpeer.FreePorts(t, 5)
 	dir := t.TempDir()
+	key := curveKey(t)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 inputs:
   - name: rsyslog
@@ -252,6 +269,7 @@ inputs:
     type: zmq
     socket: pull
     bind: tcp://127.0.0.1:%d
+    curve: {key_file: %s, allow_any: true}
   - name: from-dc1
     type: link
     bind: [tcp://127.0.0.1:%d]
@@ -278,9 +296,15 @@ outputs:
     bind: tcp://127.0.0.1:0
     streams: [nobody]
     ack: {bind: "tcp://127.0.0.1:0"}
+  - name: secure
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    streams: [nobody]
+    curve: {key_file: %s, allow_any: true}
 http:
   listen: 127.0.0.1:%d
-`, ports[0], ports[1], ports[4], dir, ports[4], dir, ports[2], ports[3])), "")
+`, ports[0], ports[1], key, ports[4], dir, ports[4], dir, ports[2], key, ports[3])), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +364,7 @@ http:
 			}
 		}
 	}
-	for _, want := range []string{"relay_input_received_total", "relay_output_info", "relay_stream_events_total", "relay_unrouted_events_total", "process_resident_memory_bytes"} {
+	for _, want := range []string{"relay_input_received_total", "relay_output_info", "relay_input_curve_refused_total", "relay_output_curve_refused_total", "relay_stream_events_total", "relay_unrouted_events_total", "process_resident_memory_bytes"} {
 		if !exported[want] {
 			t.Errorf("the scrape lacks %s; /metrics:\n%s", want, body)
 		}
