@@ -247,3 +247,26 @@ func TestCurveReasonsCounted(t *testing.T) {
 		t.Fatalf("%d counters for %d reasons", len(s.stat.curve), len(CurveReasons))
 	}
 }
+
+// TestCurveOversize: MaxMsgSize holds for the messages inside the boxes,
+// whole (summed over a multipart message's frames) as in the clear.
+func TestCurveOversize(t *testing.T) {
+	for _, m := range []Msg{{make([]byte, 2000)}, {make([]byte, 600), make([]byte, 600)}} {
+		ss, cs, _, _ := curvePair(t)
+		pull := NewPull(Options{Security: ss, MaxMsgSize: 1000})
+		push := NewPush(Options{Security: cs})
+		closeAll(t, pull, push)
+		push.Dial(bound(t, pull))
+		ctx := testCtx(t, 10*time.Second)
+		if err := push.Send(ctx, Msg{make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := pull.Recv(ctx); err != nil || len(got[0]) != 1000 {
+			t.Fatalf("a message at the limit: %v", err)
+		}
+		if err := push.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "oversize peer dropped", func() bool { return pull.Stats().Oversize == 1 })
+	}
+}
