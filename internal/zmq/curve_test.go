@@ -176,8 +176,11 @@ func TestCurveGoPushPull(t *testing.T) {
 
 func TestCurveGoPubSub(t *testing.T) {
 	ss, cs, _, _ := curvePair(t)
-	pub := NewPub(Options{Security: ss, HeartbeatIvl: 50 * time.Millisecond})
-	sub := NewSub(Options{Security: cs, HeartbeatIvl: 50 * time.Millisecond})
+	hb := Options{HeartbeatIvl: 50 * time.Millisecond, HeartbeatTimeout: 5 * time.Second}
+	po, so := hb, hb
+	po.Security, so.Security = ss, cs
+	pub := NewPub(po)
+	sub := NewSub(so)
 	closeAll(t, pub, sub)
 	sub.Subscribe("a")
 	sub.Dial(bound(t, pub))
@@ -197,8 +200,9 @@ func TestCurveGoPubSub(t *testing.T) {
 		}
 	}
 	// Heartbeats are boxed commands both ways; the peers stay up.
-	time.Sleep(300 * time.Millisecond)
-	if st := pub.Stats(); st.Peers != 1 || st.HeartbeatTimeouts != 0 {
+	pp, sp := (*pub.list.Load())[0], (*sub.list.Load())[0]
+	waitFor(t, 10*time.Second, "PINGs and PONGs decoded both ways", func() bool { return pp.cmdsIn.Load() >= 10 && sp.cmdsIn.Load() >= 10 })
+	if st := pub.Stats(); st.Peers != 1 || st.HeartbeatTimeouts != 0 || st.Disconnects != 0 {
 		t.Fatalf("after heartbeats: %+v", st)
 	}
 }
