@@ -40,7 +40,7 @@ func FuzzCurveReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cc := fuzzCurveConn()
 		d := newDecoder(bytes.NewReader(data), max+curveFrameExtra)
-		r := newCurveReader(d, cc, max)
+		r := newCurveReader(d, cc, max, 8)
 		last := cc.recv.nonce
 		for i := 0; ; i++ {
 			if i%2 == 1 {
@@ -58,11 +58,10 @@ func FuzzCurveReader(f *testing.F) {
 				t.Fatalf("nonce went from %d to %d", last, cc.recv.nonce)
 			}
 			last = cc.recv.nonce
-			total := 0
-			for _, fr := range m {
-				total += len(fr)
+			if len(m) > 8 {
+				t.Fatalf("message of %d frames passed a limit of 8", len(m))
 			}
-			if total > max {
+			if total := MsgSize(m); total > max {
 				t.Fatalf("message of %d bytes passed a %d limit", total, max)
 			}
 			if cmd && len(m) != 1 {

@@ -252,12 +252,20 @@ func TestCurveReasonsCounted(t *testing.T) {
 	}
 }
 
-// TestCurveOversize: MaxMsgSize holds for the messages inside the boxes,
-// whole (summed over a multipart message's frames) as in the clear.
+// TestCurveOversize: MaxMsgSize and MaxFrames hold for the messages
+// inside the boxes, counted as in the clear (payload plus FrameOverhead per
+// extra frame).
 func TestCurveOversize(t *testing.T) {
-	for _, m := range []Msg{{make([]byte, 2000)}, {make([]byte, 600), make([]byte, 600)}} {
+	many := make(Msg, DefaultMaxFrames+1)
+	for i := range many {
+		many[i] = []byte{1}
+	}
+	for _, m := range []Msg{{make([]byte, 2000)}, {make([]byte, 600), make([]byte, 600)}, {make([]byte, 500), make([]byte, 480)}, many} {
 		ss, cs, _, _ := curvePair(t)
 		pull := NewPull(Options{Security: ss, MaxMsgSize: 1000})
+		if len(m) > 2 {
+			pull = NewPull(Options{Security: ss, MaxMsgSize: 1 << 20})
+		}
 		push := NewPush(Options{Security: cs})
 		closeAll(t, pull, push)
 		push.Dial(bound(t, pull))

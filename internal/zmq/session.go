@@ -17,6 +17,7 @@ type SessionOptions struct {
 	Identity         string
 	HandshakeTimeout time.Duration // default 5s
 	MaxMsgSize       int64         // largest message accepted (default 1 MiB)
+	MaxFrames        int           // most frames in a message accepted (default DefaultMaxFrames)
 }
 
 // Session is one ZMTP connection outside a socket: a connection the
@@ -43,6 +44,9 @@ func NewSession(c net.Conn, o SessionOptions) (s *Session, err error) {
 	}
 	if o.MaxMsgSize <= 0 {
 		o.MaxMsgSize = DefaultMaxMsgSize
+	}
+	if o.MaxFrames <= 0 {
+		o.MaxFrames = DefaultMaxFrames
 	}
 	if o.Security == nil {
 		o.Security = nullSecurity{}
@@ -72,9 +76,9 @@ func NewSession(c net.Conn, o SessionOptions) (s *Session, err error) {
 	}
 	if s.curve != nil {
 		s.d = newDecoder(c, o.MaxMsgSize+curveFrameExtra)
-		s.cr = newCurveReader(s.d, s.curve, o.MaxMsgSize)
+		s.cr = newCurveReader(s.d, s.curve, o.MaxMsgSize, o.MaxFrames)
 	} else {
-		s.d = newDecoder(c, o.MaxMsgSize)
+		s.d = newDecoderFrames(c, o.MaxMsgSize, o.MaxFrames)
 	}
 	return s, nil
 }
