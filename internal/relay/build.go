@@ -173,15 +173,19 @@ func newAckOutput(c config.Output, format output.Format, sec zmq.Security, store
 // or (nil) NULL.
 func socketSecurity(p *config.Plain, c *config.Curve, server bool, sec *secretStore, log *slog.Logger, kind, name string) (zmq.Security, error) {
 	if c != nil {
+		// The keys come from the secret store at each handshake (a
+		// reload re-reads them); the allow_dir follows its directory.
+		if c.Client() {
+			return zmq.CurveClientFunc(sec.curveKeys(kind, name)), nil
+		}
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		log = log.With(kind, name)
-		sec, err := c.Settings().Security(log)
+		allow, err := c.Settings().Authorizers(log.With(kind, name))
 		if err != nil {
 			return nil, fmt.Errorf("curve: %w", err)
 		}
-		return sec, nil
+		return zmq.CurveServerFunc(sec.curveKeys(kind, name), allow...), nil
 	}
 	return plainSecurity(p, server, sec, kind, name), nil
 }

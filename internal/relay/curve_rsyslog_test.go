@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
@@ -233,5 +235,76 @@ ruleset(name="tap") {
 	})
 	if p := metric(t, r, "relay_output_peers", "output=taps"); p != 1 {
 		t.Fatalf("%v subscribers connected, want only imczmq", p)
+	}
+}
+
+// TestCurveKeysReload: a reload re-reads the CURVE key files, as it does
+// TLS keys and PLAIN users: after the relay's key pair is replaced on disk
+// and the config reloaded (unchanged, so the input keeps running), new
+// clients must use the new server key; the old one is refused.
+func TestCurveKeysReload(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "relay.key")
+	a, _ := zmq.NewCurveKeyPair()
+	client, _ := zmq.NewCurveKeyPair()
+	if err := zmq.WriteCurveCerts(keyFile, a, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	yaml := `
+inputs:
+  - name: secure
+    type: zmq
+    bind: tcp://127.0.0.1:0
+    curve: {key_file: ` + keyFile + `, allow: ["` + client.Public.Z85() + `"]}
+outputs:
+  - name: taps
+    socket: pub
+    bind: tcp://127.0.0.1:0
+http:
+  listen: 127.0.0.1:0
+`
+	r := startRelay(t, yaml)
+	ep := "tcp://" + inputAddr(t, r, "secure", "tcp")
+	send := func(server zmq.CurveKey, text string) *zmq.Push {
+		p := zmq.NewPush(zmq.Options{Security: zmq.CurveClient(client, server), ReconnectMin: 20 * time.Millisecond, ReconnectMax: 50 * time.Millisecond})
+		t.Cleanup(func() { p.Close() })
+		p.Dial(ep)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		p.Send(ctx, zmq.Msg{[]byte("<14>1 2026-11-22T05:00:00Z h " + text + " - - - x")})
+		return p
+	}
+	first := send(a.Public, "before")
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("an event with the first key"), func() bool {
+		return metric(t, r, "relay_stream_events_total", "stream=before") == 1
+	})
+	// Replace the key pair on disk and reload the same config.
+	os.Remove(keyFile)
+	os.Remove(keyFile + "_secret")
+	b, _ := zmq.NewCurveKeyPair()
+	if err := zmq.WriteCurveCerts(keyFile, b, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(yaml), filepath.Join(dir, "relay.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	send(b.Public, "after")
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("an event with the new key"), func() bool {
+		return metric(t, r, "relay_stream_events_total", "stream=after") == 1
+	})
+	if st := first.Stats(); st.Peers != 1 || st.Disconnects != 0 {
+		t.Fatalf("the connection made with the old key did not survive the reload: %+v", st)
+	}
+	old := send(a.Public, "stale")
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("the old server key refused on both sides"), func() bool {
+		return metric(t, r, "relay_input_curve_refused_total", "input=secure", "reason=bad_box") >= 1 &&
+			old.Stats().Curve[zmq.CurveNoWelcome] >= 1
+	})
+	if v := metric(t, r, "relay_stream_events_total", "stream=stale"); v != 0 {
+		t.Fatalf("%v events with the replaced key got through", v)
 	}
 }

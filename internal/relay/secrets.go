@@ -20,6 +20,14 @@ type secretSet struct {
 	httpTLS  *tls.Config            // nil without http.tls
 	inputTLS map[string]*tls.Config // syslog inputs with tls, by name
 	users    map[string]map[string]string
+	curve    map[string]*curveKeys // CURVE sockets' keys, by usersKey
+}
+
+// curveKeys are a CURVE socket's keys: its own pair and, for a client,
+// the server's public key.
+type curveKeys struct {
+	own    zmq.CurveKeyPair
+	server zmq.CurveKey
 }
 
 // usersKey names the PLAIN users of a binding socket in a secretSet.
@@ -28,7 +36,7 @@ func usersKey(kind, name string) string { return kind + " " + name }
 // loadSecrets re-reads every file of credentials cfg names. The error
 // names the key and the file that failed.
 func loadSecrets(cfg *config.Config) (*secretSet, error) {
-	set := &secretSet{inputTLS: map[string]*tls.Config{}, users: map[string]map[string]string{}}
+	set := &secretSet{inputTLS: map[string]*tls.Config{}, users: map[string]map[string]string{}, curve: map[string]*curveKeys{}}
 	tok, err := cfg.HTTP.TapToken()
 	if err != nil {
 		return nil, fmt.Errorf("http.tap_token_file: %w", err)
@@ -47,6 +55,13 @@ func loadSecrets(cfg *config.Config) (*secretSet, error) {
 			}
 			set.inputTLS[in.Name] = tc
 		}
+		if in.Curve != nil {
+			own, server, err := in.Curve.Settings().Keys()
+			if err != nil {
+				return nil, fmt.Errorf("inputs[%d] (%s).curve: %w", i, in.Name, err)
+			}
+			set.curve[usersKey("input", in.Name)] = &curveKeys{own, server}
+		}
 		if in.Plain != nil && len(in.Bind) > 0 {
 			u, err := in.Plain.Users()
 			if err != nil {
@@ -56,6 +71,13 @@ func loadSecrets(cfg *config.Config) (*secretSet, error) {
 		}
 	}
 	for i, o := range cfg.Outputs {
+		if o.Curve != nil {
+			own, server, err := o.Curve.Settings().Keys()
+			if err != nil {
+				return nil, fmt.Errorf("outputs[%d] (%s).curve: %w", i, o.Name, err)
+			}
+			set.curve[usersKey("output", o.Name)] = &curveKeys{own, server}
+		}
 		if o.Plain != nil && (len(o.Bind) > 0 || (o.Ack != nil && len(o.Ack.Bind) > 0)) {
 			u, err := o.Plain.Users()
 			if err != nil {
@@ -78,10 +100,11 @@ type secretStore struct {
 	mu       sync.Mutex
 	inputTLS map[string]*tlsHolder
 	users    map[string]*usersHolder
+	curve    map[string]*curveHolder
 }
 
 func newSecretStore() *secretStore {
-	return &secretStore{inputTLS: map[string]*tlsHolder{}, users: map[string]*usersHolder{}}
+	return &secretStore{inputTLS: map[string]*tlsHolder{}, users: map[string]*usersHolder{}, curve: map[string]*curveHolder{}}
 }
 
 // apply makes set current.
@@ -105,7 +128,41 @@ func (s *secretStore) apply(set *secretSet) {
 			delete(s.users, key)
 		}
 	}
+	for key, k := range set.curve {
+		s.curveLocked(key).cur.Store(k)
+	}
+	for key := range s.curve {
+		if _, ok := set.curve[key]; !ok {
+			delete(s.curve, key)
+		}
+	}
 }
+
+func (s *secretStore) curveLocked(key string) *curveHolder {
+	h := s.curve[key]
+	if h == nil {
+		h = &curveHolder{}
+		s.curve[key] = h
+	}
+	return h
+}
+
+// curveKeys returns where a CURVE socket takes its keys at each
+// handshake: the files as last (re)loaded.
+func (s *secretStore) curveKeys(kind, name string) zmq.CurveKeysFunc {
+	s.mu.Lock()
+	h := s.curveLocked(usersKey(kind, name))
+	s.mu.Unlock()
+	return func() (zmq.CurveKeyPair, zmq.CurveKey) {
+		if k := h.cur.Load(); k != nil {
+			return k.own, k.server
+		}
+		return zmq.CurveKeyPair{}, zmq.CurveKey{} // no keys loaded: every handshake fails
+	}
+}
+
+// curveHolder is a CURVE socket's keys that a reload replaces.
+type curveHolder struct{ cur atomic.Pointer[curveKeys] }
 
 func (s *secretStore) tlsLocked(name string) *tlsHolder {
 	h := s.inputTLS[name]

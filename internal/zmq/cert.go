@@ -455,37 +455,60 @@ func (c CurveSettings) Client() bool { return c.ServerKeyFile != "" || c.ServerK
 // KeyFile uses a key pair drawn now (only servers with allow_any admit
 // it); a server needs KeyFile and an allow-list or AllowAny.
 func (c CurveSettings) Security(log *slog.Logger) (Security, error) {
-	var kp CurveKeyPair
-	var err error
-	switch {
-	case c.KeyFile != "":
-		if kp, err = LoadCurveKeyPair(c.KeyFile); err != nil {
-			return nil, fmt.Errorf("curve key_file: %w", err)
-		}
-	case c.Client():
-		if kp, err = NewCurveKeyPair(); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("a CURVE server needs its key pair: set key_file to its secret certificate (relay keygen writes one): %w", ErrCurveCert)
+	own, server, err := c.Keys()
+	if err != nil {
+		return nil, err
 	}
 	if c.Client() {
-		if c.AllowDir != "" || len(c.Allow) > 0 || c.AllowAny {
-			return nil, fmt.Errorf("allow_dir, allow and allow_any apply to a CURVE server; a side naming the server's key is the client: %w", ErrCurveCert)
-		}
-		var sk CurveKey
-		if c.ServerKey != "" {
-			if c.ServerKeyFile != "" {
-				return nil, fmt.Errorf("set server_key or server_key_file, not both: %w", ErrCurveCert)
-			}
-			if sk, err = ParseCurveKey(c.ServerKey); err != nil {
-				return nil, fmt.Errorf("curve server_key: %w", err)
-			}
-		} else if sk, err = LoadCurvePublicKey(c.ServerKeyFile); err != nil {
-			return nil, fmt.Errorf("curve server_key_file: %w", err)
-		}
-		return CurveClient(kp, sk), nil
+		return CurveClient(own, server), nil
 	}
+	allow, err := c.Authorizers(log)
+	if err != nil {
+		return nil, err
+	}
+	return CurveServer(own, allow...), nil
+}
+
+// Keys loads this side's key pair (drawn now for a client without
+// KeyFile) and, for a client, the server's public key; it checks the
+// settings agree with the role.
+func (c CurveSettings) Keys() (own CurveKeyPair, server CurveKey, err error) {
+	switch {
+	case c.KeyFile != "":
+		if own, err = LoadCurveKeyPair(c.KeyFile); err != nil {
+			return own, server, fmt.Errorf("curve key_file: %w", err)
+		}
+	case c.Client():
+		if own, err = NewCurveKeyPair(); err != nil {
+			return own, server, err
+		}
+	default:
+		return own, server, fmt.Errorf("a CURVE server needs its key pair: set key_file to its secret certificate (relay keygen writes one): %w", ErrCurveCert)
+	}
+	if !c.Client() {
+		return own, server, nil
+	}
+	if c.AllowDir != "" || len(c.Allow) > 0 || c.AllowAny {
+		return own, server, fmt.Errorf("allow_dir, allow and allow_any apply to a CURVE server; a side naming the server's key is the client: %w", ErrCurveCert)
+	}
+	if c.ServerKey != "" {
+		if c.ServerKeyFile != "" {
+			return own, server, fmt.Errorf("set server_key or server_key_file, not both: %w", ErrCurveCert)
+		}
+		if server, err = ParseCurveKey(c.ServerKey); err != nil {
+			return own, server, fmt.Errorf("curve server_key: %w", err)
+		}
+		return own, server, nil
+	}
+	if server, err = LoadCurvePublicKey(c.ServerKeyFile); err != nil {
+		return own, server, fmt.Errorf("curve server_key_file: %w", err)
+	}
+	return own, server, nil
+}
+
+// Authorizers returns whom a server admits: AllowAny, the listed keys,
+// the certificates of AllowDir (re-read when the directory changes).
+func (c CurveSettings) Authorizers(log *slog.Logger) ([]CurveAuthorizer, error) {
 	var allow []CurveAuthorizer
 	if c.AllowAny {
 		allow = append(allow, CurveAllowAny)
@@ -511,5 +534,5 @@ func (c CurveSettings) Security(log *slog.Logger) (Security, error) {
 	if len(allow) == 0 {
 		return nil, fmt.Errorf("a CURVE server needs allow_dir or allow (the clients it admits), or allow_any: true to admit anyone: %w", ErrCurveCert)
 	}
-	return CurveServer(kp, allow...), nil
+	return allow, nil
 }

@@ -196,6 +196,25 @@ func CurveServer(keys CurveKeyPair, allow ...CurveAuthorizer) Security {
 	return &curveSecurity{keys: keys, server: true, allow: allow}
 }
 
+// CurveKeysFunc returns a socket's CURVE keys: its own pair and, for a
+// client, the server's public key. A socket built with one asks it at
+// every handshake, so keys can be replaced (a reload re-reading the
+// files) without recreating the socket; established connections keep
+// the keys they were set up with.
+type CurveKeysFunc func() (own CurveKeyPair, server CurveKey)
+
+// CurveServerFunc is CurveServer taking its key pair from keys at each
+// handshake.
+func CurveServerFunc(keys CurveKeysFunc, allow ...CurveAuthorizer) Security {
+	return &curveSecurity{keysFn: keys, server: true, allow: allow}
+}
+
+// CurveClientFunc is CurveClient taking its key pair and the server's key
+// from keys at each handshake.
+func CurveClientFunc(keys CurveKeysFunc) Security {
+	return &curveSecurity{keysFn: keys}
+}
+
 // CurveClient returns CURVE client security: keys are the client's
 // long-term pair (what the server's allow-list names) and server is the
 // server's long-term public key.
@@ -209,8 +228,17 @@ func CurveClient(keys CurveKeyPair, server CurveKey) Security {
 type curveSecurity struct {
 	keys      CurveKeyPair
 	server    bool
-	serverKey CurveKey // client role
+	serverKey CurveKey      // client role
+	keysFn    CurveKeysFunc // if set, keys and serverKey come from it at each handshake
 	allow     []CurveAuthorizer
+}
+
+// current returns the keys for a handshake starting now.
+func (s *curveSecurity) current() (CurveKeyPair, CurveKey) {
+	if s.keysFn != nil {
+		return s.keysFn()
+	}
+	return s.keys, s.serverKey
 }
 
 func (*curveSecurity) Type() zmq4.SecurityType { return zmq4.CurveSecurity }
@@ -469,19 +497,20 @@ func (s *curveSecurity) handshakeConn(c net.Conn, typ zmq4.SocketType, identity 
 		return nil, err
 	}
 	h := &hsConn{c: c}
+	keys, serverKey := s.current()
 	if s.server {
-		return s.serverHandshake(h, typ, identity)
+		return s.serverHandshake(h, typ, identity, keys)
 	}
-	return s.clientHandshake(h, typ, identity)
+	return s.clientHandshake(h, typ, identity, keys, serverKey)
 }
 
-func (s *curveSecurity) clientHandshake(h *hsConn, typ zmq4.SocketType, identity string) (*curveConn, error) {
+func (s *curveSecurity) clientHandshake(h *hsConn, typ zmq4.SocketType, identity string, keys CurveKeyPair, serverKey CurveKey) (*curveConn, error) {
 	cnPub, cnSec, err := box.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("curve: %w", err)
 	}
 	short := (*CurveKey)(cnSec)
-	toServer, ok := sharedKey(&s.serverKey, short)
+	toServer, ok := sharedKey(&serverKey, short)
 	if !ok {
 		return nil, curveErr(CurveMalformed, "the server key is not a usable Curve25519 public key")
 	}
@@ -518,7 +547,7 @@ func (s *curveSecurity) clientHandshake(h *hsConn, typ zmq4.SocketType, identity
 		return nil, curveErr(CurveBadBox, "server's short-term key is a low-order point")
 	}
 	// The vouch: Box[C' + S](C->S'), with a random long nonce.
-	vouchKey, ok := sharedKey(&serverShort, &s.keys.Secret)
+	vouchKey, ok := sharedKey(&serverShort, &keys.Secret)
 	if !ok {
 		return nil, curveErr(CurveBadBox, "server's short-term key is a low-order point")
 	}
@@ -526,11 +555,11 @@ func (s *curveSecurity) clientHandshake(h *hsConn, typ zmq4.SocketType, identity
 	if err != nil {
 		return nil, err
 	}
-	vouchPT := append(append(make([]byte, 0, 64), cnPub[:]...), s.serverKey[:]...)
+	vouchPT := append(append(make([]byte, 0, 64), cnPub[:]...), serverKey[:]...)
 	vouch := box.SealAfterPrecomputation(nil, vouchPT, longNonce(nonceVouch, vn), vouchKey)
 	meta := zmtpMetadata(typ, identity)
 	ipt := make([]byte, 0, 128+len(meta))
-	ipt = append(ipt, s.keys.Public[:]...)
+	ipt = append(ipt, keys.Public[:]...)
 	ipt = append(ipt, vn...)
 	ipt = append(ipt, vouch...)
 	ipt = append(ipt, meta...)
@@ -563,12 +592,12 @@ func (s *curveSecurity) clientHandshake(h *hsConn, typ zmq4.SocketType, identity
 	return &curveConn{
 		send:     newMsgCipher(shared, nonceMsgC, 2),
 		recv:     newMsgCipher(shared, nonceMsgS, rn),
-		peerKey:  s.serverKey,
+		peerKey:  serverKey,
 		peerType: peerType,
 	}, nil
 }
 
-func (s *curveSecurity) serverHandshake(h *hsConn, typ zmq4.SocketType, identity string) (*curveConn, error) {
+func (s *curveSecurity) serverHandshake(h *hsConn, typ zmq4.SocketType, identity string, keys CurveKeyPair) (*curveConn, error) {
 	hello, err := h.readCmd("HELLO")
 	if err != nil {
 		return nil, err
@@ -585,7 +614,7 @@ func (s *curveSecurity) serverHandshake(h *hsConn, typ zmq4.SocketType, identity
 	if hn == 0 {
 		return nil, curveErr(CurveBadNonce, "HELLO with short nonce 0")
 	}
-	toClient, ok := sharedKey(&clientShort, &s.keys.Secret)
+	toClient, ok := sharedKey(&clientShort, &keys.Secret)
 	if !ok {
 		return nil, curveErr(CurveBadBox, "client's short-term key is a low-order point")
 	}
@@ -647,7 +676,7 @@ func (s *curveSecurity) serverHandshake(h *hsConn, typ zmq4.SocketType, identity
 	if !ok {
 		return nil, curveErr(CurveBadBox, "vouch does not open: the client does not own the key it names")
 	}
-	if subtle.ConstantTimeCompare(vpt[:32], clientShort[:]) != 1 || subtle.ConstantTimeCompare(vpt[32:], s.keys.Public[:]) != 1 {
+	if subtle.ConstantTimeCompare(vpt[:32], clientShort[:]) != 1 || subtle.ConstantTimeCompare(vpt[32:], keys.Public[:]) != 1 {
 		return nil, curveErr(CurveBadBox, "vouch is for another connection or server")
 	}
 	peerType, err := parseMetadata(ipt[128:])
