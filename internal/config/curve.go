@@ -151,3 +151,13 @@ func checkPrivate(path string) error {
 	}
 	return nil
 }
+
+// curveOnLink refuses curve on a link input or output: the link takes a
+// zmq.Security (internal/link checks for CURVE), but the config does not
+// wire one to it yet, and a setting that is silently ignored would look
+// like encryption.
+func (k *checker) curveOnLink(p string, c *Curve) {
+	if c != nil {
+		k.add(p+".curve", ErrInvalid, "curve is not wired to the link yet; secure a link with tls")
+	}
+}

@@ -168,4 +168,21 @@ http:
 			t.Fatalf("got %v", err)
 		}
 	})
+	t.Run("curve on a link", func(t *testing.T) {
+		_, err := parseIn(t, dir, `
+inputs:
+  - name: from-dc1
+    type: link
+    bind: [tcp://127.0.0.1:6000]
+    state_dir: state
+    curve: {key_file: relay.key, allow_any: true}
+outputs:
+  - name: out
+    socket: pub
+    bind: tcp://127.0.0.1:5556
+`)
+		if err == nil || !strings.Contains(err.Error(), "curve is not wired to the link yet") {
+			t.Fatalf("got %v", err)
+		}
+	})
 }

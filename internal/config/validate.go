@@ -119,6 +119,7 @@ func (k *checker) input(p string, in *Input) {
 		k.relpInput(p, in)
 	case InputLink:
 		k.linkInput(p, in)
+		k.curveOnLink(p, in.Curve)
 	case "":
 		k.add(p+".type", ErrRequired, "type is required; use syslog, relp, zmq or link")
 	default:
@@ -482,6 +483,7 @@ func (k *checker) stream() {
 func (k *checker) output(p string, o *Output) {
 	if o.Type == OutputLink {
 		k.linkOutput(p, o)
+		k.curveOnLink(p, o.Curve)
 		return
 	}
 	if o.Type != OutputZMQ {
