@@ -76,6 +76,14 @@ type Config struct {
 	// unacknowledged (the open one included) with the tags of its
 	// messages (see SendTagged), so their owner learns they are not safe.
 	OnAbandon func(seq uint64, tags []any)
+	// OnSend, if set, is called just before messages are first queued to
+	// the Conn, with their batch and the tags of exactly those messages
+	// (Whole mode: once per batch, when it closes; otherwise once per part
+	// of a Send). Resends do not call it. An owner that must know what may
+	// have reached a peer (a spool counting redeliveries after a crash)
+	// marks the tags here; it runs on the sending goroutine, outside the
+	// Sender's locks, and delays the send by what it costs.
+	OnSend func(seq uint64, tags []any)
 }
 
 // Acked describes an acknowledged batch, for Config.OnAck.
@@ -279,6 +287,13 @@ func (s *Sender) send(ctx context.Context, src source, tags []any) (int, error) 
 			}
 			continue
 		}
+		if s.cfg.OnSend != nil {
+			var part []any
+			if tags != nil {
+				part = tags[taken-k : taken]
+			}
+			s.cfg.OnSend(b.seq, part)
+		}
 		if n, err := s.conn.SendBatch(ctx, out); err != nil {
 			s.mu.Lock()
 			s.st.Unsent += uint64(k - n)
@@ -294,8 +309,11 @@ func (s *Sender) send(ctx context.Context, src source, tags []any) (int, error) 
 // once, so the next resend round retries it.
 func (s *Sender) sendClosed(ctx context.Context, b *batch) error {
 	s.mu.Lock()
-	msgs := b.msgs
+	msgs, tags := b.msgs, b.tags
 	s.mu.Unlock()
+	if s.cfg.OnSend != nil {
+		s.cfg.OnSend(b.seq, tags)
+	}
 	if _, err := s.sendRun(ctx, msgs); err != nil {
 		s.mu.Lock()
 		s.st.Unsent += uint64(b.n)

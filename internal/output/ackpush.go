@@ -76,6 +76,9 @@ type AckPush struct {
 	orphans   atomic.Uint64 // messages a gone worker was never sent
 	lat       latencyHist
 	clock     waitClock
+	// spoolSent marks spool records Sent as their batch first goes out
+	// (SetSpoolSent; nil without a spool).
+	spoolSent func(rs ...spool.Range) error
 	scratch   sync.Pool // *ackScratch
 
 	ctx    context.Context
@@ -128,6 +131,7 @@ func NewAckPush(cfg AckPushConfig, log *slog.Logger) (*AckPush, error) {
 		Whole:       true,
 		OnAck:       o.onAck,
 		OnAbandon:   o.onAbandon,
+		OnSend:      o.onSend,
 		OnResend: func(seq uint64, n int) {
 			log.Debug("batch resent", "batch", seq, "events", n)
 		},
@@ -232,6 +236,38 @@ func (o *AckPush) orphaned(unsent []zmq.Msg) {
 func (o *AckPush) onAck(a ackpipe.Acked) {
 	o.lat.observe(a.Latency)
 	settle(a.Tags, nil)
+}
+
+// SetSpoolSent makes the output mark the spool records of a batch Sent
+// just before the batch first goes to a worker, so that after a crash the
+// spool counts exactly the records that may have reached one (those of the
+// unacknowledged window) as redelivered. Call it before the first Send;
+// NewSpooled does.
+func (o *AckPush) SetSpoolSent(sent func(rs ...spool.Range) error) { o.spoolSent = sent }
+
+// onSend marks a batch's spool records Sent (events written directly
+// carry no seq and need no mark).
+func (o *AckPush) onSend(_ uint64, tags []any) {
+	if o.spoolSent == nil {
+		return
+	}
+	var rs []spool.Range
+	for _, t := range tags {
+		st, ok := t.(*seqTag)
+		if !ok {
+			continue
+		}
+		if n := len(rs); n > 0 && rs[n-1].Last+1 == st.seq {
+			rs[n-1].Last = st.seq
+		} else {
+			rs = append(rs, spool.Range{First: st.seq, Last: st.seq})
+		}
+	}
+	if len(rs) > 0 {
+		// A failed write of the progress file is logged by the spool: the
+		// redelivery count after a crash may then be short, nothing else.
+		_ = o.spoolSent(rs...)
+	}
 }
 
 func (o *AckPush) onAbandon(seq uint64, tags []any) {

@@ -32,6 +32,14 @@ type Sender interface {
 	Close(ctx context.Context) error
 }
 
+// SentMarker is a Sender that marks records Sent in its spool just before
+// they go on the wire (spool.Spool.Sent), so that after a crash exactly
+// those are counted as redelivered. NewSpooled hands it the spool's Sent
+// before the drain starts.
+type SentMarker interface {
+	SetSpoolSent(sent func(rs ...spool.Range) error)
+}
+
 // SpooledConfig configures a spooled output.
 type SpooledConfig struct {
 	Name   string
@@ -100,6 +108,9 @@ func NewSpooled(cfg SpooledConfig) (*Spooled, error) {
 	}
 	o := &Spooled{name: cfg.Name, sp: cfg.Spool, snd: cfg.Sender, batch: cfg.ReadBatch,
 		log: cfg.Logger.With("output", cfg.Name), done: make(chan struct{})}
+	if m, ok := cfg.Sender.(SentMarker); ok {
+		m.SetSpoolSent(cfg.Spool.Sent)
+	}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	go o.drain()
 	return o, nil
