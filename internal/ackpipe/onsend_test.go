@@ -2,6 +2,7 @@ package ackpipe
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -105,5 +106,55 @@ func TestOnSendPartsBeforeTheirMessages(t *testing.T) {
 		if c.seq != want[i].seq || !slices.Equal(c.tags, want[i].tags) || c.runsTaken != want[i].runsTaken {
 			t.Errorf("OnSend call %d: %+v, want %+v (runsTaken: messages the Conn had before it)", i, c, want[i])
 		}
+	}
+}
+
+// TestAckFreesTheWindowAfterOnAck: a Send waiting for room opens (and
+// announces) its batch only once OnAck of the acknowledged one returned,
+// so an owner never sees more than the window sent and unsettled.
+func TestAckFreesTheWindowAfterOnAck(t *testing.T) {
+	conn := &runConn{}
+	inAck, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) { mu.Lock(); order = append(order, s); mu.Unlock() }
+	s := NewSender(conn, Config{BatchSize: 2, Window: 1, Whole: true, Stream: 7,
+		OnAck: func(a Acked) {
+			close(inAck)
+			<-release
+			note(fmt.Sprintf("acked %d", a.Seq))
+		},
+		OnSend: func(seq uint64, _ []any) { note(fmt.Sprintf("send %d", seq)) }})
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.SendTagged(ctx, []zmq.Msg{payload(0), payload(1)}, []any{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := s.SendTagged(ctx, []zmq.Msg{payload(2), payload(3)}, []any{2, 3})
+		sent <- err
+	}()
+	go s.Ack(1)
+	<-inAck
+	if s.Ack(1) {
+		t.Error("a second ack of a batch being acknowledged was taken")
+	}
+	select {
+	case err := <-sent:
+		t.Fatalf("Send took the window while OnAck ran (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"send 1", "acked 1", "send 2"}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+	if st := s.Stats(); st.DupAcks != 1 || st.Acked != 1 {
+		t.Errorf("acked %d, duplicates %d; want 1 and 1", st.Acked, st.DupAcks)
 	}
 }

@@ -128,6 +128,7 @@ type batch struct {
 	deadline time.Time // closed: when to resend
 	resends  int
 	unsent   bool // Whole: queueing it failed; the next resend round sends it
+	acking   bool // acknowledged; OnAck runs, then it leaves the window
 }
 
 // Sender sends messages in acknowledged batches over a Conn. Send, Flush
@@ -501,18 +502,32 @@ func (s *Sender) Wait(ctx context.Context) error {
 // Ack acknowledges batch seq: its messages leave the window. It reports
 // whether seq was awaiting an ack; other acks are counted (DupAcks,
 // FutureAcks) and ignored.
+//
+// The batch leaves the window only after OnAck returned: a Send waiting
+// for room opens the next batch (and announces it with OnSend) after the
+// owner has settled this one, so what an owner knows as sent and not
+// acknowledged never exceeds the window.
 func (s *Sender) Ack(seq uint64) bool {
 	s.mu.Lock()
 	b, ok := s.window[seq]
-	if !ok || !b.closed {
-		if ok || seq > s.nextSeq {
+	if !ok || !b.closed || b.acking {
+		switch {
+		case ok && b.acking:
+			s.st.DupAcks++ // being acknowledged now
+		case ok || seq > s.nextSeq:
 			s.st.FutureAcks++ // the batch is still open, or was never opened
-		} else {
+		default:
 			s.st.DupAcks++ // acknowledged before (or abandoned)
 		}
 		s.mu.Unlock()
 		return false
 	}
+	b.acking = true
+	s.mu.Unlock()
+	if s.cfg.OnAck != nil {
+		s.cfg.OnAck(Acked{Seq: seq, Msgs: b.n, Tags: b.tags, Latency: time.Since(b.sentAt), Resends: b.resends})
+	}
+	s.mu.Lock()
 	delete(s.window, seq)
 	s.st.Acked++
 	s.st.AckedMsgs += uint64(b.n)
@@ -521,9 +536,6 @@ func (s *Sender) Ack(seq uint64) bool {
 		s.changed = make(chan struct{})
 	}
 	s.mu.Unlock()
-	if s.cfg.OnAck != nil {
-		s.cfg.OnAck(Acked{Seq: seq, Msgs: b.n, Tags: b.tags, Latency: time.Since(b.sentAt), Resends: b.resends})
-	}
 	return true
 }
 
@@ -536,7 +548,7 @@ func (s *Sender) ResendNow(seqs ...uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, seq := range seqs {
-		if b, ok := s.window[seq]; ok && b.closed {
+		if b, ok := s.window[seq]; ok && b.closed && !b.acking {
 			b.deadline = time.Time{}
 		}
 	}
@@ -621,7 +633,9 @@ func (s *Sender) Close() error {
 	s.mu.Lock()
 	left := make([]*batch, 0, len(s.window))
 	for _, b := range s.window {
-		left = append(left, b)
+		if !b.acking { // being settled by its OnAck
+			left = append(left, b)
+		}
 	}
 	// Abandoned: an ack arriving now is a duplicate, so no batch is both
 	// acknowledged and abandoned.
@@ -695,7 +709,7 @@ func (s *Sender) resend(now time.Time) error {
 	var todo []due
 	s.mu.Lock()
 	for _, b := range s.window {
-		if !b.closed {
+		if !b.closed || b.acking {
 			continue
 		}
 		if b.unsent {
