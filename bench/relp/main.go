@@ -3,6 +3,8 @@
 // and whose omrelp action sends to one of
 //
 //   - relay: the relay's RELP input → PUSH → a libzmq C PULL consumer;
+//   - relay-spool: the same with a disk spool on the output (fsync:
+//     always): every answer waits for the fdatasync covering its event;
 //   - imrelp: rsyslog's imrelp → omczmq PUSH → the same consumer;
 //   - noop: an instant no-op RELP server in this process (TCP_NODELAY,
 //     every frame answered as soon as it is read): the ceiling of the
@@ -10,9 +12,11 @@
 //
 // For each omrelp setting (windowSize:queue.dequeueBatchSize, or
 // "default" for omrelp's own), it prints msg/s per target and the
-// ratios; then the relay's ack latency (read → answered) at a paced rate,
-// from its relay_relp_ack_latency_seconds histogram, beside the end-to-end
-// latency at the consumer. bench/relp.sh runs it.
+// ratios (goals: ≥ 0.90× the no-op ceiling and ≥ 5× imrelp, with and
+// without the spool); then the relay's ack latency (read → answered) at a
+// paced rate, from its relay_relp_ack_latency_seconds histogram, beside
+// the end-to-end latency at the consumer, for relay and relay-spool.
+// bench/relp.sh runs it.
 package main
 
 import (
@@ -47,19 +51,20 @@ func main() {
 	n := flag.Int("n", 200_000, "messages per throughput run")
 	count := flag.Int("count", 2, "runs per case; the best is shown")
 	settings := flag.String("settings", "1024:1024,default", "omrelp settings: windowSize:dequeueBatchSize, or default")
-	targets := flag.String("targets", "noop,relay,imrelp", "receivers to measure")
+	targets := flag.String("targets", "noop,relay,relay-spool,imrelp", "receivers to measure")
 	rate := flag.Int("rate", 20_000, "paced rate for the ack latency run, msg/s")
 	dur := flag.Duration("dur", 10*time.Second, "length of the latency run")
 	defN := flag.Int("default-n", 5_000, "messages per run for omrelp's default window (it is slow)")
+	spoolDir := flag.String("spool-dir", "", "where relay-spool's spool goes (a directory on the disk to measure; default: the run's temp dir)")
 	flag.Parse()
-	b := &bench{relayBin: *relayBin, cpull: *cpull}
+	b := &bench{relayBin: *relayBin, cpull: *cpull, spoolDir: *spoolDir}
 	if err := b.run(*n, *defN, *count, strings.Split(*settings, ","), strings.Split(*targets, ","), *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "relp-bench:", err)
 		os.Exit(1)
 	}
 }
 
-type bench struct{ relayBin, cpull string }
+type bench struct{ relayBin, cpull, spoolDir string }
 
 type result struct {
 	rate  float64
@@ -73,7 +78,8 @@ func (b *bench) run(n, defN, count int, settings, targets []string, rate int, du
 	fmt.Printf("load average at start: %s\n", loadAvg())
 	defer func() { fmt.Printf("load average at end: %s\n", loadAvg()) }()
 	fmt.Printf("one omrelp sender (rsyslogd, template %%rawmsg%%, %d-byte messages fed to its imptcp); best of %d\n", msgSize, count)
-	fmt.Printf("%-12s %-8s %10s %12s %10s %10s %8s\n", "omrelp", "target", "messages", "msg/s", "vs noop", "vs imrelp", "lost")
+	fmt.Printf("relay-spool: the relay's PUSH output with a disk spool (fsync: always; answers wait for the fdatasync); goals: relay and relay-spool >= 0.90x noop and >= 5x imrelp\n")
+	fmt.Printf("%-12s %-11s %10s %12s %10s %10s %8s\n", "omrelp", "target", "messages", "msg/s", "vs noop", "vs imrelp", "lost")
 	for _, s := range settings {
 		best := map[string]result{}
 		msgs := n
@@ -93,16 +99,21 @@ func (b *bench) run(n, defN, count int, settings, targets []string, rate int, du
 		}
 		for _, target := range targets {
 			r := best[target]
-			fmt.Printf("%-12s %-8s %10d %12.0f %9.2fx %9.2fx %8d\n", s, target, msgs, r.rate, ratio(r.rate, best["noop"].rate), ratio(r.rate, best["imrelp"].rate), r.lost)
+			fmt.Printf("%-12s %-11s %10d %12.0f %9.2fx %9.2fx %8d\n", s, target, msgs, r.rate, ratio(r.rate, best["noop"].rate), ratio(r.rate, best["imrelp"].rate), r.lost)
 		}
 	}
 	s := settings[0]
 	fmt.Printf("\nack latency: omrelp %s paced at %d msg/s for %v; relay: read → answered (histogram buckets, interpolated); end to end: imptcp send → libzmq consumer\n", s, rate, dur)
-	r, err := b.once("relay", s, int(float64(rate)*dur.Seconds()), rate, dur)
-	if err != nil {
-		return fmt.Errorf("latency run: %w", err)
+	for _, target := range []string{"relay", "relay-spool"} {
+		if !slices.Contains(targets, target) {
+			continue
+		}
+		r, err := b.once(target, s, int(float64(rate)*dur.Seconds()), rate, dur)
+		if err != nil {
+			return fmt.Errorf("latency run of %s: %w", target, err)
+		}
+		fmt.Printf("%-11s ack p50 / p99: %s µs; end to end p50 p99 p99.9 max: %s µs; lost %d\n", target, r.ack, r.lat, r.lost)
 	}
-	fmt.Printf("relay ack p50 / p99: %s µs; end to end p50 p99 p99.9 max: %s µs; lost %d\n", r.ack, r.lat, r.lost)
 	return nil
 }
 
@@ -134,17 +145,28 @@ func (b *bench) once(target, setting string, n, rate int, dur time.Duration) (re
 	switch target {
 	case "noop":
 		noop, err = startNoop(relpPort, n)
-	case "relay", "imrelp":
+	case "relay", "relay-spool", "imrelp":
 		cons, err = startConsumer(b.cpull, n, mode)
 		if err != nil {
 			return result{}, err
 		}
 		defer cons.stop()
 		var proc *exec.Cmd
-		if target == "relay" {
+		if target != "imrelp" {
+			sdir := ""
+			if target == "relay-spool" {
+				sdir = filepath.Join(tmp, "spool")
+				if b.spoolDir != "" {
+					if sdir, err = os.MkdirTemp(b.spoolDir, "relp-bench-spool"); err != nil {
+						return result{}, err
+					}
+					// Removed after the relay stopped (defers run last first).
+					defer os.RemoveAll(sdir)
+				}
+			}
 			hport, err = freePort()
 			if err == nil {
-				proc, err = b.startRelay(tmp, relpPort, hport, cons.endpoint)
+				proc, err = b.startRelay(tmp, relpPort, hport, cons.endpoint, sdir)
 			}
 		} else {
 			proc, err = startImrelp(tmp, relpPort, cons.endpoint)
@@ -153,7 +175,7 @@ func (b *bench) once(target, setting string, n, rate int, dur time.Duration) (re
 			defer stopProc(proc)
 		}
 	default:
-		err = fmt.Errorf("unknown target %q; use noop, relay or imrelp", target)
+		err = fmt.Errorf("unknown target %q; use noop, relay, relay-spool or imrelp", target)
 	}
 	if err != nil {
 		return result{}, err
@@ -241,7 +263,11 @@ ruleset(name="send") {
 
 // --- targets ---
 
-func (b *bench) startRelay(dir string, port, hport int, consumer string) (*exec.Cmd, error) {
+func (b *bench) startRelay(dir string, port, hport int, consumer, spoolDir string) (*exec.Cmd, error) {
+	spool := ""
+	if spoolDir != "" {
+		spool = fmt.Sprintf("\n    spool: {dir: %s, fsync: always}", spoolDir)
+	}
 	conf := fmt.Sprintf(`inputs:
   - name: relp
     type: relp
@@ -251,11 +277,11 @@ outputs:
     type: zmq
     socket: push
     connect: %s
-    format: raw
+    format: raw%s
 http:
   listen: 127.0.0.1:%d
 log: {level: warn}
-`, port, consumer, hport)
+`, port, consumer, spool, hport)
 	file := filepath.Join(dir, "relay.yaml")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		return nil, err
