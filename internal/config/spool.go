@@ -49,8 +49,21 @@ func (d *decoder) spool(v *yaml.Node, p string, o *Output) {
 		"fsync":         func(v *yaml.Node, p string) { d.str(v, p, &s.Fsync) },
 		"full":          func(v *yaml.Node, p string) { d.str(v, p, &s.Full) },
 		"segment_bytes": func(v *yaml.Node, p string) { d.size(v, p, &s.SegmentBytes) },
-	}, nil)
+	}, func(key string) string {
+		if key == "type" {
+			return spoolTypeHint
+		}
+		return ""
+	})
 }
+
+// spoolTypeHint answers a spool section with a type (memory): the relay's
+// spools are disk spools only, because an output without one already is
+// what a memory spool would be.
+const spoolTypeHint = "a spool is always a directory on disk; there is no memory spool: an output without a spool already holds " +
+	"its events in memory, bounded, until they are written to a worker (PUSH, hwm) or acknowledged (ack:, window), and only then " +
+	"tells the input (a RELP answer) they are safe; remove type, and either give the spool a dir or remove the spool section"
+
 
 func (c *Config) spoolDefaults(p string, s *Spool) {
 	if !c.set(p+".max_bytes") && s.MaxBytes == 0 {
