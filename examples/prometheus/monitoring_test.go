@@ -195,10 +195,11 @@ func TestDashboardQueriesParse(t *testing.T) {
 
 var metricRE = regexp.MustCompile(`\b(?:relay|process|go)_[a-zA-Z0-9_]+`)
 
-// TestOnlyExportedMetrics scrapes a running relay (a syslog input, a PUSH
-// and a PUB output, a stalled subscriber so PUB drops are counted, events
-// through it) and checks that the dashboard and the rules name only
-// metrics it exports. Prometheus's own "up" is the only other name.
+// TestOnlyExportedMetrics scrapes a running relay (a syslog and a RELP
+// input, a PUSH, a PUB, an acknowledged PUSH and a spooled PUSH output, a
+// stalled subscriber so PUB drops are counted, events through it) and
+// checks that the dashboard and the rules name only metrics it exports.
+// Prometheus's own "up" is the only other name.
 func TestOnlyExportedMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a relay")
@@ -274,6 +275,9 @@ inputs:
     type: link
     bind: [tcp://127.0.0.1:%d]
     state_dir: %s/link-state
+  - name: relp
+    type: relp
+    listen: tcp://127.0.0.1:0
 outputs:
   - name: to-dc2
     type: link
@@ -296,6 +300,12 @@ outputs:
     bind: tcp://127.0.0.1:0
     streams: [nobody]
     ack: {bind: "tcp://127.0.0.1:0"}
+  - name: spooled
+    type: zmq
+    socket: push
+    bind: tcp://127.0.0.1:0
+    streams: [nobody]
+    spool: {dir: %s/spool}
   - name: secure
     type: zmq
     socket: push
@@ -304,7 +314,7 @@ outputs:
     curve: {key_file: %s, allow_any: true}
 http:
   listen: 127.0.0.1:%d
-`, ports[0], ports[1], key, ports[4], dir, ports[4], dir, ports[2], key, ports[3])), "")
+`, ports[0], ports[1], key, ports[4], dir, ports[4], dir, ports[2], dir, key, ports[3])), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +374,8 @@ http:
 			}
 		}
 	}
-	for _, want := range []string{"relay_input_received_total", "relay_output_info", "relay_input_curve_refused_total", "relay_output_curve_refused_total", "relay_stream_events_total", "relay_unrouted_events_total", "process_resident_memory_bytes"} {
+	for _, want := range []string{"relay_input_received_total", "relay_output_info", "relay_input_curve_refused_total", "relay_output_curve_refused_total", "relay_stream_events_total", "relay_unrouted_events_total", "process_resident_memory_bytes",
+		"relay_spool_bytes", "relay_spool_max_bytes", "relay_spool_fsync_duration_seconds", "relay_relp_sessions", "relay_relp_ack_latency_seconds", "relay_output_ack_batches_total"} {
 		if !exported[want] {
 			t.Errorf("the scrape lacks %s; /metrics:\n%s", want, body)
 		}

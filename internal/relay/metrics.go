@@ -212,7 +212,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		collectAckGauges(ch, name, ro.out)
 		if so, ok := ro.out.(spoolStatser); ok {
-			collectSpoolGauges(ch, name, so.SpoolStats())
+			var maxBytes int64
+			if ro.cfg.Spool != nil {
+				maxBytes = int64(ro.cfg.Spool.MaxBytes)
+			}
+			collectSpoolGauges(ch, name, so.SpoolStats(), maxBytes)
 		}
 	}
 	for name, t := range totals {

@@ -15,6 +15,7 @@ var (
 		return prometheus.NewDesc("relay_spool_"+name, help, append([]string{"output"}, labels...), nil)
 	}
 	spBytes      = descSpool("bytes", "Bytes in the spool: segment files plus what is queued to be written.")
+	spMaxBytes   = descSpool("max_bytes", "The spool's max_bytes: at relay_spool_bytes this high it pushes back (full: block) or drops.")
 	spRecords    = descSpool("records", "Events in the spool not yet confirmed by the destination.")
 	spSegments   = descSpool("segments", "Segment files in the spool directory.")
 	spOldestAge  = descSpool("oldest_unacked_age_seconds", "Age of the oldest event in the spool not yet confirmed (0 when empty): how far delivery is behind.")
@@ -31,7 +32,7 @@ var (
 	spWriteErrs  = descSpool("write_errors_total", "Failed writes, fsyncs or segment creations (disk full, I/O errors); each is retried in a new segment, nothing is reported durable meanwhile.")
 )
 
-var spoolDescs = []*prometheus.Desc{spBytes, spRecords, spSegments, spOldestAge, spAppended, spAcked, spFsyncs, spFsyncSecs,
+var spoolDescs = []*prometheus.Desc{spBytes, spMaxBytes, spRecords, spSegments, spOldestAge, spAppended, spAcked, spFsyncs, spFsyncSecs,
 	spRedeliv, spTruncTails, spTruncBytes, spCorrupt, spQuarant, spDropped, spWriteErrs}
 
 // spoolTotals are the counters of a spool, summed over the outputs a
@@ -78,11 +79,14 @@ func (t *spoolTotals) collect(ch chan<- prometheus.Metric, name string) {
 }
 
 // collectSpoolGauges emits what a live spool holds now.
-func collectSpoolGauges(ch chan<- prometheus.Metric, name string, s spool.Stats) {
+func collectSpoolGauges(ch chan<- prometheus.Metric, name string, s spool.Stats, maxBytes int64) {
 	g := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
 	}
 	g(spBytes, float64(s.Bytes))
+	if maxBytes > 0 {
+		g(spMaxBytes, float64(maxBytes))
+	}
 	g(spRecords, float64(s.Records))
 	g(spSegments, float64(s.Segments))
 	age := 0.0
