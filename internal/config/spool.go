@@ -64,7 +64,6 @@ const spoolTypeHint = "a spool is always a directory on disk; there is no memory
 	"its events in memory, bounded, until they are written to a worker (PUSH, hwm) or acknowledged (ack:, window), and only then " +
 	"tells the input (a RELP answer) they are safe; remove type, and either give the spool a dir or remove the spool section"
 
-
 func (c *Config) spoolDefaults(p string, s *Spool) {
 	if !c.set(p+".max_bytes") && s.MaxBytes == 0 {
 		s.MaxBytes = DefaultSpoolMaxBytes
