@@ -208,19 +208,18 @@ drain_timeout: 1s
 		}, func() bool { _, d, _ := sink.counts(); return d >= target })
 		held := k == heldKill
 		if held {
-			// Hold the acks: the relay fills its window, the sink gets
-			// every batch of it; wait until nothing more arrives.
+			// Hold the acks: the relay fills its window, and the sink gets
+			// every batch of it: this run's copies at the sink are what
+			// the relay saw acknowledged plus the whole window.
 			sink.paused.Store(true)
-			testpeer.Eventually(t, 20*time.Second, testpeer.Text("the window to fill"), func() bool {
-				return relay.metric(t, `relay_output_ack_window_full{output="workers"}`) == 1
+			testpeer.Eventually(t, 30*time.Second, func() string {
+				return fmt.Sprintf("the window full and all of it at the sink: this run's copies %d, acked %v, window full %v",
+					sink.latestCopies(), relay.metric(t, `relay_output_ack_events_acked_total{output="workers"}`),
+					relay.metric(t, `relay_output_ack_window_full{output="workers"}`))
+			}, func() bool {
+				return relay.metric(t, `relay_output_ack_window_full{output="workers"}`) == 1 &&
+					float64(sink.latestCopies()) == relay.metric(t, `relay_output_ack_events_acked_total{output="workers"}`)+batch*window
 			})
-			for last := -1; ; time.Sleep(300 * time.Millisecond) {
-				c, _, _ := sink.counts()
-				if c == last {
-					break
-				}
-				last = c
-			}
 		}
 		relay.kill()
 		c, d, _ := sink.counts()
@@ -404,6 +403,23 @@ func (s *streamSink) counts() (copies, distinct, bad int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.recs), len(s.distinct), s.bad
+}
+
+// latestCopies counts the copies sent by the newest sender stream (the
+// relay run now up).
+func (s *streamSink) latestCopies() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.order) == 0 {
+		return 0
+	}
+	latest, n := s.order[len(s.order)-1], 0
+	for _, r := range s.recs {
+		if r.stream == latest {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *streamSink) copies() ([]streamCopy, []uint32) {
