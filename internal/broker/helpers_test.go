@@ -1,0 +1,221 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rsyslog-zmq/relay/internal/spool"
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
+)
+
+// sender is the shape of internal/output's Sender.
+type sender interface {
+	Send(ctx context.Context, recs []spool.Record, ack func(first, last uint64)) error
+	Close(ctx context.Context) error
+}
+
+// drainer is a spooled output's drain loop (internal/output's Spooled
+// runs the same): Read, Send, Ack.
+type drainer struct {
+	sp     spool.Spool
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startDrain(sp spool.Spool, snd sender) *drainer {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &drainer{sp: sp, cancel: cancel, done: make(chan struct{})}
+	ack := func(first, last uint64) { sp.Ack(first, last) }
+	go func() {
+		defer close(d.done)
+		for {
+			recs, err := sp.Read(ctx, 1024)
+			if err != nil {
+				return
+			}
+			if err := snd.Send(ctx, recs, ack); err != nil {
+				return
+			}
+		}
+	}()
+	return d
+}
+
+func (d *drainer) stop() { d.cancel(); <-d.done }
+
+// openSpool opens a disk spool in dir with fsync always.
+func openSpool(t testing.TB, dir string) *spool.Disk {
+	t.Helper()
+	sp, err := spool.Open(spool.Options{Dir: dir, MaxBytes: 256 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// appendN appends events seq:first … seq:first+n-1 (stream click or
+// view alternating) and waits until they are durable.
+func appendN(t testing.TB, sp spool.Spool, first, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i += 500 {
+		k := min(500, n-i)
+		recs := make([]spool.Record, k)
+		for j := range recs {
+			num := first + i + j
+			stream := "click"
+			if num%2 == 1 {
+				stream = "view"
+			}
+			recs[j] = spool.Record{Raw: fmt.Appendf(nil, "<14>1 2026-01-01T00:00:00Z host %s - - - %s", stream, testpeer.Seq(num)),
+				Stream: stream, Input: "in", Peer: "127.0.0.1:5", Received: time.Now()}
+		}
+		wg.Add(1)
+		if err := sp.Append(context.Background(), recs, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// createStream creates stream name on subjects with replicas and window.
+func createStream(t testing.TB, url, name string, replicas int, window time.Duration, subjects ...string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Replicas: replicas, Duplicates: window, Storage: jetstream.FileStorage})
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // a cluster still electing its meta leader
+	}
+	if err != nil {
+		t.Fatalf("create stream %s: %v", name, err)
+	}
+}
+
+// streamCount reads stream name back and counts each seq:N in the bodies.
+// It also returns the messages' headers by seq (first copy).
+func streamCount(t testing.TB, url, name string) (map[int]int, map[int]nats.Header) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var st jetstream.Stream
+	for {
+		st, err = js.Stream(ctx, name)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("stream %s: %v", name, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int(info.State.Msgs)
+	counts := map[int]int{}
+	hdrs := map[int]nats.Header{}
+	if total == 0 {
+		return counts, hdrs
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for got < total {
+		batch, err := cons.Fetch(min(total-got, 4096), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			got++
+			n := testpeer.SeqOf(string(m.Data()))
+			counts[n]++
+			if _, ok := hdrs[n]; !ok {
+				hdrs[n] = m.Headers()
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			t.Fatal(err)
+		}
+	}
+	return counts, hdrs
+}
+
+// tally checks counts holds exactly first … first+n-1 once each.
+func tally(counts map[int]int, first, n int) (missing, dups, strays int) {
+	for i := first; i < first+n; i++ {
+		switch c := counts[i]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	for k, c := range counts {
+		if k < first || k >= first+n {
+			strays += c
+		}
+	}
+	return
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("BROKER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(&tlog{t}, nil))
+}
+
+// tlog sends log lines to t.Log.
+type tlog struct{ t testing.TB }
+
+func (w *tlog) Write(p []byte) (int, error) {
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+// scaled reads a duration in seconds from env, or def.
+func scaled(env string, def time.Duration) time.Duration {
+	if v, err := strconv.ParseFloat(os.Getenv(env), 64); err == nil && v > 0 {
+		return time.Duration(v * float64(time.Second))
+	}
+	return def
+}
+
+func eventually(t testing.TB, d time.Duration, what func() string, cond func() bool) {
+	t.Helper()
+	testpeer.Eventually(t, d, what, cond)
+}

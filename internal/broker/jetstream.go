@@ -1,0 +1,840 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/spool"
+)
+
+// Headers every JetStream message carries besides Nats-Msg-Id: where the
+// event came from, so consumers that filter by subject still see it.
+const (
+	HeaderStream   = "Relay-Stream"
+	HeaderInput    = "Relay-Input"
+	HeaderPeer     = "Relay-Peer"
+	HeaderReceived = "Relay-Received" // RFC 3339 with nanoseconds, UTC
+)
+
+// Defaults of a JetStream output.
+const (
+	DefaultMaxPending   = 4096
+	DefaultAckTimeout   = 10 * time.Second
+	DefaultRetryMax     = 5 * time.Second
+	DefaultStartTimeout = 5 * time.Second
+	// MinDuplicateWindow is the shortest duplicate window the output
+	// accepts without a warning: a restart of the relay or a leader
+	// election must fit in it.
+	MinDuplicateWindow = time.Minute
+)
+
+// NATSAuth holds the credentials of a NATS connection; at most one kind
+// is set (relay check says so).
+type NATSAuth struct {
+	Creds    string // a .creds file (JWT and seed)
+	NKey     string // a file holding an nkey seed
+	User     string
+	Password string
+	Token    string
+}
+
+// StreamSpec is the stream a JetStream output creates when none takes its
+// subjects.
+type StreamSpec struct {
+	Name     string
+	Subjects []string
+	Replicas int
+	MaxAge   time.Duration
+	MaxBytes int64
+	// Duplicates is the duplicate window (default 2 minutes on the server).
+	Duplicates time.Duration
+}
+
+// JetStreamConfig configures a JetStream output.
+type JetStreamConfig struct {
+	Name    string
+	Servers []string
+	// Subject is the subject template: {stream} is replaced by the
+	// event's stream (characters a subject token cannot hold become '_').
+	Subject string
+	// Create, if set, is the stream to create when no stream takes the
+	// subjects (at start, and again if it is deleted while running).
+	Create *StreamSpec
+	Auth   NATSAuth
+	TLS    *tls.Config
+	// JSON sends each event as the relay's JSON object instead of the raw
+	// syslog message.
+	JSON bool
+	// MaxPending bounds the messages published and not yet confirmed
+	// (default 4096).
+	MaxPending int
+	// AckTimeout bounds the wait for one PubAck before the message is sent
+	// again (default 10s).
+	AckTimeout time.Duration
+	// RetryMax caps the backoff between retries (default 5s).
+	RetryMax time.Duration
+	// StartTimeout is how long New waits for a first connection to check
+	// the stream (default 5s). A server that is not reachable by then does
+	// not stop the start: the spool takes the events meanwhile.
+	StartTimeout time.Duration
+	// SpoolID is the spool's identity (SpoolID), the prefix of message ids.
+	SpoolID string
+	// MsgID, if set, gives a record's message id instead (e.g. the link's
+	// origin id of a relayed event). It must be stable across restarts.
+	MsgID func(r *spool.Record) string
+	// Sent, if set, is the spool's Sent: called just before records go on
+	// the wire, so that a crash counts exactly the records that may have
+	// been stored as redelivered.
+	Sent func(rs ...spool.Range) error
+	// OldestUnacked is when the oldest record still in the spool was
+	// received: after a restart, records that old may be sent again, and
+	// the duplicate window must reach back that far.
+	OldestUnacked time.Time
+	Logger        *slog.Logger
+}
+
+// JetStreamStats are a JetStream output's counters.
+type JetStreamStats struct {
+	Published  uint64            // publish attempts (first attempts and retries)
+	Confirmed  uint64            // messages the stream confirmed (PubAck), duplicates included
+	Duplicates uint64            // PubAcks that said duplicate: suppressed by the stream
+	Resent     uint64            // attempts after a failed one, with the same message id
+	Failed     map[string]uint64 // failed attempts by cause
+	Pending    int               // published or waiting for a retry, not confirmed
+	Connected  bool
+	Reconnects uint64
+}
+
+// Failure causes of a JetStream publish.
+const (
+	CauseDisconnected = "disconnected" // the connection broke with the publish in flight
+	CauseTimeout      = "timeout"      // no PubAck within ack_timeout
+	CauseNoStream     = "no_stream"    // no stream (or no stream leader) answered for the subject
+	CauseStreamFull   = "stream_full"  // the stream is at its limits and discards new messages
+	CauseTooLarge     = "too_large"    // bigger than the server's max_payload or the stream's max_msg_size
+	CauseAuth         = "auth"         // credentials refused or not allowed to publish
+	CauseUnconfirmed  = "unconfirmed_duplicate"
+	CauseOther        = "error"
+)
+
+// JetStream is the JetStream output's Sender.
+type JetStream struct {
+	cfg JetStreamConfig
+	log *slog.Logger
+	nc  *nats.Conn
+	js  jetstream.JetStream
+
+	sem chan struct{} // one token per message in flight
+
+	mu       sync.Mutex
+	inflight map[*nats.Msg]uint64
+	retry    []*nats.Msg
+	acked    []uint64
+	ack      func(first, last uint64)
+	idle     chan struct{} // closed when inflight becomes empty
+
+	subjects map[string]string // stream → subject (Send's goroutine only)
+
+	wakeRetry chan struct{}
+	wakeAck   chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	causes                   *causes
+	bo                       backoff
+	published, confirmed     atomic.Uint64
+	duplicates, resent       atomic.Uint64
+	reconnects               atomic.Uint64
+	createMu                 sync.Mutex
+	lastCreate               time.Time
+	windowWarned, checked    atomic.Bool
+	started                  atomic.Bool
+}
+
+// ErrNoStream is returned by NewJetStream when no stream takes the
+// output's subjects and create_stream is not set.
+var ErrNoStream = errors.New("no JetStream stream takes the subjects")
+
+// ErrRefused is returned by NewJetStream when the server refuses the
+// credentials.
+var ErrRefused = errors.New("NATS server refused the connection")
+
+// NATSOptions are the connection options of cfg's auth and TLS.
+func NATSOptions(name string, auth NATSAuth, tc *tls.Config) ([]nats.Option, error) {
+	opts := []nats.Option{nats.Name("relay " + name)}
+	switch {
+	case auth.Creds != "":
+		opts = append(opts, nats.UserCredentials(auth.Creds))
+	case auth.NKey != "":
+		o, err := nats.NkeyOptionFromSeed(auth.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("nkey %s: %w", auth.NKey, err)
+		}
+		opts = append(opts, o)
+	case auth.User != "":
+		opts = append(opts, nats.UserInfo(auth.User, auth.Password))
+	case auth.Token != "":
+		opts = append(opts, nats.Token(auth.Token))
+	}
+	if tc != nil {
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}
+
+// NewJetStream connects to the servers and checks the stream: a stream
+// that does not exist and no Create stops it with what to create; refused
+// credentials stop it; a server that cannot be reached within
+// StartTimeout does not (the spool takes the backlog, and the check runs
+// once the server answers).
+func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultAckTimeout
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("jetstream: no servers")
+	}
+	if cfg.MsgID == nil && cfg.SpoolID == "" {
+		return nil, errors.New("jetstream: no spool id for message ids")
+	}
+	s := &JetStream{
+		cfg:       cfg,
+		log:       cfg.Logger.With("output", cfg.Name),
+		sem:       make(chan struct{}, cfg.MaxPending),
+		inflight:  map[*nats.Msg]uint64{},
+		subjects:  map[string]string{},
+		wakeRetry: make(chan struct{}, 1),
+		wakeAck:   make(chan struct{}, 1),
+		bo:        backoff{min: 50 * time.Millisecond, max: cfg.RetryMax},
+	}
+	s.causes = newCauses(s.log)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	opts, err := NATSOptions(cfg.Name, cfg.Auth, cfg.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+	}
+	opts = append(opts,
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.Timeout(2*time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("NATS connection lost; reconnecting (publishes in flight are sent again with the same ids)", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.reconnects.Add(1)
+			s.log.Info("NATS connection up", "server", nc.ConnectedUrlRedacted())
+			s.kick()
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			// The first connection came after the start-up wait: check the
+			// stream now (a missing one can no longer stop the start; it
+			// is logged, and publishes fail as no_stream, counted).
+			s.log.Info("NATS connection up", "server", nc.ConnectedUrlRedacted())
+			s.lateCheck()
+			s.kick()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if isAuth(err) {
+				s.causes.fail(CauseAuth, 0, err, "check the output's credentials and the server's permissions for the subject")
+			} else {
+				s.log.Warn("NATS asynchronous error", "err", err)
+			}
+		}),
+	)
+	nc, err := nats.Connect(strings.Join(cfg.Servers, ","), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: connect %s: %w", cfg.Name, strings.Join(cfg.Servers, ","), err)
+	}
+	s.nc = nc
+	s.js, err = jetstream.New(nc,
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithPublishAsyncMaxPending(2*cfg.MaxPending),
+		jetstream.WithPublishAsyncAckHandler(s.onAck),
+		jetstream.WithPublishAsyncErrHandler(s.onErr),
+	)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+	}
+	if err := s.start(); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s.started.Store(true)
+	s.lateCheck()
+	s.wg.Add(2)
+	go s.retryLoop()
+	go s.ackLoop()
+	return s, nil
+}
+
+// lateCheck checks the stream once the first connection came after the
+// start-up wait. A missing stream can no longer stop the start: it is
+// logged, and publishes fail as no_stream (counted, retried).
+func (s *JetStream) lateCheck() {
+	if !s.started.Load() || !s.nc.IsConnected() || !s.checked.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.StartTimeout)
+		defer cancel()
+		if err := s.checkStream(ctx, false); err != nil {
+			s.log.Error("stream check failed; events wait in the spool", "err", err)
+		}
+	}()
+}
+
+// start waits for a first connection and checks the stream.
+func (s *JetStream) start() error {
+	deadline := time.Now().Add(s.cfg.StartTimeout)
+	for !s.nc.IsConnected() && time.Now().Before(deadline) {
+		if err := s.nc.LastError(); isAuth(err) {
+			return fmt.Errorf("output %q: %s: %w: %v; check creds, nkey, user/password or token", s.cfg.Name, strings.Join(s.cfg.Servers, ","), ErrRefused, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !s.nc.IsConnected() {
+		if err := s.nc.LastError(); isAuth(err) {
+			return fmt.Errorf("output %q: %s: %w: %v; check creds, nkey, user/password or token", s.cfg.Name, strings.Join(s.cfg.Servers, ","), ErrRefused, err)
+		}
+		s.log.Warn("no NATS server reachable at start; events wait in the spool until one is, and the stream is checked then",
+			"servers", strings.Join(s.cfg.Servers, ","), "err", s.nc.LastError())
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StartTimeout)
+	defer cancel()
+	s.checked.Store(true)
+	return s.checkStream(ctx, true)
+}
+
+// wildcardSubject is the output's subject template with {stream} as a
+// wildcard token, to find the stream that takes it.
+func (s *JetStream) wildcardSubject() string {
+	return strings.ReplaceAll(s.cfg.Subject, "{stream}", "*")
+}
+
+// checkStream finds the stream that takes the output's subjects, creates
+// it if it is missing and Create is set, and warns about a duplicate
+// window too short for what the spool may send again.
+func (s *JetStream) checkStream(ctx context.Context, starting bool) error {
+	subj := s.wildcardSubject()
+	name, err := s.js.StreamNameBySubject(ctx, subj)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if s.cfg.Create == nil {
+			return fmt.Errorf("output %q: %w %s on %s; create one, e.g. `nats stream add EVENTS --subjects '%s' --replicas 3 --dupe-window 2h --storage file`, or set create_stream in the output",
+				s.cfg.Name, ErrNoStream, subj, strings.Join(s.cfg.Servers, ","), subjectsFor(s.cfg.Subject))
+		}
+		return s.createStream(ctx)
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return fmt.Errorf("output %q: JetStream is not enabled on %s (or for this account): %w; enable it in the server's config (jetstream {store_dir: …})", s.cfg.Name, strings.Join(s.cfg.Servers, ","), err)
+	case err != nil:
+		if isAuth(err) {
+			return fmt.Errorf("output %q: %w: %v; the credentials may not use the JetStream API ($JS.API.>)", s.cfg.Name, ErrRefused, err)
+		}
+		if starting {
+			s.log.Warn("could not check the stream at start; checking again when publishing", "subject", subj, "err", err)
+			return nil
+		}
+		return err
+	}
+	st, err := s.js.Stream(ctx, name)
+	if err != nil {
+		s.log.Warn("could not read the stream's settings", "stream", name, "err", err)
+		return nil
+	}
+	s.checkWindow(st.CachedInfo())
+	return nil
+}
+
+// checkWindow warns when the stream's duplicate window is shorter than
+// what the spool may send again.
+func (s *JetStream) checkWindow(info *jetstream.StreamInfo) {
+	if info == nil {
+		return
+	}
+	win := info.Config.Duplicates
+	need := max(MinDuplicateWindow, 2*s.cfg.AckTimeout+s.cfg.RetryMax)
+	why := "a restart of the relay or a leader election must fit in it"
+	if !s.cfg.OldestUnacked.IsZero() {
+		if age := time.Since(s.cfg.OldestUnacked); age > need {
+			need, why = age, "the spool holds events received that long ago, which may have reached the stream before the restart"
+		}
+	}
+	if win < need {
+		s.log.Warn("the stream's duplicate window is shorter than what the relay may send again: a resend after it ends is stored twice; raise it (nats stream edit --dupe-window)",
+			"stream", info.Config.Name, "duplicate_window", win, "need", need.Round(time.Second), "why", why)
+		s.windowWarned.Store(true)
+	}
+	if info.Config.Replicas < 3 {
+		s.log.Info("the stream has fewer than 3 replicas: a PubAck is not fsync'd by default, so only replication keeps an acknowledged event through a server crash", "stream", info.Config.Name, "replicas", info.Config.Replicas)
+	}
+}
+
+// WindowWarned reports whether the start-up check warned about the
+// duplicate window (tests).
+func (s *JetStream) WindowWarned() bool { return s.windowWarned.Load() }
+
+// createStream creates cfg.Create.
+func (s *JetStream) createStream(ctx context.Context) error {
+	c := s.cfg.Create
+	subs := c.Subjects
+	if len(subs) == 0 {
+		subs = []string{subjectsFor(s.cfg.Subject)}
+	}
+	sc := jetstream.StreamConfig{
+		Name:       c.Name,
+		Subjects:   subs,
+		Storage:    jetstream.FileStorage,
+		Replicas:   max(c.Replicas, 1),
+		MaxAge:     c.MaxAge,
+		MaxBytes:   c.MaxBytes,
+		Duplicates: c.Duplicates,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardOld,
+	}
+	if sc.MaxBytes == 0 {
+		sc.MaxBytes = -1
+	}
+	st, err := s.js.CreateStream(ctx, sc)
+	if err != nil {
+		return fmt.Errorf("output %q: create_stream %s: %w", s.cfg.Name, c.Name, err)
+	}
+	s.log.Info("created the stream", "stream", c.Name, "subjects", strings.Join(subs, ","), "replicas", sc.Replicas)
+	s.checkWindow(st.CachedInfo())
+	return nil
+}
+
+// subjectsFor is the subject filter a stream needs to take every subject
+// the template makes.
+func subjectsFor(tmpl string) string {
+	if i := strings.Index(tmpl, "{stream}"); i >= 0 {
+		if strings.HasSuffix(tmpl, "{stream}") {
+			return tmpl[:i] + ">"
+		}
+		return strings.ReplaceAll(tmpl, "{stream}", "*")
+	}
+	return tmpl
+}
+
+// subjectToken makes a stream name usable as one subject token.
+func subjectToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '.' || c == '*' || c == '>' || c >= 0x7f {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c <= ' ' || c == '.' || c == '*' || c == '>' || c >= 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func (s *JetStream) subject(stream string) string {
+	if subj, ok := s.subjects[stream]; ok {
+		return subj
+	}
+	subj := strings.ReplaceAll(s.cfg.Subject, "{stream}", subjectToken(stream))
+	if len(s.subjects) < 4096 {
+		s.subjects[stream] = subj
+	}
+	return subj
+}
+
+func (s *JetStream) msgID(r *spool.Record) string {
+	if s.cfg.MsgID != nil {
+		if id := s.cfg.MsgID(r); id != "" {
+			return id
+		}
+	}
+	return MsgID(s.cfg.SpoolID, r.Seq)
+}
+
+// message builds the NATS message of a record.
+func (s *JetStream) message(r *spool.Record) *nats.Msg {
+	data := r.Raw
+	if s.cfg.JSON {
+		e := event.New(r.Raw)
+		e.Stream, e.Input, e.Peer, e.Received = r.Stream, r.Input, r.Peer, r.Received
+		data = e.AppendJSON(make([]byte, 0, 2*len(r.Raw)+256))
+	}
+	h := make(nats.Header, 5)
+	h[nats.MsgIdHdr] = []string{s.msgID(r)}
+	h[HeaderStream] = []string{r.Stream}
+	if r.Input != "" {
+		h[HeaderInput] = []string{r.Input}
+	}
+	if r.Peer != "" {
+		h[HeaderPeer] = []string{r.Peer}
+	}
+	if !r.Received.IsZero() {
+		h[HeaderReceived] = []string{r.Received.UTC().Format(time.RFC3339Nano)}
+	}
+	return &nats.Msg{Subject: s.subject(r.Stream), Data: data, Header: h}
+}
+
+// Send publishes recs asynchronously, blocking while MaxPending messages
+// wait for their PubAck (backpressure: the spool takes the backlog).
+// ack is called, from another goroutine, for the seqs the stream
+// confirmed. It returns an error only when ctx ends or the output closes;
+// what it had not published stays unacknowledged in the spool.
+func (s *JetStream) Send(ctx context.Context, recs []spool.Record, ack func(first, last uint64)) error {
+	s.mu.Lock()
+	s.ack = ack
+	s.mu.Unlock()
+	for i := 0; i < len(recs); {
+		n, err := s.acquire(ctx, len(recs)-i)
+		if err != nil {
+			return err
+		}
+		chunk := recs[i : i+n]
+		msgs := make([]*nats.Msg, n)
+		for k := range chunk {
+			msgs[k] = s.message(&chunk[k])
+		}
+		if s.cfg.Sent != nil {
+			if err := s.cfg.Sent(spool.Range{First: chunk[0].Seq, Last: chunk[n-1].Seq}); err != nil && !errors.Is(err, spool.ErrClosed) {
+				s.log.Warn("spool: marking records sent failed; a crash now would not count their redelivery", "err", err)
+			}
+		}
+		s.mu.Lock()
+		if s.idle == nil {
+			s.idle = make(chan struct{})
+		}
+		for k, m := range msgs {
+			s.inflight[m] = chunk[k].Seq
+		}
+		s.mu.Unlock()
+		for _, m := range msgs {
+			s.publish(m)
+		}
+		i += n
+	}
+	return nil
+}
+
+// acquire takes at least one and at most n window tokens, waiting for the
+// first.
+func (s *JetStream) acquire(ctx context.Context, n int) (int, error) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.ctx.Done():
+		return 0, spool.ErrClosed
+	}
+	got := 1
+	for got < n {
+		select {
+		case s.sem <- struct{}{}:
+			got++
+		default:
+			return got, nil
+		}
+	}
+	return got, nil
+}
+
+// publish sends m once; a failure is handled like a failed PubAck.
+func (s *JetStream) publish(m *nats.Msg) {
+	s.published.Add(1)
+	if _, err := s.js.PublishMsgAsync(m); err != nil {
+		s.onErr(s.js, m, err)
+	}
+}
+
+// onAck runs on nats.go's goroutine for every PubAck: it must not block.
+func (s *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
+	if pa.Duplicate && pa.Sequence == 0 {
+		// A duplicate of an id the server staged but never stored (a
+		// leader election dropped it: nats-server#6415): not a
+		// confirmation, send it again.
+		s.onErr(s.js, m, errUnconfirmedDuplicate)
+		return
+	}
+	s.mu.Lock()
+	seq, ok := s.inflight[m]
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.inflight, m)
+	s.acked = append(s.acked, seq)
+	s.idleLocked()
+	s.mu.Unlock()
+	<-s.sem
+	s.confirmed.Add(1)
+	if pa.Duplicate {
+		s.duplicates.Add(1)
+	}
+	if s.bo.current() != 0 {
+		s.bo.reset()
+		s.causes.ok()
+	}
+	select {
+	case s.wakeAck <- struct{}{}:
+	default:
+	}
+}
+
+var errUnconfirmedDuplicate = errors.New("PubAck says duplicate of a message the stream did not store (sequence 0)")
+
+// idleLocked closes idle when nothing is in flight (mu held).
+func (s *JetStream) idleLocked() {
+	if len(s.inflight) == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+}
+
+// onErr runs for a failed publish, possibly on nats.go's goroutine with
+// its lock held (an ack timeout): it must not block or call nats.go. The
+// message waits for the retry loop.
+func (s *JetStream) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+	s.mu.Lock()
+	if _, ok := s.inflight[m]; !ok {
+		s.mu.Unlock()
+		return
+	}
+	s.retry = append(s.retry, m)
+	s.mu.Unlock()
+	cause, hint := classify(err, m.Subject)
+	if errors.Is(err, nats.ErrHeadersNotSupported) {
+		// Before the first connection nats.go cannot know the server's
+		// features; after it, the server is too old for message ids.
+		if s.nc.IsConnected() {
+			hint = "the server does not support headers, which message ids need; upgrade it to 2.2 or later"
+		} else {
+			cause, hint = CauseDisconnected, ""
+		}
+	}
+	s.causes.fail(cause, 1, err, hint)
+	s.kick()
+}
+
+func (s *JetStream) kick() {
+	select {
+	case s.wakeRetry <- struct{}{}:
+	default:
+	}
+}
+
+// classify names the cause of a failed publish and what to do about it.
+func classify(err error, subject string) (cause, hint string) {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionReconnecting):
+		return CauseDisconnected, ""
+	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
+		return CauseTimeout, "check the servers' health and the stream's leader (nats stream info)"
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		return CauseNoStream, fmt.Sprintf("no stream takes subject %s, or its stream has no leader; create the stream (or add the subject to it), or set create_stream", subject)
+	case errors.Is(err, errUnconfirmedDuplicate):
+		return CauseUnconfirmed, ""
+	case errors.Is(err, nats.ErrMaxPayload):
+		return CauseTooLarge, "raise the server's max_payload above the inputs' max_message_size"
+	case isAuth(err):
+		return CauseAuth, "check the output's credentials and its permission to publish to " + subject
+	case errors.As(err, &apiErr):
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamMessageExceedsMaximum:
+			return CauseTooLarge, "raise the stream's max_msg_size above the inputs' max_message_size"
+		case jetstream.JSErrCodeStreamNotFound:
+			return CauseNoStream, "the stream was deleted; create it again, or set create_stream"
+		}
+		d := strings.ToLower(apiErr.Description)
+		if strings.Contains(d, "maximum") && (strings.Contains(d, "exceeded") || strings.Contains(d, "bytes") || strings.Contains(d, "messages")) {
+			return CauseStreamFull, "the stream is full and discards new messages; raise its limits or set discard: old"
+		}
+		if strings.Contains(d, "insufficient resources") {
+			return CauseStreamFull, "the server's JetStream storage is full; free space or raise max_file_store"
+		}
+	}
+	return CauseOther, ""
+}
+
+func isAuth(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrPermissionViolation) {
+		return true
+	}
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "authorization violation") || strings.Contains(s, "permissions violation") || strings.Contains(s, "authentication")
+}
+
+// retryLoop publishes failed messages again, with the same ids, after a
+// capped backoff.
+func (s *JetStream) retryLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.wakeRetry:
+		case <-s.ctx.Done():
+			return
+		}
+		s.mu.Lock()
+		n := len(s.retry)
+		s.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		t := time.NewTimer(s.bo.next())
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		}
+		if !s.nc.IsConnected() {
+			s.kick() // the reconnect handler kicks too
+			continue
+		}
+		s.mu.Lock()
+		msgs := s.retry
+		s.retry = nil
+		s.mu.Unlock()
+		if s.cfg.Create != nil && s.causes.inEpisode(CauseNoStream) {
+			s.recreate()
+		}
+		for _, m := range msgs {
+			s.resent.Add(1)
+			s.publish(m)
+		}
+	}
+}
+
+// recreate creates the stream again (create_stream set) if it was
+// deleted, at most every few seconds.
+func (s *JetStream) recreate() {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if time.Since(s.lastCreate) < 5*time.Second {
+		return
+	}
+	s.lastCreate = time.Now()
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.js.StreamNameBySubject(ctx, s.wildcardSubject()); errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := s.createStream(ctx); err != nil {
+			s.log.Warn("could not create the stream again", "err", err)
+		}
+	}
+}
+
+// ackLoop hands confirmed seqs to the spool as ranges.
+func (s *JetStream) ackLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.wakeAck:
+		case <-s.ctx.Done():
+			s.flushAcks()
+			return
+		}
+		s.flushAcks()
+	}
+}
+
+func (s *JetStream) flushAcks() {
+	s.mu.Lock()
+	seqs := s.acked
+	s.acked = nil
+	ack := s.ack
+	s.mu.Unlock()
+	ackRanges(seqs, ack)
+}
+
+// Close waits, within ctx, for the PubAcks of what was published, then
+// closes the connection. What is not confirmed by then stays in the spool
+// and is sent again (with the same ids) by the next start.
+func (s *JetStream) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		idle := s.idle
+		left := len(s.inflight)
+		s.mu.Unlock()
+		if idle != nil && left > 0 {
+			select {
+			case <-idle:
+			case <-ctx.Done():
+			}
+		}
+		s.cancel()
+		s.wg.Wait()
+		s.mu.Lock()
+		left = len(s.inflight)
+		s.mu.Unlock()
+		if left > 0 {
+			s.log.Info("closing with publishes unconfirmed; they stay in the spool and are sent again with the same ids", "messages", left)
+		}
+		s.nc.Close()
+	})
+	return s.closeErr
+}
+
+// Stats returns the output's counters.
+func (s *JetStream) Stats() JetStreamStats {
+	s.mu.Lock()
+	pending := len(s.inflight)
+	s.mu.Unlock()
+	return JetStreamStats{
+		Published:  s.published.Load(),
+		Confirmed:  s.confirmed.Load(),
+		Duplicates: s.duplicates.Load(),
+		Resent:     s.resent.Load(),
+		Failed:     s.causes.snapshot(),
+		Pending:    pending,
+		Connected:  s.nc.IsConnected(),
+		Reconnects: s.reconnects.Load(),
+	}
+}
+
+// String describes the output for logs.
+func (s *JetStream) String() string {
+	return "jetstream " + strings.Join(s.cfg.Servers, ",") + " subject " + s.cfg.Subject + " window " + strconv.Itoa(s.cfg.MaxPending)
+}
