@@ -155,15 +155,15 @@ type JetStream struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	causes                   *causes
-	bo                       backoff
-	published, confirmed     atomic.Uint64
-	duplicates, resent       atomic.Uint64
-	reconnects               atomic.Uint64
-	createMu                 sync.Mutex
-	lastCreate               time.Time
-	windowWarned, checked    atomic.Bool
-	started                  atomic.Bool
+	causes                *causes
+	bo                    backoff
+	published, confirmed  atomic.Uint64
+	duplicates, resent    atomic.Uint64
+	reconnects            atomic.Uint64
+	createMu              sync.Mutex
+	lastCreate            time.Time
+	windowWarned, checked atomic.Bool
+	started               atomic.Bool
 }
 
 // ErrNoStream is returned by NewJetStream when no stream takes the
