@@ -102,14 +102,17 @@ func createStream(t testing.TB, url, name string, replicas int, window time.Dura
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	deadline := time.Now().Add(60 * time.Second)
 	for {
+		// Each attempt has its own timeout: a cluster still electing its
+		// meta leader does not answer at all.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Replicas: replicas, Duplicates: window, Storage: jetstream.FileStorage})
-		if err == nil || ctx.Err() != nil {
+		cancel()
+		if err == nil || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(200 * time.Millisecond) // a cluster still electing its meta leader
+		time.Sleep(500 * time.Millisecond)
 	}
 	if err != nil {
 		t.Fatalf("create stream %s: %v", name, err)

@@ -246,6 +246,10 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.Timeout(2*time.Second),
+		// A frozen server keeps its sockets open: pings find it, so the
+		// connection moves to another server of the cluster.
+		nats.PingInterval(5*time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				s.log.Warn("NATS connection lost; reconnecting (publishes in flight are sent again with the same ids)", "err", err)
