@@ -529,7 +529,7 @@ func (s *JetStream) Send(ctx context.Context, recs []spool.Record, ack func(firs
 	s.ack = ack
 	s.mu.Unlock()
 	for i := 0; i < len(recs); {
-		n, err := s.acquire(ctx, len(recs)-i)
+		n, err := acquire(ctx, s.ctx, s.sem, len(recs)-i)
 		if err != nil {
 			return err
 		}
@@ -557,28 +557,6 @@ func (s *JetStream) Send(ctx context.Context, recs []spool.Record, ack func(firs
 		i += n
 	}
 	return nil
-}
-
-// acquire takes at least one and at most n window tokens, waiting for the
-// first.
-func (s *JetStream) acquire(ctx context.Context, n int) (int, error) {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-s.ctx.Done():
-		return 0, spool.ErrClosed
-	}
-	got := 1
-	for got < n {
-		select {
-		case s.sem <- struct{}{}:
-			got++
-		default:
-			return got, nil
-		}
-	}
-	return got, nil
 }
 
 // publish sends m once; a failure is handled like a failed PubAck.

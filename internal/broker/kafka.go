@@ -1,0 +1,500 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/spool"
+)
+
+// Kafka record headers: the event's metadata, and its stable id (the same
+// as a JetStream output's message id) so that consumers can drop the
+// redeliveries an at-least-once path may bring.
+const (
+	KafkaHeaderID       = "relay-id"
+	KafkaHeaderStream   = "relay-stream"
+	KafkaHeaderInput    = "relay-input"
+	KafkaHeaderPeer     = "relay-peer"
+	KafkaHeaderReceived = "relay-received"
+)
+
+// Failure causes of a Kafka produce.
+const (
+	CauseUnknownTopic = "unknown_topic" // the topic does not exist and is not created
+	CauseBrokers      = "brokers"       // no broker reachable, or a request failed
+)
+
+// KafkaSASL are SASL credentials: Mechanism PLAIN, SCRAM-SHA-256 or
+// SCRAM-SHA-512.
+type KafkaSASL struct {
+	Mechanism string
+	User      string
+	Password  string
+}
+
+// KafkaConfig configures a Kafka output.
+type KafkaConfig struct {
+	Name    string
+	Brokers []string
+	// Topic is a topic name, or a template with {stream}. With one topic,
+	// the event's stream is the record's key (one stream stays in one
+	// partition, in order).
+	Topic string
+	// Compression is none, gzip, snappy, lz4 or zstd.
+	Compression string
+	TLS         *tls.Config
+	SASL        *KafkaSASL
+	// CreateTopics lets the client ask the brokers to create a missing
+	// topic (they must allow it: auto.create.topics.enable).
+	CreateTopics bool
+	JSON         bool
+	// MaxPending bounds the records produced and not yet acknowledged
+	// (default 4096).
+	MaxPending int
+	// RetryMax caps the backoff before a failed record is produced again
+	// (default 5s).
+	RetryMax time.Duration
+	SpoolID  string
+	Sent     func(rs ...spool.Range) error
+	Logger   *slog.Logger
+}
+
+// KafkaStats are a Kafka output's counters.
+type KafkaStats struct {
+	Produced  uint64            // produce attempts
+	Confirmed uint64            // records the brokers acknowledged (acks=all)
+	Resent    uint64            // records produced again after a failed attempt: each may be a duplicate
+	Failed    map[string]uint64 // failed attempts by cause
+	DataLoss  uint64            // partitions where the client detected data loss on the brokers
+	Pending   int
+}
+
+// Kafka is the Kafka output's Sender: franz-go's idempotent producer
+// with acks=all. At least once: a record whose produce failed (the
+// brokers may have it) is produced again and counted in Resent; records
+// on the wire when the relay died are produced again after the restart
+// and counted by the spool (Redelivered).
+type Kafka struct {
+	cfg    KafkaConfig
+	log    *slog.Logger
+	cl     *kgo.Client
+	single bool // one topic, the stream as key
+
+	sem chan struct{}
+
+	mu       sync.Mutex
+	inflight map[*kgo.Record]uint64
+	retry    []*kgo.Record
+	acked    []uint64
+	ack      func(first, last uint64)
+	idle     chan struct{}
+
+	wakeRetry, wakeAck chan struct{}
+	ctx                context.Context
+	cancel             context.CancelFunc
+	wg                 sync.WaitGroup
+	closeOnce          sync.Once
+
+	causes                      *causes
+	bo                          backoff
+	produced, confirmed, resent atomic.Uint64
+	dataLoss                    atomic.Uint64
+	topicMu                     sync.Mutex
+	topics                      map[string]string
+}
+
+// NewKafka builds the producer. Brokers are contacted lazily: an
+// unreachable cluster does not stop the start (the spool takes the
+// events, failures are counted and logged).
+func NewKafka(cfg KafkaConfig) (*Kafka, error) {
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafka: no brokers")
+	}
+	k := &Kafka{
+		cfg:       cfg,
+		log:       cfg.Logger.With("output", cfg.Name),
+		single:    !strings.Contains(cfg.Topic, "{stream}"),
+		sem:       make(chan struct{}, cfg.MaxPending),
+		inflight:  map[*kgo.Record]uint64{},
+		wakeRetry: make(chan struct{}, 1),
+		wakeAck:   make(chan struct{}, 1),
+		bo:        backoff{min: 100 * time.Millisecond, max: cfg.RetryMax},
+		topics:    map[string]string{},
+	}
+	k.causes = newCauses(k.log)
+	k.ctx, k.cancel = context.WithCancel(context.Background())
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID("relay-" + cfg.Name),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // and the idempotent producer (franz-go's default)
+		kgo.MaxBufferedRecords(2 * cfg.MaxPending),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.UnknownTopicRetries(4),
+		// Data loss on the brokers (OUT_OF_ORDER_SEQUENCE or
+		// UNKNOWN_PRODUCER_ID for records they had acknowledged) cannot be
+		// undone by the relay: the spool let go of those records. Stopping
+		// the producer would stop every other topic as well, so it goes on
+		// and the loss is logged as an error and counted.
+		kgo.ProducerOnDataLossDetected(func(topic string, partition int32) {
+			k.dataLoss.Add(1)
+			k.log.Error("Kafka reported data loss: records it had acknowledged are gone from the brokers (unclean leader election or truncated log); replay them from the source if it can",
+				"topic", topic, "partition", partition)
+		}),
+	}
+	switch strings.ToLower(cfg.Compression) {
+	case "", "none":
+	case "gzip":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.GzipCompression()))
+	case "snappy":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.SnappyCompression()))
+	case "lz4":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	case "zstd":
+		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	default:
+		return nil, fmt.Errorf("output %q: compression %q is not known; use none, gzip, snappy, lz4 or zstd", cfg.Name, cfg.Compression)
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
+	}
+	if cfg.SASL != nil {
+		m, err := saslMechanism(*cfg.SASL)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	if cfg.CreateTopics {
+		opts = append(opts, kgo.AllowAutoTopicCreation())
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+	}
+	k.cl = cl
+	k.wg.Add(2)
+	go k.retryLoop()
+	go k.ackLoop()
+	return k, nil
+}
+
+func saslMechanism(s KafkaSASL) (sasl.Mechanism, error) {
+	switch strings.ToUpper(s.Mechanism) {
+	case "PLAIN":
+		return plain.Auth{User: s.User, Pass: s.Password}.AsMechanism(), nil
+	case "SCRAM-SHA-256":
+		return scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism(), nil
+	case "SCRAM-SHA-512":
+		return scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("sasl mechanism %q is not known; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+}
+
+func (k *Kafka) topic(stream string) string {
+	if k.single {
+		return k.cfg.Topic
+	}
+	k.topicMu.Lock()
+	defer k.topicMu.Unlock()
+	if t, ok := k.topics[stream]; ok {
+		return t
+	}
+	t := strings.ReplaceAll(k.cfg.Topic, "{stream}", topicName(stream))
+	if len(k.topics) < 4096 {
+		k.topics[stream] = t
+	}
+	return t
+}
+
+// topicName makes a stream name a legal part of a topic name (letters,
+// digits, '.', '_', '-').
+func topicName(s string) string {
+	if s == "" {
+		return "_"
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func (k *Kafka) record(r *spool.Record) *kgo.Record {
+	value := r.Raw
+	if k.cfg.JSON {
+		e := event.New(r.Raw)
+		e.Stream, e.Input, e.Peer, e.Received = r.Stream, r.Input, r.Peer, r.Received
+		value = e.AppendJSON(make([]byte, 0, 2*len(r.Raw)+256))
+	}
+	hs := make([]kgo.RecordHeader, 0, 5)
+	hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderID, Value: []byte(MsgID(k.cfg.SpoolID, r.Seq))},
+		kgo.RecordHeader{Key: KafkaHeaderStream, Value: []byte(r.Stream)})
+	if r.Input != "" {
+		hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderInput, Value: []byte(r.Input)})
+	}
+	if r.Peer != "" {
+		hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderPeer, Value: []byte(r.Peer)})
+	}
+	if !r.Received.IsZero() {
+		hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderReceived, Value: []byte(r.Received.UTC().Format(time.RFC3339Nano))})
+	}
+	rec := &kgo.Record{Topic: k.topic(r.Stream), Value: value, Headers: hs, Timestamp: r.Received}
+	if k.single {
+		rec.Key = []byte(r.Stream)
+	}
+	return rec
+}
+
+// Send produces recs, blocking while MaxPending records wait for their
+// acknowledgement. ack is called from another goroutine for the seqs the
+// brokers acknowledged.
+func (k *Kafka) Send(ctx context.Context, recs []spool.Record, ack func(first, last uint64)) error {
+	k.mu.Lock()
+	k.ack = ack
+	k.mu.Unlock()
+	for i := 0; i < len(recs); {
+		n, err := acquire(ctx, k.ctx, k.sem, len(recs)-i)
+		if err != nil {
+			return err
+		}
+		chunk := recs[i : i+n]
+		krs := make([]*kgo.Record, n)
+		for j := range chunk {
+			krs[j] = k.record(&chunk[j])
+		}
+		if k.cfg.Sent != nil {
+			if err := k.cfg.Sent(spool.Range{First: chunk[0].Seq, Last: chunk[n-1].Seq}); err != nil && !errors.Is(err, spool.ErrClosed) {
+				k.log.Warn("spool: marking records sent failed; a crash now would not count their redelivery", "err", err)
+			}
+		}
+		k.mu.Lock()
+		if k.idle == nil {
+			k.idle = make(chan struct{})
+		}
+		for j, r := range krs {
+			k.inflight[r] = chunk[j].Seq
+		}
+		k.mu.Unlock()
+		for _, r := range krs {
+			k.produced.Add(1)
+			k.cl.Produce(k.ctx, r, k.promise)
+		}
+		i += n
+	}
+	return nil
+}
+
+// promise runs on franz-go's goroutine, one at a time: it must not block.
+func (k *Kafka) promise(r *kgo.Record, err error) {
+	if err != nil {
+		if k.ctx.Err() != nil {
+			return // closing: the record stays in the spool
+		}
+		k.mu.Lock()
+		if _, ok := k.inflight[r]; ok {
+			k.retry = append(k.retry, r)
+		}
+		k.mu.Unlock()
+		cause, hint := classifyKafka(err, r.Topic)
+		k.causes.fail(cause, 1, err, hint)
+		select {
+		case k.wakeRetry <- struct{}{}:
+		default:
+		}
+		return
+	}
+	k.mu.Lock()
+	seq, ok := k.inflight[r]
+	if ok {
+		delete(k.inflight, r)
+		k.acked = append(k.acked, seq)
+		if len(k.inflight) == 0 && k.idle != nil {
+			close(k.idle)
+			k.idle = nil
+		}
+	}
+	k.mu.Unlock()
+	if !ok {
+		return
+	}
+	<-k.sem
+	k.confirmed.Add(1)
+	if k.bo.current() != 0 {
+		k.bo.reset()
+		k.causes.ok()
+	}
+	select {
+	case k.wakeAck <- struct{}{}:
+	default:
+	}
+}
+
+func classifyKafka(err error, topic string) (cause, hint string) {
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+		return CauseUnknownTopic, fmt.Sprintf("topic %s does not exist and the brokers do not create it; create it (kafka-topics.sh --create --topic %s --replication-factor 3), or allow auto.create.topics.enable and set create_topics", topic, topic)
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return CauseTooLarge, "raise the topic's max.message.bytes above the inputs' max_message_size"
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed),
+		errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		return CauseAuth, "check the output's sasl credentials and its ACLs (WRITE and IDEMPOTENT_WRITE)"
+	case errors.Is(err, kgo.ErrRecordTimeout), errors.Is(err, context.DeadlineExceeded):
+		return CauseTimeout, ""
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return CauseOther, ""
+	}
+	return CauseBrokers, "check that the brokers are reachable"
+}
+
+// retryLoop produces failed records again, as new records (the brokers
+// may hold the failed attempt: each is counted in Resent).
+func (k *Kafka) retryLoop() {
+	defer k.wg.Done()
+	for {
+		select {
+		case <-k.wakeRetry:
+		case <-k.ctx.Done():
+			return
+		}
+		t := time.NewTimer(k.bo.next())
+		select {
+		case <-t.C:
+		case <-k.ctx.Done():
+			t.Stop()
+			return
+		}
+		k.mu.Lock()
+		old := k.retry
+		k.retry = nil
+		var again []*kgo.Record
+		for _, r := range old {
+			seq, ok := k.inflight[r]
+			if !ok {
+				continue
+			}
+			delete(k.inflight, r)
+			nr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
+			k.inflight[nr] = seq
+			again = append(again, nr)
+		}
+		k.mu.Unlock()
+		for _, r := range again {
+			k.resent.Add(1)
+			k.produced.Add(1)
+			k.cl.Produce(k.ctx, r, k.promise)
+		}
+	}
+}
+
+func (k *Kafka) ackLoop() {
+	defer k.wg.Done()
+	for {
+		select {
+		case <-k.wakeAck:
+		case <-k.ctx.Done():
+			k.flushAcks()
+			return
+		}
+		k.flushAcks()
+	}
+}
+
+func (k *Kafka) flushAcks() {
+	k.mu.Lock()
+	seqs := k.acked
+	k.acked = nil
+	ack := k.ack
+	k.mu.Unlock()
+	ackRanges(seqs, ack)
+}
+
+// Close waits, within ctx, for the acknowledgements of what was produced,
+// then closes the client. What is not acknowledged stays in the spool.
+func (k *Kafka) Close(ctx context.Context) error {
+	k.closeOnce.Do(func() {
+		k.mu.Lock()
+		idle := k.idle
+		left := len(k.inflight)
+		k.mu.Unlock()
+		if idle != nil && left > 0 {
+			select {
+			case <-idle:
+			case <-ctx.Done():
+			}
+		}
+		k.cancel()
+		k.wg.Wait()
+		k.cl.Close()
+		k.mu.Lock()
+		left = len(k.inflight)
+		k.mu.Unlock()
+		if left > 0 {
+			k.log.Info("closing with records unacknowledged; they stay in the spool and are produced again at the next start (counted as redelivered)", "records", left)
+		}
+	})
+	return nil
+}
+
+// Stats returns the output's counters.
+func (k *Kafka) Stats() KafkaStats {
+	k.mu.Lock()
+	pending := len(k.inflight)
+	k.mu.Unlock()
+	return KafkaStats{
+		Produced:  k.produced.Load(),
+		Confirmed: k.confirmed.Load(),
+		Resent:    k.resent.Load(),
+		Failed:    k.causes.snapshot(),
+		DataLoss:  k.dataLoss.Load(),
+		Pending:   pending,
+	}
+}
+
+// acquire takes at least one and at most n tokens of sem, waiting for the
+// first while ctx and life last.
+func acquire(ctx, life context.Context, sem chan struct{}, n int) (int, error) {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-life.Done():
+		return 0, spool.ErrClosed
+	}
+	got := 1
+	for got < n {
+		select {
+		case sem <- struct{}{}:
+			got++
+		default:
+			return got, nil
+		}
+	}
+	return got, nil
+}

@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
+)
+
+// startKfake starts a three-broker kfake cluster on TCP (loopback ports)
+// with topics seeded (3 partitions each).
+func startKfake(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	ports := testpeer.FreePorts(t, 3)
+	opts = append([]kfake.Opt{kfake.NumBrokers(3), kfake.Ports(ports...)}, opts...)
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// topicCount reads every record of topics and counts seq:N in the values;
+// it stops when want records arrived, or after idle without any.
+func topicCount(t testing.TB, brokers []string, want int, topics ...string) (map[int]int, []*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	counts := map[int]int{}
+	var all []*kgo.Record
+	got := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for got < want && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			counts[testpeer.SeqOf(string(r.Value))]++
+			all = append(all, r)
+		})
+	}
+	// A little longer: duplicates beyond want.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { counts[testpeer.SeqOf(string(r.Value))]++; all = append(all, r) })
+	cancel()
+	return counts, all
+}
+
+func newKafka(t testing.TB, dir string, sent bool, brokers []string, mod func(*KafkaConfig)) *Kafka {
+	t.Helper()
+	id, err := SpoolID(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := KafkaConfig{Name: "to-kafka", Brokers: brokers, Topic: "events", SpoolID: id, Logger: testLogger(t), RetryMax: 500 * time.Millisecond, Compression: "zstd"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	k, err := NewKafka(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestKafkaDelivers: a spool drained into a three-broker cluster arrives
+// once per event with its metadata in the headers and the stream as key;
+// the spool is emptied by the acknowledgements.
+func TestKafkaDelivers(t *testing.T) {
+	c := startKfake(t, kfake.SeedTopics(3, "events"))
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	const n = 20000
+	appendN(t, sp, 0, n)
+	k := newKafka(t, dir, true, c.ListenAddrs(), func(cfg *KafkaConfig) { cfg.Sent = sp.Sent })
+	d := startDrain(sp, k)
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v %+v", sp.Stats(), k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	k.Close(context.Background())
+	counts, recs := topicCount(t, c.ListenAddrs(), n, "events")
+	if missing, dups, strays := tally(counts, 0, n); missing+dups+strays > 0 {
+		t.Fatalf("missing %d, duplicates %d, strays %d", missing, dups, strays)
+	}
+	r := recs[0]
+	hs := map[string]string{}
+	for _, h := range r.Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if string(r.Key) != hs[KafkaHeaderStream] || hs[KafkaHeaderInput] != "in" || hs[KafkaHeaderID] == "" || hs[KafkaHeaderReceived] == "" {
+		t.Fatalf("record key %q headers %v", r.Key, hs)
+	}
+	if st := k.Stats(); st.Confirmed != n || st.Resent != 0 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestKafkaRedeliveryCounted: records produced, acknowledgements lost (a
+// crash): after the restart they are produced again, and the duplicates
+// in the topic are exactly the spool's counted redeliveries.
+func TestKafkaRedeliveryCounted(t *testing.T) {
+	c := startKfake(t, kfake.SeedTopics(3, "events"))
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	const n = 3000
+	appendN(t, sp, 0, n)
+	recs, _ := sp.Read(context.Background(), n)
+	k := newKafka(t, dir, true, c.ListenAddrs(), func(cfg *KafkaConfig) { cfg.Sent = sp.Sent })
+	k.Send(context.Background(), recs, func(first, last uint64) {})
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", k.Stats()) }, func() bool { return k.Stats().Confirmed == n })
+	k.Close(context.Background())
+	sp.Close()
+	sp = openSpool(t, dir)
+	defer sp.Close()
+	k = newKafka(t, dir, true, c.ListenAddrs(), func(cfg *KafkaConfig) { cfg.Sent = sp.Sent })
+	d := startDrain(sp, k)
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	k.Close(context.Background())
+	counts, _ := topicCount(t, c.ListenAddrs(), 2*n, "events")
+	missing, dups, strays := tally(counts, 0, n)
+	red := int(sp.Stats().Redelivered)
+	t.Logf("duplicates %d, counted redeliveries %d", dups, red)
+	if missing+strays > 0 || dups != red || red != n {
+		t.Fatalf("missing %d, duplicates %d (counted %d, want %d), strays %d", missing, dups, red, n, strays)
+	}
+}
+
+// TestKafkaUnknownTopic: a topic that does not exist and is not created:
+// the failures are counted as unknown_topic, the spool keeps every event
+// (backpressure), and once the topic exists they are all delivered.
+func TestKafkaUnknownTopic(t *testing.T) {
+	c := startKfake(t) // no topics, no auto-creation
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	appendN(t, sp, 0, 500)
+	k := newKafka(t, dir, true, c.ListenAddrs(), func(cfg *KafkaConfig) { cfg.Topic = "ev-{stream}"; cfg.Sent = sp.Sent })
+	d := startDrain(sp, k)
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", k.Stats()) }, func() bool { return k.Stats().Failed[CauseUnknownTopic] >= 500 })
+	if r := sp.Stats().Records; r != 500 {
+		t.Fatalf("spool holds %d", r)
+	}
+	adm, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	defer adm.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range []string{"ev-click", "ev-view"} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 3, 3
+		req.Topics = append(req.Topics, rt)
+	}
+	if _, err := req.RequestWith(context.Background(), adm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v %+v", sp.Stats(), k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	k.Close(context.Background())
+	counts, _ := topicCount(t, c.ListenAddrs(), 500, "ev-click", "ev-view")
+	missing, dups, strays := tally(counts, 0, 500)
+	if missing+strays > 0 || dups > int(k.Stats().Resent) {
+		t.Fatalf("missing %d, duplicates %d (resent %d), strays %d", missing, dups, k.Stats().Resent, strays)
+	}
+}
+
+// TestKafkaCreateTopics: with create_topics and brokers that allow it,
+// one topic per stream is made on first use.
+func TestKafkaCreateTopics(t *testing.T) {
+	c := startKfake(t, kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	appendN(t, sp, 0, 1000)
+	k := newKafka(t, dir, true, c.ListenAddrs(), func(cfg *KafkaConfig) { cfg.Topic = "ev-{stream}"; cfg.CreateTopics = true; cfg.Sent = sp.Sent })
+	d := startDrain(sp, k)
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v", k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	k.Close(context.Background())
+	clicks, _ := topicCount(t, c.ListenAddrs(), 500, "ev-click")
+	if len(clicks) != 500 {
+		t.Fatalf("ev-click holds %d distinct events", len(clicks))
+	}
+}
