@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rsyslog-zmq/relay/internal/spool"
+	"github.com/rsyslog-zmq/relay/internal/tap"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
@@ -221,4 +222,8 @@ func scaled(env string, def time.Duration) time.Duration {
 func eventually(t testing.TB, d time.Duration, what func() string, cond func() bool) {
 	t.Helper()
 	testpeer.Eventually(t, d, what, cond)
+}
+
+func tapFilter(streams []string) (*tap.Filter, error) {
+	return tap.NewFilter(streams, nil, "", 1)
 }

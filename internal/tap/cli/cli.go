@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rsyslog-zmq/relay/internal/broker"
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/tap"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
@@ -35,8 +36,11 @@ Usage:
   tap [flags] SOURCE          print events
   tap stats [flags] SOURCE    live per-stream table; a summary on Ctrl-C
 
-SOURCE is a relay PUB endpoint (tcp://host:5556, ipc:///path) or the relay's
-websocket (ws://host:8080, wss://host:8443). Flags may follow SOURCE.
+SOURCE is a relay PUB endpoint (tcp://host:5556, ipc:///path), the relay's
+websocket (ws://host:8080, wss://host:8443), or a NATS JetStream stream the
+relay writes to (nats://host:4222/STREAM), which can be replayed: --since,
+--from-seq or --last, then the tap ends (or follows with --follow). Flags may
+follow SOURCE.
 
 Examples:
   tap tcp://127.0.0.1:5556 --stream click --limit 100 --format json
@@ -45,6 +49,8 @@ Examples:
   tap stats tcp://relay:5556 --unique sd:user@32473.id --top hostname
   tap stats wss://relay:8443 --token-file /etc/relay/tap.token --interval 5s
   tap tcp://relay:5556 --curve-server-key /etc/relay/curve/relay.key --curve-key me.key
+  tap nats://nats1:4222/EVENTS --since 1h --stream click -o last-hour.jsonl.gz
+  tap nats://nats1:4222/EVENTS --last 100 --format pretty
 
 A PUB output with curve is a CURVE server: name its public certificate (or
 Z85 key) with --curve-server-key, and your secret certificate with
@@ -91,6 +97,19 @@ type options struct {
 	interval    time.Duration
 	verbose     bool
 	curve       zmq.CurveSettings
+	since       time.Duration
+	fromSeq     uint64
+	last        uint64
+	follow      bool
+	creds       string
+}
+
+// source is where events come from: a relay (tap.Consumer) or a stream
+// (broker.Replay).
+type source interface {
+	Recv(ctx context.Context) (tap.Message, error)
+	Stats() tap.ConsumerStats
+	Close() error
 }
 
 // serverKeyFlag is --curve-server-key: a certificate file or a Z85 key.
@@ -169,6 +188,11 @@ func parseArgs(args []string, stderr io.Writer) (*options, int, error) {
 	fs.BoolVar(&o.verbose, "v", false, "log reconnects and notices to stderr")
 	fs.Var(serverKeyFlag{&o.curve}, "curve-server-key", "CURVE: the relay PUB's public certificate file or Z85 key")
 	fs.StringVar(&o.curve.KeyFile, "curve-key", "", "CURVE: our secret certificate (default: a key pair drawn for this run)")
+	fs.DurationVar(&o.since, "since", 0, "nats:// only: replay from this long ago, e.g. 1h")
+	fs.Uint64Var(&o.fromSeq, "from-seq", 0, "nats:// only: replay from this stream sequence")
+	fs.Uint64Var(&o.last, "last", 0, "nats:// only: replay the last N messages of the stream")
+	fs.BoolVar(&o.follow, "follow", false, "nats:// only: after the replay, go on with new messages")
+	fs.StringVar(&o.creds, "creds", "", "nats:// only: NATS credentials file (user:password@ or a token@ also work in the URL)")
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -190,6 +214,12 @@ func parseArgs(args []string, stderr io.Writer) (*options, int, error) {
 		return nil, ExitUsage, fmt.Errorf("want one SOURCE (tcp://host:port or ws://host:port), got %d arguments %q", len(pos), pos)
 	}
 	o.source = pos[0]
+	if !strings.HasPrefix(o.source, "nats://") && (o.since != 0 || o.fromSeq != 0 || o.last != 0 || o.follow || o.creds != "") {
+		return nil, ExitUsage, errors.New("--since, --from-seq, --last, --follow and --creds need a nats://host:port/STREAM source")
+	}
+	if o.since < 0 {
+		return nil, ExitUsage, errors.New("--since must not be negative")
+	}
 	switch o.format {
 	case "", "raw", "json", "pretty":
 	default:
@@ -212,7 +242,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, int, error) {
 
 type runner struct {
 	o        *options
-	consumer *tap.Consumer
+	consumer source
 	stdout   io.Writer
 	stderr   io.Writer
 	tty      bool // stdout is a terminal
@@ -270,6 +300,15 @@ func newRunner(o *options, stdout, stderr io.Writer) (*runner, error) {
 		if zo.Security, err = o.curve.Security(log); err != nil {
 			return nil, err
 		}
+	}
+	if strings.HasPrefix(o.source, "nats://") {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.consumer, err = broker.NewReplay(ctx, broker.ReplayConfig{
+			Source: o.source, Since: o.since, FromSeq: o.fromSeq, Last: o.last, Follow: o.follow,
+			Filter: f, Creds: o.creds, Logger: log,
+		})
+		return r, err
 	}
 	r.consumer, err = tap.NewConsumer(tap.ConsumerConfig{
 		ZMQ:         zo,
@@ -359,7 +398,7 @@ func (r *runner) runEvents(ctx context.Context) error {
 	for r.o.limit == 0 || n < r.o.limit {
 		m, err := r.consumer.Recv(ctx)
 		if err != nil {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, broker.ErrEnd) {
 				runErr = err
 			}
 			break

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rsyslog-zmq/relay/internal/broker"
 	"github.com/rsyslog-zmq/relay/internal/tap/stats"
 )
 
@@ -55,7 +56,7 @@ func (r *runner) runStats(ctx context.Context) error {
 	for r.o.limit == 0 || n < r.o.limit {
 		m, err := r.consumer.Recv(ctx)
 		if err != nil {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, broker.ErrEnd) {
 				runErr = err
 			}
 			break
