@@ -33,7 +33,14 @@ func (c *Config) YAML() ([]byte, error) {
 	for i := range cp.Outputs {
 		redact(&cp.Outputs[i].Plain)
 	}
-	out, err := yaml.Marshal(&cp)
+	var doc yaml.Node
+	if err := doc.Encode(&cp); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	if err := cp.brokerNodes(&doc); err != nil {
+		return nil, fmt.Errorf("marshal config: %w", err)
+	}
+	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		return nil, fmt.Errorf("marshal config: %w", err)
 	}
@@ -62,10 +69,18 @@ func (c *Config) Summary() string {
 				sec = "mutual tls"
 			}
 			fmt.Fprintf(&b, "input %s: link on %s, %s, state %s\n", in.Name, strings.Join(in.Bind, ", "), sec, in.StateDir)
+		case InputJetStream:
+			if j := in.JetStream; j != nil {
+				fmt.Fprintf(&b, "input %s: jetstream %s stream %s, durable consumer %s, acked after the hand-off (ack_wait %v)\n", in.Name, strings.Join(j.Servers, ","), j.Stream, j.Consumer, j.AckWait)
+			}
 		}
 	}
 	fmt.Fprintf(&b, "stream: from %s, default %q\n", c.Stream.From, c.Stream.Default)
 	for _, o := range c.Outputs {
+		if o.isBroker() {
+			b.WriteString(brokerSummary(&o))
+			continue
+		}
 		streams := "all streams"
 		if len(o.Streams) > 0 {
 			streams = "streams " + strings.Join(o.Streams, ", ")

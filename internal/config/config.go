@@ -260,6 +260,8 @@ type Input struct {
 	AllowInsecure bool `yaml:"allow_insecure,omitempty"`
 	// MaxBatch is the largest uncompressed batch a link input takes (link).
 	MaxBatch ByteSize `yaml:"max_batch,omitempty"`
+	// JetStream holds a jetstream input's keys (broker.go).
+	JetStream *JetStreamInput `yaml:"-"`
 }
 
 // TLS holds server-side TLS settings; paths are resolved against the
@@ -328,6 +330,10 @@ type Output struct {
 	MaxPeers int `yaml:"max_peers,omitempty"`
 	// Spool, if set, puts a disk spool in front of the socket (push only).
 	Spool *Spool `yaml:"spool,omitempty"`
+	// JetStream and Kafka hold the keys of jetstream and kafka outputs
+	// (broker.go).
+	JetStream *JetStreamOutput `yaml:"-"`
+	Kafka     *KafkaOutput     `yaml:"-"`
 	// Ack makes a PUSH output acknowledged: events go out in numbered
 	// batches and are held until a worker or a sink acknowledges them.
 	Ack *Ack `yaml:"ack,omitempty"`
@@ -497,6 +503,8 @@ func (c *Config) ApplyDefaults() {
 			}
 		case InputLink:
 			c.linkInputDefaults(p, in)
+		case InputJetStream:
+			c.jetstreamInputDefaults(p, in)
 		case InputZMQ:
 			if !c.set(p+".socket") && in.Socket == "" {
 				in.Socket = SocketPull
@@ -546,6 +554,7 @@ func (c *Config) ApplyDefaults() {
 		if o.Spool != nil {
 			c.spoolDefaults(p+".spool", o.Spool)
 		}
+		c.brokerOutputDefaults(p, o)
 		if a := o.Ack; a != nil {
 			if !c.set(p+".ack.batch") && a.Batch == 0 {
 				a.Batch = DefaultAckBatch
@@ -694,4 +703,5 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	tlsPaths(c.HTTP.TLS)
 	abs(&c.HTTP.TapTokenFile)
+	c.resolveBrokerPaths(abs)
 }

@@ -153,6 +153,10 @@ var (
 )
 
 func (d *decoder) input(v *yaml.Node, path string, in *Input) {
+	if d.typeOf(v, path) == InputJetStream {
+		d.jetstreamInput(v, path, in)
+		return
+	}
 	all := fieldSet{
 		"name":             func(v *yaml.Node, p string) { d.str(v, p, &in.Name) },
 		"type":             func(v *yaml.Node, p string) { d.str(v, p, &in.Type) },
@@ -265,6 +269,10 @@ func (d *decoder) outputs(v *yaml.Node, path string) {
 	d.seq(v, path, "output", func(item *yaml.Node, p string) {
 		d.c.Outputs = append(d.c.Outputs, Output{})
 		o := &d.c.Outputs[len(d.c.Outputs)-1]
+		if t := d.typeOf(item, p); t == OutputJetStream || t == OutputKafka {
+			d.brokerOutput(item, p, o, t)
+			return
+		}
 		d.fields(item, p, fieldSet{
 			"name":             func(v *yaml.Node, p string) { d.str(v, p, &o.Name) },
 			"type":             func(v *yaml.Node, p string) { d.str(v, p, &o.Type) },

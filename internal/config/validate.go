@@ -120,10 +120,12 @@ func (k *checker) input(p string, in *Input) {
 	case InputLink:
 		k.linkInput(p, in)
 		k.curveOnLink(p, in.Curve)
+	case InputJetStream:
+		k.jetstreamInput(p, in)
 	case "":
-		k.add(p+".type", ErrRequired, "type is required; use syslog, relp, zmq or link")
+		k.add(p+".type", ErrRequired, "type is required; use syslog, relp, zmq, link or jetstream")
 	default:
-		k.add(p+".type", ErrInvalid, "%q is not an input type; use syslog, relp, zmq or link", in.Type)
+		k.add(p+".type", ErrInvalid, "%q is not an input type; use syslog, relp, zmq, link or jetstream", in.Type)
 	}
 	if in.Type != InputRELP {
 		if in.AckTimeout != 0 {
@@ -486,8 +488,12 @@ func (k *checker) output(p string, o *Output) {
 		k.curveOnLink(p, o.Curve)
 		return
 	}
+	if o.isBroker() {
+		k.brokerOutput(p, o)
+		return
+	}
 	if o.Type != OutputZMQ {
-		k.add(p+".type", ErrInvalid, "%q is not an output type; use zmq or link", o.Type)
+		k.add(p+".type", ErrInvalid, "%q is not an output type; use zmq, link, jetstream or kafka", o.Type)
 	}
 	if o.LinkTLS != nil || o.Compression != "" || o.AllowInsecure || o.MaxBatch != 0 || o.Window != 0 || o.Failback != 0 {
 		k.add(p, ErrInvalid, "tls, compression, allow_insecure, max_batch, window and failback apply to link outputs only; remove them or set type: link")
