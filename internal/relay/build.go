@@ -61,6 +61,8 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 			rc.TLS = t
 		}
 		return input.NewRELP(rc, log)
+	case config.InputJetStream:
+		return newJetStreamInput(c, log)
 	case config.InputZMQ:
 		zsec, err := socketSecurity(c.Plain, c.Curve, len(c.Bind) > 0, sec, log, "input", c.Name)
 		if err != nil {
@@ -106,6 +108,9 @@ func streamLimits(c config.Input) listen.Limits {
 func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Output, error) {
 	if c.Type == config.OutputLink {
 		return newLinkOutput(c, log)
+	}
+	if c.Type == config.OutputJetStream || c.Type == config.OutputKafka {
+		return newBrokerOutput(c, log)
 	}
 	format, err := output.ParseFormat(c.Format)
 	if err != nil {

@@ -142,6 +142,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range spoolDescs {
 		ch <- d
 	}
+	describeBroker(ch)
 }
 
 // Collect implements prometheus.Collector: it reads every component's
@@ -255,4 +256,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(hostRefuse, float64(r.hostRefused.Load()))
 	counter(overlong, float64(r.overlong.Load()))
+	collectBroker(ch, r)
 }

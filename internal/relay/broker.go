@@ -1,0 +1,237 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rsyslog-zmq/relay/internal/broker"
+	"github.com/rsyslog-zmq/relay/internal/config"
+	"github.com/rsyslog-zmq/relay/internal/input"
+	"github.com/rsyslog-zmq/relay/internal/output"
+	"github.com/rsyslog-zmq/relay/internal/spool"
+)
+
+// brokerOutput is a spooled output whose Sender publishes to a broker;
+// it exposes the Sender's counters for the metrics.
+type brokerOutput struct {
+	*output.Spooled
+	js    *broker.JetStream
+	kafka *broker.Kafka
+}
+
+// openBrokerSpool opens an output's spool directory, after reading (or
+// making) the spool's identity, which message ids are made from.
+func openBrokerSpool(c config.Output, log *slog.Logger) (*spool.Disk, string, error) {
+	id, err := broker.SpoolID(c.Spool.Dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("output %q: %w", c.Name, err)
+	}
+	fsync, ivl, err := spool.ParseFsync(c.Spool.Fsync)
+	if err != nil {
+		return nil, "", fmt.Errorf("output %q: spool: %w", c.Name, err)
+	}
+	full, err := spool.ParseFull(c.Spool.Full)
+	if err != nil {
+		return nil, "", fmt.Errorf("output %q: spool: %w", c.Name, err)
+	}
+	sp, err := spool.Open(spool.Options{
+		Dir:           c.Spool.Dir,
+		MaxBytes:      int64(c.Spool.MaxBytes),
+		SegmentBytes:  int64(c.Spool.SegmentBytes),
+		Fsync:         fsync,
+		FsyncInterval: ivl,
+		Full:          full,
+		Logger:        log.With("output", c.Name),
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("output %q: %w", c.Name, err)
+	}
+	return sp, id, nil
+}
+
+func clientTLS(t *config.ClientTLS) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	return t.Config()
+}
+
+// newBrokerOutput builds a jetstream or kafka output: its spool, the
+// Sender and the drain loop.
+func newBrokerOutput(c config.Output, log *slog.Logger) (output.Output, error) {
+	if c.Spool == nil {
+		return nil, fmt.Errorf("output %q: a %s output needs a spool", c.Name, c.Type)
+	}
+	sp, id, err := openBrokerSpool(c, log)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (output.Output, error) {
+		sp.Close()
+		return nil, err
+	}
+	bo := &brokerOutput{}
+	var snd output.Sender
+	switch {
+	case c.JetStream != nil:
+		j := c.JetStream
+		tc, err := clientTLS(j.TLS)
+		if err != nil {
+			return fail(fmt.Errorf("output %q: tls: %w", c.Name, err))
+		}
+		cfg := broker.JetStreamConfig{
+			Name:    c.Name,
+			Servers: j.Servers,
+			Subject: j.Subject,
+			Auth:    broker.NATSAuth{Creds: j.Creds, NKey: j.NKey, User: j.User, Password: j.Password, Token: j.Token},
+			TLS:     tc, JSON: c.Format == config.FormatJSON,
+			MaxPending: j.MaxPending, AckTimeout: j.AckTimeout,
+			SpoolID: id, Sent: sp.Sent, OldestUnacked: sp.Stats().OldestUnacked,
+			Logger: log,
+		}
+		if cs := j.CreateStream; cs != nil {
+			cfg.Create = &broker.StreamSpec{Name: cs.Name, Subjects: cs.Subjects, Replicas: cs.Replicas, MaxAge: cs.MaxAge,
+				MaxBytes: int64(cs.MaxBytes), Duplicates: cs.DuplicateWindow}
+		}
+		js, err := broker.NewJetStream(cfg)
+		if err != nil {
+			return fail(err)
+		}
+		bo.js, snd = js, js
+	case c.Kafka != nil:
+		k := c.Kafka
+		tc, err := clientTLS(k.TLS)
+		if err != nil {
+			return fail(fmt.Errorf("output %q: tls: %w", c.Name, err))
+		}
+		cfg := broker.KafkaConfig{
+			Name: c.Name, Brokers: k.Brokers, Topic: k.Topic, Compression: k.Compression, TLS: tc,
+			CreateTopics: k.CreateTopics, JSON: c.Format == config.FormatJSON, MaxPending: k.MaxPending,
+			SpoolID: id, Sent: sp.Sent, Logger: log,
+		}
+		if s := k.SASL; s != nil {
+			cfg.SASL = &broker.KafkaSASL{Mechanism: s.Mechanism, User: s.Username, Password: s.Password}
+		}
+		kc, err := broker.NewKafka(cfg)
+		if err != nil {
+			return fail(err)
+		}
+		bo.kafka, snd = kc, kc
+	default:
+		return fail(fmt.Errorf("output %q: type %q has no broker settings", c.Name, c.Type))
+	}
+	so, err := output.NewSpooled(output.SpooledConfig{Name: c.Name, Spool: sp, Sender: snd, Logger: log})
+	if err != nil {
+		snd.Close(context.Background())
+		return fail(err)
+	}
+	bo.Spooled = so
+	return bo, nil
+}
+
+// newJetStreamInput builds a jetstream input.
+func newJetStreamInput(c config.Input, log *slog.Logger) (input.Input, error) {
+	j := c.JetStream
+	if j == nil {
+		return nil, fmt.Errorf("input %q: no jetstream settings", c.Name)
+	}
+	tc, err := clientTLS(j.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("input %q: tls: %w", c.Name, err)
+	}
+	return broker.NewJetStreamInput(broker.JetStreamInputConfig{
+		Name: c.Name, Servers: j.Servers, Stream: j.Stream, Consumer: j.Consumer, FilterSubjects: j.FilterSubjects,
+		Auth: broker.NATSAuth{Creds: j.Creds, NKey: j.NKey, User: j.User, Password: j.Password, Token: j.Token},
+		TLS:  tc, AckWait: j.AckWait, MaxAckPending: j.MaxAckPending, Batch: j.Batch, Logger: log,
+	})
+}
+
+var (
+	descBroker = func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("relay_broker_"+name, help, append([]string{"output"}, labels...), nil)
+	}
+	brPublished  = descBroker("published_total", "Publish (JetStream) or produce (Kafka) attempts, retries included.")
+	brConfirmed  = descBroker("confirmed_total", "Events the broker confirmed (PubAck; Kafka acks=all); the spool lets go of them.")
+	brDuplicates = descBroker("duplicates_total", "JetStream PubAcks that said duplicate: events sent again that the stream dropped by message id.")
+	brResent     = descBroker("resent_total", "Events sent again after a failed attempt (JetStream: same message id; Kafka: each may be a duplicate).")
+	brFailed     = descBroker("failed_total", "Failed attempts by cause (retried with backoff; the spool keeps the events).", "cause")
+	brPending    = descBroker("pending", "Events published and not yet confirmed.")
+	brConnected  = descBroker("connected", "1 while the JetStream output has a connection to a server.")
+	brDataLoss   = descBroker("data_loss_total", "Kafka partitions where the client detected that the brokers lost acknowledged records.")
+	brRedeliv    = descBroker("redelivered_total", "Events sent again after a restart of the relay that may have reached the broker before it (the spool's count): JetStream drops them by message id, Kafka may store them twice.")
+
+	descJSIn = func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("relay_jetstream_input_"+name, help, []string{"input"}, nil)
+	}
+	jsInRedelivered = descJSIn("redelivered_total", "Messages the stream delivered more than once (after a restart, a lost ack or a refused hand-off).")
+	jsInAcked       = descJSIn("acked_total", "Messages acked after their events' hand-off.")
+	jsInNaked       = descJSIn("naked_total", "Messages handed back to the stream because an output did not take their events.")
+	jsInPending     = descJSIn("pending", "Events handed to the outputs whose hand-off has not fired.")
+)
+
+func describeBroker(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{brPublished, brConfirmed, brDuplicates, brResent, brFailed, brPending, brConnected, brDataLoss, brRedeliv,
+		jsInRedelivered, jsInAcked, jsInNaked, jsInPending} {
+		ch <- d
+	}
+}
+
+// collectBroker reports the broker outputs' and inputs' own counters
+// (r.mu held). They restart from zero when a reload replaces the part.
+func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for name, ro := range r.outputs {
+		bo, ok := ro.out.(*brokerOutput)
+		if !ok {
+			continue
+		}
+		counter(brRedeliv, bo.SpoolStats().Redelivered, name)
+		switch {
+		case bo.js != nil:
+			s := bo.js.Stats()
+			counter(brPublished, s.Published, name)
+			counter(brConfirmed, s.Confirmed, name)
+			counter(brDuplicates, s.Duplicates, name)
+			counter(brResent, s.Resent, name)
+			for cause, n := range s.Failed {
+				counter(brFailed, n, name, cause)
+			}
+			gauge(brPending, float64(s.Pending), name)
+			conn := 0.0
+			if s.Connected {
+				conn = 1
+			}
+			gauge(brConnected, conn, name)
+		case bo.kafka != nil:
+			s := bo.kafka.Stats()
+			counter(brPublished, s.Produced, name)
+			counter(brConfirmed, s.Confirmed, name)
+			counter(brResent, s.Resent, name)
+			for cause, n := range s.Failed {
+				counter(brFailed, n, name, cause)
+			}
+			gauge(brPending, float64(s.Pending), name)
+			counter(brDataLoss, s.DataLoss, name)
+		}
+	}
+	for name, ri := range r.inputs {
+		in, ok := ri.in.(*broker.JetStreamInput)
+		if !ok {
+			continue
+		}
+		s := in.JetStreamStats()
+		counter(jsInRedelivered, s.Redelivered, name)
+		counter(jsInAcked, s.Acked, name)
+		counter(jsInNaked, s.Naked, name)
+		gauge(jsInPending, float64(s.Pending), name)
+	}
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/rsyslog-zmq/relay/internal/testpeer"
+)
+
+// brokerConf writes a config with a syslog TCP input and the given output
+// section (YAML list items) and returns its path.
+func brokerConf(t *testing.T, p ports, inputs, outputs string) string {
+	t.Helper()
+	if inputs == "" {
+		inputs = fmt.Sprintf("  - {name: syslog, type: syslog, listen: tcp://127.0.0.1:%d}\n", p.syslog)
+	}
+	file := filepath.Join(t.TempDir(), "relay.yaml")
+	conf := fmt.Sprintf("inputs:\n%sstream: {from: app-name, default: unknown}\noutputs:\n%shttp:\n  listen: 127.0.0.1:%d\nlog: {format: json}\ndrain_timeout: 2s\n", inputs, outputs, p.http)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// sendSeqs writes events seq:first… to the relay's syslog TCP input.
+func sendSeqs(t *testing.T, p ports, app string, first, n int) {
+	t.Helper()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.syslog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < n; i += 1000 {
+		if _, err := c.Write(seqMsgs(app, first+i, min(1000, n-i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readStream counts seq:N over every message of a stream.
+func readStream(t *testing.T, url, name string) map[int]int {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int(st.CachedInfo().State.Msgs)
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[int]int{}
+	for got := 0; got < total; {
+		b, err := cons.Fetch(min(total-got, 4096), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			got++
+			counts[testpeer.SeqOf(string(m.Data()))]++
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			t.Fatal(err)
+		}
+	}
+	return counts
+}
+
+func createStreamR(t *testing.T, url, name string, window time.Duration, subjects ...string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Duplicates: window, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tallySeqs(counts map[int]int, n int) (missing, dups int) {
+	for i := 0; i < n; i++ {
+		switch c := counts[i]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	return
+}
+
+// TestJetStreamRelayKill9: the relay binary is killed with SIGKILL while
+// its spooled jetstream output drains; the restarted relay sends the rest
+// (and what was on the wire, with the same message ids): every event is in
+// the stream exactly once.
+func TestJetStreamRelayKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and nats-server")
+	}
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	createStreamR(t, srv.URL(), "EVENTS", 10*time.Minute, "events.>")
+	const n = 200_000
+	p := freePorts(t)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	// A small window slows the drain, so that the kill finds it mid-way.
+	conf := brokerConf(t, p, "", fmt.Sprintf("  - name: nats\n    type: jetstream\n    servers: [%s]\n    subject: \"events.{stream}\"\n    max_pending: 32\n    spool: {dir: %s, fsync: always}\n", srv.URL(), spoolDir))
+	pr := startRelay(t, conf, p)
+	sendSeqs(t, p, "click", 0, n)
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("relay received every event"), func() bool {
+		return metric(t, p, `relay_input_received_total{input="syslog"}`) == n
+	})
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("drain under way"), func() bool {
+		return metric(t, p, `relay_broker_confirmed_total{output="nats"}`) >= n/5
+	})
+	before := metric(t, p, `relay_broker_confirmed_total{output="nats"}`)
+	pr.cmd.Process.Kill()
+	<-pr.done
+	t.Logf("killed with %v of %d confirmed", before, n)
+	if before >= n {
+		t.Fatal("the drain had finished before the kill")
+	}
+	pr = startRelay(t, conf, p)
+	testpeer.Eventually(t, 120*time.Second, func() string {
+		return fmt.Sprintf("spool not empty: queue %v", metric(t, p, `relay_output_queue_depth{output="nats"}`))
+	}, func() bool { return metric(t, p, `relay_output_queue_depth{output="nats"}`) == 0 })
+	dupsSuppressed := metric(t, p, `relay_broker_duplicates_total{output="nats"}`)
+	redelivered := metric(t, p, `relay_broker_redelivered_total{output="nats"}`)
+	pr.signal(t, os.Interrupt)
+	pr.wait(t, 20*time.Second)
+	counts := readStream(t, srv.URL(), "EVENTS")
+	missing, dups := tallySeqs(counts, n)
+	t.Logf("after the restart: %v sent again (spool's count), %v of them dropped by the stream as duplicates; stream: missing %d, duplicates %d",
+		redelivered, dupsSuppressed, missing, dups)
+	if missing+dups > 0 || len(counts) != n {
+		t.Fatalf("missing %d, duplicates %d, distinct %d of %d", missing, dups, len(counts), n)
+	}
+}
+
+// TestKafkaRelayKill9: the same against a three-broker kfake cluster on
+// TCP: nothing lost, and the duplicates in the topic are at most the
+// records the restarted relay counted as redelivered (at least once).
+func TestKafkaRelayKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	kp := testpeer.FreePorts(t, 3)
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.Ports(kp...), kfake.SeedTopics(3, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 200_000
+	p := freePorts(t)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	conf := brokerConf(t, p, "", fmt.Sprintf("  - name: k\n    type: kafka\n    brokers: [%s]\n    topic: events\n    max_pending: 256\n    spool: {dir: %s, fsync: always}\n", strings.Join(c.ListenAddrs(), ", "), spoolDir))
+	pr := startRelay(t, conf, p)
+	sendSeqs(t, p, "click", 0, n)
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("relay received every event"), func() bool {
+		return metric(t, p, `relay_input_received_total{input="syslog"}`) == n
+	})
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("drain under way"), func() bool {
+		return metric(t, p, `relay_broker_confirmed_total{output="k"}`) >= n/5
+	})
+	before := metric(t, p, `relay_broker_confirmed_total{output="k"}`)
+	pr.cmd.Process.Kill()
+	<-pr.done
+	if before >= n {
+		t.Fatal("the drain had finished before the kill")
+	}
+	pr = startRelay(t, conf, p)
+	testpeer.Eventually(t, 120*time.Second, testpeer.Text("spool emptied"), func() bool {
+		return metric(t, p, `relay_output_queue_depth{output="k"}`) == 0
+	})
+	redelivered := metric(t, p, `relay_broker_redelivered_total{output="k"}`)
+	resent := metric(t, p, `relay_broker_resent_total{output="k"}`)
+	pr.signal(t, os.Interrupt)
+	pr.wait(t, 20*time.Second)
+	counts := readTopic(t, c.ListenAddrs(), n, "events")
+	missing, dups := tallySeqs(counts, n)
+	t.Logf("killed with %v of %d confirmed; after the restart %v redelivered, %v resent; topic: missing %d, duplicates %d", before, n, redelivered, resent, missing, dups)
+	if missing > 0 || float64(dups) > redelivered+resent {
+		t.Fatalf("missing %d, duplicates %d > counted redeliveries %v + resent %v", missing, dups, redelivered, resent)
+	}
+}
+
+func readTopic(t *testing.T, brokers []string, want int, topic string) map[int]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	counts := map[int]int{}
+	got := 0
+	idle := 0
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && (got < want || idle < 2); {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		k := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			k++
+			counts[testpeer.SeqOf(string(r.Value))]++
+		})
+		got += k
+		if k == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+	}
+	return counts
+}
