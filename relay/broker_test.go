@@ -235,3 +235,31 @@ func readTopic(t *testing.T, brokers []string, want int, topic string) map[int]i
 	}
 	return counts
 }
+
+// TestBrokerBadInput: relay check finds a malformed server URL offline; a
+// stream that does not exist and refused credentials stop the start with
+// what to change.
+func TestBrokerBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and nats-server")
+	}
+	p := freePorts(t)
+	dir := t.TempDir()
+	bad := brokerConf(t, p, "", fmt.Sprintf("  - {name: nats, type: jetstream, servers: ['nats://h:42:22'], subject: 'events.{stream}', spool: {dir: %s/s}}\n", dir))
+	code, out, errOut := runBin(t, "check", "-c", bad)
+	if code != 2 || !strings.Contains(errOut, "outputs[0].servers[0]") || !strings.Contains(errOut, "too many colons") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{Extra: "authorization { user: relay, password: right }\n"})
+	url := strings.Replace(srv.URL(), "nats://", "nats://relay:right@", 1)
+	noStream := brokerConf(t, p, "", fmt.Sprintf("  - {name: nats, type: jetstream, servers: ['%s'], subject: 'events.{stream}', spool: {dir: %s/s1}}\n", url, dir))
+	pr := startBin(t, "-c", noStream)
+	if code := pr.wait(t, 30*time.Second); code == 0 || !strings.Contains(pr.stderr.String(), "nats stream add EVENTS --subjects 'events.>'") {
+		t.Fatalf("missing stream: exit %d\n%s", code, pr.stderr.String())
+	}
+	wrong := brokerConf(t, p, "", fmt.Sprintf("  - {name: nats, type: jetstream, servers: ['%s'], user: relay, password: wrong, subject: 'events.{stream}', spool: {dir: %s/s2}}\n", srv.URL(), dir))
+	pr = startBin(t, "-c", wrong)
+	if code := pr.wait(t, 30*time.Second); code == 0 || !strings.Contains(pr.stderr.String(), "refused the connection") {
+		t.Fatalf("refused credentials: exit %d\n%s", code, pr.stderr.String())
+	}
+}
