@@ -51,13 +51,14 @@ install: build ## install the binaries into $(PREFIX)/bin
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(addprefix $(BIN)/,$(CMDS)) $(DESTDIR)$(PREFIX)/bin/
 
-PEERS := python3-zmq rsyslog rsyslog-czmq rsyslog-relp rsyslog-gnutls chromium procps \
+PEERS := python3-zmq rsyslog rsyslog-czmq rsyslog-relp rsyslog-gnutls chromium procps nats-server \
          man-db prometheus lintian systemd adduser util-linux
 
 peers: ## install the real test peers if any is missing (Debian, as root)
 	@if command -v rsyslogd >/dev/null && test -x /usr/bin/chromium && /usr/bin/python3 -c 'import zmq' 2>/dev/null \
 	    && command -v man >/dev/null && command -v promtool >/dev/null && command -v lintian >/dev/null \
 	    && command -v systemd-analyze >/dev/null && command -v adduser >/dev/null && command -v prlimit >/dev/null \
+	    && command -v nats-server >/dev/null \
 	    && test -n "$$(find /usr/lib -name omczmq.so 2>/dev/null)" && test -n "$$(find /usr/lib -name lmnsd_gtls.so 2>/dev/null)"; then :; \
 	elif [ "$$(id -u)" = 0 ]; then $(MAKE) deps; \
 	else echo "missing test peers: run 'sudo make deps' (installs $(PEERS))"; exit 1; fi
