@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
-order=(zmq curve ingest input hostile relay relp spool bridge pipeline ackpush tap link)
+order=(zmq curve ingest input hostile relay relp spool bridge pipeline ackpush tap link broker)
 want=${BENCH:-}
 fail=0
 for name in "${order[@]}"; do
