@@ -179,3 +179,36 @@ func TestJetStreamServerStopped(t *testing.T) {
 		t.Fatalf("ingest was pushed back %v with the spool far from max_bytes", w)
 	}
 }
+
+// TestJetStreamBeyondWindowCounted: with a duplicate window (1s) shorter
+// than an outage (the server frozen 3s), messages sent again after it may
+// be stored twice: they are counted, and the duplicates in the stream are
+// at most that count.
+func TestJetStreamBeyondWindowCounted(t *testing.T) {
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	createStream(t, srv.URL(), "EVENTS", 1, time.Second, "events.>")
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	s := newJS(t, dir, sp, []string{srv.URL()}, func(c *JetStreamConfig) { c.AckTimeout = 500 * time.Millisecond })
+	if !s.WindowWarned() {
+		t.Fatal("no warning for a 1s window")
+	}
+	d := startDrain(sp, s)
+	f := startFeeder(t, sp, 0, 2000)
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", s.Stats()) }, func() bool { return s.Stats().Confirmed > 1000 })
+	srv.Stop()
+	time.Sleep(3 * time.Second)
+	srv.Cont()
+	n := f.end()
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v", s.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	s.Close(context.Background())
+	st := s.Stats()
+	counts, _ := streamCount(t, srv.URL(), "EVENTS")
+	missing, dups, _ := tally(counts, 0, n)
+	t.Logf("beyond the window %d, duplicates stored %d, suppressed %d", st.BeyondWindow, dups, st.Duplicates)
+	if missing > 0 || st.BeyondWindow == 0 || uint64(dups) > st.BeyondWindow {
+		t.Fatalf("missing %d, duplicates %d, counted beyond the window %d", missing, dups, st.BeyondWindow)
+	}
+}

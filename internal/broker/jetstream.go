@@ -112,9 +112,12 @@ type JetStreamStats struct {
 	Duplicates uint64            // PubAcks that said duplicate: suppressed by the stream
 	Resent     uint64            // attempts after a failed one, with the same message id
 	Failed     map[string]uint64 // failed attempts by cause
-	Pending    int               // published or waiting for a retry, not confirmed
-	Connected  bool
-	Reconnects uint64
+	// BeyondWindow counts messages sent again longer after their first
+	// attempt than the stream's duplicate window: each may be stored twice.
+	BeyondWindow uint64
+	Pending      int // published or waiting for a retry, not confirmed
+	Connected    bool
+	Reconnects   uint64
 }
 
 // Failure causes of a JetStream publish.
@@ -139,7 +142,7 @@ type JetStream struct {
 	sem chan struct{} // one token per message in flight
 
 	mu       sync.Mutex
-	inflight map[*nats.Msg]uint64
+	inflight map[*nats.Msg]flight
 	retry    []*nats.Msg
 	acked    []uint64
 	ack      func(first, last uint64)
@@ -164,6 +167,14 @@ type JetStream struct {
 	lastCreate            time.Time
 	windowWarned, checked atomic.Bool
 	started               atomic.Bool
+	window                atomic.Int64 // the stream's duplicate window, when known
+	beyondWindow          atomic.Uint64
+}
+
+// flight is a message published and not yet confirmed.
+type flight struct {
+	seq   uint64
+	first time.Time // first attempt
 }
 
 // ErrNoStream is returned by NewJetStream when no stream takes the
@@ -228,7 +239,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("output", cfg.Name),
 		sem:       make(chan struct{}, cfg.MaxPending),
-		inflight:  map[*nats.Msg]uint64{},
+		inflight:  map[*nats.Msg]flight{},
 		subjects:  map[string]string{},
 		wakeRetry: make(chan struct{}, 1),
 		wakeAck:   make(chan struct{}, 1),
@@ -389,6 +400,7 @@ func (s *JetStream) checkWindow(info *jetstream.StreamInfo) {
 		return
 	}
 	win := info.Config.Duplicates
+	s.window.Store(int64(win))
 	need := max(MinDuplicateWindow, 2*s.cfg.AckTimeout+s.cfg.RetryMax)
 	why := "a restart of the relay or a leader election must fit in it"
 	if !s.cfg.OldestUnacked.IsZero() {
@@ -547,8 +559,9 @@ func (s *JetStream) Send(ctx context.Context, recs []spool.Record, ack func(firs
 		if s.idle == nil {
 			s.idle = make(chan struct{})
 		}
+		now := time.Now()
 		for k, m := range msgs {
-			s.inflight[m] = chunk[k].Seq
+			s.inflight[m] = flight{seq: chunk[k].Seq, first: now}
 		}
 		s.mu.Unlock()
 		for _, m := range msgs {
@@ -577,13 +590,13 @@ func (s *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 		return
 	}
 	s.mu.Lock()
-	seq, ok := s.inflight[m]
+	f, ok := s.inflight[m]
 	if !ok {
 		s.mu.Unlock()
 		return
 	}
 	delete(s.inflight, m)
-	s.acked = append(s.acked, seq)
+	s.acked = append(s.acked, f.seq)
 	s.idleLocked()
 	s.mu.Unlock()
 	<-s.sem
@@ -719,7 +732,23 @@ func (s *JetStream) retryLoop() {
 		s.mu.Lock()
 		msgs := s.retry
 		s.retry = nil
+		late := 0
+		if win := time.Duration(s.window.Load()); win > 0 {
+			for _, m := range msgs {
+				if f, ok := s.inflight[m]; ok && time.Since(f.first) > win {
+					late++
+				}
+			}
+		}
 		s.mu.Unlock()
+		if late > 0 {
+			// The stream may have stored the first copy and forgotten its
+			// id: these may be stored twice. Counted, and said.
+			if s.beyondWindow.Add(uint64(late)) == uint64(late) {
+				s.log.Warn("sending events again after the stream's duplicate window: if their first copy was stored, they are stored twice; raise the stream's duplicate window above the longest outage",
+					"events", late, "duplicate_window", time.Duration(s.window.Load()))
+			}
+		}
 		if s.cfg.Create != nil && s.causes.inEpisode(CauseNoStream) {
 			s.recreate()
 		}
@@ -805,14 +834,15 @@ func (s *JetStream) Stats() JetStreamStats {
 	pending := len(s.inflight)
 	s.mu.Unlock()
 	return JetStreamStats{
-		Published:  s.published.Load(),
-		Confirmed:  s.confirmed.Load(),
-		Duplicates: s.duplicates.Load(),
-		Resent:     s.resent.Load(),
-		Failed:     s.causes.snapshot(),
-		Pending:    pending,
-		Connected:  s.nc.IsConnected(),
-		Reconnects: s.reconnects.Load(),
+		Published:    s.published.Load(),
+		Confirmed:    s.confirmed.Load(),
+		Duplicates:   s.duplicates.Load(),
+		Resent:       s.resent.Load(),
+		Failed:       s.causes.snapshot(),
+		Pending:      pending,
+		BeyondWindow: s.beyondWindow.Load(),
+		Connected:    s.nc.IsConnected(),
+		Reconnects:   s.reconnects.Load(),
 	}
 }
 

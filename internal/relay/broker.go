@@ -162,6 +162,7 @@ var (
 	brPending    = descBroker("pending", "Events published and not yet confirmed.")
 	brConnected  = descBroker("connected", "1 while the JetStream output has a connection to a server.")
 	brDataLoss   = descBroker("data_loss_total", "Kafka partitions where the client detected that the brokers lost acknowledged records.")
+	brBeyond     = descBroker("resent_beyond_window_total", "JetStream: events sent again longer after their first attempt than the stream's duplicate window; each may be stored twice.")
 	brRedeliv    = descBroker("redelivered_total", "Events sent again after a restart of the relay that may have reached the broker before it (the spool's count): JetStream drops them by message id, Kafka may store them twice.")
 
 	descJSIn = func(name, help string) *prometheus.Desc {
@@ -174,7 +175,7 @@ var (
 )
 
 func describeBroker(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{brPublished, brConfirmed, brDuplicates, brResent, brFailed, brPending, brConnected, brDataLoss, brRedeliv,
+	for _, d := range []*prometheus.Desc{brPublished, brConfirmed, brDuplicates, brResent, brFailed, brPending, brConnected, brDataLoss, brRedeliv, brBeyond,
 		jsInRedelivered, jsInAcked, jsInNaked, jsInPending} {
 		ch <- d
 	}
@@ -201,6 +202,7 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 			counter(brPublished, s.Published, name)
 			counter(brConfirmed, s.Confirmed, name)
 			counter(brDuplicates, s.Duplicates, name)
+			counter(brBeyond, s.BeyondWindow, name)
 			counter(brResent, s.Resent, name)
 			for cause, n := range s.Failed {
 				counter(brFailed, n, name, cause)
