@@ -310,7 +310,7 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"17:5", "outputs[1]", "tls, compression, allow_insecure, max_batch, window and failback apply to link outputs only"},
 	},
 	"values.bad.yaml": {
-		{"3:5", "inputs[0].type", `"sylog" is not an input type; use syslog, relp, zmq or link`},
+		{"3:5", "inputs[0].type", `"sylog" is not an input type; use syslog, relp, zmq, link or jetstream`},
 		{"6:5", "inputs[1].socket", `"push" is not an input socket type; use pull`},
 		{"8:5", "inputs[1].hwm", "0 is too small; use at least 1 (default 1000)"},
 		{"9:5", "inputs[1].max_message_size", "100 bytes is out of range; use 480 bytes to 1GiB (default 1MiB)"},

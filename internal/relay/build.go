@@ -81,7 +81,7 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 	case config.InputLink:
 		return newLinkInput(c, log, sec)
 	}
-	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog, relp, zmq or link", c.Name, c.Type)
+	return nil, fmt.Errorf("input %q: type %q is not supported; use syslog, relp, zmq, link or jetstream", c.Name, c.Type)
 }
 
 // streamLimits are the connection limits of a stream input (syslog, and
