@@ -263,3 +263,69 @@ func TestBrokerBadInput(t *testing.T) {
 		t.Fatalf("refused credentials: exit %d\n%s", code, pr.stderr.String())
 	}
 }
+
+// TestJetStreamInputRelayKill9: a relay reads a stream through a
+// jetstream input into a PUSH output (which releases the hand-off once
+// an event is written to a worker's connection); it is killed with SIGKILL
+// mid-way and started again: every event reaches the libzmq collector,
+// and the duplicates there are at most the redeliveries the restarted
+// relay counted.
+func TestJetStreamInputRelayKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary, nats-server and libzmq")
+	}
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	createStreamR(t, srv.URL(), "EVENTS", time.Minute, "events.>")
+	const n = 100_000
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	for i := 0; i < n; i++ {
+		m := &nats.Msg{Subject: "events.click", Header: nats.Header{"Relay-Stream": {"click"}},
+			Data: fmt.Appendf(nil, "<14>1 2026-01-01T00:00:00Z h click - - - %s", testpeer.Seq(i))}
+		if _, err := js.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(60 * time.Second):
+		t.Fatal("filling the stream timed out")
+	}
+	nc.Close()
+	p := freePorts(t)
+	conf := brokerConf(t, p,
+		fmt.Sprintf("  - {name: js, type: jetstream, servers: [%s], stream: EVENTS, ack_wait: 5s, max_ack_pending: 2048}\n", srv.URL()),
+		fmt.Sprintf("  - {name: w, type: zmq, socket: push, bind: 'tcp://127.0.0.1:%d', hwm: 1000}\n", p.a))
+	col := testpeer.StartPeer(t, "pull", fmt.Sprintf(">tcp://127.0.0.1:%d", p.a))
+	pr := startRelay(t, conf, p)
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("a quarter delivered"), func() bool { return col.Count() >= n/4 })
+	pr.cmd.Process.Kill()
+	<-pr.done
+	at := col.Count()
+	pr = startRelay(t, conf, p)
+	seen := func() int {
+		s := map[int]bool{}
+		for _, m := range col.Messages() {
+			s[testpeer.SeqOf(m[len(m)-1])] = true
+		}
+		return len(s)
+	}
+	testpeer.Eventually(t, 120*time.Second, func() string { return fmt.Sprintf("%d distinct of %d at the collector", seen(), n) }, func() bool { return seen() == n })
+	time.Sleep(500 * time.Millisecond)
+	redelivered := metric(t, p, `relay_jetstream_input_redelivered_total{input="js"}`)
+	acked := metric(t, p, `relay_jetstream_input_acked_total{input="js"}`)
+	pr.signal(t, os.Interrupt)
+	pr.wait(t, 20*time.Second)
+	counts := map[int]int{}
+	for _, m := range col.Messages() {
+		counts[testpeer.SeqOf(m[len(m)-1])]++
+	}
+	missing, dups := tallySeqs(counts, n)
+	t.Logf("killed at %d delivered; after the restart %v redelivered (counted), %v acked; collector: missing %d, duplicates %d", at, redelivered, acked, missing, dups)
+	if missing > 0 || float64(dups) > redelivered {
+		t.Fatalf("missing %d, duplicates %d > counted redeliveries %v", missing, dups, redelivered)
+	}
+}
