@@ -50,6 +50,10 @@ func openBrokerSpool(c config.Output, log *slog.Logger) (*spool.Disk, string, er
 	if err != nil {
 		return nil, "", fmt.Errorf("output %q: %w", c.Name, err)
 	}
+	if free := freeBytes(c.Spool.Dir); free >= 0 && int64(c.Spool.MaxBytes) > free+sp.Stats().Bytes {
+		log.Warn("spool max_bytes is above the free space: the disk may fill before the spool does (writes are then retried until space frees up)",
+			"output", c.Name, "dir", c.Spool.Dir, "max_bytes", c.Spool.MaxBytes, "free", config.ByteSize(free))
+	}
 	return sp, id, nil
 }
 
