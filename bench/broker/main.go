@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -79,6 +80,23 @@ func payload(i int) []byte {
 		m += strings.Repeat("x", pad)
 	}
 	return []byte(m)
+}
+
+// ratios are each run's relay/raw, run side by side: on a noisy machine
+// their median says more than the best of each side.
+func ratios(rel, raw []float64) (string, float64) {
+	var rs []float64
+	var parts []string
+	for i := range rel {
+		rs = append(rs, rel[i]/raw[i])
+		parts = append(parts, fmt.Sprintf("%.0f%%", 100*rel[i]/raw[i]))
+	}
+	sort.Float64s(rs)
+	med := rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		med = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return strings.Join(parts, ", "), med
 }
 
 func best(rates []float64) float64 {
@@ -211,7 +229,9 @@ log: {level: warn}
 	}
 	b, rb := best(rel), best(raw)
 	fmt.Printf("%-62s %12s %12s %7s\n", "jetstream (200 B, file stream R1, every PubAck awaited)", "relay ev/s", "raw msg/s", "ratio")
-	fmt.Printf("%-62s %12.0f %12.0f %6.0f%%  (goal >= 90%%)\n", "syslog TCP -> relay -> spool (fsync always) -> jetstream", b, rb, 100*b/rb)
+	fmt.Printf("%-62s %12.0f %12.0f %6.0f%%  (best of each side)\n", "syslog TCP -> relay -> spool (fsync always) -> jetstream", b, rb, 100*b/rb)
+	per, med := ratios(rel, raw)
+	fmt.Printf("%-62s %12s %12s %6.0f%%  (goal >= 90%%; runs: %s)\n", "  median of the side-by-side runs", "", "", 100*med, per)
 	return nil
 }
 
@@ -293,7 +313,9 @@ log: {level: warn}
 	b, rb := best(rel), best(raw)
 	defer fmt.Printf("%-62s %12s %12.0f %6.0f%%  (exactly once to read_committed consumers, not shipped)\n", "raw franz-go, transactional, a commit per window", "", best(txn), 100*best(txn)/rb)
 	fmt.Printf("%-62s %12s %12s %7s\n", "kafka (200 B, kfake: 3 brokers in memory, acks=all, zstd)", "relay ev/s", "raw rec/s", "ratio")
-	fmt.Printf("%-62s %12.0f %12.0f %6.0f%%  (goal >= 70%%)\n", "syslog TCP -> relay -> spool (fsync always) -> kafka", b, rb, 100*b/rb)
+	fmt.Printf("%-62s %12.0f %12.0f %6.0f%%  (best of each side)\n", "syslog TCP -> relay -> spool (fsync always) -> kafka", b, rb, 100*b/rb)
+	per, med := ratios(rel, raw)
+	fmt.Printf("%-62s %12s %12s %6.0f%%  (goal >= 70%%; runs: %s)\n", "  median of the side-by-side runs", "", "", 100*med, per)
 	return nil
 }
 
