@@ -73,6 +73,18 @@ func freePort() int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// payloads are built once, before any timing, for the raw clients.
+var payloads [][]byte
+
+func payloadsOnce() {
+	if payloads == nil {
+		payloads = make([][]byte, *n)
+		for i := range payloads {
+			payloads[i] = payload(i)
+		}
+	}
+}
+
 // payload is a syslog message of about size bytes with seq i.
 func payload(i int) []byte {
 	m := fmt.Sprintf("<14>1 2026-01-01T00:00:00.000000Z web01 click - - - seq:%08d ", i)
@@ -242,11 +254,16 @@ func rawJetStream(url string, run int) (float64, error) {
 	}
 	defer nc.Close()
 	var failed atomic.Int64
+	payloadsOnce()
+	ids := make([]string, *n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("r%d-%d", run, i)
+	}
 	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(*pending), jetstream.WithPublishAsyncTimeout(30*time.Second),
 		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }))
 	start := time.Now()
 	for i := 0; i < *n; i++ {
-		if _, err := js.PublishAsync("raw.click", payload(i), jetstream.WithMsgID(fmt.Sprintf("r%d-%d", run, i))); err != nil {
+		if _, err := js.PublishAsync("raw.click", payloads[i], jetstream.WithMsgID(ids[i])); err != nil {
 			return 0, err
 		}
 	}
@@ -327,9 +344,10 @@ func rawKafka(brokers []string) (float64, error) {
 	}
 	defer cl.Close()
 	var failed atomic.Int64
+	payloadsOnce()
 	start := time.Now()
 	for i := 0; i < *n; i++ {
-		cl.Produce(context.Background(), &kgo.Record{Key: []byte("click"), Value: payload(i)}, func(_ *kgo.Record, err error) {
+		cl.Produce(context.Background(), &kgo.Record{Key: []byte("click"), Value: payloads[i]}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)
 			}
@@ -360,7 +378,7 @@ func rawKafkaTxn(brokers []string, run int) (float64, error) {
 			return 0, err
 		}
 		for j := i; j < min(i+*pending, *n); j++ {
-			cl.Produce(ctx, &kgo.Record{Key: []byte("click"), Value: payload(j)}, func(_ *kgo.Record, err error) {
+			cl.Produce(ctx, &kgo.Record{Key: []byte("click"), Value: payloads[j]}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					failed.Add(1)
 				}

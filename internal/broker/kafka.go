@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,7 @@ type Kafka struct {
 	dataLoss                    atomic.Uint64
 	topicMu                     sync.Mutex
 	topics                      map[string]string
+	strs                        map[string][]byte // Send's goroutine only
 }
 
 // NewKafka builds the producer. Brokers are contacted lazily: an
@@ -143,6 +145,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		wakeAck:   make(chan struct{}, 1),
 		bo:        backoff{min: 100 * time.Millisecond, max: cfg.RetryMax},
 		topics:    map[string]string{},
+		strs:      map[string][]byte{},
 	}
 	k.causes = newCauses(k.log)
 	k.ctx, k.cancel = context.WithCancel(context.Background())
@@ -244,28 +247,58 @@ func topicName(s string) string {
 	return string(b)
 }
 
-func (k *Kafka) record(r *spool.Record) *kgo.Record {
+// batchBuf holds the allocations of one chunk of records: the records,
+// their headers and the bytes of their ids and times, one allocation each
+// instead of several per record.
+type batchBuf struct {
+	recs []kgo.Record
+	hdrs []kgo.RecordHeader
+	slab []byte
+}
+
+// bytesOf returns s as bytes, shared across records: header values are
+// read-only to franz-go. Send's goroutine only.
+func (k *Kafka) bytesOf(s string) []byte {
+	if b, ok := k.strs[s]; ok {
+		return b
+	}
+	b := []byte(s)
+	if len(k.strs) < 4096 {
+		k.strs[s] = b
+	}
+	return b
+}
+
+func (k *Kafka) record(r *spool.Record, bb *batchBuf) *kgo.Record {
 	value := r.Raw
 	if k.cfg.JSON {
 		e := event.New(r.Raw)
 		e.Stream, e.Input, e.Peer, e.Received = r.Stream, r.Input, r.Peer, r.Received
 		value = e.AppendJSON(make([]byte, 0, 2*len(r.Raw)+256))
 	}
-	hs := make([]kgo.RecordHeader, 0, 5)
-	hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderID, Value: []byte(MsgID(k.cfg.SpoolID, r.Seq))},
-		kgo.RecordHeader{Key: KafkaHeaderStream, Value: []byte(r.Stream)})
+	h0 := len(bb.hdrs)
+	start := len(bb.slab)
+	bb.slab = append(bb.slab, k.cfg.SpoolID...)
+	bb.slab = append(bb.slab, '-')
+	bb.slab = strconv.AppendUint(bb.slab, r.Seq, 10)
+	stream := k.bytesOf(r.Stream)
+	bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderID, Value: bb.slab[start:len(bb.slab):len(bb.slab)]},
+		kgo.RecordHeader{Key: KafkaHeaderStream, Value: stream})
 	if r.Input != "" {
-		hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderInput, Value: []byte(r.Input)})
+		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderInput, Value: k.bytesOf(r.Input)})
 	}
 	if r.Peer != "" {
-		hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderPeer, Value: []byte(r.Peer)})
+		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderPeer, Value: k.bytesOf(r.Peer)})
 	}
 	if !r.Received.IsZero() {
-		hs = append(hs, kgo.RecordHeader{Key: KafkaHeaderReceived, Value: []byte(r.Received.UTC().Format(time.RFC3339Nano))})
+		start = len(bb.slab)
+		bb.slab = r.Received.UTC().AppendFormat(bb.slab, time.RFC3339Nano)
+		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderReceived, Value: bb.slab[start:len(bb.slab):len(bb.slab)]})
 	}
-	rec := &kgo.Record{Topic: k.topic(r.Stream), Value: value, Headers: hs, Timestamp: r.Received}
+	bb.recs = append(bb.recs, kgo.Record{Topic: k.topic(r.Stream), Value: value, Headers: bb.hdrs[h0:len(bb.hdrs):len(bb.hdrs)], Timestamp: r.Received})
+	rec := &bb.recs[len(bb.recs)-1]
 	if k.single {
-		rec.Key = []byte(r.Stream)
+		rec.Key = stream
 	}
 	return rec
 }
@@ -284,8 +317,9 @@ func (k *Kafka) Send(ctx context.Context, recs []spool.Record, ack func(first, l
 		}
 		chunk := recs[i : i+n]
 		krs := make([]*kgo.Record, n)
+		bb := batchBuf{recs: make([]kgo.Record, 0, n), hdrs: make([]kgo.RecordHeader, 0, 5*n), slab: make([]byte, 0, 64*n)}
 		for j := range chunk {
-			krs[j] = k.record(&chunk[j])
+			krs[j] = k.record(&chunk[j], &bb)
 		}
 		if k.cfg.Sent != nil {
 			if err := k.cfg.Sent(spool.Range{First: chunk[0].Seq, Last: chunk[n-1].Seq}); err != nil && !errors.Is(err, spool.ErrClosed) {
