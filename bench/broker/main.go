@@ -263,7 +263,7 @@ func rawJetStream(url string, run int) (float64, error) {
 		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }))
 	start := time.Now()
 	for i := 0; i < *n; i++ {
-		if _, err := js.PublishAsync("raw.click", payloads[i], jetstream.WithMsgID(ids[i])); err != nil {
+		if _, err := js.PublishAsync("raw.click", payloads[i], jetstream.WithMsgID(ids[i]), jetstream.WithStallWait(time.Minute)); err != nil {
 			return 0, err
 		}
 	}
