@@ -70,8 +70,10 @@ type KafkaConfig struct {
 	// (default 5s).
 	RetryMax time.Duration
 	SpoolID  string
-	Sent     func(rs ...spool.Range) error
-	Logger   *slog.Logger
+	// MsgID, if set, gives a record's relay-id instead (as JetStream's).
+	MsgID  func(r *spool.Record) string
+	Sent   func(rs ...spool.Range) error
+	Logger *slog.Logger
 }
 
 // KafkaStats are a Kafka output's counters.
@@ -269,6 +271,13 @@ func (k *Kafka) bytesOf(s string) []byte {
 	return b
 }
 
+func (k *Kafka) msgID(r *spool.Record) string {
+	if k.cfg.MsgID == nil {
+		return ""
+	}
+	return k.cfg.MsgID(r)
+}
+
 func (k *Kafka) record(r *spool.Record, bb *batchBuf) *kgo.Record {
 	value := r.Raw
 	if k.cfg.JSON {
@@ -278,9 +287,13 @@ func (k *Kafka) record(r *spool.Record, bb *batchBuf) *kgo.Record {
 	}
 	h0 := len(bb.hdrs)
 	start := len(bb.slab)
-	bb.slab = append(bb.slab, k.cfg.SpoolID...)
-	bb.slab = append(bb.slab, '-')
-	bb.slab = strconv.AppendUint(bb.slab, r.Seq, 10)
+	if id := k.msgID(r); id != "" {
+		bb.slab = append(bb.slab, id...)
+	} else {
+		bb.slab = append(bb.slab, k.cfg.SpoolID...)
+		bb.slab = append(bb.slab, '-')
+		bb.slab = strconv.AppendUint(bb.slab, r.Seq, 10)
+	}
 	stream := k.bytesOf(r.Stream)
 	bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderID, Value: bb.slab[start:len(bb.slab):len(bb.slab)]},
 		kgo.RecordHeader{Key: KafkaHeaderStream, Value: stream})

@@ -3,14 +3,17 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rsyslog-zmq/relay/internal/broker"
 	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/input"
+	"github.com/rsyslog-zmq/relay/internal/link"
 	"github.com/rsyslog-zmq/relay/internal/output"
 	"github.com/rsyslog-zmq/relay/internal/spool"
 )
@@ -25,20 +28,22 @@ type brokerOutput struct {
 
 // openBrokerSpool opens an output's spool directory, after reading (or
 // making) the spool's identity, which message ids are made from.
-func openBrokerSpool(c config.Output, log *slog.Logger) (*spool.Disk, string, error) {
+func openBrokerSpool(c config.Output, log *slog.Logger) (*spool.Disk, *link.Ledger, string, error) {
 	id, err := broker.SpoolID(c.Spool.Dir)
 	if err != nil {
-		return nil, "", fmt.Errorf("output %q: %w", c.Name, err)
+		return nil, nil, "", fmt.Errorf("output %q: %w", c.Name, err)
 	}
 	fsync, ivl, err := spool.ParseFsync(c.Spool.Fsync)
 	if err != nil {
-		return nil, "", fmt.Errorf("output %q: spool: %w", c.Name, err)
+		return nil, nil, "", fmt.Errorf("output %q: spool: %w", c.Name, err)
 	}
 	full, err := spool.ParseFull(c.Spool.Full)
 	if err != nil {
-		return nil, "", fmt.Errorf("output %q: spool: %w", c.Name, err)
+		return nil, nil, "", fmt.Errorf("output %q: spool: %w", c.Name, err)
 	}
-	sp, err := spool.Open(spool.Options{
+	// The ledger keeps events that came over a relay link from entering
+	// the spool twice when this relay restarts, as for every spooled output.
+	sp, ledger, err := output.OpenLedgerSpool(spool.Options{
 		Dir:           c.Spool.Dir,
 		MaxBytes:      int64(c.Spool.MaxBytes),
 		SegmentBytes:  int64(c.Spool.SegmentBytes),
@@ -48,13 +53,25 @@ func openBrokerSpool(c config.Output, log *slog.Logger) (*spool.Disk, string, er
 		Logger:        log.With("output", c.Name),
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("output %q: %w", c.Name, err)
+		return nil, nil, "", fmt.Errorf("output %q: %w", c.Name, err)
 	}
 	if free := freeBytes(c.Spool.Dir); free >= 0 && int64(c.Spool.MaxBytes) > free+sp.Stats().Bytes {
 		log.Warn("spool max_bytes is above the free space: the disk may fill before the spool does (writes are then retried until space frees up)",
 			"output", c.Name, "dir", c.Spool.Dir, "max_bytes", c.Spool.MaxBytes, "free", config.ByteSize(free))
 	}
-	return sp, id, nil
+	return sp, ledger, id, nil
+}
+
+// linkMsgID is the id of an event that came over a relay link: its origin
+// (the sending relay's id and sequence), the same whichever relay of the
+// receiving side publishes it, so the stream drops a copy that a fail-over
+// between receivers brought twice. Other events get their spool's id.
+func linkMsgID(r *spool.Record) string {
+	id, seq, ok := link.ParseMeta(r.Meta)
+	if !ok {
+		return ""
+	}
+	return "l" + hex.EncodeToString(id[:]) + "-" + strconv.FormatUint(seq, 10)
 }
 
 func clientTLS(t *config.ClientTLS) (*tls.Config, error) {
@@ -70,7 +87,7 @@ func newBrokerOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 	if c.Spool == nil {
 		return nil, fmt.Errorf("output %q: a %s output needs a spool", c.Name, c.Type)
 	}
-	sp, id, err := openBrokerSpool(c, log)
+	sp, ledger, id, err := openBrokerSpool(c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +111,7 @@ func newBrokerOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 			Auth:    broker.NATSAuth{Creds: j.Creds, NKey: j.NKey, User: j.User, Password: j.Password, Token: j.Token},
 			TLS:     tc, JSON: c.Format == config.FormatJSON,
 			MaxPending: j.MaxPending, AckTimeout: j.AckTimeout,
-			SpoolID: id, Sent: sp.Sent, OldestUnacked: sp.Stats().OldestUnacked,
+			SpoolID: id, MsgID: linkMsgID, Sent: sp.Sent, OldestUnacked: sp.Stats().OldestUnacked,
 			Logger: log,
 		}
 		if cs := j.CreateStream; cs != nil {
@@ -115,7 +132,7 @@ func newBrokerOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 		cfg := broker.KafkaConfig{
 			Name: c.Name, Brokers: k.Brokers, Topic: k.Topic, Compression: k.Compression, TLS: tc,
 			CreateTopics: k.CreateTopics, JSON: c.Format == config.FormatJSON, MaxPending: k.MaxPending,
-			SpoolID: id, Sent: sp.Sent, Logger: log,
+			SpoolID: id, MsgID: linkMsgID, Sent: sp.Sent, Logger: log,
 		}
 		if s := k.SASL; s != nil {
 			cfg.SASL = &broker.KafkaSASL{Mechanism: s.Mechanism, User: s.Username, Password: s.Password}
@@ -133,6 +150,7 @@ func newBrokerOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 		snd.Close(context.Background())
 		return fail(err)
 	}
+	so.SetLedger(ledger)
 	bo.Spooled = so
 	return bo, nil
 }
