@@ -101,6 +101,32 @@ func createStreamR(t *testing.T, url, name string, window time.Duration, subject
 	}
 }
 
+// waitDurable waits until what the output's spool took so far is in its
+// segment files: a plain syslog input hands nothing off, and its events
+// survive a kill -9 only once the committer wrote them (the page cache
+// keeps what was written). Then the spool's bytes (files plus what is
+// queued to be written) equal the files' sizes.
+func waitDurable(t *testing.T, p ports, output, dir string) {
+	t.Helper()
+	series := fmt.Sprintf(`relay_spool_bytes{output=%q}`, output)
+	files := func() float64 {
+		var sum int64
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if n, ok := strings.CutSuffix(e.Name(), ".seg"); ok && len(n) == 20 && strings.Trim(n, "0123456789") == "" {
+				if fi, err := e.Info(); err == nil {
+					sum += fi.Size()
+				}
+			}
+		}
+		return float64(sum)
+	}
+	testpeer.Eventually(t, 60*time.Second, func() string { return fmt.Sprintf("spool bytes %v, files %v", metric(t, p, series), files()) }, func() bool {
+		b := metric(t, p, series)
+		return b > 0 && files() == b && metric(t, p, series) == b
+	})
+}
+
 func tallySeqs(counts map[int]int, n int) (missing, dups int) {
 	for i := 0; i < n; i++ {
 		switch c := counts[i]; {
@@ -133,6 +159,7 @@ func TestJetStreamRelayKill9(t *testing.T) {
 	testpeer.Eventually(t, 60*time.Second, testpeer.Text("relay received every event"), func() bool {
 		return metric(t, p, `relay_input_received_total{input="syslog"}`) == n
 	})
+	waitDurable(t, p, "nats", spoolDir)
 	testpeer.Eventually(t, 60*time.Second, testpeer.Text("drain under way"), func() bool {
 		return metric(t, p, `relay_broker_confirmed_total{output="nats"}`) >= n/5
 	})
@@ -182,6 +209,7 @@ func TestKafkaRelayKill9(t *testing.T) {
 	testpeer.Eventually(t, 60*time.Second, testpeer.Text("relay received every event"), func() bool {
 		return metric(t, p, `relay_input_received_total{input="syslog"}`) == n
 	})
+	waitDurable(t, p, "k", spoolDir)
 	testpeer.Eventually(t, 60*time.Second, testpeer.Text("drain under way"), func() bool {
 		return metric(t, p, `relay_broker_confirmed_total{output="k"}`) >= n/5
 	})
@@ -285,7 +313,7 @@ func TestJetStreamInputRelayKill9(t *testing.T) {
 	for i := 0; i < n; i++ {
 		m := &nats.Msg{Subject: "events.click", Header: nats.Header{"Relay-Stream": {"click"}},
 			Data: fmt.Appendf(nil, "<14>1 2026-01-01T00:00:00Z h click - - - %s", testpeer.Seq(i))}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
