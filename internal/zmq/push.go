@@ -22,12 +22,9 @@ func NewPush(o Options) *Push {
 	s := p.socket
 	s.handle = func(pe *peer, m Msg) { s.stat.dropUnexpected.Add(1) }
 	s.onOrphan = func(_ *peer, unsent []qmsg) {
-		if s.closed.Load() {
-			s.stat.dropClosed.Add(uint64(len(unsent)))
-			return
-		}
 		// Re-route what the gone peer never wrote, with its trackers. This
-		// may block until another peer has room, so it runs on its own.
+		// may block until another peer has room, so it runs on its own;
+		// once the socket is closed, send fails and settles them.
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -429,13 +429,18 @@ func (s *socket) orphaned(p *peer, unsent []qmsg) {
 	rest := p.q.close()
 	all := make([]qmsg, 0, len(unsent)+len(rest))
 	all = append(append(all, unsent...), rest...)
-	if len(all) > 0 && s.closed.Load() {
+	if len(all) == 0 || s.onOrphan == nil {
+		return
+	}
+	if s.closed.Load() {
+		s.stat.dropClosed.Add(uint64(len(all)))
 		s.inflight.Add(-int64(len(all)))
 		settleTracked(all, ErrClosed)
+		return
 	}
-	if len(all) > 0 && s.onOrphan != nil {
-		s.onOrphan(p, all)
-	}
+	// Close may begin from here on: a handler that finds the socket
+	// closed must still settle what it was given.
+	s.onOrphan(p, all)
 }
 
 // lost counts messages that were in a failed write: some may have reached

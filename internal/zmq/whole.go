@@ -99,7 +99,7 @@ func (p *Push) TakeOrphans(f func(unsent []Msg)) {
 	reroute := s.onOrphan
 	s.onOrphan = func(pe *peer, unsent []qmsg) {
 		if s.closed.Load() {
-			reroute(pe, unsent) // counted as dropped on close
+			reroute(pe, unsent) // settled and counted as dropped on close
 			return
 		}
 		s.settle(int64(len(unsent)))
