@@ -443,6 +443,26 @@ func (c *CurveSettings) SetServerKey(v string) {
 	c.ServerKeyFile, c.ServerKey = v, ""
 }
 
+// ServerKeyFlag is a flag.Value (String and Set) for the command line's
+// --curve-server-key: Set is SetServerKey.
+func (c *CurveSettings) ServerKeyFlag() interface {
+	String() string
+	Set(string) error
+} {
+	return serverKeyFlag{c}
+}
+
+type serverKeyFlag struct{ c *CurveSettings }
+
+func (f serverKeyFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.ServerKeyFile + f.c.ServerKey
+}
+
+func (f serverKeyFlag) Set(v string) error { f.c.SetServerKey(v); return nil }
+
 // Enabled reports whether any CURVE setting is made.
 func (c CurveSettings) Enabled() bool {
 	return c.KeyFile != "" || c.Client() || c.AllowDir != "" || len(c.Allow) > 0 || c.AllowAny
