@@ -108,15 +108,24 @@ func (p *Push) Send(ctx context.Context, m Msg) error {
 }
 
 func (p *Push) send(ctx context.Context, m qmsg) error {
+	if p.tryPush(m) {
+		return nil
+	}
+	return p.waitRoom(ctx, func() bool { return p.tryPush(m) })
+}
+
+// waitRoom calls try until it queues, waiting for room between attempts,
+// until ctx is done or the socket closes.
+func (p *Push) waitRoom(ctx context.Context, try func() bool) error {
 	for {
-		if p.tryPush(m) {
+		if try() {
 			return nil
 		}
 		if p.closed.Load() {
 			return ErrClosed
 		}
 		ch := p.roomWait()
-		if p.tryPush(m) { // room may have come before we registered
+		if try() { // room may have come before we registered
 			p.roomDone()
 			return nil
 		}
