@@ -493,15 +493,33 @@ func checkPeerType(ours zmq4.SocketType, peer string) error {
 }
 
 func (s *curveSecurity) handshakeConn(c net.Conn, typ zmq4.SocketType, identity string) (*curveConn, error) {
+	keys, serverKey := s.current()
+	if err := checkKeys(keys, serverKey, s.server); err != nil {
+		return nil, err
+	}
 	if err := greet(c, string(zmq4.CurveSecurity), s.server); err != nil {
 		return nil, err
 	}
 	h := &hsConn{c: c}
-	keys, serverKey := s.current()
 	if s.server {
 		return s.serverHandshake(h, typ, identity, keys)
 	}
 	return s.clientHandshake(h, typ, identity, keys, serverKey)
+}
+
+// checkKeys refuses to run a handshake without keys, as a keys function
+// returns them before any are loaded: X25519 clamps the secret key 0 into
+// a valid scalar whose public key anyone can compute, so a server would
+// admit whoever names that key.
+func checkKeys(keys CurveKeyPair, serverKey CurveKey, server bool) error {
+	var zero CurveKey
+	if subtle.ConstantTimeCompare(keys.Secret[:], zero[:]) == 1 {
+		return fmt.Errorf("curve: no key pair loaded (the secret key is zero); set key_file to a secret certificate: %w", ErrCurveCert)
+	}
+	if !server && serverKey == zero {
+		return fmt.Errorf("curve: no server key loaded; set server_key_file or server_key: %w", ErrCurveCert)
+	}
+	return nil
 }
 
 func (s *curveSecurity) clientHandshake(h *hsConn, typ zmq4.SocketType, identity string, keys CurveKeyPair, serverKey CurveKey) (*curveConn, error) {
