@@ -301,9 +301,10 @@ func (s *socket) dialLoop(e endpoint, pipe *outq) {
 	}
 }
 
-// handshake runs zmq4's greeting and security handshake on c under a
-// deadline, behind the guard that refuses oversized frames, and contains
-// any panic zmq4 raises on hostile input. On failure c is closed.
+// handshake runs the greeting and security handshake on c under a
+// deadline: CURVE's own, or zmq4's behind the guard that refuses
+// oversized frames, containing any panic zmq4 raises on hostile input.
+// On failure c is closed.
 func (s *socket) handshake(c net.Conn, ep string, pipe *outq) (p *peer, err error) {
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -328,28 +329,22 @@ func (s *socket) handshake(c net.Conn, ep string, pipe *outq) (p *peer, err erro
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
 	sec := s.opts.Security
+	var cc *curveConn
 	if ch, ok := sec.(connHandshaker); ok {
 		// CURVE: its own greeting and handshake, and boxed frames after.
-		cc, err := ch.handshakeConn(c, s.typ, s.opts.Identity)
-		if err != nil {
+		if cc, err = ch.handshakeConn(c, s.typ, s.opts.Identity); err != nil {
 			s.countCurve(err)
 			return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 		}
-		if err := c.SetDeadline(time.Time{}); err != nil {
-			return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
-		}
-		p := newPeer(s, c, ep, pipe)
-		p.curve = cc
-		return p, nil
-	}
-	g := newGuardConn(c, handshakeFrameLimit)
-	if _, err := zmq4.Open(g, sec, s.typ, zmq4.SocketIdentity(s.opts.Identity), sec.AsServer(), nil); err != nil {
+	} else if _, err := zmq4.Open(newGuardConn(c, handshakeFrameLimit), sec, s.typ, zmq4.SocketIdentity(s.opts.Identity), sec.AsServer(), nil); err != nil {
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
-	return newPeer(s, c, ep, pipe), nil
+	p = newPeer(s, c, ep, pipe)
+	p.curve = cc
+	return p, nil
 }
 
 // attach makes a handshaken peer live; false if the socket closed.
