@@ -500,7 +500,7 @@ func (c CurveSettings) Keys() (own CurveKeyPair, server CurveKey, err error) {
 			return own, server, err
 		}
 	default:
-		return own, server, fmt.Errorf("a CURVE server needs its key pair: set key_file to its secret certificate (relay keygen writes one): %w", ErrCurveCert)
+		return own, server, fmt.Errorf("a CURVE server needs its key pair: set key_file (--curve-key on the command line) to its secret certificate (relay keygen writes one): %w", ErrCurveCert)
 	}
 	if !c.Client() {
 		return own, server, nil
@@ -549,7 +549,7 @@ func (c CurveSettings) Authorizers(log *slog.Logger) ([]CurveAuthorizer, error) 
 		allow = append(allow, d)
 	}
 	if len(allow) == 0 {
-		return nil, fmt.Errorf("a CURVE server needs allow_dir or allow (the clients it admits), or allow_any: true to admit anyone: %w", ErrCurveCert)
+		return nil, fmt.Errorf("a CURVE server needs allow_dir or allow (the clients it admits), or allow_any: true to admit anyone (on the command line: --curve-allow-dir DIR or --curve-allow-any): %w", ErrCurveCert)
 	}
 	return allow, nil
 }

@@ -704,7 +704,7 @@ func (s *curveSecurity) serverHandshake(h *hsConn, typ zmq4.SocketType, identity
 	if !s.allowed(client) {
 		// As libzmq when ZAP refuses: ERROR with the status code.
 		_ = h.send(zmq4.CmdError, []byte{3}, []byte("400"))
-		return nil, curveErr(CurveUnknownKey, "client key %s is not on the allow-list", client.Z85())
+		return nil, curveErr(CurveUnknownKey, "client key %s is not on the allow-list; if it belongs, put its public certificate in allow_dir or its key in allow", client.Z85())
 	}
 	if err := checkPeerType(typ, peerType); err != nil {
 		return nil, err
