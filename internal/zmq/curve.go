@@ -414,7 +414,19 @@ func greet(c net.Conn, mech string, server bool) error {
 	if peer != mech {
 		return curveErr(CurveMalformed, "peer greets with mechanism %q, we use %s", peer, mech)
 	}
+	// Two servers would each wait for a HELLO until the handshake
+	// timeout. Our greeting says when we are the server; libzmq's never
+	// does (it sends 0), so only a peer that says so is known to be one.
+	if server && p[32] == 1 {
+		return errBothRoles("server")
+	}
 	return nil
+}
+
+// errBothRoles reports two CURVE servers or two clients: a configuration
+// slip, so it is also ErrAuth (logged at Warn).
+func errBothRoles(role string) error {
+	return fmt.Errorf("%w (%w)", curveErr(CurveMalformed, "the peer is a CURVE %s too: one side must be the client, naming the other's public key (server_key_file or server_key; --curve-server-key)", role), ErrAuth)
 }
 
 // readCmd receives a command and insists on its name; an ERROR from the
@@ -430,6 +442,9 @@ func (h *hsConn) readCmd(want string) ([]byte, error) {
 			reason = string(data[1 : 1+int(data[0])])
 		}
 		return nil, curveErr(CurveRefused, "server answered ERROR %q instead of %s: it does not admit our key", reason, want)
+	}
+	if name == "HELLO" && want == "WELCOME" {
+		return nil, errBothRoles("client")
 	}
 	if name != want {
 		return nil, curveErr(CurveMalformed, "expected %s, got %q", want, name)
