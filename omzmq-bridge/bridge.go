@@ -70,19 +70,29 @@ func openSender(s settings, log *slog.Logger) (*sender, error) {
 	return snd, nil
 }
 
-// msg frames one line: [line], [topic, line] or, with topicFromField,
-// [first field, rest of line].
-func (snd *sender) msg(line []byte) zmq.Msg {
+// frames splits one line into its message's frames: [line], [topic,
+// line] or, with topicFromField, [first field, rest of line] (the space
+// between them is not sent); two says whether second is a frame.
+func (snd *sender) frames(line []byte) (first, second []byte, two bool) {
 	switch {
 	case snd.topicFromField:
 		if i := bytes.IndexByte(line, ' '); i >= 0 {
-			return zmq.Msg{line[:i], line[i+1:]}
+			return line[:i], line[i+1:], true
 		}
-		return zmq.Msg{line, nil}
+		return line, nil, true
 	case snd.topic != nil:
-		return zmq.Msg{snd.topic, line}
+		return snd.topic, line, true
 	}
-	return zmq.Msg{line}
+	return line, nil, false
+}
+
+// msg frames one line (see frames).
+func (snd *sender) msg(line []byte) zmq.Msg {
+	a, b, two := snd.frames(line)
+	if two {
+		return zmq.Msg{a, b}
+	}
+	return zmq.Msg{a}
 }
 
 // fits checks that line's message is within --max-line as the receiver
@@ -91,17 +101,13 @@ func (snd *sender) fits(line []byte) error {
 	if snd.maxMsg <= 0 {
 		return nil
 	}
-	size := int64(len(line))
-	switch {
-	case snd.topic != nil:
-		size += int64(len(snd.topic)) + zmq.FrameOverhead
-	case snd.topicFromField:
-		size += zmq.FrameOverhead
-		if bytes.IndexByte(line, ' ') >= 0 {
-			size-- // the space is not sent
-		}
+	a, b, two := snd.frames(line)
+	m := [2][]byte{a, b}
+	n := 1
+	if two {
+		n = 2
 	}
-	if size > snd.maxMsg {
+	if size := zmq.MsgSize(m[:n]); size > snd.maxMsg {
 		return fmt.Errorf("%w: a message of %d bytes (line %d bytes) over the limit of %d; lower rsyslog's maxMessageSize, or raise --max-line together with the relay's max_message_size", ErrTooLarge, size, len(line), snd.maxMsg)
 	}
 	return nil
@@ -117,16 +123,9 @@ func (snd *sender) msgs(dst []zmq.Msg, lines [][]byte) []zmq.Msg {
 	frames := make([][]byte, per*len(lines))
 	for i, line := range lines {
 		f := frames[per*i : per*i+per : per*i+per]
-		switch {
-		case snd.topicFromField:
-			if j := bytes.IndexByte(line, ' '); j >= 0 {
-				f[0], f[1] = line[:j], line[j+1:]
-			} else {
-				f[0], f[1] = line, nil
-			}
-		case snd.topic != nil:
-			f[0], f[1] = snd.topic, line
-		default:
+		if per == 2 {
+			f[0], f[1], _ = snd.frames(line)
+		} else {
 			f[0] = line
 		}
 		dst = append(dst, zmq.Msg(f))

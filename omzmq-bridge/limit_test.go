@@ -136,3 +136,24 @@ func TestOverLimitLineAnsweredWithError(t *testing.T) {
 		})
 	}
 }
+
+// TestFitsAgreesWithMsg: fits refuses exactly the lines whose message, as
+// msg frames it, is over --max-line by zmq.MsgSize, in every framing.
+func TestFitsAgreesWithMsg(t *testing.T) {
+	const limit = 100
+	for _, snd := range []*sender{
+		{maxMsg: limit},
+		{maxMsg: limit, topic: []byte("web")},
+		{maxMsg: limit, topicFromField: true},
+	} {
+		for n := limit - 40; n <= limit+2; n++ {
+			for _, line := range []string{strings.Repeat("a", n), "ab " + strings.Repeat("c", max(n-3, 0))} {
+				want := zmq.MsgSize(snd.msg([]byte(line))) <= limit
+				if got := snd.fits([]byte(line)) == nil; got != want {
+					t.Errorf("topic %q fromField %v, line of %d bytes: fits %v, msg is %d bytes (limit %d)",
+						snd.topic, snd.topicFromField, len(line), got, zmq.MsgSize(snd.msg([]byte(line))), limit)
+				}
+			}
+		}
+	}
+}

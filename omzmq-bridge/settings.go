@@ -41,18 +41,6 @@ type settings struct {
 	curve         zmq.CurveSettings // --curve-*; unset: NULL security
 }
 
-// serverKeyFlag implements --curve-server-key: a certificate file or a
-// Z85 public key.
-type serverKeyFlag struct{ c *zmq.CurveSettings }
-
-func (f serverKeyFlag) String() string {
-	if f.c == nil {
-		return ""
-	}
-	return f.c.ServerKeyFile + f.c.ServerKey
-}
-func (f serverKeyFlag) Set(v string) error { f.c.SetServerKey(v); return nil }
-
 // endpoints is a repeatable flag.
 type endpoints []string
 
@@ -96,7 +84,7 @@ func (s *settings) flagSet(out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&s.help, "help", false, "show the help")
 	fs.BoolVar(&s.version, "version", false, "print the version")
 	fs.StringVar(&s.curve.KeyFile, "curve-key", s.curve.KeyFile, "CURVE: our secret certificate (NAME.key_secret, from relay keygen)")
-	fs.Var(serverKeyFlag{&s.curve}, "curve-server-key", "CURVE client: the server's certificate file or Z85 public key")
+	fs.Var(s.curve.ServerKeyFlag(), "curve-server-key", "CURVE client: the server's certificate file or Z85 public key")
 	fs.StringVar(&s.curve.AllowDir, "curve-allow-dir", s.curve.AllowDir, "CURVE server: directory of the admitted clients' certificates")
 	fs.BoolVar(&s.curve.AllowAny, "curve-allow-any", s.curve.AllowAny, "CURVE server: admit any client (encrypted, not authenticated)")
 	return fs

@@ -475,6 +475,15 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 	if _, err := route.NewTable(cfg.Stream.From, cfg.Stream.Default, targets, r.routeOptions(cfg)...); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
+	// Outputs that would strand a non-empty spool refuse the reload, before
+	// anything (the secrets included) is changed.
+	want := map[string]config.Output{}
+	for _, oc := range cfg.Outputs {
+		want[oc.Name] = oc
+	}
+	if err := r.checkSpoolReload(want); err != nil {
+		return err
+	}
 	// Secrets: re-read every file the config names (certificates, keys,
 	// client CAs, users files, the tap token) and build the new TLS and
 	// PLAIN state before anything is swapped. One unreadable file fails
@@ -491,13 +500,6 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 
 	// Outputs: keep unchanged ones; close changed and removed ones once the
 	// old generation is idle, so a rebind of the same endpoint succeeds.
-	want := map[string]config.Output{}
-	for _, oc := range cfg.Outputs {
-		want[oc.Name] = oc
-	}
-	if err := r.checkSpoolReload(want); err != nil {
-		return err
-	}
 	var retiring []*runningOutput
 	for name, ro := range r.outputs {
 		oc, ok := want[name]

@@ -157,7 +157,7 @@ func (s *secretStore) curveKeys(kind, name string) zmq.CurveKeysFunc {
 		if k := h.cur.Load(); k != nil {
 			return k.own, k.server
 		}
-		return zmq.CurveKeyPair{}, zmq.CurveKey{} // no keys loaded: every handshake fails
+		return zmq.CurveKeyPair{}, zmq.CurveKey{} // no keys loaded: zmq refuses every handshake
 	}
 }
 

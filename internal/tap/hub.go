@@ -176,7 +176,9 @@ func (h *Hub) PublishBatch(evs []*event.Event) {
 	var b *batch // made once, when a client has room
 	for _, c := range *h.clients.Load() {
 		n := 0
-		if !c.q.full() {
+		// Until the batch is made, a full queue is found out without
+		// making it; once it is, push alone tells.
+		if b != nil || !c.q.full() {
 			if b == nil {
 				b = newBatch(evs)
 			}

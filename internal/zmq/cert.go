@@ -326,7 +326,7 @@ func (d *CurveAllowDir) CurveAllowed(k CurveKey) bool {
 
 // refresh re-reads the directory if it changed (d.mu held).
 func (d *CurveAllowDir) refresh() {
-	sig, err := allowDirSig(d.dir)
+	files, sig, err := allowDirStat(d.dir)
 	if err != nil {
 		if len(d.keys) > 0 {
 			d.log.Error("CURVE allow-list directory unreadable: admitting nobody", "dir", d.dir, "err", err)
@@ -337,12 +337,7 @@ func (d *CurveAllowDir) refresh() {
 	if sig == d.sig {
 		return
 	}
-	keys, sig, bad, err := readAllowDir(d.dir)
-	if err != nil {
-		d.log.Error("CURVE allow-list directory unreadable: admitting nobody", "dir", d.dir, "err", err)
-		d.keys, d.sig = CurveKeySet{}, ""
-		return
-	}
+	keys, bad := readCerts(files)
 	for _, e := range bad {
 		d.log.Warn("CURVE allow-list: file skipped", "err", e)
 	}
@@ -370,40 +365,46 @@ func allowDirFiles(dir string) ([]os.DirEntry, error) {
 	return out, nil
 }
 
-func allowDirSig(dir string) (string, error) {
+// allowDirStat returns the regular files among dir's certificate
+// candidates and the signature (names, sizes, times and modes of all)
+// refresh compares to see a change.
+func allowDirStat(dir string) (files []string, sig string, err error) {
 	ents, err := allowDirFiles(dir)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	var b strings.Builder
 	for _, e := range ents {
-		fi, err := os.Stat(filepath.Join(dir, e.Name()))
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
 		if err != nil {
 			continue
 		}
 		fmt.Fprintf(&b, "%s\x00%d\x00%d\x00%v\n", e.Name(), fi.Size(), fi.ModTime().UnixNano(), fi.Mode())
+		if fi.Mode().IsRegular() {
+			files = append(files, p)
+		}
 	}
-	return b.String(), nil
+	return files, b.String(), nil
 }
 
 // readAllowDir reads every certificate of dir; bad lists the files that
 // are not certificates (skipped).
 func readAllowDir(dir string) (keys CurveKeySet, sig string, bad []error, err error) {
-	sig, err = allowDirSig(dir)
+	files, sig, err := allowDirStat(dir)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("CURVE allow-list directory: %w", err)
 	}
-	ents, err := allowDirFiles(dir)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("CURVE allow-list directory: %w", err)
-	}
+	keys, bad = readCerts(files)
+	return keys, sig, bad, nil
+}
+
+// readCerts reads the public keys of files; bad lists those that are not
+// certificates. No file at all is not an error: the operator may add
+// certificates later.
+func readCerts(files []string) (keys CurveKeySet, bad []error) {
 	keys = CurveKeySet{}
-	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
+	for _, p := range files {
 		c, err := ReadCurveCert(p)
 		if err != nil {
 			bad = append(bad, fmt.Errorf("%w; the allow-list directory must hold only public certificates", err))
@@ -411,11 +412,7 @@ func readAllowDir(dir string) (keys CurveKeySet, sig string, bad []error, err er
 		}
 		keys[c.Public] = struct{}{}
 	}
-	if len(keys) == 0 && len(bad) == 0 {
-		// Not an error: the operator may add certificates later.
-		return keys, sig, nil, nil
-	}
-	return keys, sig, bad, nil
+	return keys, bad
 }
 
 // CurveSettings are the CURVE settings as the relay's config, the tap
@@ -442,6 +439,26 @@ func (c *CurveSettings) SetServerKey(v string) {
 	}
 	c.ServerKeyFile, c.ServerKey = v, ""
 }
+
+// ServerKeyFlag is a flag.Value (String and Set) for the command line's
+// --curve-server-key: Set is SetServerKey.
+func (c *CurveSettings) ServerKeyFlag() interface {
+	String() string
+	Set(string) error
+} {
+	return serverKeyFlag{c}
+}
+
+type serverKeyFlag struct{ c *CurveSettings }
+
+func (f serverKeyFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.ServerKeyFile + f.c.ServerKey
+}
+
+func (f serverKeyFlag) Set(v string) error { f.c.SetServerKey(v); return nil }
 
 // Enabled reports whether any CURVE setting is made.
 func (c CurveSettings) Enabled() bool {
@@ -483,7 +500,7 @@ func (c CurveSettings) Keys() (own CurveKeyPair, server CurveKey, err error) {
 			return own, server, err
 		}
 	default:
-		return own, server, fmt.Errorf("a CURVE server needs its key pair: set key_file to its secret certificate (relay keygen writes one): %w", ErrCurveCert)
+		return own, server, fmt.Errorf("a CURVE server needs its key pair: set key_file (--curve-key on the command line) to its secret certificate (relay keygen writes one): %w", ErrCurveCert)
 	}
 	if !c.Client() {
 		return own, server, nil
@@ -532,7 +549,7 @@ func (c CurveSettings) Authorizers(log *slog.Logger) ([]CurveAuthorizer, error) 
 		allow = append(allow, d)
 	}
 	if len(allow) == 0 {
-		return nil, fmt.Errorf("a CURVE server needs allow_dir or allow (the clients it admits), or allow_any: true to admit anyone: %w", ErrCurveCert)
+		return nil, fmt.Errorf("a CURVE server needs allow_dir or allow (the clients it admits), or allow_any: true to admit anyone (on the command line: --curve-allow-dir DIR or --curve-allow-any): %w", ErrCurveCert)
 	}
 	return allow, nil
 }

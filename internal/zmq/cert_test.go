@@ -122,20 +122,24 @@ func TestCurveSettings(t *testing.T) {
 		name string
 		s    CurveSettings
 		ok   bool
+		hint string // in the error: the flag to set, for the bridge's and tap's users
 	}{
-		{"server allow_any", CurveSettings{KeyFile: key, AllowAny: true}, true},
-		{"server allow", CurveSettings{KeyFile: key, Allow: []string{kp.Public.Z85()}}, true},
-		{"server allow_dir", CurveSettings{KeyFile: key, AllowDir: dir}, true},
-		{"server without keys", CurveSettings{AllowAny: true}, false},
-		{"server admitting nobody", CurveSettings{KeyFile: key}, false},
-		{"client with a drawn key", CurveSettings{ServerKey: kp.Public.Z85()}, true},
-		{"client from a file", CurveSettings{KeyFile: key, ServerKeyFile: key}, true},
-		{"client with allow", CurveSettings{ServerKey: kp.Public.Z85(), AllowAny: true}, false},
-		{"both server keys", CurveSettings{ServerKey: kp.Public.Z85(), ServerKeyFile: key}, false},
+		{"server allow_any", CurveSettings{KeyFile: key, AllowAny: true}, true, ""},
+		{"server allow", CurveSettings{KeyFile: key, Allow: []string{kp.Public.Z85()}}, true, ""},
+		{"server allow_dir", CurveSettings{KeyFile: key, AllowDir: dir}, true, ""},
+		{"server without keys", CurveSettings{AllowAny: true}, false, "--curve-key"},
+		{"server admitting nobody", CurveSettings{KeyFile: key}, false, "--curve-allow-dir"},
+		{"client with a drawn key", CurveSettings{ServerKey: kp.Public.Z85()}, true, ""},
+		{"client from a file", CurveSettings{KeyFile: key, ServerKeyFile: key}, true, ""},
+		{"client with allow", CurveSettings{ServerKey: kp.Public.Z85(), AllowAny: true}, false, ""},
+		{"both server keys", CurveSettings{ServerKey: kp.Public.Z85(), ServerKeyFile: key}, false, ""},
 	} {
 		sec, err := c.s.Security(nil)
 		if (err == nil) != c.ok {
 			t.Errorf("%s: %v", c.name, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), c.hint) {
+			t.Errorf("%s: %v does not name %s", c.name, err, c.hint)
 		}
 		if err == nil && sec.AsServer() == c.s.Client() {
 			t.Errorf("%s: server=%v", c.name, sec.AsServer())

@@ -414,7 +414,19 @@ func greet(c net.Conn, mech string, server bool) error {
 	if peer != mech {
 		return curveErr(CurveMalformed, "peer greets with mechanism %q, we use %s", peer, mech)
 	}
+	// Two servers would each wait for a HELLO until the handshake
+	// timeout. Our greeting says when we are the server; libzmq's never
+	// does (it sends 0), so only a peer that says so is known to be one.
+	if server && p[32] == 1 {
+		return errBothRoles("server")
+	}
 	return nil
+}
+
+// errBothRoles reports two CURVE servers or two clients: a configuration
+// slip, so it is also ErrAuth (logged at Warn).
+func errBothRoles(role string) error {
+	return fmt.Errorf("%w (%w)", curveErr(CurveMalformed, "the peer is a CURVE %s too: one side must be the client, naming the other's public key (server_key_file or server_key; --curve-server-key)", role), ErrAuth)
 }
 
 // readCmd receives a command and insists on its name; an ERROR from the
@@ -430,6 +442,9 @@ func (h *hsConn) readCmd(want string) ([]byte, error) {
 			reason = string(data[1 : 1+int(data[0])])
 		}
 		return nil, curveErr(CurveRefused, "server answered ERROR %q instead of %s: it does not admit our key", reason, want)
+	}
+	if name == "HELLO" && want == "WELCOME" {
+		return nil, errBothRoles("client")
 	}
 	if name != want {
 		return nil, curveErr(CurveMalformed, "expected %s, got %q", want, name)
@@ -493,15 +508,33 @@ func checkPeerType(ours zmq4.SocketType, peer string) error {
 }
 
 func (s *curveSecurity) handshakeConn(c net.Conn, typ zmq4.SocketType, identity string) (*curveConn, error) {
+	keys, serverKey := s.current()
+	if err := checkKeys(keys, serverKey, s.server); err != nil {
+		return nil, err
+	}
 	if err := greet(c, string(zmq4.CurveSecurity), s.server); err != nil {
 		return nil, err
 	}
 	h := &hsConn{c: c}
-	keys, serverKey := s.current()
 	if s.server {
 		return s.serverHandshake(h, typ, identity, keys)
 	}
 	return s.clientHandshake(h, typ, identity, keys, serverKey)
+}
+
+// checkKeys refuses to run a handshake without keys, as a keys function
+// returns them before any are loaded: X25519 clamps the secret key 0 into
+// a valid scalar whose public key anyone can compute, so a server would
+// admit whoever names that key.
+func checkKeys(keys CurveKeyPair, serverKey CurveKey, server bool) error {
+	var zero CurveKey
+	if subtle.ConstantTimeCompare(keys.Secret[:], zero[:]) == 1 {
+		return fmt.Errorf("curve: no key pair loaded (the secret key is zero); set key_file to a secret certificate: %w", ErrCurveCert)
+	}
+	if !server && serverKey == zero {
+		return fmt.Errorf("curve: no server key loaded; set server_key_file or server_key: %w", ErrCurveCert)
+	}
+	return nil
 }
 
 func (s *curveSecurity) clientHandshake(h *hsConn, typ zmq4.SocketType, identity string, keys CurveKeyPair, serverKey CurveKey) (*curveConn, error) {
@@ -686,7 +719,7 @@ func (s *curveSecurity) serverHandshake(h *hsConn, typ zmq4.SocketType, identity
 	if !s.allowed(client) {
 		// As libzmq when ZAP refuses: ERROR with the status code.
 		_ = h.send(zmq4.CmdError, []byte{3}, []byte("400"))
-		return nil, curveErr(CurveUnknownKey, "client key %s is not on the allow-list", client.Z85())
+		return nil, curveErr(CurveUnknownKey, "client key %s is not on the allow-list; if it belongs, put its public certificate in allow_dir or its key in allow", client.Z85())
 	}
 	if err := checkPeerType(typ, peerType); err != nil {
 		return nil, err

@@ -3,7 +3,10 @@ package zmq
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -280,5 +283,51 @@ func TestCurveOversize(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, 5*time.Second, "oversize peer dropped", func() bool { return pull.Stats().Oversize == 1 })
+	}
+}
+
+// TestCurveRoles: two CURVE servers (neither names the other's key, the
+// usual slip) are told so at the greeting, where ours says we are the
+// server, instead of waiting out the handshake timeout; two clients are
+// told so at the first HELLO.
+func TestCurveRoles(t *testing.T) {
+	sk, _ := NewCurveKeyPair()
+	ck, _ := NewCurveKeyPair()
+	for _, c := range []struct {
+		name     string
+		pull     Security
+		push     Security
+		wantText string
+	}{
+		{"two servers", CurveServer(sk, CurveAllowAny), CurveServer(ck, CurveAllowAny), "a CURVE server too"},
+		{"two clients", CurveClient(sk, ck.Public), CurveClient(ck, sk.Public), "a CURVE client too"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pull := NewPull(Options{Security: c.pull, HandshakeTimeout: time.Minute})
+			push := NewPush(Options{Security: c.push, HandshakeTimeout: time.Minute, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 20 * time.Millisecond})
+			closeAll(t, pull, push)
+			push.Dial(bound(t, pull))
+			waitFor(t, 5*time.Second, "both sides refuse at the greeting", func() bool {
+				return pull.Stats().Curve[CurveMalformed] >= 1 && push.Stats().Curve[CurveMalformed] >= 1
+			})
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				if c2, err := l.Accept(); err == nil {
+					NewSession(c2, SessionOptions{Type: "PULL", Security: c.pull, HandshakeTimeout: time.Minute})
+				}
+			}()
+			c1, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = NewSession(c1, SessionOptions{Type: "PUSH", Security: c.push, HandshakeTimeout: 10 * time.Second})
+			if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), c.wantText) {
+				t.Fatalf("session: %v, want ErrAuth saying %q", err, c.wantText)
+			}
+		})
 	}
 }

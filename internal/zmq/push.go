@@ -22,12 +22,9 @@ func NewPush(o Options) *Push {
 	s := p.socket
 	s.handle = func(pe *peer, m Msg) { s.stat.dropUnexpected.Add(1) }
 	s.onOrphan = func(_ *peer, unsent []qmsg) {
-		if s.closed.Load() {
-			s.stat.dropClosed.Add(uint64(len(unsent)))
-			return
-		}
 		// Re-route what the gone peer never wrote, with its trackers. This
-		// may block until another peer has room, so it runs on its own.
+		// may block until another peer has room, so it runs on its own;
+		// once the socket is closed, send fails and settles them.
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -111,15 +108,24 @@ func (p *Push) Send(ctx context.Context, m Msg) error {
 }
 
 func (p *Push) send(ctx context.Context, m qmsg) error {
+	if p.tryPush(m) {
+		return nil
+	}
+	return p.waitRoom(ctx, func() bool { return p.tryPush(m) })
+}
+
+// waitRoom calls try until it queues, waiting for room between attempts,
+// until ctx is done or the socket closes.
+func (p *Push) waitRoom(ctx context.Context, try func() bool) error {
 	for {
-		if p.tryPush(m) {
+		if try() {
 			return nil
 		}
 		if p.closed.Load() {
 			return ErrClosed
 		}
 		ch := p.roomWait()
-		if p.tryPush(m) { // room may have come before we registered
+		if try() { // room may have come before we registered
 			p.roomDone()
 			return nil
 		}

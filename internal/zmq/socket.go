@@ -301,9 +301,10 @@ func (s *socket) dialLoop(e endpoint, pipe *outq) {
 	}
 }
 
-// handshake runs zmq4's greeting and security handshake on c under a
-// deadline, behind the guard that refuses oversized frames, and contains
-// any panic zmq4 raises on hostile input. On failure c is closed.
+// handshake runs the greeting and security handshake on c under a
+// deadline: CURVE's own, or zmq4's behind the guard that refuses
+// oversized frames, containing any panic zmq4 raises on hostile input.
+// On failure c is closed.
 func (s *socket) handshake(c net.Conn, ep string, pipe *outq) (p *peer, err error) {
 	s.mu.Lock()
 	if s.closed.Load() {
@@ -328,28 +329,22 @@ func (s *socket) handshake(c net.Conn, ep string, pipe *outq) (p *peer, err erro
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
 	sec := s.opts.Security
+	var cc *curveConn
 	if ch, ok := sec.(connHandshaker); ok {
 		// CURVE: its own greeting and handshake, and boxed frames after.
-		cc, err := ch.handshakeConn(c, s.typ, s.opts.Identity)
-		if err != nil {
+		if cc, err = ch.handshakeConn(c, s.typ, s.opts.Identity); err != nil {
 			s.countCurve(err)
 			return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 		}
-		if err := c.SetDeadline(time.Time{}); err != nil {
-			return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
-		}
-		p := newPeer(s, c, ep, pipe)
-		p.curve = cc
-		return p, nil
-	}
-	g := newGuardConn(c, handshakeFrameLimit)
-	if _, err := zmq4.Open(g, sec, s.typ, zmq4.SocketIdentity(s.opts.Identity), sec.AsServer(), nil); err != nil {
+	} else if _, err := zmq4.Open(newGuardConn(c, handshakeFrameLimit), sec, s.typ, zmq4.SocketIdentity(s.opts.Identity), sec.AsServer(), nil); err != nil {
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("handshake with %s: %w", c.RemoteAddr(), err)
 	}
-	return newPeer(s, c, ep, pipe), nil
+	p = newPeer(s, c, ep, pipe)
+	p.curve = cc
+	return p, nil
 }
 
 // attach makes a handshaken peer live; false if the socket closed.
@@ -429,13 +424,18 @@ func (s *socket) orphaned(p *peer, unsent []qmsg) {
 	rest := p.q.close()
 	all := make([]qmsg, 0, len(unsent)+len(rest))
 	all = append(append(all, unsent...), rest...)
-	if len(all) > 0 && s.closed.Load() {
+	if len(all) == 0 || s.onOrphan == nil {
+		return
+	}
+	if s.closed.Load() {
+		s.stat.dropClosed.Add(uint64(len(all)))
 		s.inflight.Add(-int64(len(all)))
 		settleTracked(all, ErrClosed)
+		return
 	}
-	if len(all) > 0 && s.onOrphan != nil {
-		s.onOrphan(p, all)
-	}
+	// Close may begin from here on: a handler that finds the socket
+	// closed must still settle what it was given.
+	s.onOrphan(p, all)
 }
 
 // lost counts messages that were in a failed write: some may have reached

@@ -109,7 +109,7 @@ func (s *subSet) with(topic string, delta int) (*subSet, bool) {
 	if (delta < 0 && c == 0) || (delta > 0 && c == 0 && s.full(topic)) {
 		return s, false
 	}
-	n := s.clone()
+	n := &subSet{counts: maps.Clone(s.counts), bytes: s.bytes}
 	changed, _ := n.add(topic, delta)
 	n.index()
 	return n, changed

@@ -134,3 +134,26 @@ func TestSendBatchTrackedClosed(t *testing.T) {
 		t.Fatalf("callback (%d, %v), want (2, ErrClosed)", q, err)
 	}
 }
+
+// TestOrphanHandlerAfterCloseSettles: a peer's writer that saw the socket
+// open in orphaned may hand its messages to the PUSH's orphan handler
+// after Close has begun. The handler must still settle them (inflight and
+// trackers), or Flush and the tracked batch's callback wait forever.
+func TestOrphanHandlerAfterCloseSettles(t *testing.T) {
+	push := NewPush(Options{})
+	push.Close()
+	var d trackedDone
+	tr := &tracker{done: d.fn, queued: 1}
+	tr.pending.Store(1)
+	push.inflight.Add(1)
+	push.onOrphan(nil, []qmsg{{m: msgOf(0), t: tr}})
+	if q, err := d.result(t); q != 1 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("callback (%d, %v), want (1, ErrClosed)", q, err)
+	}
+	if n := push.inflight.Load(); n != 0 {
+		t.Fatalf("inflight %d after the orphan was settled, want 0", n)
+	}
+	if n := push.Stats().Drops[DropSocketClosed]; n != 1 {
+		t.Fatalf("socket_closed drops %d, want 1", n)
+	}
+}

@@ -21,32 +21,11 @@ func (p *Push) SendWhole(ctx context.Context, ms []Msg) (int, error) {
 		return p.SendBatch(ctx, ms)
 	}
 	p.inflight.Add(int64(len(ms))) // before queueing: the writer may be done first
-	for {
-		if p.tryWhole(ms) {
-			return len(ms), nil
-		}
-		if p.closed.Load() {
-			p.settle(int64(len(ms)))
-			return 0, ErrClosed
-		}
-		ch := p.roomWait()
-		if p.tryWhole(ms) { // room may have come before we registered
-			p.roomDone()
-			return len(ms), nil
-		}
-		select {
-		case <-ch:
-			p.roomDone()
-		case <-ctx.Done():
-			p.roomDone()
-			p.settle(int64(len(ms)))
-			return 0, ctx.Err()
-		case <-p.ctx.Done():
-			p.roomDone()
-			p.settle(int64(len(ms)))
-			return 0, ErrClosed
-		}
+	if err := p.waitRoom(ctx, func() bool { return p.tryWhole(ms) }); err != nil {
+		p.settle(int64(len(ms)))
+		return 0, err
 	}
+	return len(ms), nil
 }
 
 func (p *Push) tryWhole(ms []Msg) bool {
@@ -99,7 +78,7 @@ func (p *Push) TakeOrphans(f func(unsent []Msg)) {
 	reroute := s.onOrphan
 	s.onOrphan = func(pe *peer, unsent []qmsg) {
 		if s.closed.Load() {
-			reroute(pe, unsent) // counted as dropped on close
+			reroute(pe, unsent) // settled and counted as dropped on close
 			return
 		}
 		s.settle(int64(len(unsent)))

@@ -112,17 +112,6 @@ type source interface {
 	Close() error
 }
 
-// serverKeyFlag is --curve-server-key: a certificate file or a Z85 key.
-type serverKeyFlag struct{ c *zmq.CurveSettings }
-
-func (f serverKeyFlag) String() string {
-	if f.c == nil {
-		return ""
-	}
-	return f.c.ServerKeyFile + f.c.ServerKey
-}
-func (f serverKeyFlag) Set(v string) error { f.c.SetServerKey(v); return nil }
-
 // Main runs the tap command with args (without the program name) and
 // returns the exit code. ctx ends the run like Ctrl-C.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -186,7 +175,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, int, error) {
 	fs.IntVar(&o.topK, "k", 3, "stats: how many --top values to show")
 	fs.DurationVar(&o.interval, "interval", time.Second, "stats: refresh interval")
 	fs.BoolVar(&o.verbose, "v", false, "log reconnects and notices to stderr")
-	fs.Var(serverKeyFlag{&o.curve}, "curve-server-key", "CURVE: the relay PUB's public certificate file or Z85 key")
+	fs.Var(o.curve.ServerKeyFlag(), "curve-server-key", "CURVE: the relay PUB's public certificate file or Z85 key")
 	fs.StringVar(&o.curve.KeyFile, "curve-key", "", "CURVE: our secret certificate (default: a key pair drawn for this run)")
 	fs.DurationVar(&o.since, "since", 0, "nats:// only: replay from this long ago, e.g. 1h")
 	fs.Uint64Var(&o.fromSeq, "from-seq", 0, "nats:// only: replay from this stream sequence")
