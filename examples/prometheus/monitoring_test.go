@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -355,6 +356,9 @@ http:
 		return string(b)
 	}
 	var body string
+	// Every drop reason is exported from the start, at 0: wait for a
+	// count, which also means events went through the router.
+	const drops = `relay_output_socket_drops_total{output="taps",reason="pub_queue_full"}`
 	testpeer.Eventually(t, 30*time.Second, testpeer.Text("PUB drops for the stalled subscriber in /metrics"), func() bool {
 		for i := range 2000 {
 			m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z host click - - - %d %s", i, pad)
@@ -362,7 +366,7 @@ http:
 		}
 		w.Flush()
 		body = scrape()
-		return strings.Contains(body, `relay_output_socket_drops_total{output="taps",reason="pub_queue_full"}`)
+		return sampleValue(body, drops) > 0
 	})
 	exported := map[string]bool{}
 	for _, line := range strings.Split(body, "\n") {
@@ -381,4 +385,17 @@ http:
 		}
 	}
 	return exported
+}
+
+// sampleValue is the value of series (name{labels} exactly as exposed) in
+// a /metrics body, or -1 when it is not there.
+func sampleValue(body, series string) float64 {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
