@@ -226,6 +226,29 @@ func (c *Conn) WaitData() error {
 	return nil
 }
 
+// inputPending reports whether the peer's bytes (or its FIN) wait in the
+// socket, unread: then the connection is not waiting for its peer, though
+// its reader, not yet scheduled, has not cleared its stamp. The sweeper
+// asks before closing for a deadline that counts waiting for the peer.
+func (c *Conn) inputPending() bool {
+	if c.rc == nil {
+		return false
+	}
+	pending := false
+	c.rc.Control(func(fd uintptr) {
+		var b [1]byte
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EINTR {
+				continue
+			}
+			pending = err == nil // a byte, or the peer's FIN (0 bytes)
+			return
+		}
+	})
+	return pending
+}
+
 // rawRead is the non-blocking read, run by RawConn.Read on the descriptor.
 func (c *Conn) rawRead(fd uintptr) bool {
 	for {

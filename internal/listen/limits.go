@@ -127,7 +127,8 @@ func on(d time.Duration) bool { return d > 0 }
 
 // tick is how often the sweeper looks at the connections: an eighth of
 // the shortest enabled deadline, between 5 ms and 500 ms, so deadlines
-// hold to within about an eighth.
+// hold to within about an eighth (early by at most two ticks: the clock's
+// step, see Listener.clock).
 func (l Limits) tick() time.Duration {
 	t := l.CloseGrace
 	for _, d := range []time.Duration{l.HandshakeTimeout, l.FirstFrameTimeout, l.FrameTimeout, l.IdleTimeout, l.WriteTimeout} {

@@ -45,8 +45,13 @@ type Listener struct {
 	epoch time.Time
 	// clock is nanoseconds since epoch (at least 1, so 0 can mean
 	// "unset"), advanced by the sweeper every tick: readers take the time
-	// with one atomic load.
-	clock atomic.Int64
+	// with one atomic load. A sweep advances it by at most maxStep: time
+	// the sweeper itself was held up (the process short of CPU) counts
+	// against no peer, and a stamp taken from a clock left stale by a late
+	// sweeper is never older than the truth by more than maxStep.
+	clock    atomic.Int64
+	lastReal int64 // the sweeper's: real time (l.now) at the last advance
+	maxStep  int64
 
 	mu       sync.Mutex // guards the fields below and every Conn's state and idx
 	closed   bool
@@ -101,6 +106,7 @@ func New(lim Limits, log *slog.Logger) (*Listener, error) {
 		parked:   map[uint64]*Conn{},
 		epfd:     -1,
 		stop:     make(chan struct{}),
+		maxStep:  int64(2 * lim.tick()),
 	}
 	l.clock.Store(1)
 	return l, nil
@@ -137,7 +143,8 @@ func (l *Listener) Serve(ln net.Listener, tlsConf *tls.Config, h Handler) error 
 	l.mu.Unlock()
 	defer l.wg.Done()
 	l.sweepOnce.Do(func() {
-		l.clock.Store(l.now())
+		l.lastReal = l.now()
+		l.clock.Store(l.lastReal)
 		l.mu.Lock()
 		if !l.closed {
 			l.startParking()
@@ -400,12 +407,11 @@ func (l *Listener) sweep() {
 			return
 		case <-t.C:
 		}
-		now := l.now()
-		l.clock.Store(now)
+		now := l.advance()
 		acts := l.victims[:0]
 		l.mu.Lock()
 		for _, c := range l.live {
-			if r := l.expired(c, now); r != None {
+			if r := l.expired(c, now); r != None && !(r.waitsForPeer() && c.inputPending()) {
 				acts = append(acts, action{c, r})
 			}
 		}
@@ -434,6 +440,21 @@ func (l *Listener) sweep() {
 		l.victims = acts[:0]
 		l.afterFlood(now)
 	}
+}
+
+// advance moves the clock on by the real time since the last advance,
+// but by no more than maxStep: when the sweeper runs late, the process was
+// short of CPU, and its readers (stamping the stale clock, or not yet
+// scheduled to read what arrived) were no more waiting for their peers
+// than the sweeper was. Counting that time would close connections whose
+// peers did send in time.
+func (l *Listener) advance() int64 {
+	real := l.now()
+	d := min(real-l.lastReal, l.maxStep)
+	l.lastReal = real
+	now := l.clock.Load() + d
+	l.clock.Store(now)
+	return now
 }
 
 // Memory after a flood: connections that come and go by the thousand

@@ -80,6 +80,12 @@ func (r Reason) Refused() bool { return r == PerSourceLimit || r == MaxConnectio
 // may have written more before it sees our FIN.
 func (r Reason) graceful() bool { return r == IdleTimeout || r == EvictedIdle }
 
+// waitsForPeer reports whether r is a deadline on waiting for the peer's
+// bytes: one that unread bytes in the socket show has not passed.
+func (r Reason) waitsForPeer() bool {
+	return r == FirstFrameTimeout || r == FrameTimeout || r == IdleTimeout
+}
+
 // Reasons lists every Reason but None, in order.
 func Reasons() []Reason {
 	rs := make([]Reason, 0, NumReasons-1)
