@@ -124,6 +124,12 @@ func deliver(h Handler, name string, c *counters, batch []*event.Event) {
 		e.Received = now
 		n += len(e.Raw)
 	}
+	c.handOver(h, batch, n, now)
+}
+
+// handOver hands batch, of n payload bytes, to h (from now on), counting
+// its events and bytes and the time h blocks.
+func (c *counters) handOver(h Handler, batch []*event.Event, n int, now time.Time) {
 	start := now.UnixNano()
 	c.activeSince.Add(start)
 	c.active.Add(1)
@@ -133,6 +139,16 @@ func deliver(h Handler, name string, c *counters, batch []*event.Event) {
 	c.blockedNanos.Add(time.Now().UnixNano() - start)
 	c.received.Add(uint64(len(batch)))
 	c.bytes.Add(uint64(n))
+}
+
+// addListenStats fills the connection counters of a stream input from
+// its connection core's.
+func addListenStats(st *Stats, ls listen.Stats) {
+	st.Connections = ls.Open
+	st.ConnectionsTotal = ls.Accepted
+	st.ConnectionsRefused = ls.Refused()
+	st.HandshakeErrors = ls.HandshakeFailures()
+	st.Closed = ls.Closed
 }
 
 // rateLog logs at most one line a second and reports how many it held

@@ -52,20 +52,14 @@ func (l *Link) Name() string { return l.name }
 
 // Start implements Input.
 func (l *Link) Start(h Handler) error {
+	// Not deliver: the events keep the input and received time the
+	// sending relay gave them.
 	return l.r.Start(func(batch []*event.Event) {
 		var n int
 		for _, e := range batch {
 			n += len(e.Raw)
 		}
-		start := time.Now().UnixNano()
-		l.c.activeSince.Add(start)
-		l.c.active.Add(1)
-		h(batch)
-		l.c.active.Add(-1)
-		l.c.activeSince.Add(-start)
-		l.c.blockedNanos.Add(time.Now().UnixNano() - start)
-		l.c.received.Add(uint64(len(batch)))
-		l.c.bytes.Add(uint64(n))
+		l.c.handOver(h, batch, n, time.Now())
 	})
 }
 

@@ -105,12 +105,7 @@ func (in *RELP) Stats() Stats {
 	s := in.stats.snapshot()
 	srv, lis := in.parts()
 	if lis != nil {
-		ls := lis.Stats()
-		s.Connections = ls.Open
-		s.ConnectionsTotal = ls.Accepted
-		s.ConnectionsRefused = ls.Refused()
-		s.HandshakeErrors = ls.HandshakeFailures()
-		s.Closed = ls.Closed
+		addListenStats(&s, lis.Stats())
 	}
 	if srv != nil {
 		rs := srv.Stats()

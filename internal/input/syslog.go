@@ -159,12 +159,7 @@ func (s *Syslog) Name() string { return s.cfg.Name }
 // Stats returns a snapshot of the input's counters.
 func (s *Syslog) Stats() Stats {
 	st := s.stats.snapshot()
-	ls := s.core.Stats()
-	st.Connections = ls.Open
-	st.ConnectionsTotal = ls.Accepted
-	st.ConnectionsRefused = ls.Refused()
-	st.HandshakeErrors = ls.HandshakeFailures()
-	st.Closed = ls.Closed
+	addListenStats(&st, s.core.Stats())
 	return st
 }
 
