@@ -84,6 +84,7 @@ func (d *decoder) linkTLS(v *yaml.Node, path string, t *LinkTLS) {
 var linkInputKeys = []string{"state_dir", "allow_insecure", "max_batch"}
 
 func (c *Config) linkInputDefaults(p string, in *Input) {
+	c.streamDefaults(p, in)
 	if !c.set(p+".max_batch") && in.MaxBatch == 0 {
 		in.MaxBatch = DefaultLinkMaxBatch
 	}
@@ -154,6 +155,7 @@ func (k *checker) linkInput(p string, in *Input) {
 	if in.MaxBatch < MinLinkMaxBatch || in.MaxBatch > MaxLinkMaxBatch {
 		k.add(p+".max_batch", ErrInvalid, "%s is out of range; use %s to %s (default %s), the same as the senders'", in.MaxBatch, MinLinkMaxBatch, MaxLinkMaxBatch, DefaultLinkMaxBatch)
 	}
+	k.streamLimits(p, in)
 }
 
 // linkOutput checks a link output.
