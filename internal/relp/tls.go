@@ -62,6 +62,14 @@ func NewPeerCheck(roots *x509.CertPool, permitted []string) (*PeerCheck, error) 
 	return pc, nil
 }
 
+// WithRoots returns a PeerCheck of the same names against other roots
+// (a client CA the relay has read again).
+func (pc *PeerCheck) WithRoots(roots *x509.CertPool) *PeerCheck {
+	c := *pc
+	c.roots = roots
+	return &c
+}
+
 // CheckPeerPattern reports whether p is a valid permitted peer pattern.
 func CheckPeerPattern(p string) error {
 	_, err := parsePeerPattern(p)
