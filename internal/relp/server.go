@@ -62,9 +62,6 @@ type Config struct {
 	// WriteTimeout bounds each write of answers (default
 	// DefaultWriteTimeout).
 	WriteTimeout time.Duration
-	// IdleTimeout closes a session that sent nothing for this long while
-	// nothing was unanswered (0: never).
-	IdleTimeout time.Duration
 	// MaxWindow bounds the frames unanswered per session (default
 	// DefaultMaxWindow).
 	MaxWindow int
@@ -390,20 +387,7 @@ func (ss *session) readLoop() {
 		}
 		var waitFrom time.Time
 		if ss.fr.Buffered() == 0 {
-			out := ss.outstanding.Load()
-			if s.cfg.IdleTimeout > 0 {
-				// Idle only counts while nothing is owed to the client: a
-				// client with a full window waits for us, not the reverse.
-				if out == 0 {
-					_ = ss.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-				} else {
-					_ = ss.conn.SetReadDeadline(time.Time{})
-				}
-				if ss.draining.Load() {
-					_ = ss.conn.SetReadDeadline(time.Now())
-				}
-			}
-			if out > 0 && out >= ss.peak {
+			if out := ss.outstanding.Load(); out > 0 && out >= ss.peak {
 				waitFrom = time.Now() // the client's window is (likely) full
 			}
 		}
@@ -524,12 +508,6 @@ func (ss *session) readFailed(err error, opened bool, expect int) {
 		// Shutdown: answer what was read, then serverclose.
 		ss.enqueueDone(&slot{kind: slotEnd, cause: CloseShutdown})
 	case errors.As(err, &fe) && fe.Reason == ReasonTruncated:
-		if isTimeout(err) && !ss.draining.Load() {
-			ss.srv.stats.badFrame(ReasonTruncated) // idle inside a frame
-			ss.setErr(err)
-			ss.enqueueDone(&slot{kind: slotEnd})
-			return
-		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			ss.srv.stats.badFrame(ReasonTruncated)
 			ss.setErr(err)
@@ -551,10 +529,6 @@ func (ss *session) readFailed(err error, opened bool, expect int) {
 			ss.enqueueDone(&slot{kind: slotEnd})
 		}
 		ss.discard()
-	case isTimeout(err):
-		// Idle: nothing was owed to the client (see readLoop).
-		ss.srv.log.Debug("closing idle relp session", "peer", ss.peer)
-		ss.enqueueDone(&slot{kind: slotEnd})
 	default:
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			ss.setErr(err)
