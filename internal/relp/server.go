@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 )
 
 // Handler receives the events of syslog frames, in batches, from many
@@ -78,7 +79,7 @@ type Server struct {
 	cfg   Config
 	h     Handler
 	log   *slog.Logger
-	warn  rateLog
+	warn  ratelog.Warner
 	stats counters
 
 	mu       sync.Mutex
@@ -111,7 +112,7 @@ func NewServer(cfg Config, h Handler) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, h: h, log: log, sessions: map[*session]struct{}{}}
-	s.warn.log = log
+	s.warn.Logger = log
 	s.stats.ack = newHistogram()
 	return s
 }
@@ -484,7 +485,7 @@ func (ss *session) enqueueDone(sl *slot) {
 // answered 500 msg after everything before it, then serverclose.
 func (ss *session) refuse(reason Reason, txnr int, msg, format string, args ...any) {
 	ss.srv.stats.badFrame(reason)
-	ss.srv.warn.warn("relp frame refused, closing session", "peer", ss.peer, "reason", string(reason), "detail", fmt.Sprintf(format, args...))
+	ss.srv.warn.Warn("relp frame refused, closing session", "peer", ss.peer, "reason", string(reason), "detail", fmt.Sprintf(format, args...))
 	ss.setErr(&FrameError{Reason: reason, Txnr: txnr, Err: errProtocol, Detail: fmt.Sprintf(format, args...)})
 	if txnr > 0 {
 		ss.srv.stats.refused500.Add(1)
@@ -519,7 +520,7 @@ func (ss *session) readFailed(err error, opened bool, expect int) {
 			reason = ReasonBeforeOpen
 		}
 		ss.srv.stats.badFrame(reason)
-		ss.srv.warn.warn("bad relp frame, closing session", "peer", ss.peer, "reason", string(reason), "err", err)
+		ss.srv.warn.Warn("bad relp frame, closing session", "peer", ss.peer, "reason", string(reason), "err", err)
 		ss.setErr(err)
 		if fe.Txnr > 0 && fe.Txnr == expect {
 			ss.read(1)
@@ -628,7 +629,7 @@ func (ss *session) answerLoop() {
 		}
 		switch {
 		case end != nil && end.state.Load() == failed:
-			ss.srv.warn.warn("event not handed off; closing relp session so the client resends", "peer", ss.peer, "err", end.reason)
+			ss.srv.warn.Warn("event not handed off; closing relp session so the client resends", "peer", ss.peer, "err", end.reason)
 			ss.setErr(errors.Join(ErrNotHandedOff, end.reason))
 			ss.finish(CloseHandoffFailed, true)
 			return
@@ -645,7 +646,7 @@ func (ss *session) answerLoop() {
 		if head != nil {
 			wait := time.Until(head.received.Add(s.cfg.AckTimeout))
 			if wait <= 0 {
-				ss.srv.warn.warn("relp answer waited past ack_timeout; closing session so the client resends", "peer", ss.peer, "ack_timeout", s.cfg.AckTimeout)
+				ss.srv.warn.Warn("relp answer waited past ack_timeout; closing session so the client resends", "peer", ss.peer, "ack_timeout", s.cfg.AckTimeout)
 				ss.setErr(ErrAckTimeout)
 				ss.finish(CloseAckTimeout, true)
 				return
@@ -673,7 +674,7 @@ func (ss *session) write() error {
 	if err != nil {
 		if isTimeout(err) && !ss.isAborting() {
 			ss.srv.stats.badFrame(ReasonNotReading)
-			ss.srv.warn.warn("relp client does not read its answers; closing session", "peer", ss.peer, "write_timeout", ss.srv.cfg.WriteTimeout)
+			ss.srv.warn.Warn("relp client does not read its answers; closing session", "peer", ss.peer, "write_timeout", ss.srv.cfg.WriteTimeout)
 			ss.setErr(&FrameError{Reason: ReasonNotReading, Err: err})
 		}
 		return err
