@@ -227,6 +227,19 @@ outputs: [{name: o, socket: pub, bind: "tcp://127.0.0.1:0"}]
 	}
 }
 
+// TestLinkClientAuthWrittenEmpty: an empty client_auth written on a link
+// input is refused as on any other input, not replaced by the default.
+func TestLinkClientAuthWrittenEmpty(t *testing.T) {
+	_, err := Parse([]byte(`
+inputs:
+  - {name: l, type: link, bind: [tcp://127.0.0.1:6000], state_dir: /tmp/relay-config-test/link/l, tls: {cert: testdata/certs/relay.pem, key: testdata/certs/relay.key, client_ca: testdata/certs/relay.pem, client_auth: ""}}
+outputs: [{name: o, socket: pub, bind: "tcp://127.0.0.1:0"}]
+`), "x.yaml")
+	if err == nil || !strings.Contains(err.Error(), `inputs[0].tls.client_auth: "" is not a client_auth mode; use none, request or require`) {
+		t.Fatalf("want the written empty client_auth refused, got %v", err)
+	}
+}
+
 // TestExplicitZeroKept: written values that equal a type's zero value are
 // kept, not replaced by defaults.
 func TestExplicitZeroKept(t *testing.T) {

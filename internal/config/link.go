@@ -91,12 +91,7 @@ func (c *Config) linkInputDefaults(p string, in *Input) {
 	if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
 		in.MaxMessageSize = DefaultZMQMaxMessageSize
 	}
-	if in.TLS != nil && in.TLS.ClientAuth == "" {
-		in.TLS.ClientAuth = ClientAuthNone
-		if in.TLS.ClientCA != "" {
-			in.TLS.ClientAuth = ClientAuthRequire
-		}
-	}
+	c.tlsDefaults(p, in)
 }
 
 func (c *Config) linkOutputDefaults(p string, o *Output) {
