@@ -354,8 +354,7 @@ func (ss *session) readLoop() {
 		sl.ss = ss
 		h := event.NewHandoff(sl.complete)
 		for _, e := range batch {
-			e.SetHandoff(h)
-			e.Received = sl.received
+			e.SetHandoff(h) // the input stamps Received (and Input) as it hands the batch over
 		}
 		ss.enqueue(sl)
 		s.h(batch)
