@@ -7,15 +7,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
-// relpKills is how many times TestRELPKillRelay kills the relay
-// (RELAY_RELP_KILLS, default 10).
-func relpKills(t *testing.T) int {
+// relpKills is how many times the tests below stop the relay
+// (RELAY_RELP_KILLS, default def).
+func relpKills(t *testing.T, def int) int {
 	if s := os.Getenv("RELAY_RELP_KILLS"); s != "" {
 		k, err := strconv.Atoi(s)
 		if err != nil || k < 1 {
@@ -23,7 +24,7 @@ func relpKills(t *testing.T) int {
 		}
 		return k
 	}
-	return 10
+	return def
 }
 
 // TestRELPKillRelay: rsyslogd's omrelp sends 100,000 events through the
@@ -40,7 +41,7 @@ func relpKills(t *testing.T) int {
 // The output here has no spool: RELP holding its answers until the write
 // is what makes it safe. TestRELPKillRelaySpooled is the same with a disk
 // spool.
-func TestRELPKillRelay(t *testing.T) { relpKillRelay(t, false) }
+func TestRELPKillRelay(t *testing.T) { relpKillRelay(t, false, syscall.SIGKILL) }
 
 // TestRELPKillRelaySpooled: the same 100,000 events and 10 kills, with a
 // spooled PUSH output (fsync: always). The relay answers a frame once its
@@ -52,14 +53,25 @@ func TestRELPKillRelay(t *testing.T) { relpKillRelay(t, false) }
 // (its "sent_before_restart" at each open, which relay_spool_redelivered_total
 // counts): the test prints both totals and checks that the duplicates at
 // the worker are within their sum.
-func TestRELPKillRelaySpooled(t *testing.T) { relpKillRelay(t, true) }
+func TestRELPKillRelaySpooled(t *testing.T) { relpKillRelay(t, true, syscall.SIGKILL) }
 
-func relpKillRelay(t *testing.T, spooled bool) {
+// TestRELPRestartRelay: the same 100,000 events while the relay is
+// stopped with SIGTERM 3 times and started again, the first time with no
+// worker there: a stop answers what is handed off within drain_timeout,
+// then sends serverclose, and omrelp resends the rest to the restarted
+// relay. Every event arrives; the duplicates are omrelp's resends, at
+// most one window per restart.
+func TestRELPRestartRelay(t *testing.T) { relpKillRelay(t, false, syscall.SIGTERM) }
+
+func relpKillRelay(t *testing.T, spooled bool, sig syscall.Signal) {
 	if testing.Short() {
 		t.Skip("runs the binary, rsyslogd and libzmq peers")
 	}
 	const n, window = 100_000, 1024
-	kills := relpKills(t)
+	kills := relpKills(t, 10)
+	if sig != syscall.SIGKILL {
+		kills = relpKills(t, 3) // each stop waits for drain_timeout
+	}
 	pp := testpeer.FreePorts(t, 3)
 	relpPort, workerPort, httpPort := pp[0], pp[1], pp[2]
 	p := ports{http: httpPort}
@@ -136,10 +148,8 @@ ruleset(name="fwd") {
 				return fmt.Sprintf("progress before kill %d: %d events at the worker\nrsyslogd:\n%s", k+1, arrived(), rs.Output())
 			}, func() bool { return arrived() >= min(at+n/(2*kills), n) })
 		}
-		if err := relay.cmd.Process.Kill(); err != nil { // SIGKILL
-			t.Fatal(err)
-		}
-		relay.wait(t, 10*time.Second)
+		relay.signal(t, sig)
+		relay.wait(t, 20*time.Second)
 		relay = startRelay(t, conf, p)
 		if spooled {
 			sentBefore = append(sentBefore, spoolSentBeforeRestart(t, relay))
@@ -179,8 +189,8 @@ ruleset(name="fwd") {
 		t.Errorf("%d messages that are not the test's events, e.g. %q", len(strays), strays[0])
 	}
 	if !spooled {
-		t.Logf("kill -9 x%d of the relay during 100,000 events over RELP (the first with %d events queued for an absent worker): 0 lost; %d duplicates at the worker; bound from omrelp's resends: %d kills x window %d = %d; no spool, so no spool redeliveries",
-			kills, held, dups, kills, window, kills*window)
+		t.Logf("%v x%d of the relay during 100,000 events over RELP (the first with %d events queued for an absent worker): 0 lost; %d duplicates at the worker; bound from omrelp's resends: %d stops x window %d = %d; no spool, so no spool redeliveries",
+			sig, kills, held, dups, kills, window, kills*window)
 		if dups > kills*window {
 			t.Errorf("%d duplicates: more than omrelp can resend (%d kills x window %d)", dups, kills, window)
 		}

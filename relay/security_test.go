@@ -137,13 +137,18 @@ func TestSIGHUPReloadsSecrets(t *testing.T) {
 	oldCert := writeCert(t, certFile, keyFile, "old")
 	writeFile(t, users, "alice:pw-a\nbob:pw-b\n")
 	writeFile(t, token, "token-old\n")
-	pp := testpeer.FreePorts(t, 4)
+	pp := testpeer.FreePorts(t, 5)
 	tlsAddr, zmqEP, httpAddr := fmt.Sprintf("127.0.0.1:%d", pp[0]), fmt.Sprintf("tcp://127.0.0.1:%d", pp[1]), fmt.Sprintf("127.0.0.1:%d", pp[3])
+	relpAddr := fmt.Sprintf("127.0.0.1:%d", pp[4])
 	conf := filepath.Join(dir, "relay.yaml")
 	writeFile(t, conf, fmt.Sprintf(`
 inputs:
   - name: tls
     type: syslog
+    listen: tls://%s
+    tls: {cert: relay.pem, key: relay.key}
+  - name: relp
+    type: relp
     listen: tls://%s
     tls: {cert: relay.pem, key: relay.key}
   - name: z
@@ -154,7 +159,7 @@ outputs:
   - {name: out, socket: push, bind: "tcp://127.0.0.1:%d", hwm: 10000}
 http: {listen: "%s", tap_token_file: tap.token}
 log: {format: json}
-`, tlsAddr, zmqEP, pp[2], httpAddr))
+`, tlsAddr, relpAddr, zmqEP, pp[2], httpAddr))
 	p := ports{http: pp[3]}
 	pr := startRelay(t, conf, p)
 	pull := zmq.NewPull(zmq.Options{})
@@ -177,6 +182,9 @@ log: {format: json}
 		t.Helper()
 		if got := servedCert(t, tlsAddr); got != wantCert {
 			t.Errorf("%s: TLS serves certificate %.16s…, want %.16s…", stage, got, wantCert)
+		}
+		if got := servedCert(t, relpAddr); got != wantCert {
+			t.Errorf("%s: RELP over TLS serves certificate %.16s…, want %.16s…", stage, got, wantCert)
 		}
 		if !plainSend(zmqEP, "alice", "pw-a", stage+" alice") || !received(stage+" alice") {
 			t.Errorf("%s: alice's message did not arrive", stage)

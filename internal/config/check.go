@@ -134,7 +134,7 @@ func (in Input) MarshalYAML() (any, error) {
 	if err := n.Encode(plain(in)); err != nil {
 		return nil, err
 	}
-	if in.Type != InputSyslog && in.Type != InputRELP {
+	if in.Type != InputSyslog && in.Type != InputRELP && in.Type != InputLink {
 		return &n, nil
 	}
 	for _, t := range []struct {

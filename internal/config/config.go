@@ -481,12 +481,7 @@ func (c *Config) ApplyDefaults() {
 			if !c.set(p+".unix_mode") && in.UnixMode == 0 && in.hasUnix() {
 				in.UnixMode = DefaultUnixMode
 			}
-			if in.TLS != nil && in.TLS.ClientAuth == "" && !c.set(p+".tls.client_auth") {
-				in.TLS.ClientAuth = ClientAuthNone
-				if in.TLS.ClientCA != "" {
-					in.TLS.ClientAuth = ClientAuthRequire
-				}
-			}
+			c.tlsDefaults(p, in)
 		case InputRELP:
 			if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
 				in.MaxMessageSize = DefaultRELPMaxMessageSize
@@ -495,12 +490,7 @@ func (c *Config) ApplyDefaults() {
 			if !c.set(p+".ack_timeout") && in.AckTimeout == 0 {
 				in.AckTimeout = DefaultRELPAckTimeout
 			}
-			if in.TLS != nil && in.TLS.ClientAuth == "" && !c.set(p+".tls.client_auth") {
-				in.TLS.ClientAuth = ClientAuthNone
-				if in.TLS.ClientCA != "" {
-					in.TLS.ClientAuth = ClientAuthRequire
-				}
-			}
+			c.tlsDefaults(p, in)
 		case InputLink:
 			c.linkInputDefaults(p, in)
 		case InputJetStream:
@@ -629,6 +619,17 @@ func (in *Input) hasUnix() bool {
 		}
 	}
 	return false
+}
+
+// tlsDefaults fills a server TLS section's client_auth: require when it
+// names a client_ca, none otherwise.
+func (c *Config) tlsDefaults(p string, in *Input) {
+	if in.TLS != nil && in.TLS.ClientAuth == "" && !c.set(p+".tls.client_auth") {
+		in.TLS.ClientAuth = ClientAuthNone
+		if in.TLS.ClientCA != "" {
+			in.TLS.ClientAuth = ClientAuthRequire
+		}
+	}
 }
 
 // streamDefaults fills the stream-connection keys of a stream input

@@ -198,6 +198,48 @@ func TestDefaultsApplied(t *testing.T) {
 	}
 }
 
+// TestLinkInputStreamLimits: a link input takes the connection limits of
+// the other stream inputs, with their defaults, and a written 0 turns a
+// timeout off through the effective YAML too. (The keys were accepted
+// before, but only max_connections and idle_timeout reached the listener,
+// and a written 0 there meant the default.)
+func TestLinkInputStreamLimits(t *testing.T) {
+	c, err := Parse([]byte(`
+inputs:
+  - {name: l, type: link, bind: [tcp://127.0.0.1:6000], state_dir: /tmp/relay-config-test/link/l, idle_timeout: 0, frame_timeout: 5s}
+outputs: [{name: o, socket: pub, bind: "tcp://127.0.0.1:0"}]
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Inputs[0]
+	if in.MaxConnections != DefaultMaxConnections || in.MaxConnectionsPerSource != 64 || in.IdleTimeout != 0 ||
+		in.HandshakeTimeout != DefaultHandshakeTimeout || in.FirstFrameTimeout != DefaultFirstFrameTimeout || in.FrameTimeout != 5*time.Second {
+		t.Errorf("link input limits = %+v", in)
+	}
+	roundTrip(t, c)
+	y, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(y, []byte("idle_timeout: 0")) {
+		t.Errorf("the effective YAML loses the written idle_timeout 0 (it would come back as the default):\n%s", y)
+	}
+}
+
+// TestLinkClientAuthWrittenEmpty: an empty client_auth written on a link
+// input is refused as on any other input, not replaced by the default.
+func TestLinkClientAuthWrittenEmpty(t *testing.T) {
+	_, err := Parse([]byte(`
+inputs:
+  - {name: l, type: link, bind: [tcp://127.0.0.1:6000], state_dir: /tmp/relay-config-test/link/l, tls: {cert: testdata/certs/relay.pem, key: testdata/certs/relay.key, client_ca: testdata/certs/relay.pem, client_auth: ""}}
+outputs: [{name: o, socket: pub, bind: "tcp://127.0.0.1:0"}]
+`), "x.yaml")
+	if err == nil || !strings.Contains(err.Error(), `inputs[0].tls.client_auth: "" is not a client_auth mode; use none, request or require`) {
+		t.Fatalf("want the written empty client_auth refused, got %v", err)
+	}
+}
+
 // TestExplicitZeroKept: written values that equal a type's zero value are
 // kept, not replaced by defaults.
 func TestExplicitZeroKept(t *testing.T) {
@@ -352,6 +394,7 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 		{"9:5", "inputs[0].first_frame_timeout", "1ns is too short"},
 		{"10:5", "inputs[0].frame_timeout", "-1s is negative; use 0 to turn it off, or e.g. 30s (the default; it protects against frames sent a byte at a time (slowloris))"},
 		{"14:5", "inputs[1].first_frame_timeout", `"first_frame_timeout" does not apply to a zmq input; remove it or change type`},
+		{"19:5", "inputs[2].frame_timeout", "-1s is negative; use 0 to turn it off"},
 	},
 	"endpoints.bad.yaml": {
 		{"5:9", "inputs[0].listen[0]", `"127.0.0.1:10514" has no scheme; write tcp://127.0.0.1:10514, udp://127.0.0.1:10514`},

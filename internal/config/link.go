@@ -84,18 +84,14 @@ func (d *decoder) linkTLS(v *yaml.Node, path string, t *LinkTLS) {
 var linkInputKeys = []string{"state_dir", "allow_insecure", "max_batch"}
 
 func (c *Config) linkInputDefaults(p string, in *Input) {
+	c.streamDefaults(p, in)
 	if !c.set(p+".max_batch") && in.MaxBatch == 0 {
 		in.MaxBatch = DefaultLinkMaxBatch
 	}
 	if !c.set(p+".max_message_size") && in.MaxMessageSize == 0 {
 		in.MaxMessageSize = DefaultZMQMaxMessageSize
 	}
-	if in.TLS != nil && in.TLS.ClientAuth == "" {
-		in.TLS.ClientAuth = ClientAuthNone
-		if in.TLS.ClientCA != "" {
-			in.TLS.ClientAuth = ClientAuthRequire
-		}
-	}
+	c.tlsDefaults(p, in)
 }
 
 func (c *Config) linkOutputDefaults(p string, o *Output) {
@@ -154,6 +150,7 @@ func (k *checker) linkInput(p string, in *Input) {
 	if in.MaxBatch < MinLinkMaxBatch || in.MaxBatch > MaxLinkMaxBatch {
 		k.add(p+".max_batch", ErrInvalid, "%s is out of range; use %s to %s (default %s), the same as the senders'", in.MaxBatch, MinLinkMaxBatch, MaxLinkMaxBatch, DefaultLinkMaxBatch)
 	}
+	k.streamLimits(p, in)
 }
 
 // linkOutput checks a link output.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/listen"
+	"github.com/rsyslog-zmq/relay/internal/relp"
 )
 
 // checker collects validation problems with the positions the decoder
@@ -175,7 +176,7 @@ func (k *checker) relpInput(p string, in *Input) {
 				k.add(p+".tls.client_auth", ErrInvalid, "%q with permitted_peers would let clients without a certificate in; use require (the default with client_ca)", in.TLS.ClientAuth)
 			}
 			for i, pp := range in.TLS.PermittedPeers {
-				if err := relpPeerPattern(pp); err != nil {
+				if err := relp.CheckPeerPattern(pp); err != nil {
 					k.add(k.item(p+".tls.permitted_peers", i, len(in.TLS.PermittedPeers)), ErrInvalid, "%v", err)
 				}
 			}
@@ -692,22 +693,4 @@ func sdName(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// relpPeerPattern checks a permitted peer pattern the way internal/relp's
-// CheckPeerPattern does, without importing it: '*' may stand for a whole
-// domain component or its start or end, never its middle.
-func relpPeerPattern(p string) error {
-	if p == "" {
-		return fmt.Errorf("empty permitted peer; write a certificate name such as relay1.example.com or *.example.com")
-	}
-	for _, c := range strings.Split(p, ".") {
-		if c == "*" {
-			continue
-		}
-		if i := strings.IndexByte(c, '*'); i >= 0 && (strings.Count(c, "*") > 1 || (i != 0 && i != len(c)-1)) {
-			return fmt.Errorf("%q: '*' may stand for a whole domain component or its start or end only, e.g. *.example.com or web*.example.com", p)
-		}
-	}
-	return nil
 }

@@ -99,7 +99,7 @@ func (s *Syslog) serveDgram(pc net.PacketConn) {
 		}
 		if d.err != nil {
 			s.stats.readErrors.Add(1)
-			s.warn.warn("datagram read failed", "addr", pc.LocalAddr().String(), "err", d.err)
+			s.warn.Warn("datagram read failed", "addr", pc.LocalAddr().String(), "err", d.err)
 			d.err = nil
 		}
 	}
@@ -167,7 +167,7 @@ func (d *dgramReader) read(fd uintptr) bool {
 
 func (d *dgramReader) oversize(n int) {
 	d.s.stats.oversize.Add(1)
-	d.s.warn.warn("oversize datagram discarded", "peer", d.peer(), "size", n, "max_message_size", d.s.cfg.MaxMessageSize)
+	d.s.warn.Warn("oversize datagram discarded", "peer", d.peer(), "size", n, "max_message_size", d.s.cfg.MaxMessageSize)
 }
 
 // carve copies msg into a shared slab: one allocation per many datagrams.

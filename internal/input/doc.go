@@ -38,7 +38,8 @@
 // idle and handshake deadlines, the per-source limit, eviction at
 // max_connections); the input calls Conn.Frame for every frame and hands
 // its batch over through Conn.OnWait. A connection that never sends holds
-// a goroutine and no buffers; Stop closes every connection.
+// no goroutine (the core parks it until its peer sends) and no buffers;
+// Stop closes every connection.
 //
 // Stop closes the listeners and the connections (ZeroMQ: the socket), then
 // waits until every event already read has been handed to the Handler.

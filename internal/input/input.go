@@ -124,6 +124,12 @@ func deliver(h Handler, name string, c *counters, batch []*event.Event) {
 		e.Received = now
 		n += len(e.Raw)
 	}
+	c.handOver(h, batch, n, now)
+}
+
+// handOver hands batch, of n payload bytes, to h (from now on), counting
+// its events and bytes and the time h blocks.
+func (c *counters) handOver(h Handler, batch []*event.Event, n int, now time.Time) {
 	start := now.UnixNano()
 	c.activeSince.Add(start)
 	c.active.Add(1)
@@ -135,31 +141,14 @@ func deliver(h Handler, name string, c *counters, batch []*event.Event) {
 	c.bytes.Add(uint64(n))
 }
 
-// rateLog logs at most one line a second and reports how many it held
-// back, so a flood of bad frames cannot flood the log.
-type rateLog struct {
-	log        *slog.Logger
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) warn(msg string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.suppressed = 0
-	r.last = now
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	r.log.Warn(msg, args...)
+// addListenStats fills the connection counters of a stream input from
+// its connection core's.
+func addListenStats(st *Stats, ls listen.Stats) {
+	st.Connections = ls.Open
+	st.ConnectionsTotal = ls.Accepted
+	st.ConnectionsRefused = ls.Refused()
+	st.HandshakeErrors = ls.HandshakeFailures()
+	st.Closed = ls.Closed
 }
 
 func orDiscard(l *slog.Logger) *slog.Logger {

@@ -15,14 +15,15 @@ import (
 // LinkConfig configures a link input: the receiving end of another
 // relay's link output.
 type LinkConfig struct {
-	Name           string
-	Bind           []string // tcp://host:port
-	TLS            *tls.Config
-	AllowInsecure  bool
-	StateDir       string
-	MaxBatch       int
-	MaxConnections int
-	IdleTimeout    time.Duration
+	Name          string
+	Bind          []string // tcp://host:port
+	TLS           *tls.Config
+	AllowInsecure bool
+	StateDir      string
+	MaxBatch      int
+	// Limits are the sessions' connection limits and deadlines, those of
+	// the syslog and RELP inputs (zero fields: listen's defaults).
+	Limits listen.Limits
 }
 
 // Link is a link input. Its events keep what the sending relay gave them
@@ -36,7 +37,7 @@ type Link struct {
 
 // NewLink opens the link input's state; nothing listens until Start.
 func NewLink(cfg LinkConfig, log *slog.Logger) (*Link, error) {
-	lim := listen.Limits{MaxConnections: cfg.MaxConnections, IdleTimeout: cfg.IdleTimeout}
+	lim := cfg.Limits
 	r, err := link.NewReceiver(link.ReceiverConfig{
 		Name: cfg.Name, Listen: cfg.Bind, TLS: cfg.TLS, AllowInsecure: cfg.AllowInsecure,
 		StateDir: cfg.StateDir, MaxBatch: cfg.MaxBatch, Limits: lim, Logger: orDiscard(log),
@@ -52,20 +53,14 @@ func (l *Link) Name() string { return l.name }
 
 // Start implements Input.
 func (l *Link) Start(h Handler) error {
+	// Not deliver: the events keep the input and received time the
+	// sending relay gave them.
 	return l.r.Start(func(batch []*event.Event) {
 		var n int
 		for _, e := range batch {
 			n += len(e.Raw)
 		}
-		start := time.Now().UnixNano()
-		l.c.activeSince.Add(start)
-		l.c.active.Add(1)
-		h(batch)
-		l.c.active.Add(-1)
-		l.c.activeSince.Add(-start)
-		l.c.blockedNanos.Add(time.Now().UnixNano() - start)
-		l.c.received.Add(uint64(len(batch)))
-		l.c.bytes.Add(uint64(n))
+		l.c.handOver(h, batch, n, time.Now())
 	})
 }
 
@@ -79,10 +74,8 @@ func (l *Link) Stop(ctx context.Context) error { return l.r.Stop(ctx) }
 func (l *Link) Stats() Stats {
 	s := l.c.snapshot()
 	rs := l.r.Stats()
+	addListenStats(&s, rs.Listener)
 	s.Connections = rs.Sessions
-	s.ConnectionsTotal = rs.Listener.Accepted
-	s.ConnectionsRefused = rs.Listener.Refused()
-	s.HandshakeErrors = rs.Listener.HandshakeFailures()
 	s.Malformed = rs.Malformed
 	return s
 }

@@ -20,9 +20,15 @@ type RELPConfig struct {
 	Name string
 	// Listen holds tcp://host:port and tls://host:port URLs.
 	Listen []string
-	// TLS is the server configuration for tls:// listeners, with the
-	// client certificate check (relp.PeerCheck) applied by the caller.
+	// TLS is the server configuration for tls:// listeners. It may hand
+	// out the configuration in force at each handshake (GetConfigForClient:
+	// certificates and client CA read again on reload).
 	TLS *tls.Config
+	// PermittedPeers, if set, are the names a client certificate must
+	// carry (relp.PeerCheck, librelp's tls.authMode="name"), checked
+	// against the ClientCAs of the configuration in force at the handshake;
+	// refusals are counted by reason (RELPStats().TLSRefused).
+	PermittedPeers []string
 	// MaxMessageSize is the largest frame data accepted (default
 	// relp.DefaultMaxMessageSize).
 	MaxMessageSize int
@@ -47,6 +53,7 @@ type RELP struct {
 	log   *slog.Logger
 	stats counters
 	specs []listenSpec
+	peers *relp.PeerCheck // nil: no permitted peers
 	srv   *relp.Server
 	lis   *listen.Listener
 
@@ -74,6 +81,13 @@ func NewRELP(cfg RELPConfig, log *slog.Logger) (*RELP, error) {
 		cfg.MaxMessageSize = relp.DefaultMaxMessageSize
 	}
 	in := &RELP{cfg: cfg, log: orDiscard(log).With("input", cfg.Name)}
+	if len(cfg.PermittedPeers) > 0 {
+		pc, err := relp.NewPeerCheck(nil, cfg.PermittedPeers)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: permitted_peers: %w", cfg.Name, err)
+		}
+		in.peers = pc
+	}
 	for _, u := range cfg.Listen {
 		sp, err := parseListen(u)
 		if err != nil {
@@ -105,12 +119,7 @@ func (in *RELP) Stats() Stats {
 	s := in.stats.snapshot()
 	srv, lis := in.parts()
 	if lis != nil {
-		ls := lis.Stats()
-		s.Connections = ls.Open
-		s.ConnectionsTotal = ls.Accepted
-		s.ConnectionsRefused = ls.Refused()
-		s.HandshakeErrors = ls.HandshakeFailures()
-		s.Closed = ls.Closed
+		addListenStats(&s, lis.Stats())
 	}
 	if srv != nil {
 		rs := srv.Stats()
@@ -181,20 +190,7 @@ func (in *RELP) Start(h Handler) error {
 		Logger:       in.log,
 	}, func(batch []*event.Event) { deliver(h, in.cfg.Name, &in.stats, batch) })
 	in.lis = lis
-	var tlsConf *tls.Config
-	if in.cfg.TLS != nil {
-		tlsConf = in.cfg.TLS.Clone()
-		if verify := tlsConf.VerifyConnection; verify != nil {
-			srv := in.srv
-			tlsConf.VerifyConnection = func(cs tls.ConnectionState) error {
-				err := verify(cs)
-				if err != nil {
-					srv.TLSRefused(err) // by reason; the core counts the failed handshake
-				}
-				return err
-			}
-		}
-	}
+	tlsConf := in.serverTLS()
 	for _, sp := range in.specs {
 		l, err := net.Listen("tcp", sp.addr)
 		if err != nil {
@@ -219,6 +215,45 @@ func (in *RELP) Start(h Handler) error {
 		}()
 	}
 	return nil
+}
+
+// serverTLS is the configuration of the tls:// listeners: the
+// configured one or, with permitted peers, one that checks client
+// certificates against the client CA in force at each handshake and
+// counts each refusal by reason.
+func (in *RELP) serverTLS() *tls.Config {
+	base := in.cfg.TLS
+	if base == nil || in.peers == nil {
+		return base
+	}
+	srv := in.srv
+	conf := base.Clone()
+	conf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		cur := base
+		if base.GetConfigForClient != nil {
+			c, err := base.GetConfigForClient(hello)
+			if err != nil {
+				return nil, err
+			}
+			if c != nil {
+				cur = c
+			}
+		}
+		c := cur.Clone()
+		pc := in.peers.WithRoots(c.ClientCAs)
+		// Ask for a certificate and check it ourselves, so each refusal
+		// says why.
+		c.ClientAuth = tls.RequestClientCert
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := pc.Verify(cs)
+			if err != nil {
+				srv.TLSRefused(err) // by reason; the core counts the failed handshake
+			}
+			return err
+		}
+		return c, nil
+	}
+	return conf
 }
 
 // serve is the connection core's Handler: one RELP session.

@@ -2,6 +2,7 @@ package input
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -115,14 +117,10 @@ func TestRELPTLSPermittedPeers(t *testing.T) {
 	pool := x509.NewCertPool()
 	pem, _ := os.ReadFile(ca.File)
 	pool.AppendCertsFromPEM(pem)
-	srvTLS := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	pc, err := relp.NewPeerCheck(pool, []string{"*.clients.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc.Apply(srvTLS)
+	srvTLS := &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 	var c collector
-	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tls://127.0.0.1:0"}, TLS: srvTLS, Limits: listen.Limits{HandshakeTimeout: 2 * time.Second}}, c.handle)
+	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tls://127.0.0.1:0"}, TLS: srvTLS, PermittedPeers: []string{"*.clients.test"},
+		Limits: listen.Limits{HandshakeTimeout: 2 * time.Second}}, c.handle)
 	addr := in.Addrs()[0].String()
 	clientWith := func(ca *testpeer.CA, name string) *tls.Config {
 		cfg := &tls.Config{RootCAs: pool, ServerName: "relay.test"}
@@ -176,6 +174,72 @@ func TestRELPTLSPermittedPeers(t *testing.T) {
 	}
 	if s := in.Stats(); s.HandshakeErrors != 3 {
 		t.Fatalf("handshake errors %d, want 3", s.HandshakeErrors)
+	}
+}
+
+// TestRELPTLSConfigPerHandshake: with permitted peers, the input checks
+// client certificates against the client CA of the configuration in
+// force at each handshake, as the relay hands it out after a reload
+// (GetConfigForClient): once the configuration names another CA, a client
+// of the old one is refused as untrusted (counted), one of the new one is
+// served, and the new server certificate is presented.
+func TestRELPTLSConfigPerHandshake(t *testing.T) {
+	type side struct {
+		ca   *testpeer.CA
+		conf *tls.Config
+	}
+	mk := func() side {
+		ca := testpeer.NewCA(t, t.TempDir())
+		cert, key := ca.Issue(t, "relay.test")
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pem, _ := os.ReadFile(ca.File)
+		pool.AppendCertsFromPEM(pem)
+		return side{ca, &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
+	}
+	old, cur := mk(), mk()
+	var now atomic.Pointer[tls.Config]
+	now.Store(old.conf)
+	srvTLS := &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return now.Load(), nil }}
+	var c collector
+	in := startRELP(t, RELPConfig{Name: "relp", Listen: []string{"tls://127.0.0.1:0"}, TLS: srvTLS, PermittedPeers: []string{"*.clients.test"},
+		Limits: listen.Limits{HandshakeTimeout: 2 * time.Second}}, c.handle)
+	addr := in.Addrs()[0].String()
+	// dial opens a session with a client certificate of ca: whether it was
+	// served, and whether the server presented s's certificate.
+	dial := func(ca *testpeer.CA, s side) (served, presented bool) {
+		cert, key := ca.Issue(t, "web1.clients.test")
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{pair}})
+		if err != nil {
+			return false, false
+		}
+		defer conn.Close()
+		presented = bytes.Equal(conn.ConnectionState().PeerCertificates[0].Raw, s.conf.Certificates[0].Certificate[0])
+		got, err := relpSession(t, conn, 1, 5*time.Second)
+		return err == nil && len(got) == 2, presented
+	}
+	if served, presented := dial(old.ca, old); !served || !presented {
+		t.Fatalf("before the swap: served %v, the configured certificate presented %v", served, presented)
+	}
+	now.Store(cur.conf)
+	if served, presented := dial(cur.ca, cur); !served || !presented {
+		t.Fatalf("after the swap, a client of the new CA: served %v, the new certificate presented %v", served, presented)
+	}
+	if served, _ := dial(old.ca, cur); served {
+		t.Fatal("after the swap, a client of the old CA was served")
+	}
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("the refusal counted as untrusted"), func() bool {
+		return in.RELPStats().TLSRefused[relp.TLSUntrusted] == 1
+	})
+	if c.len() != 2 {
+		t.Fatalf("%d events, want the 2 of the served sessions", c.len())
 	}
 }
 

@@ -54,11 +54,11 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 		switch {
 		case errors.Is(err, frame.ErrOversize):
 			s.stats.oversize.Add(1)
-			s.warn.warn("oversize message discarded", "peer", peer, "max_message_size", s.cfg.MaxMessageSize, "err", err)
+			s.warn.Warn("oversize message discarded", "peer", peer, "max_message_size", s.cfg.MaxMessageSize, "err", err)
 			continue
 		case errors.Is(err, frame.ErrMalformed):
 			s.stats.malformed.Add(1)
-			s.warn.warn("malformed frame skipped", "peer", peer, "err", err)
+			s.warn.Warn("malformed frame skipped", "peer", peer, "err", err)
 			continue
 		}
 		flush()
@@ -76,9 +76,9 @@ func (s *Syslog) ended(peer string, err error) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		// The peer closed in the middle of an octet-counted frame.
 		s.stats.malformed.Add(1)
-		s.warn.warn("connection closed inside a frame", "peer", peer)
+		s.warn.Warn("connection closed inside a frame", "peer", peer)
 	default:
 		s.stats.readErrors.Add(1)
-		s.warn.warn("connection ended", "peer", peer, "err", err)
+		s.warn.Warn("connection ended", "peer", peer, "err", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/rsyslog-zmq/relay/internal/listen"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 )
 
 // Defaults applied by NewSyslog to zero-valued SyslogConfig fields. The
@@ -57,7 +58,7 @@ type SyslogConfig struct {
 type Syslog struct {
 	cfg   SyslogConfig
 	log   *slog.Logger
-	warn  rateLog
+	warn  ratelog.Warner
 	stats counters
 	specs []listenSpec
 	core  *listen.Listener // TCP and TLS connections
@@ -105,7 +106,7 @@ func NewSyslog(cfg SyslogConfig, log *slog.Logger) (*Syslog, error) {
 		cfg.UnixMode = DefaultUnixMode
 	}
 	s := &Syslog{cfg: cfg, log: orDiscard(log).With("input", cfg.Name)}
-	s.warn.log = s.log
+	s.warn.Logger = s.log
 	core, err := listen.New(cfg.Limits, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: %w", cfg.Name, err)
@@ -159,12 +160,7 @@ func (s *Syslog) Name() string { return s.cfg.Name }
 // Stats returns a snapshot of the input's counters.
 func (s *Syslog) Stats() Stats {
 	st := s.stats.snapshot()
-	ls := s.core.Stats()
-	st.Connections = ls.Open
-	st.ConnectionsTotal = ls.Accepted
-	st.ConnectionsRefused = ls.Refused()
-	st.HandshakeErrors = ls.HandshakeFailures()
-	st.Closed = ls.Closed
+	addListenStats(&st, s.core.Stats())
 	return st
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -38,7 +39,7 @@ type ZMQConfig struct {
 type ZMQ struct {
 	cfg     ZMQConfig
 	log     *slog.Logger
-	warn    rateLog
+	warn    ratelog.Warner
 	stats   counters
 	streams *event.Interner // stream frames repeat: one string per name
 
@@ -59,7 +60,7 @@ func NewZMQ(cfg ZMQConfig, log *slog.Logger) (*ZMQ, error) {
 		return nil, fmt.Errorf("input %q: %w: set bind or connect to a ZeroMQ endpoint such as tcp://*:5555", cfg.Name, ErrNoListen)
 	}
 	z := &ZMQ{cfg: cfg, log: orDiscard(log).With("input", cfg.Name), streams: event.NewInterner(1024)}
-	z.warn.log = z.log
+	z.warn.Logger = z.log
 	return z, nil
 }
 
@@ -161,7 +162,7 @@ func (z *ZMQ) add(batch []*event.Event, m zmq.Msg, events *event.Slab) []*event.
 		}
 	default:
 		z.stats.malformed.Add(1)
-		z.warn.warn("zeromq message discarded", "frames", len(m), "err", ErrTooManyFrames)
+		z.warn.Warn("zeromq message discarded", "frames", len(m), "err", ErrTooManyFrames)
 		return batch
 	}
 	return append(batch, e)

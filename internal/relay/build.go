@@ -10,7 +10,6 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/input"
 	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/output"
-	"github.com/rsyslog-zmq/relay/internal/relp"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -47,18 +46,10 @@ func newInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, 
 			AckTimeout:     c.AckTimeout,
 		}
 		if c.TLS != nil {
-			t, err := c.TLS.ServerConfig()
-			if err != nil {
-				return nil, fmt.Errorf("input %q: %w", c.Name, err)
-			}
-			if len(c.TLS.PermittedPeers) > 0 {
-				pc, err := relp.NewPeerCheck(t.ClientCAs, c.TLS.PermittedPeers)
-				if err != nil {
-					return nil, fmt.Errorf("input %q: %w", c.Name, err)
-				}
-				pc.Apply(t)
-			}
-			rc.TLS = t
+			// As for syslog: the current certificate, key and client CA at
+			// each handshake (SIGHUP re-reads them).
+			rc.TLS = sec.inputTLSConfig(c.Name)
+			rc.PermittedPeers = c.TLS.PermittedPeers
 		}
 		return input.NewRELP(rc, log)
 	case config.InputJetStream:

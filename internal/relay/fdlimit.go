@@ -12,17 +12,17 @@ const fdReserve = 64
 // how the limit is shared between the inputs, the ZeroMQ sockets and
 // HTTP, and returns the HTTP connection cap to use: http.max_connections,
 // or a quarter of the limit if that is lower, so idle HTTP clients cannot
-// take the descriptors the syslog inputs need.
+// take the descriptors the stream inputs need.
 func (r *Relay) fdBudget(cfg *config.Config) int {
 	limit, raised, err := raiseFDLimit()
 	if err != nil {
 		r.log.Warn("cannot read or raise the open files limit", "err", err)
 	}
-	var syslogConns, zmqPeers int
+	var streamConns, zmqPeers int
 	for _, in := range cfg.Inputs {
 		switch in.Type {
-		case config.InputSyslog:
-			syslogConns += in.MaxConnections
+		case config.InputSyslog, config.InputRELP, config.InputLink:
+			streamConns += in.MaxConnections
 		case config.InputZMQ:
 			zmqPeers += in.MaxPeers
 		}
@@ -44,8 +44,8 @@ func (r *Relay) fdBudget(cfg *config.Config) int {
 		return httpConns
 	}
 	r.log.Info("file descriptor budget", "fd_limit", limit, "raised", raised,
-		"syslog_max_connections", syslogConns, "zmq_max_peers", zmqPeers, "http_max_connections", httpConns, "reserve", fdReserve)
-	if total := uint64(syslogConns + zmqPeers + httpConns + fdReserve); total > limit {
+		"stream_max_connections", streamConns, "zmq_max_peers", zmqPeers, "http_max_connections", httpConns, "reserve", fdReserve)
+	if total := uint64(streamConns + zmqPeers + httpConns + fdReserve); total > limit {
 		r.log.Warn("the connection limits add up to more than the open files limit; past it, new connections are refused (EMFILE): raise the limit (systemd LimitNOFILE=) or lower max_connections and max_peers",
 			"needed", total, "fd_limit", limit)
 	}

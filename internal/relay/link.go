@@ -15,7 +15,7 @@ import (
 func newLinkInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Input, error) {
 	lc := input.LinkConfig{
 		Name: c.Name, Bind: c.Bind, AllowInsecure: c.AllowInsecure, StateDir: c.StateDir,
-		MaxBatch: int(c.MaxBatch), MaxConnections: c.MaxConnections, IdleTimeout: c.IdleTimeout,
+		MaxBatch: int(c.MaxBatch), Limits: streamLimits(c),
 	}
 	if c.TLS != nil {
 		// The current certificate, key and client CA at each handshake

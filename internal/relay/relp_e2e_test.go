@@ -58,8 +58,8 @@ func relpPort(t testing.TB, r *Relay) string {
 // run, for failure messages.
 func relpTrouble(t testing.TB, r *Relay) string {
 	var b strings.Builder
-	for _, reason := range []string{"txnr", "command", "datalen", "oversize", "trailer", "truncated", "before_open", "txnr_sequence", "second_open", "offers", "unknown_command", "after_close", "not_reading"} {
-		if v := metric(t, r, "relay_relp_bad_frames_total", "input=relp", "reason="+reason); v > 0 {
+	for _, reason := range relp.Reasons {
+		if v := metric(t, r, "relay_relp_bad_frames_total", "input=relp", "reason="+string(reason)); v > 0 {
 			fmt.Fprintf(&b, " bad[%s]=%v", reason, v)
 		}
 	}

@@ -182,7 +182,7 @@ func (s *secretStore) usersLocked(key string) *usersHolder {
 	return h
 }
 
-// inputTLSConfig returns the TLS configuration of syslog input name: it
+// inputTLSConfig returns the TLS configuration of input name: it
 // takes the current certificate, key and client CA at each handshake.
 func (s *secretStore) inputTLSConfig(name string) *tls.Config {
 	s.mu.Lock()

@@ -42,18 +42,18 @@ const (
 	// ReasonUnknownCommand: a command the relay does not serve (rsp,
 	// starttls, hints, anything else).
 	ReasonUnknownCommand Reason = "unknown_command"
-	// ReasonAfterClose: a frame after the client's "close".
-	ReasonAfterClose Reason = "after_close"
 	// ReasonNotReading: the client did not read our answers within the
 	// write timeout (its receive window stayed full).
 	ReasonNotReading Reason = "not_reading"
 )
 
 // Reasons lists every Reason, for metrics that export zeros.
-var Reasons = []Reason{
+var Reasons = reasons[:]
+
+var reasons = [...]Reason{
 	ReasonTxnr, ReasonCommand, ReasonDatalen, ReasonOversize, ReasonTrailer, ReasonTruncated,
 	ReasonBeforeOpen, ReasonSequence, ReasonSecondOpen, ReasonOffers, ReasonUnknownCommand,
-	ReasonAfterClose, ReasonNotReading,
+	ReasonNotReading,
 }
 
 // Sentinel errors a FrameError wraps, one per parse Reason.

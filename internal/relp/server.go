@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 )
 
 // Handler receives the events of syslog frames, in batches, from many
@@ -62,9 +63,6 @@ type Config struct {
 	// WriteTimeout bounds each write of answers (default
 	// DefaultWriteTimeout).
 	WriteTimeout time.Duration
-	// IdleTimeout closes a session that sent nothing for this long while
-	// nothing was unanswered (0: never).
-	IdleTimeout time.Duration
 	// MaxWindow bounds the frames unanswered per session (default
 	// DefaultMaxWindow).
 	MaxWindow int
@@ -81,7 +79,7 @@ type Server struct {
 	cfg   Config
 	h     Handler
 	log   *slog.Logger
-	warn  rateLog
+	warn  ratelog.Warner
 	stats counters
 
 	mu       sync.Mutex
@@ -114,7 +112,7 @@ func NewServer(cfg Config, h Handler) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, h: h, log: log, sessions: map[*session]struct{}{}}
-	s.warn.log = log
+	s.warn.Logger = log
 	s.stats.ack = newHistogram()
 	return s
 }
@@ -356,8 +354,7 @@ func (ss *session) readLoop() {
 		sl.ss = ss
 		h := event.NewHandoff(sl.complete)
 		for _, e := range batch {
-			e.SetHandoff(h)
-			e.Received = sl.received
+			e.SetHandoff(h) // the input stamps Received (and Input) as it hands the batch over
 		}
 		ss.enqueue(sl)
 		s.h(batch)
@@ -390,20 +387,7 @@ func (ss *session) readLoop() {
 		}
 		var waitFrom time.Time
 		if ss.fr.Buffered() == 0 {
-			out := ss.outstanding.Load()
-			if s.cfg.IdleTimeout > 0 {
-				// Idle only counts while nothing is owed to the client: a
-				// client with a full window waits for us, not the reverse.
-				if out == 0 {
-					_ = ss.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-				} else {
-					_ = ss.conn.SetReadDeadline(time.Time{})
-				}
-				if ss.draining.Load() {
-					_ = ss.conn.SetReadDeadline(time.Now())
-				}
-			}
-			if out > 0 && out >= ss.peak {
+			if out := ss.outstanding.Load(); out > 0 && out >= ss.peak {
 				waitFrom = time.Now() // the client's window is (likely) full
 			}
 		}
@@ -500,7 +484,7 @@ func (ss *session) enqueueDone(sl *slot) {
 // answered 500 msg after everything before it, then serverclose.
 func (ss *session) refuse(reason Reason, txnr int, msg, format string, args ...any) {
 	ss.srv.stats.badFrame(reason)
-	ss.srv.warn.warn("relp frame refused, closing session", "peer", ss.peer, "reason", string(reason), "detail", fmt.Sprintf(format, args...))
+	ss.srv.warn.Warn("relp frame refused, closing session", "peer", ss.peer, "reason", string(reason), "detail", fmt.Sprintf(format, args...))
 	ss.setErr(&FrameError{Reason: reason, Txnr: txnr, Err: errProtocol, Detail: fmt.Sprintf(format, args...)})
 	if txnr > 0 {
 		ss.srv.stats.refused500.Add(1)
@@ -524,12 +508,6 @@ func (ss *session) readFailed(err error, opened bool, expect int) {
 		// Shutdown: answer what was read, then serverclose.
 		ss.enqueueDone(&slot{kind: slotEnd, cause: CloseShutdown})
 	case errors.As(err, &fe) && fe.Reason == ReasonTruncated:
-		if isTimeout(err) && !ss.draining.Load() {
-			ss.srv.stats.badFrame(ReasonTruncated) // idle inside a frame
-			ss.setErr(err)
-			ss.enqueueDone(&slot{kind: slotEnd})
-			return
-		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			ss.srv.stats.badFrame(ReasonTruncated)
 			ss.setErr(err)
@@ -541,7 +519,7 @@ func (ss *session) readFailed(err error, opened bool, expect int) {
 			reason = ReasonBeforeOpen
 		}
 		ss.srv.stats.badFrame(reason)
-		ss.srv.warn.warn("bad relp frame, closing session", "peer", ss.peer, "reason", string(reason), "err", err)
+		ss.srv.warn.Warn("bad relp frame, closing session", "peer", ss.peer, "reason", string(reason), "err", err)
 		ss.setErr(err)
 		if fe.Txnr > 0 && fe.Txnr == expect {
 			ss.read(1)
@@ -551,10 +529,6 @@ func (ss *session) readFailed(err error, opened bool, expect int) {
 			ss.enqueueDone(&slot{kind: slotEnd})
 		}
 		ss.discard()
-	case isTimeout(err):
-		// Idle: nothing was owed to the client (see readLoop).
-		ss.srv.log.Debug("closing idle relp session", "peer", ss.peer)
-		ss.enqueueDone(&slot{kind: slotEnd})
 	default:
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			ss.setErr(err)
@@ -654,7 +628,7 @@ func (ss *session) answerLoop() {
 		}
 		switch {
 		case end != nil && end.state.Load() == failed:
-			ss.srv.warn.warn("event not handed off; closing relp session so the client resends", "peer", ss.peer, "err", end.reason)
+			ss.srv.warn.Warn("event not handed off; closing relp session so the client resends", "peer", ss.peer, "err", end.reason)
 			ss.setErr(errors.Join(ErrNotHandedOff, end.reason))
 			ss.finish(CloseHandoffFailed, true)
 			return
@@ -671,7 +645,7 @@ func (ss *session) answerLoop() {
 		if head != nil {
 			wait := time.Until(head.received.Add(s.cfg.AckTimeout))
 			if wait <= 0 {
-				ss.srv.warn.warn("relp answer waited past ack_timeout; closing session so the client resends", "peer", ss.peer, "ack_timeout", s.cfg.AckTimeout)
+				ss.srv.warn.Warn("relp answer waited past ack_timeout; closing session so the client resends", "peer", ss.peer, "ack_timeout", s.cfg.AckTimeout)
 				ss.setErr(ErrAckTimeout)
 				ss.finish(CloseAckTimeout, true)
 				return
@@ -699,7 +673,7 @@ func (ss *session) write() error {
 	if err != nil {
 		if isTimeout(err) && !ss.isAborting() {
 			ss.srv.stats.badFrame(ReasonNotReading)
-			ss.srv.warn.warn("relp client does not read its answers; closing session", "peer", ss.peer, "write_timeout", ss.srv.cfg.WriteTimeout)
+			ss.srv.warn.Warn("relp client does not read its answers; closing session", "peer", ss.peer, "write_timeout", ss.srv.cfg.WriteTimeout)
 			ss.setErr(&FrameError{Reason: ReasonNotReading, Err: err})
 		}
 		return err

@@ -141,7 +141,7 @@ type counters struct {
 	closeTimeout  atomic.Uint64
 	closeFailed   atomic.Uint64
 	closeShutdown atomic.Uint64
-	bad           [numReasons]atomic.Uint64
+	bad           [len(reasons)]atomic.Uint64
 	window        atomic.Int64
 	windowFull    atomic.Int64 // ns
 	ack           *histogram
@@ -151,15 +151,14 @@ type counters struct {
 	tlsOther      atomic.Uint64
 }
 
-// numReasons is len(Reasons).
-const numReasons = 13
-
-// reasonIndex maps each Reason to its counter.
-var reasonIndex = map[Reason]int{
-	ReasonTxnr: 0, ReasonCommand: 1, ReasonDatalen: 2, ReasonOversize: 3, ReasonTrailer: 4,
-	ReasonTruncated: 5, ReasonBeforeOpen: 6, ReasonSequence: 7, ReasonSecondOpen: 8,
-	ReasonOffers: 9, ReasonUnknownCommand: 10, ReasonAfterClose: 11, ReasonNotReading: 12,
-}
+// reasonIndex maps each Reason to its counter, its place in reasons.
+var reasonIndex = func() map[Reason]int {
+	m := make(map[Reason]int, len(reasons))
+	for i, r := range reasons {
+		m[r] = i
+	}
+	return m
+}()
 
 func (c *counters) badFrame(r Reason) { c.bad[reasonIndex[r]].Add(1) }
 

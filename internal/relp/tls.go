@@ -62,6 +62,14 @@ func NewPeerCheck(roots *x509.CertPool, permitted []string) (*PeerCheck, error) 
 	return pc, nil
 }
 
+// WithRoots returns a PeerCheck of the same names against other roots
+// (a client CA the relay has read again).
+func (pc *PeerCheck) WithRoots(roots *x509.CertPool) *PeerCheck {
+	c := *pc
+	c.roots = roots
+	return &c
+}
+
 // CheckPeerPattern reports whether p is a valid permitted peer pattern.
 func CheckPeerPattern(p string) error {
 	_, err := parsePeerPattern(p)
@@ -70,7 +78,7 @@ func CheckPeerPattern(p string) error {
 
 func parsePeerPattern(p string) (peerPattern, error) {
 	if p == "" {
-		return peerPattern{}, fmt.Errorf("%w: empty name", ErrPeerPattern)
+		return peerPattern{}, fmt.Errorf("%w: empty name; write a certificate name such as relay1.example.com or *.example.com", ErrPeerPattern)
 	}
 	if !strings.Contains(p, "*") {
 		return peerPattern{raw: p}, nil
@@ -82,7 +90,7 @@ func parsePeerPattern(p string) (peerPattern, error) {
 		}
 		if i := strings.IndexByte(c, '*'); i >= 0 {
 			if strings.Count(c, "*") > 1 || (i != 0 && i != len(c)-1) {
-				return peerPattern{}, fmt.Errorf("%w: %q: '*' may stand for a whole domain component or its start or end only", ErrPeerPattern, p)
+				return peerPattern{}, fmt.Errorf("%w: %q: '*' may stand for a whole domain component or its start or end only, e.g. *.example.com or web*.example.com", ErrPeerPattern, p)
 			}
 		}
 	}
