@@ -216,7 +216,8 @@ wait:
 	if durable != nil {
 		d.pendCbs = append(d.pendCbs, pendingCB{last: d.nextSeq - 1, fn: durable, err: dropErr})
 	}
-	d.signalData()
+	// The reader is woken by the committer's write, not here: nothing
+	// appended is readable before it is in the file.
 	d.mu.Unlock()
 	d.wakeCommitter()
 	return nil
@@ -631,6 +632,9 @@ func (d *Disk) abandonActive() {
 	s.f.Close()
 	d.mu.Lock()
 	d.fileBytes -= s.size - s.synced
+	// What was cut is no longer in a file: the reader waits until it is
+	// written again.
+	d.written = min(d.written, s.syncedLast)
 	s.size, s.last, s.f = s.synced, s.syncedLast, nil
 	s.trimIndex()
 	d.active = nil
@@ -873,9 +877,15 @@ func (d *Disk) Read(ctx context.Context, max int) ([]Record, error) {
 			r := d.mem.pop()
 			d.memBytes -= int64(frameSize(&r))
 		}
-		if d.mem.len() > 0 && d.mem.front().Seq == d.rpos {
+		// Only what the committer has written to the segment file is read
+		// (d.written): a record handed out before its write(2) would be
+		// gone with a killed process while its destination may have it,
+		// and its source, never told it was durable, would send it again:
+		// a duplicate no counter shows. The page cache survives a kill,
+		// so the write, not the fsync, is what a reader waits for.
+		if d.mem.len() > 0 && d.mem.front().Seq == d.rpos && d.rpos <= d.written {
 			out := make([]Record, 0, min(max, d.mem.len()))
-			for len(out) < max && d.mem.len() > 0 && d.mem.front().Seq == d.rpos {
+			for len(out) < max && d.mem.len() > 0 && d.mem.front().Seq == d.rpos && d.rpos <= d.written {
 				r := d.mem.pop()
 				d.memBytes -= int64(frameSize(&r))
 				out = append(out, r)
@@ -932,6 +942,10 @@ func (d *Disk) Read(ctx context.Context, max int) ([]Record, error) {
 				continue
 			}
 		}
+		// Wait for the committer's next write (writeChunk signals dataCh
+		// under mu after it advances d.written, and the check above ran
+		// under mu: no wake-up is lost), re-checking on a timer as well
+		// (vector#22946).
 		ch := d.dataCh
 		d.dataWait++
 		d.mu.Unlock()
@@ -940,7 +954,7 @@ func (d *Disk) Read(ctx context.Context, max int) ([]Record, error) {
 		case <-ch:
 		case <-ctx.Done():
 			err = ctx.Err()
-		case <-time.After(200 * time.Millisecond): // re-check: never miss a wake-up for long
+		case <-time.After(d.recheck()):
 		}
 		d.mu.Lock()
 		d.dataWait--

@@ -395,7 +395,9 @@ func TestSegmentNumbersNeverReused(t *testing.T) {
 }
 
 // TestNothingDurableBeforeFsync holds the fsync and checks that no durable
-// callback fires until it returns.
+// callback fires until it returns; what the committer wrote before the
+// fsync is readable meanwhile, what was appended during it is not (it is
+// not in the file yet).
 func TestNothingDurableBeforeFsync(t *testing.T) {
 	dir := t.TempDir()
 	var hold atomic.Bool
@@ -409,7 +411,10 @@ func TestNothingDurableBeforeFsync(t *testing.T) {
 		return fdatasync(f)
 	}}}
 	d := openDisk(t, o)
+	var once sync.Once
+	unhold := func() { once.Do(func() { hold.Store(false); close(release) }) }
 	defer d.Close()
+	defer unhold()           // a failure must not leave Close waiting for the fsync
 	appendN(t, d, 0, 10, 10) // the segment exists now
 	hold.Store(true)
 	var fired atomic.Int32
@@ -422,22 +427,91 @@ func TestNothingDurableBeforeFsync(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		if i == 0 { // written, and its fsync is held
+			testEventually(t, func() bool { return syncs.Load() == 1 })
+		}
 	}
-	testEventually(t, func() bool { return syncs.Load() == 1 })
 	time.Sleep(50 * time.Millisecond)
 	if n := fired.Load(); n != 0 {
 		t.Fatalf("%d durable callbacks before the fsync returned", n)
 	}
-	// Records are readable before they are durable (delivery need not wait).
-	if rs := readN(t, d, 30); len(rs) != 30 {
+	// Written records are readable before they are durable; the 19
+	// appended during the fsync wait for their write.
+	if rs := readN(t, d, 11); len(rs) != 11 || eventNo(rs[10]) != 100 {
 		t.Fatal(len(rs))
 	}
-	hold.Store(false)
-	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	rs, err := d.Read(ctx, 30)
+	cancel()
+	if err == nil {
+		t.Fatalf("read %d records not yet written (first %d)", len(rs), eventNo(rs[0]))
+	}
+	unhold()
 	testEventually(t, func() bool { return fired.Load() == 20 })
+	if rs := readN(t, d, 19); eventNo(rs[18]) != 119 {
+		t.Fatal(eventNo(rs[18]))
+	}
 	// One or two fsyncs covered all 20 appends: group commit.
 	if n := d.Stats().Fsyncs; n > 6 {
 		t.Fatalf("%d fsyncs for 21 appends", n)
+	}
+}
+
+// TestReadWokenByWrite holds the committer's write: a waiting Read gets
+// nothing until the write returns, then it is woken by that write (its
+// re-check timer is set to an hour, so only the wake-up can deliver).
+func TestReadWokenByWrite(t *testing.T) {
+	for _, from := range []string{"memory", "file"} {
+		t.Run(from, func(t *testing.T) {
+			var hold atomic.Bool
+			entered, release := make(chan struct{}, 1), make(chan struct{})
+			h := &hooks{recheck: time.Hour, write: func(f *os.File, b []byte, off int64) (int, error) {
+				if hold.Load() && filepath.Ext(f.Name()) == ".seg" && off >= segHeader {
+					entered <- struct{}{}
+					<-release
+				}
+				return f.WriteAt(b, off)
+			}}
+			o := Options{Dir: t.TempDir(), hooks: h}
+			if from == "file" {
+				o.MemBytes = 1 // nothing fits in memory: read back from the file
+			}
+			d := openDisk(t, o)
+			var once sync.Once
+			unhold := func() { once.Do(func() { hold.Store(false); close(release) }) }
+			defer d.Close()
+			defer unhold() // a failure must not leave Close waiting for the write
+			appendN(t, d, 0, 5, 100)
+			readN(t, d, 5)
+			hold.Store(true)
+			got := make(chan []Record, 1)
+			go func() {
+				rs, err := d.Read(context.Background(), 10)
+				if err != nil {
+					t.Error(err)
+				}
+				got <- rs
+			}()
+			time.Sleep(20 * time.Millisecond) // the reader waits
+			if err := d.Append(context.Background(), []Record{rec(5, 100)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			<-entered
+			select {
+			case rs := <-got:
+				t.Fatalf("read %d records while their write was held", len(rs))
+			case <-time.After(50 * time.Millisecond):
+			}
+			unhold()
+			select {
+			case rs := <-got:
+				if len(rs) != 1 || eventNo(rs[0]) != 5 {
+					t.Fatalf("read %d records", len(rs))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the reader was not woken by the write")
+			}
+		})
 	}
 }
 
