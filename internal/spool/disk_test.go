@@ -395,9 +395,9 @@ func TestSegmentNumbersNeverReused(t *testing.T) {
 }
 
 // TestNothingDurableBeforeFsync holds the fsync and checks that no durable
-// callback fires until it returns; what the committer wrote before the
-// fsync is readable meanwhile, what was appended during it is not (it is
-// not in the file yet).
+// callback fires until it returns, while the committer goes on writing
+// what is appended meanwhile: all of it is readable (delivery does not
+// wait for an fsync) and none of it durable.
 func TestNothingDurableBeforeFsync(t *testing.T) {
 	dir := t.TempDir()
 	var hold atomic.Bool
@@ -435,22 +435,16 @@ func TestNothingDurableBeforeFsync(t *testing.T) {
 	if n := fired.Load(); n != 0 {
 		t.Fatalf("%d durable callbacks before the fsync returned", n)
 	}
-	// Written records are readable before they are durable; the 19
-	// appended during the fsync wait for their write.
-	if rs := readN(t, d, 11); len(rs) != 11 || eventNo(rs[10]) != 100 {
-		t.Fatal(len(rs))
+	// The 19 appended during the fsync are written (and so readable)
+	// while it runs.
+	if rs := readN(t, d, 30); eventNo(rs[29]) != 119 {
+		t.Fatal(eventNo(rs[29]))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	rs, err := d.Read(ctx, 30)
-	cancel()
-	if err == nil {
-		t.Fatalf("read %d records not yet written (first %d)", len(rs), eventNo(rs[0]))
+	if n := fired.Load(); n != 0 {
+		t.Fatalf("%d durable callbacks before the fsync returned", n)
 	}
 	unhold()
 	testEventually(t, func() bool { return fired.Load() == 20 })
-	if rs := readN(t, d, 19); eventNo(rs[18]) != 119 {
-		t.Fatal(eventNo(rs[18]))
-	}
 	// One or two fsyncs covered all 20 appends: group commit.
 	if n := d.Stats().Fsyncs; n > 6 {
 		t.Fatalf("%d fsyncs for 21 appends", n)
@@ -513,6 +507,71 @@ func TestReadWokenByWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFsyncFailsWhileWriting holds an fsync while more is appended (and
+// written, and read), then fails it: nothing is reported durable before
+// the records are written again into a new segment and synced, each
+// record is read once, and after a restart the files hold each once.
+func TestFsyncFailsWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	var hold atomic.Bool
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	h := &hooks{sync: func(f *os.File) error {
+		if filepath.Ext(f.Name()) == ".seg" && hold.CompareAndSwap(true, false) {
+			entered <- struct{}{}
+			<-release
+			return syscall.EIO
+		}
+		return fdatasync(f)
+	}}
+	d := openDisk(t, Options{Dir: dir, hooks: h})
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	defer unhold()
+	appendN(t, d, 0, 10, 100)
+	if got := readN(t, d, 10); eventNo(got[9]) != 9 {
+		t.Fatal(eventNo(got[9]))
+	}
+	hold.Store(true)
+	var mu sync.Mutex
+	var durableN int
+	for i := range 20 {
+		if err := d.Append(context.Background(), []Record{rec(10+i, 100)}, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			durableN++
+			mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-entered // event 10 is written, its fsync held
+		}
+	}
+	got := readN(t, d, 20) // written during the fsync
+	checkEvents(t, got, 10, 30)
+	mu.Lock()
+	if durableN != 0 {
+		t.Fatalf("%d reported durable before the fsync returned", durableN)
+	}
+	mu.Unlock()
+	unhold() // the held fsync fails
+	testEventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return durableN == 20 })
+	if st := d.Stats(); st.WriteErrors == 0 {
+		t.Fatal("the failed fsync was not counted")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if rs, err := d.Read(ctx, 100); err == nil {
+		t.Fatalf("read %d records again (first: event %d)", len(rs), eventNo(rs[0]))
+	}
+	cancel()
+	crash(d)
+	d = openDisk(t, Options{Dir: dir})
+	defer d.Close()
+	checkEvents(t, readAll(t, d), 0, 30)
 }
 
 // TestWriteErrorsNeverDurable fails writes and fsyncs (ENOSPC, EIO) for a

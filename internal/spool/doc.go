@@ -10,6 +10,8 @@
 // fsync: always, one fdatasync(2), then fires the durable callbacks of
 // every append that write covered (group commit: concurrent appenders
 // share one fsync, and one appender that pipelines does not wait for it).
+// The fdatasync runs on its own goroutine while the committer goes on
+// writing what is appended meanwhile (the next fsync covers that).
 // No callback fires before the fsync that covers its records
 // (TestNothingDurableBeforeFsync holds the fsync and checks). A failed
 // write or fsync is never reported durable: the segment is cut back to its
@@ -42,10 +44,9 @@
 //     they are written again; a kill in that window loses them as a power
 //     loss would.
 //
-// Delivery does not wait for an fsync, but under FsyncAlways a record
-// appended while the committer is in an fdatasync is written, and becomes
-// readable, only after that fdatasync returns: its delivery waits for at
-// most one fsync (measured: see BenchmarkSpooledPush in internal/output).
+// Delivery does not wait for an fsync: records appended while one runs
+// are written, and readable, at once (TestNothingDurableBeforeFsync). It
+// waits for the committer's write(2): a wake-up and one write per round.
 //
 // # On disk
 //
