@@ -44,9 +44,11 @@
 //     they are written again; a kill in that window loses them as a power
 //     loss would.
 //
-// Delivery does not wait for an fsync: records appended while one runs
-// are written, and readable, at once (TestNothingDurableBeforeFsync). It
-// waits for the committer's write(2): a wake-up and one write per round.
+// Delivery does not wait for an fsync: while one runs, the committer
+// writes what is appended as soon as the reader waits for it (while the
+// reader is busy it gathers it into one write, as it does during no
+// fsync), and the next fsync covers it (TestNothingDurableBeforeFsync).
+// What delivery waits for is the committer's write(2) and a wake-up.
 //
 // # On disk
 //
@@ -74,7 +76,9 @@
 // marks: the PUSH output's (internal/output.PushSender) marks a record
 // right after the write(2) that took its last byte, so the count misses
 // only the records of a write(2) that returned in the microseconds before
-// its mark was written.
+// its mark was written (and counts records the kernel took but discarded:
+// a socket closed with unread input is reset, not drained; workers send
+// nothing but heartbeats, which the relay reads at once).
 //
 // # Recovery
 //
