@@ -406,8 +406,12 @@ func (d *Disk) commitLoop() {
 						unsynced, unsyncedBytes = nil, 0
 						lastSync = time.Now()
 					}
-				} else if fs != nil && unsyncedBytes >= maxUnsynced {
-					settle(nil) // bound what is kept to write again
+				} else if fs != nil && unsyncedBytes >= d.pendMax/2 {
+					// Bound what an fsync that takes long makes the
+					// committer keep (to write again if it fails): wait
+					// for it, and appends are held back by pendMax as
+					// when nothing is written during an fsync.
+					settle(nil)
 				}
 			}
 		}
