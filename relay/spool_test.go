@@ -263,9 +263,8 @@ func TestSpoolSIGTERMFullRestart(t *testing.T) {
 
 // TestSpoolKill9WhileDraining: rsyslog omfwd → relay (spooled PUSH) with
 // no worker until all events are spooled; a worker drains, the relay is
-// kill -9'ed halfway and restarted at once: every event arrives, and every
-// duplicate at the worker is counted in relay_spool_redelivered_total,
-// which exceeds them at most by the one write per peer the kill cut off.
+// kill -9'ed halfway and restarted at once: every event arrives, and the
+// duplicates at the worker equal relay_spool_redelivered_total.
 func TestSpoolKill9WhileDraining(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary, rsyslogd and libzmq peers")
@@ -303,11 +302,12 @@ func TestSpoolKill9WhileDraining(t *testing.T) {
 	if missing != 0 {
 		t.Errorf("%d events lost", missing)
 	}
-	// Every duplicate was counted; the count exceeds them only by records
-	// marked sent whose write the kill cut off: at most one write of 64 KiB
-	// per peer (a write blocked on a slow worker's full TCP window is the
-	// usual case), ~1000 of these 65-byte events.
-	if float64(dups) > redelivered || redelivered > float64(dups)+1100 {
+	// Records are marked sent right after the write(2) that took them
+	// (output.PushSender), so the count is exact unless the kill landed in
+	// the microseconds between a write(2) returning and its mark (then
+	// the duplicates exceed it by that write(2)'s records). Measured: 0 in
+	// 100 runs; a mismatch here is worth a look, not a retry.
+	if float64(dups) != redelivered {
 		t.Errorf("duplicates %d, redelivered %v: the counter does not match the collector", dups, redelivered)
 	}
 	pr.signal(t, syscall.SIGTERM)

@@ -45,11 +45,12 @@ func main() {
 	targets := flag.String("targets", "rsyslog,relay", "targets compared, the first is the base of the ratios: rsyslog, relay, "+
 		"relay-spool (PUSH behind a disk spool, fsync always), rsyslog-disk (a Disk action queue in front of omczmq), rsyslog-disk-sync (the same, syncQueueFiles on, checkpointInterval 1)")
 	latency := flag.Bool("latency", true, "also run the paced latency comparison")
+	latTargets := flag.String("latency-targets", "rsyslog,relay", "targets of the latency comparison")
 	stall := flag.Int("stall", 0, "if > 0: relay-spool with no consumer: ingest rate of this many messages into the spool, then the drain rate once the consumer connects")
 	spoolDir := flag.String("spool-dir", "", "where spool directories go (default: the temp dir); the disk under test")
 	flag.Parse()
 	b := &bench{relayBin: *relayBin, cpull: *cpull, pypull: *pypull, python: *python, template: *tmpl,
-		targets: strings.Split(*targets, ","), latency: *latency, spoolDir: *spoolDir}
+		targets: strings.Split(*targets, ","), latency: *latency, latTargets: strings.Split(*latTargets, ","), spoolDir: *spoolDir}
 	if err := b.run(*n, *count, strings.Split(*consumers, ","), *rate, *dur); err != nil {
 		fmt.Fprintln(os.Stderr, "relay-bench:", err)
 		os.Exit(1)
@@ -67,6 +68,7 @@ type bench struct {
 	template                        string // omczmq's template; "" for its default
 	targets                         []string
 	latency                         bool
+	latTargets                      []string
 	spoolDir                        string
 }
 
@@ -116,8 +118,8 @@ func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duratio
 		return nil
 	}
 	fmt.Printf("\nlatency: paced %d msg/s for %v, send timestamp in each message, libzmq C consumer\n", rate, dur)
-	fmt.Printf("%-9s %10s %10s %10s %10s %12s %10s %8s\n", "target", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "steady RSS", "max RSS", "lost")
-	for _, target := range []string{"rsyslog", "relay"} {
+	fmt.Printf("%-11s %10s %10s %10s %10s %12s %10s %8s\n", "target", "p50 µs", "p99 µs", "p99.9 µs", "max µs", "steady RSS", "max RSS", "lost")
+	for _, target := range b.latTargets {
 		total := int(float64(rate) * dur.Seconds())
 		r, err := b.once(target, "c", total, rate, dur)
 		if err != nil {
@@ -127,7 +129,7 @@ func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duratio
 		if len(f) != 4 {
 			f = []string{"-", "-", "-", "-"}
 		}
-		fmt.Printf("%-9s %10s %10s %10s %10s %10.1fMiB %8.1fMiB %8d\n", target, f[0], f[1], f[2], f[3], mib(r.steadRSS), mib(r.maxRSS), total-r.unique)
+		fmt.Printf("%-11s %10s %10s %10s %10s %10.1fMiB %8.1fMiB %8d\n", target, f[0], f[1], f[2], f[3], mib(r.steadRSS), mib(r.maxRSS), total-r.unique)
 	}
 	return nil
 }

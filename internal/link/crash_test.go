@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -93,24 +92,9 @@ func receiverChild() int {
 		fmt.Println("ERR", err)
 		return 1
 	}
-	// The spool hands records to its reader before they are written: a
-	// record read, then lost with the process before the committer wrote
-	// it, comes again from the sender (never acknowledged) and is read
-	// twice under two spool seqs. That is the spool's last hop, not the
-	// link; this consumer delivers a record only once it is durable, so
-	// the test sees the link's duplicates alone. Records of this run
-	// (spool seq >= firstNew) wait for durableMax; older ones came from
-	// the files. mu orders the first Append with the reader's check.
-	var (
-		mu                   sync.Mutex
-		firstNew, durableMax atomic.Uint64
-	)
-	durable := func(last uint64) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		fn := firstNew.Load()
-		return fn == 0 || last < fn || durableMax.Load() >= last
-	}
+	// The consumer delivers what it reads at once: the spool hands it only
+	// records written to its file, which a kill does not take back, so a
+	// record delivered is never appended again under another spool seq.
 	// A consumer acknowledges what it reads, so segments are deleted and
 	// the ledger's saved marks are exercised too. A line the last kill cut
 	// off is ended first, so it cannot run into this run's first line.
@@ -123,9 +107,6 @@ func receiverChild() int {
 			recs, err := out.Read(context.Background(), 1000)
 			if err != nil {
 				return
-			}
-			for !durable(recs[len(recs)-1].Seq) {
-				time.Sleep(time.Millisecond)
 			}
 			// Written before the ack: a kill in between delivers them
 			// again under the same spool seq (the spool's at-least-once
@@ -155,7 +136,6 @@ func receiverChild() int {
 		if len(recs) == 0 {
 			return
 		}
-		mu.Lock()
 		err := out.Append(context.Background(), recs, func(err error) {
 			for _, e := range held {
 				if ledger != nil && err == nil {
@@ -163,18 +143,7 @@ func receiverChild() int {
 				}
 				e.Release(err)
 			}
-			if err == nil {
-				for last := recs[len(recs)-1].Seq; ; {
-					if d := durableMax.Load(); d >= last || durableMax.CompareAndSwap(d, last) {
-						break
-					}
-				}
-			}
 		})
-		if err == nil {
-			firstNew.CompareAndSwap(0, recs[0].Seq)
-		}
-		mu.Unlock()
 		if err != nil {
 			for _, e := range held {
 				e.Release(err)

@@ -17,10 +17,14 @@ import (
 
 // PushSender is the Sender of a spooled PUSH output: it acknowledges a
 // record once the record is written to a peer's connection (in the kernel:
-// what a plain PUSH output promises), and marks records Sent just before
-// that write, so that after a crash exactly the records that may have
-// reached a worker are counted as redelivered. A record in a write that
-// failed is sent again (to any peer with room).
+// what a plain PUSH output promises), and marks records Sent as the kernel
+// takes them: right after the write(2) that accepted a record's last byte
+// (zmq WriteHooks.Taken), before the rest of a large write waits for the
+// worker's TCP window. After a kill -9 exactly the records that may have
+// reached a worker are counted as redelivered, except those of a write(2)
+// that returned in the microseconds before its mark was written (the
+// kernel's limit: nothing can be persisted atomically with a write(2)). A
+// record in a write that failed is sent again (to any peer with room).
 //
 // It learns what was written from the socket's write hooks: each message
 // it sends is one frame of a per-batch array, so the frame's address
@@ -55,7 +59,7 @@ const frameSlot = unsafe.Sizeof([]byte(nil))
 func NewPushSender(push *zmq.Push, format Format, sent func(rs ...spool.Range) error) *PushSender {
 	s := &PushSender{push: push, format: format, sent: sent, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	push.SetWriteHooks(zmq.WriteHooks{Before: s.before, After: s.after})
+	push.SetWriteHooks(zmq.WriteHooks{Taken: s.taken, After: s.after})
 	go s.resend()
 	return s
 }
@@ -162,9 +166,9 @@ func (s *PushSender) ranges(ms []zmq.Msg, written bool, out []spool.Range) []spo
 	return out
 }
 
-// before marks the records about to be written as Sent (persisted before
-// the write happens).
-func (s *PushSender) before(ms []zmq.Msg) {
+// taken marks the records the kernel just took as Sent (persisted before
+// the write goes on).
+func (s *PushSender) taken(ms []zmq.Msg) {
 	if s.sent == nil {
 		return
 	}

@@ -216,7 +216,8 @@ wait:
 	if durable != nil {
 		d.pendCbs = append(d.pendCbs, pendingCB{last: d.nextSeq - 1, fn: durable, err: dropErr})
 	}
-	d.signalData()
+	// The reader is woken by the committer's write, not here: nothing
+	// appended is readable before it is in the file.
 	d.mu.Unlock()
 	d.wakeCommitter()
 	return nil
@@ -282,24 +283,54 @@ func (d *Disk) warnf(msg string, args ...any) {
 
 // commitLoop is the committer: it writes what was appended, one write per
 // round, and fsyncs by policy; every append since the last fsync shares
-// the next one (group commit). Durable callbacks fire here.
+// the next one (group commit). Durable callbacks fire here. The fsync runs
+// on its own goroutine (startSync); while it runs the committer writes
+// what is appended meanwhile as soon as the reader waits for it (or half
+// of pendMax is pending), so that delivery does not wait for the fsync
+// (see Read); the next fsync covers it. While the reader is busy it
+// gathers instead, as without overlap: fewer, larger writes.
 func (d *Disk) commitLoop() {
 	defer d.wg.Done()
-	var unsynced []*chunk
+	var unsynced []*chunk // written, not covered by a finished or running fsync
 	var unsyncedBytes int
+	var fs *runningSync
 	lastSync := time.Now()
 	var timer *time.Timer
+	// settle waits for the running fsync, if any (res: its result when
+	// already received), and acts on it: its chunks are durable, or they
+	// and everything written since are written again into a new segment.
+	settle := func(res *syncResult) {
+		if fs == nil {
+			return
+		}
+		if res == nil {
+			r := <-fs.done
+			res = &r
+		}
+		f := fs
+		fs = nil
+		if err := d.endSync(f, *res); err != nil {
+			all := d.rewrite(append(f.chunks, unsynced...), err)
+			d.finish(all, nil)
+			unsynced, unsyncedBytes = nil, 0
+			lastSync = time.Now()
+		}
+	}
 	for {
+		var res *syncResult
 		d.mu.Lock()
 		for {
-			if len(d.pend) > 0 || d.closed || d.rollReq || d.resWant >= d.seqRes || d.nextSeq+resChunk/2 >= d.seqRes {
+			if len(d.pend) > 0 && (fs == nil || d.dataWait > 0 || len(d.pend) >= d.pendMax/2) {
 				break
 			}
-			if len(unsynced) > 0 && time.Since(lastSync) >= d.opt.FsyncInterval {
+			if d.closed || d.rollReq || d.resWant >= d.seqRes || d.nextSeq+resChunk/2 >= d.seqRes {
+				break
+			}
+			if fs == nil && len(unsynced) > 0 && time.Since(lastSync) >= d.opt.FsyncInterval {
 				break
 			}
 			var tc <-chan time.Time
-			if len(unsynced) > 0 {
+			if fs == nil && len(unsynced) > 0 {
 				if timer == nil {
 					timer = time.NewTimer(d.opt.FsyncInterval - time.Since(lastSync))
 				} else {
@@ -307,12 +338,21 @@ func (d *Disk) commitLoop() {
 				}
 				tc = timer.C
 			}
+			var sc <-chan syncResult // nil (never ready) without a running fsync
+			if fs != nil {
+				sc = fs.done
+			}
 			d.mu.Unlock()
 			select {
 			case <-d.commitCh:
 			case <-tc:
+			case r := <-sc:
+				res = &r
 			}
 			d.mu.Lock()
+			if res != nil {
+				break
+			}
 		}
 		closing := d.closed
 		var c *chunk
@@ -326,11 +366,20 @@ func (d *Disk) commitLoop() {
 		d.rollReq = false
 		d.mu.Unlock()
 
+		if res != nil {
+			settle(res)
+		}
 		if reserve {
 			d.reserve()
 		}
 		if c != nil || roll {
-			if d.active != nil && (roll || (c != nil && d.active.size+int64(len(c.buf)) > d.opt.SegmentBytes && !d.active.empty())) {
+			needRoll := func() bool {
+				return d.active != nil && (roll || (c != nil && d.active.size+int64(len(c.buf)) > d.opt.SegmentBytes && !d.active.empty()))
+			}
+			if needRoll() {
+				settle(nil) // the segment's fsync ends before it is closed (a failed one replaces the segment)
+			}
+			if needRoll() {
 				if err := d.rollActive(); err != nil {
 					if c != nil {
 						unsynced = append(unsynced, c)
@@ -350,10 +399,19 @@ func (d *Disk) commitLoop() {
 				unsynced = append(unsynced, c)
 				unsyncedBytes += len(c.buf)
 				if err := d.writeChunk(c); err != nil {
-					unsynced = d.rewrite(unsynced, err)
-					d.finish(unsynced, nil)
-					unsynced, unsyncedBytes = nil, 0
-					lastSync = time.Now()
+					settle(nil) // may write unsynced again already
+					if len(unsynced) > 0 {
+						unsynced = d.rewrite(unsynced, err)
+						d.finish(unsynced, nil)
+						unsynced, unsyncedBytes = nil, 0
+						lastSync = time.Now()
+					}
+				} else if fs != nil && unsyncedBytes >= d.pendMax/2 {
+					// Bound what an fsync that takes long makes the
+					// committer keep (to write again if it fails): wait
+					// for it, and appends are held back by pendMax as
+					// when nothing is written during an fsync.
+					settle(nil)
 				}
 			}
 		}
@@ -363,17 +421,15 @@ func (d *Disk) commitLoop() {
 				d.finish(unsynced, nil)
 				unsynced, unsyncedBytes = nil, 0
 			case FsyncAlways, FsyncInterval:
-				if d.opt.Fsync == FsyncAlways || closing || unsyncedBytes >= maxUnsynced || time.Since(lastSync) >= d.opt.FsyncInterval {
-					if err := d.syncActive(); err != nil {
-						unsynced = d.rewrite(unsynced, err)
-					}
-					lastSync = time.Now()
-					d.finish(unsynced, nil)
+				if fs == nil && (d.opt.Fsync == FsyncAlways || closing || unsyncedBytes >= maxUnsynced || time.Since(lastSync) >= d.opt.FsyncInterval) {
+					fs = d.startSync(unsynced)
 					unsynced, unsyncedBytes = nil, 0
+					lastSync = time.Now()
 				}
 			}
 		}
 		if closing {
+			settle(nil)
 			d.mu.Lock()
 			more := len(d.pend) > 0
 			d.mu.Unlock()
@@ -386,6 +442,56 @@ func (d *Disk) commitLoop() {
 			}
 		}
 	}
+}
+
+// runningSync is an fdatasync of the active segment on its own goroutine,
+// covering chunks: the segment's first size bytes, up to seq last.
+type runningSync struct {
+	done   chan syncResult
+	seg    *segment
+	size   int64
+	last   uint64
+	chunks []*chunk
+}
+
+type syncResult struct {
+	err  error
+	took time.Duration
+}
+
+// startSync starts an fdatasync of the active segment covering chunks
+// (all of them written to it).
+func (d *Disk) startSync(chunks []*chunk) *runningSync {
+	s := d.active
+	d.mu.Lock()
+	fs := &runningSync{done: make(chan syncResult, 1), seg: s, size: s.size, last: s.last, chunks: chunks}
+	d.mu.Unlock()
+	go func() {
+		t0 := time.Now()
+		err := d.fdatasync(s.f)
+		fs.done <- syncResult{err, time.Since(t0)}
+	}()
+	return fs
+}
+
+// endSync counts a finished fsync and, if it worked, marks what it covered
+// synced and reports its chunks durable; else it returns the error.
+func (d *Disk) endSync(fs *runningSync, r syncResult) error {
+	d.fsyncLat.observe(r.took)
+	if d.opt.OnFsync != nil {
+		d.opt.OnFsync(r.took)
+	}
+	d.fsyncs.Add(1)
+	if r.err != nil {
+		return r.err
+	}
+	d.mu.Lock()
+	if fs.size > fs.seg.synced {
+		fs.seg.synced, fs.seg.syncedLast = fs.size, fs.last
+	}
+	d.mu.Unlock()
+	d.finish(fs.chunks, nil)
+	return nil
 }
 
 // finish fires the callbacks of chunks: nil, or their drop error, when
@@ -631,6 +737,9 @@ func (d *Disk) abandonActive() {
 	s.f.Close()
 	d.mu.Lock()
 	d.fileBytes -= s.size - s.synced
+	// What was cut is no longer in a file: the reader waits until it is
+	// written again.
+	d.written = min(d.written, s.syncedLast)
 	s.size, s.last, s.f = s.synced, s.syncedLast, nil
 	s.trimIndex()
 	d.active = nil
@@ -873,9 +982,15 @@ func (d *Disk) Read(ctx context.Context, max int) ([]Record, error) {
 			r := d.mem.pop()
 			d.memBytes -= int64(frameSize(&r))
 		}
-		if d.mem.len() > 0 && d.mem.front().Seq == d.rpos {
+		// Only what the committer has written to the segment file is read
+		// (d.written): a record handed out before its write(2) would be
+		// gone with a killed process while its destination may have it,
+		// and its source, never told it was durable, would send it again:
+		// a duplicate no counter shows. The page cache survives a kill,
+		// so the write, not the fsync, is what a reader waits for.
+		if d.mem.len() > 0 && d.mem.front().Seq == d.rpos && d.rpos <= d.written {
 			out := make([]Record, 0, min(max, d.mem.len()))
-			for len(out) < max && d.mem.len() > 0 && d.mem.front().Seq == d.rpos {
+			for len(out) < max && d.mem.len() > 0 && d.mem.front().Seq == d.rpos && d.rpos <= d.written {
 				r := d.mem.pop()
 				d.memBytes -= int64(frameSize(&r))
 				out = append(out, r)
@@ -932,15 +1047,22 @@ func (d *Disk) Read(ctx context.Context, max int) ([]Record, error) {
 				continue
 			}
 		}
+		// Wait for the committer's next write (writeChunk signals dataCh
+		// under mu after it advances d.written, and the check above ran
+		// under mu: no wake-up is lost), re-checking on a timer as well
+		// (vector#22946).
 		ch := d.dataCh
 		d.dataWait++
+		if len(d.pend) > 0 {
+			d.wakeCommitter() // it may be holding them back during an fsync
+		}
 		d.mu.Unlock()
 		var err error
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			err = ctx.Err()
-		case <-time.After(200 * time.Millisecond): // re-check: never miss a wake-up for long
+		case <-time.After(d.recheck()):
 		}
 		d.mu.Lock()
 		d.dataWait--

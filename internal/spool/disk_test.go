@@ -395,7 +395,9 @@ func TestSegmentNumbersNeverReused(t *testing.T) {
 }
 
 // TestNothingDurableBeforeFsync holds the fsync and checks that no durable
-// callback fires until it returns.
+// callback fires until it returns, while the committer goes on writing
+// what is appended meanwhile: all of it is readable (delivery does not
+// wait for an fsync) and none of it durable.
 func TestNothingDurableBeforeFsync(t *testing.T) {
 	dir := t.TempDir()
 	var hold atomic.Bool
@@ -409,7 +411,10 @@ func TestNothingDurableBeforeFsync(t *testing.T) {
 		return fdatasync(f)
 	}}}
 	d := openDisk(t, o)
+	var once sync.Once
+	unhold := func() { once.Do(func() { hold.Store(false); close(release) }) }
 	defer d.Close()
+	defer unhold()           // a failure must not leave Close waiting for the fsync
 	appendN(t, d, 0, 10, 10) // the segment exists now
 	hold.Store(true)
 	var fired atomic.Int32
@@ -422,23 +427,151 @@ func TestNothingDurableBeforeFsync(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		if i == 0 { // written, and its fsync is held
+			testEventually(t, func() bool { return syncs.Load() == 1 })
+		}
 	}
-	testEventually(t, func() bool { return syncs.Load() == 1 })
 	time.Sleep(50 * time.Millisecond)
 	if n := fired.Load(); n != 0 {
 		t.Fatalf("%d durable callbacks before the fsync returned", n)
 	}
-	// Records are readable before they are durable (delivery need not wait).
-	if rs := readN(t, d, 30); len(rs) != 30 {
-		t.Fatal(len(rs))
+	// The 19 appended during the fsync are written (and so readable)
+	// while it runs.
+	if rs := readN(t, d, 30); eventNo(rs[29]) != 119 {
+		t.Fatal(eventNo(rs[29]))
 	}
-	hold.Store(false)
-	close(release)
+	if n := fired.Load(); n != 0 {
+		t.Fatalf("%d durable callbacks before the fsync returned", n)
+	}
+	unhold()
 	testEventually(t, func() bool { return fired.Load() == 20 })
 	// One or two fsyncs covered all 20 appends: group commit.
 	if n := d.Stats().Fsyncs; n > 6 {
 		t.Fatalf("%d fsyncs for 21 appends", n)
 	}
+}
+
+// TestReadWokenByWrite holds the committer's write: a waiting Read gets
+// nothing until the write returns, then it is woken by that write (its
+// re-check timer is set to an hour, so only the wake-up can deliver).
+func TestReadWokenByWrite(t *testing.T) {
+	for _, from := range []string{"memory", "file"} {
+		t.Run(from, func(t *testing.T) {
+			var hold atomic.Bool
+			entered, release := make(chan struct{}, 1), make(chan struct{})
+			h := &hooks{recheck: time.Hour, write: func(f *os.File, b []byte, off int64) (int, error) {
+				if hold.Load() && filepath.Ext(f.Name()) == ".seg" && off >= segHeader {
+					entered <- struct{}{}
+					<-release
+				}
+				return f.WriteAt(b, off)
+			}}
+			o := Options{Dir: t.TempDir(), hooks: h}
+			if from == "file" {
+				o.MemBytes = 1 // nothing fits in memory: read back from the file
+			}
+			d := openDisk(t, o)
+			var once sync.Once
+			unhold := func() { once.Do(func() { hold.Store(false); close(release) }) }
+			defer d.Close()
+			defer unhold() // a failure must not leave Close waiting for the write
+			appendN(t, d, 0, 5, 100)
+			readN(t, d, 5)
+			hold.Store(true)
+			got := make(chan []Record, 1)
+			go func() {
+				rs, err := d.Read(context.Background(), 10)
+				if err != nil {
+					t.Error(err)
+				}
+				got <- rs
+			}()
+			time.Sleep(20 * time.Millisecond) // the reader waits
+			if err := d.Append(context.Background(), []Record{rec(5, 100)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			<-entered
+			select {
+			case rs := <-got:
+				t.Fatalf("read %d records while their write was held", len(rs))
+			case <-time.After(50 * time.Millisecond):
+			}
+			unhold()
+			select {
+			case rs := <-got:
+				if len(rs) != 1 || eventNo(rs[0]) != 5 {
+					t.Fatalf("read %d records", len(rs))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the reader was not woken by the write")
+			}
+		})
+	}
+}
+
+// TestFsyncFailsWhileWriting holds an fsync while more is appended (and
+// written, and read), then fails it: nothing is reported durable before
+// the records are written again into a new segment and synced, each
+// record is read once, and after a restart the files hold each once.
+func TestFsyncFailsWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	var hold atomic.Bool
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	h := &hooks{sync: func(f *os.File) error {
+		if filepath.Ext(f.Name()) == ".seg" && hold.CompareAndSwap(true, false) {
+			entered <- struct{}{}
+			<-release
+			return syscall.EIO
+		}
+		return fdatasync(f)
+	}}
+	d := openDisk(t, Options{Dir: dir, hooks: h})
+	var once sync.Once
+	unhold := func() { once.Do(func() { close(release) }) }
+	defer unhold()
+	appendN(t, d, 0, 10, 100)
+	if got := readN(t, d, 10); eventNo(got[9]) != 9 {
+		t.Fatal(eventNo(got[9]))
+	}
+	hold.Store(true)
+	var mu sync.Mutex
+	var durableN int
+	for i := range 20 {
+		if err := d.Append(context.Background(), []Record{rec(10+i, 100)}, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			durableN++
+			mu.Unlock()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			<-entered // event 10 is written, its fsync held
+		}
+	}
+	got := readN(t, d, 20) // written during the fsync
+	checkEvents(t, got, 10, 30)
+	mu.Lock()
+	if durableN != 0 {
+		t.Fatalf("%d reported durable before the fsync returned", durableN)
+	}
+	mu.Unlock()
+	unhold() // the held fsync fails
+	testEventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return durableN == 20 })
+	if st := d.Stats(); st.WriteErrors == 0 {
+		t.Fatal("the failed fsync was not counted")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	if rs, err := d.Read(ctx, 100); err == nil {
+		t.Fatalf("read %d records again (first: event %d)", len(rs), eventNo(rs[0]))
+	}
+	cancel()
+	crash(d)
+	d = openDisk(t, Options{Dir: dir})
+	defer d.Close()
+	checkEvents(t, readAll(t, d), 0, 30)
 }
 
 // TestWriteErrorsNeverDurable fails writes and fsyncs (ENOSPC, EIO) for a

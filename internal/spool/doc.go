@@ -10,6 +10,8 @@
 // fsync: always, one fdatasync(2), then fires the durable callbacks of
 // every append that write covered (group commit: concurrent appenders
 // share one fsync, and one appender that pipelines does not wait for it).
+// The fdatasync runs on its own goroutine while the committer goes on
+// writing what is appended meanwhile (the next fsync covers that).
 // No callback fires before the fsync that covers its records
 // (TestNothingDurableBeforeFsync holds the fsync and checks). A failed
 // write or fsync is never reported durable: the segment is cut back to its
@@ -17,9 +19,36 @@
 // a new segment, with backoff, until it works (counted in WriteErrors);
 // meanwhile appends block once 8 MiB are pending.
 //
-// Records are readable at once (from memory while the reader keeps up,
-// bounded by Options.MemBytes; from the segment files when it falls
-// behind), before they are durable: delivery never waits for an fsync.
+// # Reading
+//
+// A record is readable once the committer has written it to the segment
+// file (write(2) returned), not before, and not only once it is durable
+// (from memory while the reader keeps up, bounded by Options.MemBytes;
+// from the segment files when it falls behind). The committer's write
+// wakes a waiting reader (signalled under the lock the reader checks
+// under, so no wake-up is lost), and the reader re-checks every 200 ms
+// besides. What that means:
+//
+//   - kill -9 (or any crash of the process): the kernel keeps what was
+//     written, so nothing the reader was given is missing from the spool
+//     after a restart: it is read again (counted in Redelivered when it
+//     was marked Sent) or was acknowledged. TestKill9 checks it with a
+//     reader that keeps up and one that falls behind.
+//   - power loss: a record read, and maybe delivered, before the fsync that
+//     covers it can be lost from the spool. Its durable callback had not
+//     fired, so its source (an omrelp sender, a link sender) was not told
+//     it was safe and sends it again: the destination may get it twice,
+//     and no counter shows that duplicate.
+//   - a failed write or fsync cuts the segment back to its last fsync
+//     (see Writing): records read from the cut part are in no file until
+//     they are written again; a kill in that window loses them as a power
+//     loss would.
+//
+// Delivery does not wait for an fsync: while one runs, the committer
+// writes what is appended as soon as the reader waits for it (while the
+// reader is busy it gathers it into one write, as it does during no
+// fsync), and the next fsync covers it (TestNothingDurableBeforeFsync).
+// What delivery waits for is the committer's write(2) and a wake-up.
 //
 // # On disk
 //
@@ -41,9 +70,15 @@
 // slots, CRC, written without fsync: a killed process keeps the page
 // cache) holds the acknowledged ranges, also out of order, and the ranges
 // a Sender marked Sent and that were not acknowledged: after a kill -9,
-// acknowledged records are not sent again, and exactly the records that
-// may have reached a destination unacknowledged are counted as
-// Redelivered when they are read again.
+// acknowledged records are not sent again, and the records that may have
+// reached a destination unacknowledged are counted as Redelivered when
+// they are read again. How exact that count is depends on when the Sender
+// marks: the PUSH output's (internal/output.PushSender) marks a record
+// right after the write(2) that took its last byte, so the count misses
+// only the records of a write(2) that returned in the microseconds before
+// its mark was written (and counts records the kernel took but discarded:
+// a socket closed with unread input is reset, not drained; workers send
+// nothing but heartbeats, which the relay reads at once).
 //
 // # Recovery
 //

@@ -1,6 +1,9 @@
 package spool
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // writeFunc writes b at off; syncFunc fdatasyncs. Tests replace them to
 // inject ENOSPC and EIO, or to hold an fsync while they check that nothing
@@ -13,6 +16,19 @@ type (
 type hooks struct {
 	write writeFunc
 	sync  syncFunc
+	// recheck replaces the reader's re-check interval (a test that
+	// proves the wake-up sets it to hours).
+	recheck time.Duration
+}
+
+// readRecheck is how often a waiting Read re-checks without a wake-up.
+const readRecheck = 200 * time.Millisecond
+
+func (d *Disk) recheck() time.Duration {
+	if d.opt.hooks != nil && d.opt.hooks.recheck > 0 {
+		return d.opt.hooks.recheck
+	}
+	return readRecheck
 }
 
 func (d *Disk) writeAt(f *os.File, b []byte, off int64) (int, error) {

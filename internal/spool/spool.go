@@ -31,9 +31,9 @@ type Range struct{ First, Last uint64 }
 // implement it and share one test suite.
 type Spool interface {
 	// Append adds recs at the tail, assigning their Seq (recs is updated in
-	// place), and returns once they are queued in the spool: readable at
-	// once, written to the file by the committer right after (it does not
-	// wait for the fsync, so one caller can pipeline). While the spool is
+	// place), and returns once they are queued in the spool: written to
+	// the file by the committer right after, and readable then (it does
+	// not wait for the fsync, so one caller can pipeline). While the spool is
 	// full it blocks (full: block) until there is room or ctx ends; then it
 	// returns ctx's error and has appended nothing. drop_oldest and
 	// drop_newest drop and count instead. The records' byte slices must not
@@ -48,17 +48,20 @@ type Spool interface {
 	// writes the records again until it succeeds (counted in WriteErrors).
 	// durable runs on the spool's goroutine and must not block.
 	Append(ctx context.Context, recs []Record, durable func(error)) error
-	// Read waits until a record past the read cursor exists, then returns up
-	// to max of them in order and advances the cursor. The returned records
+	// Read waits until a record past the read cursor exists (disk: is
+	// written to the segment file, so a crash of the process cannot take
+	// back what was read), then returns up to max of them in order and
+	// advances the cursor. The returned records
 	// and their bytes belong to the caller; they must not be modified. After
 	// a restart reading resumes at the oldest record not acknowledged
 	// (at-least-once); records that had been marked Sent before the restart
 	// and are read again are counted in Stats.Redelivered.
 	Read(ctx context.Context, max int) ([]Record, error)
-	// Sent records that the given records are about to go on the wire.
-	// A Sender calls it just before it writes them to a destination, so
-	// that after a crash exactly the records that may have reached the
-	// destination without an ack are counted as redeliveries. It is
+	// Sent records that the given records went on the wire. A Sender calls
+	// it as soon as a destination's transport took them (the PUSH output:
+	// right after the write(2) that accepted their last byte), so that
+	// after a crash the records that may have reached the destination
+	// without an ack are counted as redeliveries. It is
 	// persisted before it returns (without fsync: a killed process keeps
 	// the page cache). Memory spools ignore it.
 	Sent(rs ...Range) error

@@ -1,15 +1,26 @@
 package zmq
 
+import "net"
+
 // WriteHooks observe the messages a PUSH socket writes to its peers'
 // connections, for senders that must know which messages were written:
-// a spooled output acknowledges its spool for what was written, and marks
-// what is about to be. Both run on the goroutine that writes (a peer's
+// a spooled output marks what the kernel took and acknowledges its spool
+// for what was written. All run on the goroutine that writes (a peer's
 // writer, or SendWritten's caller), in each peer's order, and must not
 // block; ms is only valid during the call.
 type WriteHooks struct {
 	// Before is called with messages just before the write that carries
 	// them.
 	Before func(ms []Msg)
+	// Taken is called during that write, right after each write(2) that
+	// accepted the last byte of some of its messages, with those messages
+	// (each message once, in order). A write of up to 64 KiB can take
+	// several write(2) calls when the peer's TCP window is full: a message
+	// reported here is in the kernel (it reaches the peer even if the
+	// process is killed now), one not yet reported is not (all of it).
+	// On a connection without a file descriptor (tests' fakes) it is called
+	// once the whole write returned, with what it wrote.
+	Taken func(ms []Msg)
 	// After is called once that write returned: err nil, the messages are
 	// in the kernel; err not nil, the write failed and some of them may have
 	// partly reached the peer. The socket does not send them again.
@@ -37,6 +48,34 @@ func (s *socket) beforeWrite(qs []qmsg, scratch []Msg) []Msg {
 		h.Before(scratch)
 	}
 	return scratch
+}
+
+// write writes buf, which holds ms (message i ends at ends[i]), to conn,
+// reporting what each write(2) took to the Taken hook; conn.Write without
+// one.
+func (s *socket) write(conn net.Conn, buf []byte, ms []Msg, ends []int) error {
+	h := s.hooks.Load()
+	if h == nil || h.Taken == nil || len(ms) == 0 {
+		_, err := conn.Write(buf)
+		return err
+	}
+	k := 0 // ms[:k] are reported
+	took := func(off int) {
+		j := k
+		for j < len(ends) && ends[j] <= off {
+			j++
+		}
+		if j > k {
+			h.Taken(ms[k:j])
+			k = j
+		}
+	}
+	if handled, err := writeRaw(conn, buf, took); handled {
+		return err
+	}
+	n, err := conn.Write(buf)
+	took(n)
+	return err
 }
 
 func (s *socket) afterWrite(ms []Msg, err error) {

@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-// TestWriteHooks: every message sent reaches Before and then After (nil)
-// exactly once, in order per peer, once it is written.
+// TestWriteHooks: every message sent reaches Before, Taken and then After
+// (nil) exactly once, in order per peer, once it is written.
 func TestWriteHooks(t *testing.T) {
 	push := NewPush(Options{HWM: 100})
 	defer push.Close()
 	var mu sync.Mutex
-	before, after := map[string]int{}, map[string]int{}
+	before, taken, after := map[string]int{}, map[string]int{}, map[string]int{}
 	push.SetWriteHooks(WriteHooks{
 		Before: func(ms []Msg) {
 			mu.Lock()
@@ -22,11 +22,21 @@ func TestWriteHooks(t *testing.T) {
 			}
 			mu.Unlock()
 		},
+		Taken: func(ms []Msg) {
+			mu.Lock()
+			for _, m := range ms {
+				if before[string(m[0])] != taken[string(m[0])]+1 {
+					t.Errorf("%s taken without before, or twice", m[0])
+				}
+				taken[string(m[0])]++
+			}
+			mu.Unlock()
+		},
 		After: func(ms []Msg, err error) {
 			mu.Lock()
 			for _, m := range ms {
-				if before[string(m[0])] != after[string(m[0])]+1 {
-					t.Errorf("%s after without before", m[0])
+				if before[string(m[0])] != after[string(m[0])]+1 || (err == nil && taken[string(m[0])] != before[string(m[0])]) {
+					t.Errorf("%s after without before or taken", m[0])
 				}
 				if err == nil {
 					after[string(m[0])]++
@@ -89,8 +99,8 @@ func TestWriteHooks(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for k, v := range after {
-		if v != 1 || before[k] != 1 {
-			t.Fatalf("%s: before %d, after %d", k, before[k], v)
+		if v != 1 || before[k] != 1 || taken[k] != 1 {
+			t.Fatalf("%s: before %d, taken %d, after %d", k, before[k], taken[k], v)
 		}
 	}
 }

@@ -265,7 +265,8 @@ func (p *peer) writeLoop() {
 	defer p.release()
 	buf := make([]byte, 0, writeBufSize)
 	var spare, msgs []qmsg
-	var hm []Msg // the messages of a write, for the write hooks
+	var hm []Msg   // the messages of a write, for the write hooks
+	var ends []int // where each of them ends in buf
 	var ctrl []byte
 	for {
 		p.wmu.Lock()
@@ -290,14 +291,16 @@ func (p *peer) writeLoop() {
 		} else {
 			buf = append(buf[:0], ctrl...)
 		}
+		ends = ends[:0]
 		start := 0 // msgs[start:i+1] are encoded in buf, not yet written
 		var bytes uint64
 		for i, qm := range msgs {
 			buf = p.appendMsg(buf, qm.m)
+			ends = append(ends, len(buf))
 			bytes += uint64(msgWireSize(qm.m))
 			if len(buf) >= writeBufSize || i == len(msgs)-1 {
 				hm = p.s.beforeWrite(msgs[start:i+1], hm)
-				if _, err := p.conn.Write(buf); err != nil {
+				if err := p.s.write(p.conn, buf, hm, ends); err != nil {
 					p.s.afterWrite(hm, err)
 					p.s.lost(msgs[start : i+1])
 					p.close(err)
@@ -312,7 +315,7 @@ func (p *peer) writeLoop() {
 				p.s.settle(int64(i + 1 - start))
 				settleTracked(msgs[start:i+1], nil)
 				start, bytes = i+1, 0
-				buf = buf[:0]
+				buf, ends = buf[:0], ends[:0]
 			}
 		}
 		if len(buf) > 0 { // only commands

@@ -112,13 +112,14 @@ func (p *Push) writeDirect(m Msg) (done bool, err error) {
 	p.inflight.Add(1)
 	pe.dbuf = pe.appendMsg(pe.dbuf[:0], m)
 	var one []Msg
+	var end []int
 	if h := p.hooks.Load(); h != nil { // no allocation without hooks
-		one = []Msg{m}
+		one, end = []Msg{m}, []int{len(pe.dbuf)}
 		if h.Before != nil {
 			h.Before(one)
 		}
 	}
-	if _, err := pe.conn.Write(pe.dbuf); err != nil {
+	if err := p.write(pe.conn, pe.dbuf, one, end); err != nil {
 		if one != nil {
 			p.afterWrite(one, err)
 		}
