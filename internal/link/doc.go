@@ -56,8 +56,8 @@
 // handshake, framing, the decoder's size limits) on a TCP connection,
 // TLS-wrapped for mutual TLS. ZMTP gives the link PING/PONG heartbeats
 // (the dead-link detection), a framing with hardened limits we
-// already fuzz, and security mechanisms: CURVE slots in as the session's
-// mechanism when it lands, no TLS needed then. Batches and acks share the
+// already fuzz, and security mechanisms: CURVE is the session's
+// mechanism, no TLS needed then. Batches and acks share the
 // connection (acks flow the other way), so a cut loses both together and
 // a reconnect starts from the marks. The first frame of every message is
 // a link header (magic 'L', version, kind, flags); a HELLO of another
@@ -117,7 +117,20 @@
 // unknown_ca, expired, no_client_cert, bad_certificate) and the sender
 // verifies the receiver's certificate and server name (unknown_ca,
 // server_name, expired; refused_by_peer when the receiver refused ours).
+//
+// Or CURVE (internal/zmq's mechanism, the session's Security): the
+// receiver is the CURVE server and admits the sender keys its
+// authorizers list; the sender is the client and knows the receiver's
+// public key. Refusals are counted as curve_ and internal/zmq's reason:
+// the receiver counts curve_unknown_key for an unlisted sender (which
+// counts curve_refused) and curve_bad_box for a HELLO sealed for another
+// server key (the sender counts curve_no_welcome); a sender without CURVE
+// facing a CURVE receiver counts mechanism. The receiver logs the
+// sender's CURVE key with each session.
+//
 // Both ends log every refusal with its reason. A link with neither TLS
 // nor CURVE refuses to start on a non-loopback address unless
-// allow_insecure is set.
+// allow_insecure is set. SenderConfig.TLSFunc and CurveClientFunc /
+// CurveServerFunc let the relay hand over credentials a reload re-reads,
+// for the next connection.
 package link

@@ -92,7 +92,8 @@ type ReceiverStats struct {
 	Malformed       uint64 // sessions closed for a protocol error
 	// Refused counts refused sessions and TLS handshakes by reason:
 	// version, unknown_ca, expired, no_client_cert, bad_certificate,
-	// handshake (any other TLS failure), busy.
+	// handshake (any other TLS failure), busy, zmtp_handshake, and the
+	// CURVE reasons (CurveReasons: curve_unknown_key, curve_bad_box, …).
 	Refused map[string]uint64
 	// Senders is the per-sender state.
 	Senders  []SenderState
@@ -346,6 +347,11 @@ func (r *Receiver) serve(c *listen.Conn) {
 	s, err := zmq.NewSession(c, zmq.SessionOptions{Type: "DEALER", Security: r.cfg.Security,
 		MaxMsgSize: int64(r.cfg.MaxBatch) + 64<<10, HandshakeTimeout: DefaultHelloTimeout})
 	if err != nil {
+		if reason := curveRefusal(err); reason != "" {
+			r.refuse(reason)
+			r.warn("link: CURVE handshake refused", "peer", c.Peer(), "reason", reason, "err", err)
+			return
+		}
 		r.warn("link: ZMTP handshake failed", "peer", c.Peer(), "err", err)
 		r.refuse("zmtp_handshake")
 		return
@@ -388,7 +394,11 @@ func (r *Receiver) serve(c *listen.Conn) {
 	r.sessions.Add(1)
 	r.sessionsTotal.Add(1)
 	defer r.sessions.Add(-1)
-	r.log.Info("link: sender connected", "peer", c.Peer(), "sender", hello.Sender.String(), "name", hello.Name, "mark", rs.sentTo)
+	args := []any{"peer", c.Peer(), "sender", hello.Sender.String(), "name", hello.Name, "mark", rs.sentTo}
+	if k, ok := s.PeerKey(); ok {
+		args = append(args, "curve_key", k.Z85())
+	}
+	r.log.Info("link: sender connected", args...)
 	go rs.writeLoop()
 	defer rs.close()
 	err = r.readLoop(rs, p)
@@ -778,5 +788,5 @@ func checkSecure(addr string, secure, allowInsecure bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("%s is not a loopback address and the link has no tls (or curve): %w; set tls, or allow_insecure: true on a network you trust", addr, ErrInsecure)
+	return fmt.Errorf("%s is not a loopback address and the link has neither tls nor curve: %w; set tls or curve, or allow_insecure: true on a network you trust", addr, ErrInsecure)
 }

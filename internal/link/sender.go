@@ -47,7 +47,12 @@ type SenderConfig struct {
 	Connect []string
 	// TLS is the client TLS configuration (its certificate, the CAs it
 	// trusts, ServerName). ServerName defaults to each endpoint's host.
-	TLS           *tls.Config
+	TLS *tls.Config
+	// TLSFunc, if set, is asked for the client TLS configuration at each
+	// connection instead of TLS (the relay's certificates, which a
+	// reload re-reads).
+	TLSFunc func() (*tls.Config, error)
+	// Security is the ZMTP mechanism (CURVE); nil: NULL.
 	Security      zmq.Security
 	AllowInsecure bool
 	// ID is the sender's durable identity (LoadID of its spool directory).
@@ -162,7 +167,7 @@ type SenderStats struct {
 	// the one they were last sent to: the bound on what a fail-over may
 	// have duplicated across receivers.
 	FailoverResent uint64
-	Refused        map[string]uint64 // TLS and protocol refusals by reason
+	Refused        map[string]uint64 // TLS, CURVE (CurveReasons) and protocol refusals by reason
 }
 
 // outBatch is one batch, kept (encoded) until acknowledged.
@@ -222,7 +227,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		return nil, fmt.Errorf("link output %q: no sender id", cfg.Name)
 	}
 	for _, ep := range cfg.Connect {
-		if err := checkSecure(hostPort(ep), cfg.TLS != nil || isCurve(cfg.Security), cfg.AllowInsecure); err != nil {
+		if err := checkSecure(hostPort(ep), cfg.TLS != nil || cfg.TLSFunc != nil || isCurve(cfg.Security), cfg.AllowInsecure); err != nil {
 			return nil, fmt.Errorf("link output %q: %w", cfg.Name, err)
 		}
 	}
@@ -518,7 +523,13 @@ func (s *Sender) dial(i int) (*ssession, error) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		if reason := classifyDial(err); reason != "" {
+		if reason := curveRefusal(err); reason != "" {
+			s.refuse(reason)
+			s.warn("link: CURVE handshake with the receiver failed", "endpoint", ep, "reason", reason, "err", err)
+		} else if mechanismMismatch(err) {
+			s.refuse(ReasonMechanism)
+			s.warn("link: the receiver uses another security mechanism (curve on one end only?)", "endpoint", ep, "err", err)
+		} else if reason := classifyDial(err); reason != "" {
 			s.refuse(reason)
 			s.warn("link: TLS with the receiver failed", "endpoint", ep, "reason", reason, "err", err)
 		} else if errors.Is(err, ErrRefused) {
@@ -546,8 +557,15 @@ func (s *Sender) dialEP(i int, ep string) (*ssession, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.TLS != nil {
-		tc := s.cfg.TLS.Clone()
+	base := s.cfg.TLS
+	if s.cfg.TLSFunc != nil {
+		if base, err = s.cfg.TLSFunc(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if base != nil {
+		tc := base.Clone()
 		if tc.ServerName == "" {
 			host, _, _ := net.SplitHostPort(addr)
 			tc.ServerName = host
