@@ -187,3 +187,52 @@ func TestCompressions(t *testing.T) {
 		stopReceiver(t, rcv)
 	}
 }
+
+// TestCompressPipeline: with batches compressed by four workers at once
+// (tiny batches, so many are in the pipeline together), they still go out
+// in order, tile the sequence space, and every record arrives once; Flush
+// waits for the batches still being compressed.
+func TestCompressPipeline(t *testing.T) {
+	col := newCollector()
+	raddr := freeAddr(t)
+	rcv := startReceiver(t, t.TempDir(), raddr, nil, col.handle)
+	defer stopReceiver(t, rcv)
+	sp := spool.NewMemory(spool.Options{MaxBytes: 64 << 20})
+	var id SenderID
+	id[0] = 4
+	s, err := NewSender(SenderConfig{Name: "t", Connect: []string{"tcp://" + raddr}, ID: id, Compression: CompressZstd,
+		BatchRecords: 7, CompressWorkers: 4, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	const n = 20000
+	appendN(t, sp, 1, n)
+	recs, err := sp.Read(context.Background(), n)
+	if err != nil || len(recs) != n {
+		t.Fatalf("read %d: %v", len(recs), err)
+	}
+	var acked atomic.Uint64
+	for len(recs) > 0 {
+		k := min(len(recs), 333)
+		if err := s.Send(context.Background(), recs[:k], func(first, last uint64) { acked.Add(last - first + 1) }); err != nil {
+			t.Fatal(err)
+		}
+		recs = recs[k:]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if acked.Load() != n {
+		t.Fatalf("Flush returned with %d of %d acknowledged", acked.Load(), n)
+	}
+	missing, dups := col.tally(n)
+	if missing != 0 || dups != 0 || rcv.Stats().Malformed != 0 {
+		t.Fatalf("%d missing, %d duplicated, %d malformed sessions", missing, dups, rcv.Stats().Malformed)
+	}
+	if st := s.Stats(); st.Batches < n/7 {
+		t.Fatalf("%d batches: the pipeline was not exercised", st.Batches)
+	}
+}
