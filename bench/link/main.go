@@ -146,12 +146,22 @@ func (b *bench) run(n, count int, rtt time.Duration) error {
 	}
 	if b.compression == "zstd" {
 		f := zstdFloor(2 * time.Second)
-		fmt.Printf("floor: zstd alone at the link's level on these events (%d-event batches), %d goroutines on %d cores: %.0f events/s, %.0f CPU-ns/event (%.2f:1)\n",
-			floorBatch, f.goroutines, runtime.NumCPU(), f.rate, f.cpuNs, f.ratio)
+		fmt.Printf("floor: zstd alone at the link's level on these events (%d-event batches), %d goroutines on %d cores: %.0f events/s, %.0f CPU-ns/event (at most %.0f events/s per core), %.2f:1\n",
+			floorBatch, f.goroutines, runtime.NumCPU(), f.rate, f.cpuNs, 1e9/f.cpuNs, f.ratio)
 		if l, nz := best["link"], best["link-none"]; l.rate > 0 && nz.rate > 0 {
 			fmt.Printf("relay A's CPU per event: link %.0f ns, link-none %.0f ns: compression's share %.0f ns; zstd alone %.0f ns\n",
 				l.cpuA*1e9/float64(n), nz.cpuA*1e9/float64(n), (l.cpuA-nz.cpuA)*1e9/float64(n), f.cpuNs)
 		}
+	}
+	cores := float64(runtime.NumCPU())
+	perEv := func(r result) (a, ab float64) {
+		return r.cpuA * 1e9 / float64(n), (r.cpuA + r.cpuB) * 1e9 / float64(n)
+	}
+	if p, l := best["plain"], best["link"]; p.rate > 0 && l.rate > 0 {
+		_, pab := perEv(p)
+		la, lab := perEv(l)
+		fmt.Printf("CPU bounds on these %.0f cores from the CPU per event measured: plain (A+B) %.0f events/s, link (A+B) %.0f events/s; link with relay A alone on every core %.0f events/s (1M events/s needs relay A at <= %.0f ns/event)\n",
+			cores, cores*1e9/pab, cores*1e9/lab, cores*1e9/la, cores*1e3)
 	}
 	fmt.Printf("goals: link >= 1M events/s and >= 60%% of plain; link+rtt (%v) >= 50%% of link\n", rtt)
 	fmt.Printf("load average at end: %s\n", loadAvg())
