@@ -102,14 +102,19 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // AppendPayload appends the payload of one batch of recs as a sender makes
-// it: the records' encoding, compressed as comp says (zstd at the
-// sender's level). For benchmarks that measure what compression alone
-// costs on the events a link carries.
+// it: the records' encoding, compressed as comp says. For benchmarks that
+// measure what the link's encoding and compression cost on its events.
 func AppendPayload(dst []byte, recs []spool.Record, comp Compression) []byte {
 	if len(recs) == 0 {
 		return dst
 	}
-	raw := encodeRecords(nil, recs[0].Seq-1, recs)
+	raw := encodeRecords(make([]byte, 0, 64+sizeOf(recs)), recs[0].Seq-1, recs)
+	return Compress(dst, raw, comp)
+}
+
+// Compress appends raw compressed as comp says (zstd at the sender's
+// level and settings) to dst.
+func Compress(dst, raw []byte, comp Compression) []byte {
 	switch comp {
 	case CompressZstd:
 		return compress(dst, raw)
