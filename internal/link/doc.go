@@ -88,8 +88,9 @@
 // of compressed batches per 100 ms is 640 MB/s, about 8M events/s at 77
 // bytes each. A window no larger than needed keeps what a fail-over can
 // send twice small. Batch size follows the rate (what the spool has ready,
-// up to half the window and max_batch), so a quiet link sends small
-// batches at once and a busy one large ones.
+// up to half the window, which counts compressed bytes, times the
+// compression ratio so far, and max_batch and the receiver's max_batch),
+// so a quiet link sends small batches at once and a busy one large ones.
 //
 // # Compression
 //

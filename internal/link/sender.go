@@ -224,6 +224,7 @@ type Sender struct {
 	window      int64
 	closed      bool
 	piped       int // batches in the compression pipeline, not yet queued
+	peerMax     int // the largest batch the current (or last) receiver takes
 	sess        *ssession
 	draining    bool // a fail-back is waiting for acks: send nothing new
 	lastEP      int  // endpoint of the last session; -1 before the first
@@ -260,6 +261,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	}
 	s := &Sender{
 		cfg:     cfg,
+		peerMax: cfg.MaxBatch,
 		log:     cfg.Logger.With("output", cfg.Name),
 		window:  cfg.MinWindow,
 		lastEP:  -1,
@@ -290,7 +292,12 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 func (s *Sender) Send(ctx context.Context, recs []spool.Record, ack func(first, last uint64)) error {
 	for len(recs) > 0 {
 		s.mu.Lock()
-		target := int(min(max(s.window/2, 64<<10), int64(s.cfg.MaxBatch)))
+		// Half the window, which counts bytes on the wire: in raw bytes
+		// that is the compression ratio times more. (Counted raw, a short
+		// round trip kept batches at a quarter of that: more batches, each
+		// compressed and fsync'd at the receiver on its own.) Never above
+		// what the receiver takes.
+		target := int(min(max(float64(s.window/2)*s.ratio(), 64<<10), float64(min(s.cfg.MaxBatch, s.peerMax))))
 		s.mu.Unlock()
 		n, size := 0, 0
 		for n < len(recs) && n < s.cfg.BatchRecords {
@@ -380,6 +387,16 @@ func (s *Sender) queuer() {
 			return // closed: what was not queued stays in the spool
 		}
 	}
+}
+
+// ratio is the compression ratio so far (raw bytes per wire byte), at
+// least 1.
+func (s *Sender) ratio() float64 {
+	raw, wire := s.rawBytes.Load(), s.wireBytes.Load()
+	if wire == 0 || raw <= wire {
+		return 1
+	}
+	return float64(raw) / float64(wire)
 }
 
 // encode makes a batch of recs.
@@ -779,6 +796,7 @@ func (s *Sender) serve(ss *ssession) *ssession {
 		s.log.Warn("link: failed over", "from", s.cfg.Connect[s.lastEP], "to", s.cfg.Connect[ss.ep])
 	}
 	s.lastEP = ss.ep
+	s.peerMax = ss.maxRaw
 	s.eps[ss.ep].Connected = true
 	// What the receiver says it has is acknowledged without sending again.
 	acks := s.ackLocked(ss.welcome.Mark, true)
