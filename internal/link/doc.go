@@ -130,11 +130,11 @@
 // of GOMAXPROCS.
 //
 // What compression costs a relay (bench/link.sh on 2 loaded cores,
-// ~300-byte events, TLS, fsync'd spool): relay A spends 2.9–3.0 µs of CPU
-// per event on the link with zstd, 1.6–1.7 µs with compression: none
-// (plain ZeroMQ PUSH: 0.7), and zstd alone on the same batches costs
+// ~300-byte events, TLS, fsync'd spool): relay A spends 2.9–3.6 µs of CPU
+// per event on the link with zstd, 1.5–1.9 µs with compression: none
+// (plain ZeroMQ PUSH: 0.7–0.9), and zstd alone on the same batches costs
 // 1.2–1.4 µs: compression is close to half of the sending relay's work,
-// and zstd alone caps one core at about 0.8M events/s.
+// and zstd alone caps one core at about 0.75–0.85M events/s.
 //
 // # Security
 //
