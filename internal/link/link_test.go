@@ -106,6 +106,10 @@ func TestContiguousMark(t *testing.T) {
 	var failOnce atomic.Bool
 	failOnce.Store(true)
 	col.fail = func(seq uint64) bool { return seq == 3 && failOnce.CompareAndSwap(true, false) }
+	// Hand-offs wait until every batch is in, so the later batches are
+	// handed off before the failure closes the session (otherwise it
+	// depended on whether they had arrived by then).
+	col.hold = make(chan struct{})
 	raddr := freeAddr(t)
 	rcv := startReceiver(t, rdir, raddr, nil, col.handle)
 	defer stopReceiver(t, rcv)
@@ -124,6 +128,9 @@ func TestContiguousMark(t *testing.T) {
 	if err := s.Send(context.Background(), recs, func(f, l uint64) { acked <- [2]uint64{f, l} }); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, func() string { return fmt.Sprintf("receiver has %d of 10 records", rcv.Stats().Records) },
+		func() bool { return rcv.Stats().Records >= 10 })
+	close(col.hold)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Flush(ctx); err != nil {
