@@ -18,6 +18,7 @@ import (
 
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/listen"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -136,7 +137,7 @@ type Receiver struct {
 	fsyncs, hoFail, malformed                  atomic.Uint64
 	refusedMu                                  sync.Mutex
 	refused                                    map[string]uint64
-	logLimit                                   rateLimit
+	logLimit                                   ratelog.Limiter
 }
 
 // peer is one sender's state at the receiver. Guarded by Receiver.mu.
@@ -738,34 +739,8 @@ func (rs *rsession) writeLoop() {
 	}
 }
 
-func (r *Receiver) warn(msg string, args ...any) {
-	if n, ok := r.logLimit.allow(); ok {
-		if n > 0 {
-			args = append(args, "suppressed", n)
-		}
-		r.log.Warn(msg, args...)
-	}
-}
-
-// rateLimit lets one line a second through.
-type rateLimit struct {
-	mu   sync.Mutex
-	last time.Time
-	n    int
-}
-
-func (l *rateLimit) allow() (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if now.Sub(l.last) < time.Second {
-		l.n++
-		return 0, false
-	}
-	n := l.n
-	l.last, l.n = now, 0
-	return n, true
-}
+// warn logs a warning, at most one a second (ratelog).
+func (r *Receiver) warn(msg string, args ...any) { r.logLimit.Log(r.log, slog.LevelWarn, msg, args...) }
 
 // hostPort strips a tcp:// scheme.
 func hostPort(a string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 	"github.com/rsyslog-zmq/relay/internal/spool"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
@@ -242,7 +243,7 @@ type Sender struct {
 	failovers, failbacks, foResent                      atomic.Uint64
 	refusedMu                                           sync.Mutex
 	refused                                             map[string]uint64
-	logLimit                                            rateLimit
+	logLimit                                            ratelog.Limiter
 }
 
 // NewSender checks cfg and starts connecting.
@@ -1061,11 +1062,5 @@ func smooth(old, sample time.Duration) time.Duration {
 	return old + (sample-old)/8
 }
 
-func (s *Sender) warn(msg string, args ...any) {
-	if n, ok := s.logLimit.allow(); ok {
-		if n > 0 {
-			args = append(args, "suppressed", n)
-		}
-		s.log.Warn(msg, args...)
-	}
-}
+// warn logs a warning, at most one a second (ratelog).
+func (s *Sender) warn(msg string, args ...any) { s.logLimit.Log(s.log, slog.LevelWarn, msg, args...) }
