@@ -6,6 +6,11 @@
 //	          → relay B (link input: TLS, fsync'd marks → PUSH) → libzmq PULL
 //	link+rtt: the same through a proxy that delays each direction by RTT/2
 //	link-nofsync: the link with relay A's spool not fsync'd (the disk's share)
+//	link-none: the link with compression: none (the compressor's share)
+//
+// Beside them it measures the floor the link's compression puts under
+// relay A: zstd alone, at the link's settings, on the same events in the
+// link's batches, with as many goroutines as the machine has cores.
 //
 // Each case sends N realistic RFC 5424 events (about 430 bytes, structured
 // data) on one TCP connection and times them at the consumer, which checks
@@ -33,11 +38,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/rsyslog-zmq/relay/internal/link"
+	"github.com/rsyslog-zmq/relay/internal/spool"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
@@ -49,8 +59,13 @@ func main() {
 	rtt := flag.Duration("rtt", 100*time.Millisecond, "round trip added by the proxy in the link+rtt case")
 	rxSpool := flag.Bool("rx-spool", true, "link cases: relay B's PUSH output is spooled (fsync always), so both ends fsync")
 	compression := flag.String("compression", "zstd", "link compression: zstd, s2 or none")
+	only := flag.String("cases", "", "comma-separated cases to run (default: all)")
+	profile := flag.String("profile", "", "write CPU profiles of relays A and B of each case's first run to DIR/CASE.{A,B}.0.pprof (the relay binary must be built with -tags tapprofile)")
 	flag.Parse()
-	b := &bench{relay: *relayBin, cpull: *cpull, rxSpool: *rxSpool, compression: *compression}
+	b := &bench{relay: *relayBin, cpull: *cpull, rxSpool: *rxSpool, compression: *compression, profile: *profile}
+	if *only != "" {
+		b.cases = strings.Split(*only, ",")
+	}
 	if err := b.run(*n, *count, *rtt); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/link:", err)
 		os.Exit(1)
@@ -62,6 +77,9 @@ type bench struct {
 	rxSpool      bool
 	compression  string
 	certs        string
+	profile      string
+	profiled     map[string]bool
+	cases        []string
 }
 
 type result struct {
@@ -90,7 +108,10 @@ func (b *bench) run(n, count int, rtt time.Duration) error {
 	fmt.Printf("\n\n%-13s %12s %10s %10s %8s %12s %12s %8s\n", "case", "events/s", "ratio", "delivered", "lost", "A ns/event", "B ns/event", "wire B/ev")
 	// link-nofsync is the floor of this machine's disk: the same link with
 	// relay A's spool not fsync'd, to tell the disk's share from the link's.
-	cases := []string{"plain", "link", "link+rtt", "link-nofsync"}
+	cases := []string{"plain", "link", "link+rtt", "link-nofsync", "link-none"}
+	if b.cases != nil {
+		cases = b.cases
+	}
 	best := map[string]result{}
 	for i := 0; i < count; i++ {
 		for _, c := range cases {
@@ -105,14 +126,18 @@ func (b *bench) run(n, count int, rtt time.Duration) error {
 	}
 	for _, c := range cases {
 		r := best[c]
+		pct := func(of string) string {
+			if best[of].rate == 0 {
+				return "" // that case was not run
+			}
+			return fmt.Sprintf("%.0f%% %s", 100*r.rate/best[of].rate, of)
+		}
 		ratio := ""
 		switch c {
-		case "link":
-			ratio = fmt.Sprintf("%.0f%% plain", 100*r.rate/best["plain"].rate)
+		case "link", "link-nofsync", "link-none":
+			ratio = pct("plain")
 		case "link+rtt":
-			ratio = fmt.Sprintf("%.0f%% link", 100*r.rate/best["link"].rate)
-		case "link-nofsync":
-			ratio = fmt.Sprintf("%.0f%% plain", 100*r.rate/best["plain"].rate)
+			ratio = pct("link")
 		}
 		wire := "-"
 		if r.wire > 0 {
@@ -122,6 +147,25 @@ func (b *bench) run(n, count int, rtt time.Duration) error {
 	}
 	if l := best["link"]; l.wire > 0 {
 		fmt.Printf("\nlink compression: %.2f:1 (%.0f bytes per event before, %.0f after)\n", l.raw/l.wire, l.raw/float64(n), l.wire/float64(n))
+	}
+	if b.compression == "zstd" {
+		f := zstdFloor(2 * time.Second)
+		fmt.Printf("floor: zstd alone at the link's level on these events (%d-event batches), %d goroutines on %d cores: %.0f events/s, %.0f CPU-ns/event (at most %.0f events/s per core), %.2f:1\n",
+			floorBatch, f.goroutines, runtime.NumCPU(), f.rate, f.cpuNs, 1e9/f.cpuNs, f.ratio)
+		if l, nz := best["link"], best["link-none"]; l.rate > 0 && nz.rate > 0 {
+			fmt.Printf("relay A's CPU per event: link %.0f ns, link-none %.0f ns: compression's share %.0f ns; zstd alone %.0f ns\n",
+				l.cpuA*1e9/float64(n), nz.cpuA*1e9/float64(n), (l.cpuA-nz.cpuA)*1e9/float64(n), f.cpuNs)
+		}
+	}
+	cores := float64(runtime.NumCPU())
+	perEv := func(r result) (a, ab float64) {
+		return r.cpuA * 1e9 / float64(n), (r.cpuA + r.cpuB) * 1e9 / float64(n)
+	}
+	if p, l := best["plain"], best["link"]; p.rate > 0 && l.rate > 0 {
+		_, pab := perEv(p)
+		la, lab := perEv(l)
+		fmt.Printf("CPU bounds on these %.0f cores from the CPU per event measured: plain (A+B) %.0f events/s, link (A+B) %.0f events/s; link with relay A alone on every core %.0f events/s (1M events/s needs relay A at <= %.0f ns/event)\n",
+			cores, cores*1e9/pab, cores*1e9/lab, cores*1e9/la, cores*1e3)
 	}
 	fmt.Printf("goals: link >= 1M events/s and >= 60%% of plain; link+rtt (%v) >= 50%% of link\n", rtt)
 	fmt.Printf("load average at end: %s\n", loadAvg())
@@ -149,6 +193,10 @@ func (b *bench) once(c string, n int, rtt time.Duration) (result, error) {
 	fsync := "always"
 	if c == "link-nofsync" {
 		fsync = "never"
+	}
+	comp := b.compression
+	if c == "link-none" {
+		comp = "none"
 	}
 	if c == "link+rtt" {
 		px, err := testpeer.NewProxy(target)
@@ -217,18 +265,35 @@ outputs:
     compression: %s
 http: {listen: "127.0.0.1:%d"}
 log: {level: warn}
-`, pA, target, dir, fsync, b.certs, b.certs, b.certs, b.compression, hA)
+`, pA, target, dir, fsync, b.certs, b.certs, b.certs, comp, hA)
 	}
-	relB, err := b.start(dir, "B", confB, hB)
+	prof := b.profile != "" && !b.profiled[c]
+	if prof {
+		if b.profiled == nil {
+			b.profiled = map[string]bool{}
+		}
+		b.profiled[c] = true
+	}
+	relB, err := b.start(dir, "B", confB, hB, prof, c)
 	if err != nil {
 		return result{}, err
 	}
 	defer stopProc(relB)
-	relA, err := b.start(dir, "A", confA, hA)
+	relA, err := b.start(dir, "A", confA, hA, prof, c)
 	if err != nil {
 		return result{}, err
 	}
 	defer stopProc(relA)
+	if prof {
+		// tapprofile: SIGUSR1 starts a CPU profile, SIGUSR2 writes it.
+		relA.Process.Signal(syscall.SIGUSR1)
+		relB.Process.Signal(syscall.SIGUSR1)
+		defer func() {
+			relA.Process.Signal(syscall.SIGUSR2)
+			relB.Process.Signal(syscall.SIGUSR2)
+			time.Sleep(500 * time.Millisecond)
+		}()
+	}
 	cpuA0, cpuB0 := cpuSeconds(relA.Process.Pid), cpuSeconds(relB.Process.Pid)
 	conn, err := dialRetry(fmt.Sprintf("127.0.0.1:%d", pA), 10*time.Second)
 	if err != nil {
@@ -254,12 +319,15 @@ log: {level: warn}
 	return r, nil
 }
 
-func (b *bench) start(dir, name, conf string, hport int) (*exec.Cmd, error) {
+func (b *bench) start(dir, name, conf string, hport int, prof bool, c string) (*exec.Cmd, error) {
 	file := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(b.relay, "-c", file)
+	if prof {
+		cmd.Env = append(os.Environ(), "TAP_CPUPROFILE="+filepath.Join(b.profile, c+"."+name))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -307,7 +375,10 @@ func scrape(port int) map[string]float64 {
 // --- load ---
 
 var pool = func() [][]byte {
-	p := make([][]byte, 4096)
+	// 65,536 distinct lines (~20 MB), more than the largest batch holds
+	// (max_batch 4 MiB, ~14,000 events): with fewer, large batches saw
+	// repeats and compressed better and cheaper than real traffic would.
+	p := make([][]byte, 1<<16)
 	for i := range p {
 		p[i] = []byte(line(uint64(i)))
 	}
@@ -340,6 +411,63 @@ func send(c net.Conn, n int) error {
 		w.Write(num[:])
 	}
 	return w.Flush()
+}
+
+// --- the compression floor ---
+
+// floorBatch is about the batch relay A makes at a short round trip (half
+// its 1 MiB starting window, ~1,700 of these events).
+const floorBatch = 2048
+
+type floor struct {
+	goroutines  int
+	rate, cpuNs float64
+	ratio       float64
+}
+
+// zstdFloor compresses the bench's events, encoded in link batches as
+// relay A would send them, with the link's zstd settings, on one goroutine
+// per core for d: the most events per second zstd alone lets through, and
+// its CPU per event.
+func zstdFloor(d time.Duration) floor {
+	recs := make([]spool.Record, floorBatch)
+	now := time.Now()
+	var raw int
+	for i := range recs {
+		l := []byte(string(pool[i%len(pool)]))
+		copy(l[len(l)-10:], fmt.Sprintf("%010d", i))
+		app := strings.Fields(string(l))[3]
+		recs[i] = spool.Record{Seq: uint64(i + 1), Raw: l, Stream: app, Input: "in", Peer: "127.0.0.1:40000", Received: now.Add(time.Duration(i) * time.Microsecond)}
+		raw += len(l)
+	}
+	// The batch encoded once: what is timed is the compression alone.
+	enc := link.AppendPayload(nil, recs, link.CompressNone)
+	out := link.Compress(nil, enc, link.CompressZstd)
+	g := runtime.NumCPU()
+	var events atomic.Int64
+	cpu0, t0 := processCPU(), time.Now()
+	var wg sync.WaitGroup
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for time.Since(t0) < d {
+				buf = link.Compress(buf[:0], enc, link.CompressZstd)
+				events.Add(floorBatch)
+			}
+		}()
+	}
+	wg.Wait()
+	el, cpu := time.Since(t0), processCPU()-cpu0
+	n := float64(events.Load())
+	return floor{goroutines: g, rate: n / el.Seconds(), cpuNs: cpu * 1e9 / n, ratio: float64(raw) / float64(len(out))}
+}
+
+func processCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // --- consumer (bench/relay/ref/pull.c) ---

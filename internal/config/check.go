@@ -68,6 +68,9 @@ func (c *Config) Summary() string {
 			if in.TLS != nil {
 				sec = "mutual tls"
 			}
+			if in.Curve != nil {
+				sec = strings.TrimPrefix(curveSummary(in.Curve), ", ")
+			}
 			fmt.Fprintf(&b, "input %s: link on %s, %s, state %s\n", in.Name, strings.Join(in.Bind, ", "), sec, in.StateDir)
 		case InputJetStream:
 			if j := in.JetStream; j != nil {

@@ -341,11 +341,11 @@ var badFiles = map[string][]struct{ pos, path, msg string }{
 	},
 	"link.bad.yaml": {
 		{"2:5", "inputs[0].state_dir", "state_dir is required"},
-		{"4:12", "inputs[0].bind[0]", `"tcp://0.0.0.0:6000" is not a loopback address and the link has no tls`},
+		{"4:12", "inputs[0].bind[0]", `"tcp://0.0.0.0:6000" is not a loopback address and the link has neither tls nor curve`},
 		{"5:5", "inputs[0].listen", `"listen" does not apply to a link input; remove it or change type`},
 		{"10:5", "inputs[1].tls.client_ca", "client_ca is required on a link input"},
 		{"12:5", "outputs[0].spool", "a link output needs a spool"},
-		{"14:15", "outputs[0].connect[0]", `"tcp://relay-a.dc2:6000" is not a loopback address and the link has no tls`},
+		{"14:15", "outputs[0].connect[0]", `"tcp://relay-a.dc2:6000" is not a loopback address and the link has neither tls nor curve`},
 		{"14:39", "outputs[0].connect[1]", `"127.0.0.1:6000": a link connects to tcp://host:port`},
 		{"15:5", "outputs[0].compression", `"lz4" is not a compression; use zstd (best ratio), s2 (least CPU) or none`},
 		{"16:5", "outputs[0].heartbeat", "10ms is too short"},

@@ -152,12 +152,22 @@ func checkPrivate(path string) error {
 	return nil
 }
 
-// curveOnLink refuses curve on a link input or output: the link takes a
-// zmq.Security (internal/link checks for CURVE), but the config does not
-// wire one to it yet, and a setting that is silently ignored would look
-// like encryption.
-func (k *checker) curveOnLink(p string, c *Curve) {
-	if c != nil {
-		k.add(p+".curve", ErrInvalid, "curve is not wired to the link yet; secure a link with tls")
+// linkCurve checks the CURVE settings of a link input (the CURVE server:
+// it needs an allow-list of senders) or output (the client: it names the
+// receiver's key). A link secured by CURVE needs no tls; both at once
+// would encrypt everything twice.
+func (k *checker) linkCurve(p string, c *Curve, hasTLS, input bool) {
+	if c == nil {
+		return
+	}
+	k.curve(p+".curve", c, nil)
+	if hasTLS {
+		k.add(p+".curve", ErrInvalid, "a link uses tls or curve, not both: each encrypts the link and authenticates both ends; remove one")
+	}
+	switch {
+	case input && c.Client():
+		k.add(p+".curve", ErrInvalid, "a link input is the CURVE server: remove server_key(_file) and list the senders it admits in allow_dir or allow")
+	case !input && !c.Client():
+		k.add(p+".curve", ErrRequired, "a link output is the CURVE client: set server_key_file (or server_key) to the receiving relay's public certificate")
 	}
 }

@@ -168,21 +168,85 @@ http:
 			t.Fatalf("got %v", err)
 		}
 	})
-	t.Run("curve on a link", func(t *testing.T) {
-		_, err := parseIn(t, dir, `
+}
+
+// TestLinkCurve: curve secures a link in place of tls, so a link on a
+// non-loopback address with curve passes the insecure-address check; the
+// input is the CURVE server and the output the client; tls and curve
+// together are refused.
+func TestLinkCurve(t *testing.T) {
+	dir, relay, _ := curveDir(t)
+	c, err := parseIn(t, dir, `
+inputs:
+  - name: from-dc1
+    type: link
+    bind: [tcp://0.0.0.0:6000]
+    state_dir: state
+    curve: {key_file: relay.key, allow_dir: clients}
+outputs:
+  - name: to-dc3
+    type: link
+    connect: [tcp://relay.dc3:6000]
+    spool: {dir: spool}
+    curve: {key_file: relay.key, server_key: "`+relay.Public.Z85()+`"}
+http:
+  listen: ""
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := c.Summary()
+	for _, want := range []string{"input from-dc1: link on tcp://0.0.0.0:6000, CURVE server admitting certificates in " + filepath.Join(dir, "clients"),
+		"output to-dc3: link to tcp://relay.dc3:6000, CURVE client"} {
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum)
+		}
+	}
+	bad := []struct{ name, yaml, want string }{
+		{"input as client", `
 inputs:
   - name: from-dc1
     type: link
     bind: [tcp://127.0.0.1:6000]
     state_dir: state
-    curve: {key_file: relay.key, allow_any: true}
+    curve: {key_file: relay.key, server_key: "` + relay.Public.Z85() + `"}
+`, "a link input is the CURVE server"},
+		{"output as server", `
 outputs:
-  - name: out
-    socket: pub
-    bind: tcp://127.0.0.1:5556
-`)
-		if err == nil || !strings.Contains(err.Error(), "curve is not wired to the link yet") {
-			t.Fatalf("got %v", err)
-		}
-	})
+  - name: to-dc3
+    type: link
+    connect: [tcp://127.0.0.1:6000]
+    spool: {dir: spool}
+    curve: {key_file: relay.key, allow_any: true}
+`, "a link output is the CURVE client"},
+		{"output with tls and curve", `
+outputs:
+  - name: to-dc3
+    type: link
+    connect: [tcp://127.0.0.1:6000]
+    spool: {dir: spool}
+    tls: {cert: c.pem, key: c.key}
+    curve: {key_file: relay.key, server_key: "` + relay.Public.Z85() + `"}
+`, "a link uses tls or curve, not both"},
+		{"input without an allow-list", `
+inputs:
+  - name: from-dc1
+    type: link
+    bind: [tcp://127.0.0.1:6000]
+    state_dir: state
+    curve: {key_file: relay.key}
+`, "a CURVE server needs allow_dir"},
+	}
+	for _, b := range bad {
+		t.Run(b.name, func(t *testing.T) {
+			y := b.yaml
+			if !strings.Contains(y, "outputs:") {
+				y += "outputs:\n  - name: out\n    socket: pub\n    bind: tcp://127.0.0.1:5556\n"
+			}
+			_, err := parseIn(t, dir, y+"http:\n  listen: \"\"\n")
+			if err == nil || !strings.Contains(err.Error(), b.want) {
+				t.Fatalf("want %q, got %v", b.want, err)
+			}
+		})
+	}
 }

@@ -117,7 +117,7 @@ func (k *checker) linkInput(p string, in *Input) {
 	if len(in.Bind) == 0 {
 		k.add(p+".bind", ErrRequired, "bind is required for a link input; e.g. bind: [tcp://0.0.0.0:6000]")
 	}
-	secure := in.TLS != nil
+	secure := in.TLS != nil || in.Curve != nil
 	for i, ep := range in.Bind {
 		ip := k.item(p+".bind", i, len(in.Bind))
 		addr, ok := strings.CutPrefix(ep, "tcp://")
@@ -133,7 +133,7 @@ func (k *checker) linkInput(p string, in *Input) {
 		k.bind(ip, "tcp", hp, ep)
 		host, _, _ := net.SplitHostPort(hp)
 		if !secure && !in.AllowInsecure && !isLoopback(host) {
-			k.add(ip, ErrInvalid, "%q is not a loopback address and the link has no tls: senders would be neither verified nor encrypted; set tls {cert, key, client_ca}, bind 127.0.0.1, or set allow_insecure: true on a network you trust", ep)
+			k.add(ip, ErrInvalid, "%q is not a loopback address and the link has neither tls nor curve: senders would be neither verified nor encrypted; set tls {cert, key, client_ca} or curve {key_file, allow_dir}, bind 127.0.0.1, or set allow_insecure: true on a network you trust", ep)
 		}
 	}
 	if in.StateDir == "" {
@@ -174,8 +174,8 @@ func (k *checker) linkOutput(p string, o *Output) {
 			continue
 		}
 		host, _, _ := net.SplitHostPort(hp)
-		if o.LinkTLS == nil && !o.AllowInsecure && !isLoopback(host) {
-			k.add(ip, ErrInvalid, "%q is not a loopback address and the link has no tls: events would cross the network unencrypted to a receiver nobody verified; set tls {ca, cert, key, server_name}, or allow_insecure: true on a network you trust", ep)
+		if o.LinkTLS == nil && o.Curve == nil && !o.AllowInsecure && !isLoopback(host) {
+			k.add(ip, ErrInvalid, "%q is not a loopback address and the link has neither tls nor curve: events would cross the network unencrypted to a receiver nobody verified; set tls {ca, cert, key, server_name} or curve {key_file, server_key_file}, or allow_insecure: true on a network you trust", ep)
 		}
 	}
 	if o.Spool == nil {
@@ -222,6 +222,9 @@ func (k *checker) linkOutput(p string, o *Output) {
 // linkSummary describes a link output for relay check.
 func linkSummary(o Output) string {
 	sec := "no tls"
+	if o.Curve != nil {
+		sec = strings.TrimPrefix(curveSummary(o.Curve), ", ")
+	}
 	if o.LinkTLS != nil {
 		sec = "tls"
 		if o.LinkTLS.ServerName != "" {

@@ -120,7 +120,7 @@ func (k *checker) input(p string, in *Input) {
 		k.relpInput(p, in)
 	case InputLink:
 		k.linkInput(p, in)
-		k.curveOnLink(p, in.Curve)
+		k.linkCurve(p, in.Curve, in.TLS != nil, true)
 	case InputJetStream:
 		k.jetstreamInput(p, in)
 	case "":
@@ -486,7 +486,7 @@ func (k *checker) stream() {
 func (k *checker) output(p string, o *Output) {
 	if o.Type == OutputLink {
 		k.linkOutput(p, o)
-		k.curveOnLink(p, o.Curve)
+		k.linkCurve(p, o.Curve, o.LinkTLS != nil, false)
 		return
 	}
 	if o.isBroker() {

@@ -10,6 +10,7 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/link"
 	"github.com/rsyslog-zmq/relay/internal/listen"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // LinkConfig configures a link input: the receiving end of another
@@ -18,6 +19,7 @@ type LinkConfig struct {
 	Name          string
 	Bind          []string // tcp://host:port
 	TLS           *tls.Config
+	Security      zmq.Security // the ZMTP mechanism (CURVE); nil: NULL
 	AllowInsecure bool
 	StateDir      string
 	MaxBatch      int
@@ -39,7 +41,7 @@ type Link struct {
 func NewLink(cfg LinkConfig, log *slog.Logger) (*Link, error) {
 	lim := cfg.Limits
 	r, err := link.NewReceiver(link.ReceiverConfig{
-		Name: cfg.Name, Listen: cfg.Bind, TLS: cfg.TLS, AllowInsecure: cfg.AllowInsecure,
+		Name: cfg.Name, Listen: cfg.Bind, TLS: cfg.TLS, Security: cfg.Security, AllowInsecure: cfg.AllowInsecure,
 		StateDir: cfg.StateDir, MaxBatch: cfg.MaxBatch, Limits: lim, Logger: orDiscard(log),
 	})
 	if err != nil {

@@ -101,6 +101,29 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
+// AppendPayload appends the payload of one batch of recs as a sender makes
+// it: the records' encoding, compressed as comp says. For benchmarks that
+// measure what the link's encoding and compression cost on its events.
+func AppendPayload(dst []byte, recs []spool.Record, comp Compression) []byte {
+	if len(recs) == 0 {
+		return dst
+	}
+	raw := encodeRecords(make([]byte, 0, 64+sizeOf(recs)), recs[0].Seq-1, recs)
+	return Compress(dst, raw, comp)
+}
+
+// Compress appends raw compressed as comp says (zstd at the sender's
+// level and settings) to dst.
+func Compress(dst, raw []byte, comp Compression) []byte {
+	switch comp {
+	case CompressZstd:
+		return compress(dst, raw)
+	case CompressS2:
+		return compressS2(dst, raw)
+	}
+	return append(dst, raw...)
+}
+
 // DecodeRecords decodes a batch's uncompressed payload, which must hold
 // exactly h.Count records with strictly increasing seqs within
 // h.First..h.Last. Raw slices alias p; strings are shared between records
@@ -231,6 +254,32 @@ func decompress(src []byte, rawLen int) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Batch payloads are megabytes kept until acknowledged, and the pipeline's
+// encodings megabytes kept until compressed; pools save allocating (and
+// zeroing) them per batch. Encodings and payloads have pools of their own
+// (their sizes differ by the compression ratio); a buffer much larger
+// than asked is dropped rather than kept.
+var payloadPool, rawPool sync.Pool
+
+// getBuf returns an empty buffer of capacity at least n from pool.
+func getBuf(pool *sync.Pool, n int) []byte {
+	if p, ok := pool.Get().(*[]byte); ok {
+		if b := *p; cap(b) >= n && cap(b) <= 2*n+(64<<10) {
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf gives b back to pool.
+func putBuf(pool *sync.Pool, b []byte) {
+	if cap(b) >= 4<<10 {
+		pool.Put(&b)
+	}
+}
+
+func s2MaxLen(n int) int { return s2.MaxEncodedLen(n) }
 
 // compressS2 appends the s2 compression of src to dst.
 func compressS2(dst, src []byte) []byte {

@@ -20,7 +20,7 @@ var ErrClosed = errors.New("link: closed")
 
 // ErrInsecure is returned for a link without TLS (or CURVE) on a
 // non-loopback address when allow_insecure is not set.
-var ErrInsecure = errors.New("link: no TLS on a non-loopback address")
+var ErrInsecure = errors.New("link: neither TLS nor CURVE on a non-loopback address")
 
 // ErrHandoff is passed back when a receiver's outputs could not take a
 // batch: the session is closed and the sender sends it again.

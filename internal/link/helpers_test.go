@@ -19,6 +19,7 @@ import (
 
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/spool"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // testCA issues certificates for TLS tests.
@@ -214,7 +215,19 @@ func testLogger(t testing.TB) *slog.Logger {
 // startReceiver starts a receiver on addr with state in dir.
 func startReceiver(t testing.TB, dir, addr string, tc *tls.Config, h Handler) *Receiver {
 	t.Helper()
-	r, err := NewReceiver(ReceiverConfig{Name: "from-dc1", Listen: []string{"tcp://" + addr}, TLS: tc, StateDir: dir, Logger: testLogger(t)})
+	return startReceiverSec(t, dir, addr, linkSec{tls: tc}, h)
+}
+
+// linkSec is how a test secures a link: TLS or a ZMTP mechanism (CURVE).
+type linkSec struct {
+	tls *tls.Config
+	zmq zmq.Security
+}
+
+// startReceiverSec starts a receiver on addr secured by sec.
+func startReceiverSec(t testing.TB, dir, addr string, sec linkSec, h Handler) *Receiver {
+	t.Helper()
+	r, err := NewReceiver(ReceiverConfig{Name: "from-dc1", Listen: []string{"tcp://" + addr}, TLS: sec.tls, Security: sec.zmq, StateDir: dir, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,10 +248,16 @@ func stopReceiver(t testing.TB, r *Receiver) {
 // startSender starts a sender draining sp to endpoints.
 func startSender(t testing.TB, sp spool.Spool, id SenderID, tc *tls.Config, eps ...string) (*Sender, func()) {
 	t.Helper()
+	return startSenderSec(t, sp, id, linkSec{tls: tc}, eps...)
+}
+
+// startSenderSec starts a sender draining sp to endpoints, secured by sec.
+func startSenderSec(t testing.TB, sp spool.Spool, id SenderID, sec linkSec, eps ...string) (*Sender, func()) {
+	t.Helper()
 	for i := range eps {
 		eps[i] = "tcp://" + eps[i]
 	}
-	s, err := NewSender(SenderConfig{Name: "to-dc2", Connect: eps, TLS: tc, ID: id, Compression: CompressZstd,
+	s, err := NewSender(SenderConfig{Name: "to-dc2", Connect: eps, TLS: sec.tls, Security: sec.zmq, ID: id, Compression: CompressZstd,
 		Heartbeat: 100 * time.Millisecond, HeartbeatTimeout: time.Second, ReconnectMax: 200 * time.Millisecond,
 		Failback: 300 * time.Millisecond, DialTimeout: time.Second, Logger: testLogger(t),
 		Sent: func(r spool.Range) error { return sp.Sent(r) }})

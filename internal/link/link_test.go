@@ -106,6 +106,10 @@ func TestContiguousMark(t *testing.T) {
 	var failOnce atomic.Bool
 	failOnce.Store(true)
 	col.fail = func(seq uint64) bool { return seq == 3 && failOnce.CompareAndSwap(true, false) }
+	// Hand-offs wait until every batch is in, so the later batches are
+	// handed off before the failure closes the session (otherwise it
+	// depended on whether they had arrived by then).
+	col.hold = make(chan struct{})
 	raddr := freeAddr(t)
 	rcv := startReceiver(t, rdir, raddr, nil, col.handle)
 	defer stopReceiver(t, rcv)
@@ -124,6 +128,9 @@ func TestContiguousMark(t *testing.T) {
 	if err := s.Send(context.Background(), recs, func(f, l uint64) { acked <- [2]uint64{f, l} }); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 10*time.Second, func() string { return fmt.Sprintf("receiver has %d of 10 records", rcv.Stats().Records) },
+		func() bool { return rcv.Stats().Records >= 10 })
+	close(col.hold)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Flush(ctx); err != nil {
@@ -185,5 +192,54 @@ func TestCompressions(t *testing.T) {
 		cancel()
 		s.Close(context.Background())
 		stopReceiver(t, rcv)
+	}
+}
+
+// TestCompressPipeline: with batches compressed by four workers at once
+// (tiny batches, so many are in the pipeline together), they still go out
+// in order, tile the sequence space, and every record arrives once; Flush
+// waits for the batches still being compressed.
+func TestCompressPipeline(t *testing.T) {
+	col := newCollector()
+	raddr := freeAddr(t)
+	rcv := startReceiver(t, t.TempDir(), raddr, nil, col.handle)
+	defer stopReceiver(t, rcv)
+	sp := spool.NewMemory(spool.Options{MaxBytes: 64 << 20})
+	var id SenderID
+	id[0] = 4
+	s, err := NewSender(SenderConfig{Name: "t", Connect: []string{"tcp://" + raddr}, ID: id, Compression: CompressZstd,
+		BatchRecords: 7, CompressWorkers: 4, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	const n = 20000
+	appendN(t, sp, 1, n)
+	recs, err := sp.Read(context.Background(), n)
+	if err != nil || len(recs) != n {
+		t.Fatalf("read %d: %v", len(recs), err)
+	}
+	var acked atomic.Uint64
+	for len(recs) > 0 {
+		k := min(len(recs), 333)
+		if err := s.Send(context.Background(), recs[:k], func(first, last uint64) { acked.Add(last - first + 1) }); err != nil {
+			t.Fatal(err)
+		}
+		recs = recs[k:]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if acked.Load() != n {
+		t.Fatalf("Flush returned with %d of %d acknowledged", acked.Load(), n)
+	}
+	missing, dups := col.tally(n)
+	if missing != 0 || dups != 0 || rcv.Stats().Malformed != 0 {
+		t.Fatalf("%d missing, %d duplicated, %d malformed sessions", missing, dups, rcv.Stats().Malformed)
+	}
+	if st := s.Stats(); st.Batches < n/7 {
+		t.Fatalf("%d batches: the pipeline was not exercised", st.Batches)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/listen"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -92,7 +93,8 @@ type ReceiverStats struct {
 	Malformed       uint64 // sessions closed for a protocol error
 	// Refused counts refused sessions and TLS handshakes by reason:
 	// version, unknown_ca, expired, no_client_cert, bad_certificate,
-	// handshake (any other TLS failure), busy.
+	// handshake (any other TLS failure), busy, zmtp_handshake, and the
+	// CURVE reasons (CurveReasons: curve_unknown_key, curve_bad_box, …).
 	Refused map[string]uint64
 	// Senders is the per-sender state.
 	Senders  []SenderState
@@ -135,7 +137,7 @@ type Receiver struct {
 	fsyncs, hoFail, malformed                  atomic.Uint64
 	refusedMu                                  sync.Mutex
 	refused                                    map[string]uint64
-	logLimit                                   rateLimit
+	logLimit                                   ratelog.Limiter
 }
 
 // peer is one sender's state at the receiver. Guarded by Receiver.mu.
@@ -346,6 +348,11 @@ func (r *Receiver) serve(c *listen.Conn) {
 	s, err := zmq.NewSession(c, zmq.SessionOptions{Type: "DEALER", Security: r.cfg.Security,
 		MaxMsgSize: int64(r.cfg.MaxBatch) + 64<<10, HandshakeTimeout: DefaultHelloTimeout})
 	if err != nil {
+		if reason := curveRefusal(err); reason != "" {
+			r.refuse(reason)
+			r.warn("link: CURVE handshake refused", "peer", c.Peer(), "reason", reason, "err", err)
+			return
+		}
 		r.warn("link: ZMTP handshake failed", "peer", c.Peer(), "err", err)
 		r.refuse("zmtp_handshake")
 		return
@@ -388,7 +395,11 @@ func (r *Receiver) serve(c *listen.Conn) {
 	r.sessions.Add(1)
 	r.sessionsTotal.Add(1)
 	defer r.sessions.Add(-1)
-	r.log.Info("link: sender connected", "peer", c.Peer(), "sender", hello.Sender.String(), "name", hello.Name, "mark", rs.sentTo)
+	args := []any{"peer", c.Peer(), "sender", hello.Sender.String(), "name", hello.Name, "mark", rs.sentTo}
+	if k, ok := s.PeerKey(); ok {
+		args = append(args, "curve_key", k.Z85())
+	}
+	r.log.Info("link: sender connected", args...)
 	go rs.writeLoop()
 	defer rs.close()
 	err = r.readLoop(rs, p)
@@ -728,34 +739,8 @@ func (rs *rsession) writeLoop() {
 	}
 }
 
-func (r *Receiver) warn(msg string, args ...any) {
-	if n, ok := r.logLimit.allow(); ok {
-		if n > 0 {
-			args = append(args, "suppressed", n)
-		}
-		r.log.Warn(msg, args...)
-	}
-}
-
-// rateLimit lets one line a second through.
-type rateLimit struct {
-	mu   sync.Mutex
-	last time.Time
-	n    int
-}
-
-func (l *rateLimit) allow() (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if now.Sub(l.last) < time.Second {
-		l.n++
-		return 0, false
-	}
-	n := l.n
-	l.last, l.n = now, 0
-	return n, true
-}
+// warn logs a warning, at most one a second (ratelog).
+func (r *Receiver) warn(msg string, args ...any) { r.logLimit.Log(r.log, slog.LevelWarn, msg, args...) }
 
 // hostPort strips a tcp:// scheme.
 func hostPort(a string) string {
@@ -778,5 +763,5 @@ func checkSecure(addr string, secure, allowInsecure bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("%s is not a loopback address and the link has no tls (or curve): %w; set tls, or allow_insecure: true on a network you trust", addr, ErrInsecure)
+	return fmt.Errorf("%s is not a loopback address and the link has neither tls nor curve: %w; set tls or curve, or allow_insecure: true on a network you trust", addr, ErrInsecure)
 }

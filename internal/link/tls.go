@@ -6,15 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/go-zeromq/zmq4"
-
-	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
-
-// isCurve reports whether sec is the CURVE mechanism, which encrypts and
-// authenticates like TLS does.
-func isCurve(sec zmq.Security) bool { return sec != nil && sec.Type() == zmq4.CurveSecurity }
 
 // TLS refusal reasons, the label of the refusal counters on both ends.
 const (

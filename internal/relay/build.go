@@ -98,7 +98,7 @@ func streamLimits(c config.Input) listen.Limits {
 // newOutput builds the output c describes and sets up its endpoints.
 func newOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Output, error) {
 	if c.Type == config.OutputLink {
-		return newLinkOutput(c, log)
+		return newLinkOutput(c, log, sec)
 	}
 	if c.Type == config.OutputJetStream || c.Type == config.OutputKafka {
 		return newBrokerOutput(c, log)

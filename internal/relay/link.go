@@ -9,6 +9,7 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/link"
 	"github.com/rsyslog-zmq/relay/internal/output"
 	"github.com/rsyslog-zmq/relay/internal/spool"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // newLinkInput builds a link input (the receiving end of a relay link).
@@ -22,11 +23,23 @@ func newLinkInput(c config.Input, log *slog.Logger, sec *secretStore) (input.Inp
 		// (SIGHUP re-reads them).
 		lc.TLS = sec.inputTLSConfig(c.Name)
 	}
+	if c.Curve != nil {
+		// The CURVE server: its keys from the store at each handshake,
+		// the senders it admits from allow/allow_dir.
+		zs, err := socketSecurity(nil, c.Curve, true, sec, log, "input", c.Name)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", c.Name, err)
+		}
+		lc.Security = zs
+	}
 	return input.NewLink(lc, log)
 }
 
-// newLinkOutput builds a link output: its spool and its sender.
-func newLinkOutput(c config.Output, log *slog.Logger) (output.Output, error) {
+// newLinkOutput builds a link output: its spool and its sender. Its TLS
+// certificate, key and CA, or its CURVE keys, come from sec at each
+// connection, so a reload that re-reads the files applies them to the
+// next session.
+func newLinkOutput(c config.Output, log *slog.Logger, sec *secretStore) (output.Output, error) {
 	if c.Spool == nil {
 		return nil, fmt.Errorf("output %q: a link output needs a spool", c.Name)
 	}
@@ -48,11 +61,10 @@ func newLinkOutput(c config.Output, log *slog.Logger) (output.Output, error) {
 		HeartbeatTimeout: 5 * c.Heartbeat, Failback: c.Failback,
 	}
 	if c.LinkTLS != nil {
-		t, err := c.LinkTLS.ClientConfig()
-		if err != nil {
-			return nil, fmt.Errorf("output %q: %w", c.Name, err)
-		}
-		sc.TLS = t
+		sc.TLSFunc = sec.linkClientTLS(c.Name)
+	}
+	if c.Curve != nil {
+		sc.Security = zmq.CurveClientFunc(sec.curveKeys("output", c.Name))
 	}
 	return output.NewLink(output.LinkConfig{
 		Name: c.Name,

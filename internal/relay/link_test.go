@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
+	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
 // writeLinkCerts writes a CA, a receiver certificate for relay.dc2 and a
@@ -53,14 +54,64 @@ func writeLinkCerts(t testing.TB, dir string) {
 	}
 }
 
+// writeLinkCurveKeys writes the receiving relay's CURVE pair (dc2.key),
+// the sending relay's (dc1.key) and the receiver's allow_dir (senders/,
+// holding dc1's public certificate) into dir.
+func writeLinkCurveKeys(t testing.TB, dir string) (dc2, dc1 zmq.CurveKeyPair) {
+	t.Helper()
+	dc2, _ = zmq.NewCurveKeyPair()
+	dc1, _ = zmq.NewCurveKeyPair()
+	if err := zmq.WriteCurveCerts(filepath.Join(dir, "dc2.key"), dc2, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := zmq.WriteCurveCerts(filepath.Join(dir, "dc1.key"), dc1, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	allowSender(t, dir, "dc1", dc1)
+	return dc2, dc1
+}
+
+// allowSender puts kp's public certificate into dir/senders as name.key.
+func allowSender(t testing.TB, dir, name string, kp zmq.CurveKeyPair) {
+	t.Helper()
+	senders := filepath.Join(dir, "senders")
+	if err := os.MkdirAll(senders, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(senders, name+".key")
+	if err := zmq.WriteCurveCerts(pub, kp, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(pub + "_secret"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestLinkRelayToRelay: syslog into one relay, its link output over
 // mutual TLS to another relay's link input, restarted (SIGTERM) mid-stream,
 // out of a PUSH output into libzmq: every event exactly once, routed by the
 // stream the first relay derived, and the link's metrics exported.
-func TestLinkRelayToRelay(t *testing.T) {
+func TestLinkRelayToRelay(t *testing.T) { linkRelayToRelay(t, "tls") }
+
+// TestLinkRelayToRelayCurve: the same with the link secured by CURVE
+// (from the config's curve sections, keys from the relays' secret stores)
+// instead of TLS.
+func TestLinkRelayToRelayCurve(t *testing.T) { linkRelayToRelay(t, "curve") }
+
+func linkRelayToRelay(t *testing.T, security string) {
 	const n = 30000
 	dir := t.TempDir()
-	writeLinkCerts(t, dir)
+	var inSec, outSec string
+	switch security {
+	case "tls":
+		writeLinkCerts(t, dir)
+		inSec = fmt.Sprintf("tls: {cert: %s/dc2.pem, key: %s/dc2.key, client_ca: %s/ca.pem}", dir, dir, dir)
+		outSec = fmt.Sprintf("tls: {ca: %s/ca.pem, cert: %s/dc1.pem, key: %s/dc1.key, server_name: relay.dc2}", dir, dir, dir)
+	case "curve":
+		writeLinkCurveKeys(t, dir)
+		inSec = fmt.Sprintf("curve: {key_file: %s/dc2.key, allow_dir: %s/senders}", dir, dir)
+		outSec = fmt.Sprintf("curve: {key_file: %s/dc1.key, server_key_file: %s/dc2.key}", dir, dir)
+	}
 	pull := testpeer.StartPull(t, "tcp://127.0.0.1:0")
 	port := testpeer.FreePort(t)
 	receiverYAML := fmt.Sprintf(`
@@ -69,7 +120,7 @@ inputs:
     type: link
     bind: [tcp://127.0.0.1:%d]
     state_dir: %s/state
-    tls: {cert: %s/dc2.pem, key: %s/dc2.key, client_ca: %s/ca.pem}
+    %s
 outputs:
   - name: workers
     type: zmq
@@ -78,7 +129,7 @@ outputs:
     streams: ["impression"]
 http:
   listen: ""
-`, port, dir, dir, dir, dir, pull.Endpoint)
+`, port, dir, inSec, pull.Endpoint)
 	senderYAML := fmt.Sprintf(`
 inputs:
   - name: rsyslog-tcp
@@ -89,11 +140,11 @@ outputs:
     type: link
     connect: [tcp://127.0.0.1:%d]
     spool: {dir: %s/spool}
-    tls: {ca: %s/ca.pem, cert: %s/dc1.pem, key: %s/dc1.key, server_name: relay.dc2}
+    %s
     heartbeat: 200ms
 http:
   listen: ""
-`, port, dir, dir, dir, dir)
+`, port, dir, outSec)
 	recv := startRelay(t, receiverYAML)
 	send := startRelay(t, senderYAML)
 	addr := inputAddr(t, send, "rsyslog-tcp", "tcp")
@@ -150,5 +201,10 @@ http:
 	if metric(t, recv, "relay_link_input_sessions", "input=from-dc1") != 1 || metric(t, recv, "relay_input_received_total", "input=from-dc1") == 0 {
 		t.Errorf("receiver metrics: sessions %v, received %v", metric(t, recv, "relay_link_input_sessions", "input=from-dc1"),
 			metric(t, recv, "relay_input_received_total", "input=from-dc1"))
+	}
+	for _, reason := range []string{"curve_unknown_key", "curve_bad_box", "zmtp_handshake", "unknown_ca"} {
+		if v := metric(t, recv, "relay_link_input_refused_total", "input=from-dc1", "reason="+reason); v != 0 {
+			t.Errorf("relay_link_input_refused_total{reason=%q} = %v", reason, v)
+		}
 	}
 }

@@ -59,10 +59,10 @@ var (
 // The refusal reasons, exported at 0 before the first one so alerts see
 // the series.
 var (
-	senderReasons = []string{link.ReasonUnknownCA, link.ReasonServerName, link.ReasonExpired, link.ReasonBadCert,
-		link.ReasonPeerRefused, link.ReasonHandshake, "version", "refused"}
-	receiverReasons = []string{link.ReasonUnknownCA, link.ReasonExpired, link.ReasonNoClientCert, link.ReasonBadCert,
-		"version", "busy", "zmtp_handshake"}
+	senderReasons = append([]string{link.ReasonUnknownCA, link.ReasonServerName, link.ReasonExpired, link.ReasonBadCert,
+		link.ReasonPeerRefused, link.ReasonHandshake, "version", "refused", link.ReasonMechanism}, link.CurveReasons...)
+	receiverReasons = append([]string{link.ReasonUnknownCA, link.ReasonExpired, link.ReasonNoClientCert, link.ReasonBadCert,
+		"version", "busy", "zmtp_handshake"}, link.CurveReasons...)
 )
 
 func (c linkCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -19,6 +19,7 @@ type secretSet struct {
 	token    string
 	httpTLS  *tls.Config            // nil without http.tls
 	inputTLS map[string]*tls.Config // syslog inputs with tls, by name
+	linkTLS  map[string]*tls.Config // link outputs with tls (client side), by name
 	users    map[string]map[string]string
 	curve    map[string]*curveKeys // CURVE sockets' keys, by usersKey
 }
@@ -36,7 +37,7 @@ func usersKey(kind, name string) string { return kind + " " + name }
 // loadSecrets re-reads every file of credentials cfg names. The error
 // names the key and the file that failed.
 func loadSecrets(cfg *config.Config) (*secretSet, error) {
-	set := &secretSet{inputTLS: map[string]*tls.Config{}, users: map[string]map[string]string{}, curve: map[string]*curveKeys{}}
+	set := &secretSet{inputTLS: map[string]*tls.Config{}, linkTLS: map[string]*tls.Config{}, users: map[string]map[string]string{}, curve: map[string]*curveKeys{}}
 	tok, err := cfg.HTTP.TapToken()
 	if err != nil {
 		return nil, fmt.Errorf("http.tap_token_file: %w", err)
@@ -71,6 +72,13 @@ func loadSecrets(cfg *config.Config) (*secretSet, error) {
 		}
 	}
 	for i, o := range cfg.Outputs {
+		if o.LinkTLS != nil {
+			tc, err := o.LinkTLS.ClientConfig()
+			if err != nil {
+				return nil, fmt.Errorf("outputs[%d] (%s).tls: %w", i, o.Name, err)
+			}
+			set.linkTLS[o.Name] = tc
+		}
 		if o.Curve != nil {
 			own, server, err := o.Curve.Settings().Keys()
 			if err != nil {
@@ -99,12 +107,13 @@ type secretStore struct {
 
 	mu       sync.Mutex
 	inputTLS map[string]*tlsHolder
+	linkTLS  map[string]*tlsHolder
 	users    map[string]*usersHolder
 	curve    map[string]*curveHolder
 }
 
 func newSecretStore() *secretStore {
-	return &secretStore{inputTLS: map[string]*tlsHolder{}, users: map[string]*usersHolder{}, curve: map[string]*curveHolder{}}
+	return &secretStore{inputTLS: map[string]*tlsHolder{}, linkTLS: map[string]*tlsHolder{}, users: map[string]*usersHolder{}, curve: map[string]*curveHolder{}}
 }
 
 // apply makes set current.
@@ -118,6 +127,14 @@ func (s *secretStore) apply(set *secretSet) {
 	for name := range s.inputTLS {
 		if _, ok := set.inputTLS[name]; !ok {
 			delete(s.inputTLS, name)
+		}
+	}
+	for name, tc := range set.linkTLS {
+		holder(s.linkTLS, name).cur.Store(tc)
+	}
+	for name := range s.linkTLS {
+		if _, ok := set.linkTLS[name]; !ok {
+			delete(s.linkTLS, name)
 		}
 	}
 	for key, u := range set.users {
@@ -164,13 +181,31 @@ func (s *secretStore) curveKeys(kind, name string) zmq.CurveKeysFunc {
 // curveHolder is a CURVE socket's keys that a reload replaces.
 type curveHolder struct{ cur atomic.Pointer[curveKeys] }
 
-func (s *secretStore) tlsLocked(name string) *tlsHolder {
-	h := s.inputTLS[name]
+func (s *secretStore) tlsLocked(name string) *tlsHolder { return holder(s.inputTLS, name) }
+
+// holder returns m's holder of name, made if missing. Called with s.mu held.
+func holder(m map[string]*tlsHolder, name string) *tlsHolder {
+	h := m[name]
 	if h == nil {
 		h = &tlsHolder{}
-		s.inputTLS[name] = h
+		m[name] = h
 	}
 	return h
+}
+
+// linkClientTLS returns where link output name takes its client TLS
+// configuration at each connection: its certificate, key and CA as last
+// (re)loaded, so a reload applies them to the next session.
+func (s *secretStore) linkClientTLS(name string) func() (*tls.Config, error) {
+	s.mu.Lock()
+	h := holder(s.linkTLS, name)
+	s.mu.Unlock()
+	return func() (*tls.Config, error) {
+		if c := h.cur.Load(); c != nil {
+			return c, nil
+		}
+		return nil, fmt.Errorf("no TLS certificate loaded for link output %q", name)
+	}
 }
 
 func (s *secretStore) usersLocked(key string) *usersHolder {

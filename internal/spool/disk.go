@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -200,6 +201,9 @@ wait:
 			d.pendT = 0
 		}
 	}
+	// Room for the whole batch at once, not by doubling (which copied what
+	// was pending again and again).
+	d.pend = slices.Grow(d.pend, int(total))
 	for i := range recs[:kept] {
 		r := &recs[i]
 		r.Seq = d.nextSeq
@@ -1119,7 +1123,10 @@ func (d *Disk) planRead(limit uint64) readPlan {
 // of seqs found missing (corruption).
 func (d *Disk) readDisk(p readPlan, max int) ([]Record, uint64, []Range) {
 	pos := p.from
-	var out []Record
+	// Room for what the plan can hold (a reader behind by millions of
+	// records reads max at a time): appending one by one grew and copied
+	// the slice a dozen times per read.
+	out := make([]Record, 0, int(min(uint64(max), p.limit-p.from+1)))
 	var gaps []Range
 	var slab []byte
 	var v frameView
