@@ -6,7 +6,7 @@
 //	pipeline compare [-svg chart.svg] < results.tsv
 //	pipeline worker -in tcp://… -out tcp://…   (started by run -procs)
 //	pipeline relay -relay bin/relay [-batch 1000,100,50,10] [-window 16] [-plain] [-rsyslogd /usr/sbin/rsyslogd] [-py]
-//	pipeline ackworker -in tcp://relay:5557 (-ack tcp://relay:5558 | -out tcp://sink:5560) [-print]
+//	pipeline ackworker -in tcp://relay:5557 (-ack tcp://relay:5558 | -out tcp://sink:5560) [-print] [-report FILE]
 //	pipeline acksink -in tcp://*:5560 -ack tcp://relay:5558 [-print]
 //
 // relay runs the pipeline with the relay as the ventilator: syslog →
@@ -56,6 +56,7 @@ func main() {
 		ack := fs.String("ack", "", "send acks of complete batches here: the relay's ack endpoint")
 		id := fs.String("id", "", "ackworker: append this frame to what is passed on")
 		print := fs.Bool("print", false, "print each event, one per line")
+		report := fs.String("report", "", "ackworker with -ack: append to this file what each round took (\"holding N SEQ…\") before passing it on, and \"acking\" before acking it (for tests)")
 		if err = fs.Parse(args); err == nil {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -66,7 +67,17 @@ func main() {
 					err = ackSinkMain(ctx, *in, *ack, *print, os.Stdout)
 				}
 			} else {
-				err = ackWorkerMain(ctx, *in, *out, *ack, *id, *print, os.Stdout)
+				var rep io.Writer
+				if *report != "" {
+					f, ferr := os.OpenFile(*report, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+					if ferr != nil {
+						err = fmt.Errorf("ackworker: -report: %w", ferr)
+						break
+					}
+					defer f.Close()
+					rep = f
+				}
+				err = ackWorkerMain(ctx, *in, *out, *ack, *id, *print, os.Stdout, rep)
 			}
 		}
 	case "worker":

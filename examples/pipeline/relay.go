@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -488,7 +489,15 @@ func dialOrListen(s interface {
 // if a write to out fails it returns an error without acking. Without
 // ack it passes every message on unchanged and a sink acks. id, if set,
 // is appended to what it passes on, so tests can tell workers apart.
-func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, stdout io.Writer) error {
+//
+// report, if set (with ack), gets a line "holding N SEQ…" for every round
+// of events taken for the first time, before they are passed on or
+// processed (N events, of the batches SEQ…), and "acking" before the acks
+// of that round are sent, each line in one Write. Whatever report has
+// received is what the worker did before that point: a worker frozen (or
+// killed) after writing "holding" last has acknowledged none of those
+// batches, so a test can tell which worker holds unacknowledged batches.
+func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, stdout, report io.Writer) error {
 	pull := zmq.NewPull(zmq.Options{})
 	defer pull.Close()
 	if err := dialOrListen(pull, in); err != nil {
@@ -518,20 +527,28 @@ func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, std
 	if id != "" {
 		tag = [][]byte{[]byte(id)}
 	}
+	if recv == nil {
+		report = nil
+	}
 	w := bufio.NewWriter(stdout)
 	buf := make([]zmq.Msg, chunk)
 	fwd := make([]zmq.Msg, 0, chunk)
+	var held holding
 	for {
 		n, err := pull.RecvBatch(ctx, buf)
 		if err != nil {
 			return nil
 		}
 		fwd = fwd[:0]
+		held.reset()
 		for _, m := range buf[:n] {
 			if recv != nil {
 				p, fresh, err := recv.Handle(ctx, m)
 				if err != nil || !fresh {
 					continue
+				}
+				if report != nil {
+					held.add(m[0])
 				}
 				if push == nil {
 					// The work: a real worker would transform or store p.
@@ -543,6 +560,11 @@ func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, std
 				}
 			}
 			fwd = append(fwd, append(m[:len(m):len(m)], tag...))
+		}
+		if report != nil && held.n > 0 {
+			if _, err := report.Write(held.line()); err != nil {
+				return fmt.Errorf("ackworker: report: %w", err)
+			}
 		}
 		if push != nil && len(fwd) > 0 {
 			if recv == nil {
@@ -566,12 +588,45 @@ func ackWorkerMain(ctx context.Context, in, out, ack, id string, print bool, std
 			// written to the kernel (sendWritten above), not queued in
 			// push: a kill -9 loses the queue, while the kernel still
 			// delivers what it has.
+			if report != nil && held.n > 0 {
+				if _, err := report.Write([]byte("acking\n")); err != nil {
+					return fmt.Errorf("ackworker: report: %w", err)
+				}
+			}
 			if err := recv.Commit(ctx); err != nil {
 				return nil
 			}
 		}
 		clear(buf[:n])
 	}
+}
+
+// holding is what one round of an ackworker took for the first time: the
+// events and the batches they belong to, for its report.
+type holding struct {
+	n    int
+	seqs []uint64
+}
+
+func (h *holding) reset() { h.n, h.seqs = 0, h.seqs[:0] }
+
+// add counts a fresh message by its header frame.
+func (h *holding) add(header []byte) {
+	h.n++
+	hd, err := ackpipe.ParseHeader(header)
+	if err != nil || slices.Contains(h.seqs, hd.Seq) {
+		return
+	}
+	h.seqs = append(h.seqs, hd.Seq)
+}
+
+// line is the report line "holding N SEQ…\n".
+func (h *holding) line() []byte {
+	b := fmt.Appendf(nil, "holding %d", h.n)
+	for _, s := range h.seqs {
+		b = fmt.Appendf(b, " %d", s)
+	}
+	return append(b, '\n')
 }
 
 // sendWritten queues ms on push and waits until every one of them is
@@ -598,5 +653,5 @@ func sendWritten(ctx context.Context, push *zmq.Push, ms []zmq.Msg) error {
 // drops copies, prints the events with print, and acks each complete
 // batch to ack once it has them.
 func ackSinkMain(ctx context.Context, in, ack string, print bool, stdout io.Writer) error {
-	return ackWorkerMain(ctx, in, "", ack, "", print, stdout)
+	return ackWorkerMain(ctx, in, "", ack, "", print, stdout, nil)
 }

@@ -102,7 +102,7 @@ func TestPythonSinkAcks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ackWorkerMain(ctx, fmt.Sprintf("tcp://127.0.0.1:%d", data), fmt.Sprintf("tcp://127.0.0.1:%d", sinkPort), "", "", false, os.Stdout)
+			ackWorkerMain(ctx, fmt.Sprintf("tcp://127.0.0.1:%d", data), fmt.Sprintf("tcp://127.0.0.1:%d", sinkPort), "", "", false, os.Stdout, nil)
 		}()
 	}
 	metrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort)

@@ -52,8 +52,8 @@ type worker struct {
 
 // startWorker runs worker name ("py…" for ackworker.py, else the Go one)
 // pulling from data and passing events on to sink; with ack it acks the
-// batches it completes, else the sink acks.
-func startWorker(t *testing.T, goBin, name, data, sink, ack string) *worker {
+// batches it completes, else the sink acks. extra are more arguments.
+func startWorker(t *testing.T, goBin, name, data, sink, ack string, extra ...string) *worker {
 	t.Helper()
 	w := &worker{name: name, out: &testpeer.SyncBuffer{}, done: make(chan struct{})}
 	if strings.HasPrefix(name, "py") {
@@ -68,7 +68,7 @@ func startWorker(t *testing.T, goBin, name, data, sink, ack string) *worker {
 		if ack != "" {
 			args = append(args, "-ack", ack)
 		}
-		w.cmd = exec.Command(goBin, args...)
+		w.cmd = exec.Command(goBin, append(args, extra...)...)
 	}
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	if err := w.cmd.Start(); err != nil {
@@ -93,6 +93,64 @@ func (w *worker) kill() {
 	}
 	w.cmd.Process.Signal(syscall.SIGKILL)
 	<-w.done
+}
+
+// freeze stops the worker (SIGSTOP) and waits until every one of its
+// threads is stopped: from then on it does nothing, and every write it
+// made is complete.
+func (w *worker) freeze(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGSTOP)
+	pid := w.cmd.Process.Pid
+	stopped := func() bool {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			if err != nil {
+				return false
+			}
+			// "tid (comm) STATE …": comm may hold spaces and parentheses.
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(f) == 0 || (f[0] != "T" && f[0] != "t") {
+				return false
+			}
+		}
+		return true
+	}
+	testpeer.Eventually(t, 10*time.Second, testpeer.Text("worker "+w.name+" to stop"), stopped)
+}
+
+// thaw resumes a frozen worker (SIGCONT).
+func (w *worker) thaw() { w.cmd.Process.Signal(syscall.SIGCONT) }
+
+// holding reads a Go worker's -report file: the batches its last round
+// took and that it has not acknowledged since, and how many events of
+// them, or none. Only a frozen (or dead) worker's answer stays true.
+func holding(t *testing.T, report string) (events int, seqs []uint64) {
+	t.Helper()
+	b, err := os.ReadFile(report)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) < 3 || f[0] != "holding" {
+		return 0, nil // nothing reported, or "acking" last
+	}
+	if events, err = strconv.Atoi(f[1]); err != nil {
+		t.Fatalf("report %s: %q", report, lines[len(lines)-1])
+	}
+	for _, x := range f[2:] {
+		seq, err := strconv.ParseUint(x, 10, 64)
+		if err != nil {
+			t.Fatalf("report %s: %q", report, lines[len(lines)-1])
+		}
+		seqs = append(seqs, seq)
+	}
+	return events, seqs
 }
 
 // copyRec is one copy of an event as it reached the sink.
@@ -452,10 +510,17 @@ func TestAckPushKillWorker(t *testing.T) {
 // TestAckPushKillPassOnWorker: a Go worker that passes events on and acks
 // them itself is killed with SIGKILL while the next stage is slow, so what
 // it passes on backs up in its socket: no event it acknowledged is
-// missing at the sink. A worker that acked once its events were queued,
-// not written, lost what was queued (1,292 of 60,000 in one run of
+// missing at the sink, and the batches it held unacknowledged arrive
+// resent. A worker that acked once its events were queued, not written,
+// lost what was queued (1,292 of 60,000 in one run of
 // TestAckPushKillWorker under load; here every round). Rounds:
 // ACKPUSH_KILL_ROUNDS, 3 by default.
+//
+// The victim is the worker that holds unacknowledged batches by its own
+// report, taken while both workers are frozen: with the window full, all
+// of it can sit with one worker while the other has acknowledged all it
+// got and gets nothing new, so killing a fixed worker sometimes killed one
+// that had nothing to lose.
 func TestAckPushKillPassOnWorker(t *testing.T) {
 	rounds := 3
 	if k, err := strconv.Atoi(os.Getenv("ACKPUSH_KILL_ROUNDS")); err == nil && k > 0 {
@@ -470,9 +535,11 @@ func TestAckPushKillPassOnWorker(t *testing.T) {
 			const n, pad = 20_000, 2000
 			r, data, ackEP := ackRelay(t, "batch: 100, window: 16, timeout: 3s")
 			sink, sinkEP := startAckSinkHWM(t, "", 1000)
-			ws := map[string]*worker{}
-			for _, name := range []string{"go1", "go2"} {
-				ws[name] = startWorker(t, goBin, name, data, sinkEP, ackEP)
+			names := []string{"go1", "go2"}
+			ws, reports := map[string]*worker{}, map[string]string{}
+			for _, name := range names {
+				reports[name] = filepath.Join(t.TempDir(), name+".report")
+				ws[name] = startWorker(t, goBin, name, data, sinkEP, ackEP, "-report", reports[name])
 			}
 			testpeer.Eventually(t, 20*time.Second, testpeer.Text("2 workers connected"), func() bool {
 				return metric(t, r, "relay_output_peers", "output=workers") == 2 && sink.pull.Stats().Peers == 2
@@ -486,17 +553,48 @@ func TestAckPushKillPassOnWorker(t *testing.T) {
 			// Kill once everything has backed up: the window is full and
 			// no ack came for 500 ms, so the workers' own queues are full
 			// (a window full only because the workers are slow to start
-			// would leave them little to lose).
-			last, since := -1, time.Now()
-			testpeer.Eventually(t, 30*time.Second, testpeer.Text("the pipeline to stop behind the held sink"), func() bool {
+			// would leave them little to lose). Then freeze both workers
+			// and kill one that, by its report, took batches it has not
+			// acknowledged (go1 if both did); if neither did (a worker
+			// between rounds), let them run and wait for the next stop.
+			var (
+				victim              string
+				heldEvents, held    = map[string]int{}, map[string][]uint64{}
+				last, since, frozen = -1, time.Now(), 0
+			)
+			testpeer.Eventually(t, 30*time.Second, func() string {
+				return fmt.Sprintf("the pipeline to stop behind the held sink with a worker holding unacknowledged batches (%d times frozen, none held any)", frozen)
+			}, func() bool {
 				if a := ackMetric(t, r, "events_acked_total"); a != last || ackMetric(t, r, "window_full") != 1 {
 					last, since = a, time.Now()
 					return false
 				}
-				return time.Since(since) >= 500*time.Millisecond
+				if time.Since(since) < 500*time.Millisecond {
+					return false
+				}
+				for _, name := range names {
+					ws[name].freeze(t)
+				}
+				frozen++
+				for _, name := range names {
+					heldEvents[name], held[name] = holding(t, reports[name])
+					if victim == "" && heldEvents[name] > 0 {
+						victim = name
+					}
+				}
+				if victim == "" {
+					for _, name := range names {
+						ws[name].thaw()
+					}
+					last = -1
+				}
+				return victim != ""
 			})
 			ackedAtKill := ackMetric(t, r, "events_acked_total")
-			ws["go1"].kill()
+			ws[victim].kill()
+			for _, name := range names {
+				ws[name].thaw()
+			}
 			sink.held.Store(false)
 			<-fed
 			testpeer.Eventually(t, 60*time.Second, func() string {
@@ -506,14 +604,31 @@ func TestAckPushKillPassOnWorker(t *testing.T) {
 			}, func() bool { return ackMetric(t, r, "events_acked_total") == n })
 			defer func() {
 				copies, distinct, _ := sink.counts()
-				t.Logf("acked %d before the kill; %d batches resent (%d events), %d taken back from the dead worker's queue; sink: %d copies of %d events",
-					ackedAtKill, ackMetric(t, r, "batches_resent_total"), ackMetric(t, r, "events_resent_total"),
+				t.Logf("killed %s, holding %d events of batches %v unacknowledged (all held: %v, frozen %d times to find it); acked %d before the kill; %d batches resent (%d events), %d taken back from the dead worker's queue; sink: %d copies of %d events",
+					victim, heldEvents[victim], held[victim], heldEvents, frozen, ackedAtKill,
+					ackMetric(t, r, "batches_resent_total"), ackMetric(t, r, "events_resent_total"),
 					ackMetric(t, r, "orphaned_total"), copies, distinct)
 			}()
 			waitSinkHas(t, sink, n)
 			if ackMetric(t, r, "batches_resent_total") == 0 {
-				t.Fatal("nothing was resent: the worker died with nothing unacknowledged")
+				t.Fatal("nothing was resent, though the dead worker held unacknowledged batches")
 			}
+			// Only the relay's resend can complete a batch the dead worker
+			// held: each arrives with the RESENT flag (acked is not
+			// arrived: its copies may still be on their way).
+			missing := func() []uint64 {
+				a := sink.account()
+				var m []uint64
+				for _, seq := range held[victim] {
+					if !a.resentSeqs[seq] {
+						m = append(m, seq)
+					}
+				}
+				return m
+			}
+			testpeer.Eventually(t, 30*time.Second, func() string {
+				return fmt.Sprintf("the batches the dead worker held to arrive resent: %v did not", missing())
+			}, func() bool { return len(missing()) == 0 })
 		})
 	}
 }
