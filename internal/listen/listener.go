@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 )
 
 // Handler serves one connection: it reads frames (calling Conn.Frame for
@@ -79,8 +81,8 @@ type Listener struct {
 	open      atomic.Int64
 	accepted  atomic.Uint64
 	closedBy  [NumReasons]atomic.Uint64
-	logs      [NumReasons]rateLog
-	acceptLog rateLog
+	logs      [NumReasons]ratelog.Limiter
+	acceptLog ratelog.Limiter
 }
 
 type action struct {
@@ -163,7 +165,7 @@ func (l *Listener) Serve(ln net.Listener, tlsConf *tls.Config, h Handler) error 
 			// Out of file descriptors and the like: back off rather than
 			// spin, and keep serving the connections we have.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.acceptLog.log(l.log, slog.LevelWarn, "accept failed", "addr", ln.Addr().String(), "err", err, "retry_in", backoff)
+			l.acceptLog.Log(l.log, slog.LevelWarn, "accept failed", "addr", ln.Addr().String(), "err", err, "retry_in", backoff)
 			select {
 			case <-time.After(backoff):
 			case <-l.stop:
@@ -569,7 +571,7 @@ func (l *Listener) logReason(r Reason, c *Conn, err error) {
 		args = append(args, "err", err)
 	}
 	args = append(args, "total", l.closedBy[r].Load())
-	l.logs[r].log(l.log, level, msg, args...)
+	l.logs[r].Log(l.log, level, msg, args...)
 }
 
 // Close stops accepting (it closes every net.Listener given to Serve) and

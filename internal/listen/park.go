@@ -71,7 +71,7 @@ func (l *Listener) parkLoop() {
 		}
 		if err != nil {
 			if !errors.Is(err, syscall.EINTR) {
-				l.acceptLog.log(l.log, slog.LevelWarn, "epoll_wait of parked connections failed", "err", err)
+				l.acceptLog.Log(l.log, slog.LevelWarn, "epoll_wait of parked connections failed", "err", err)
 				time.Sleep(10 * time.Millisecond)
 			}
 			continue

@@ -1,12 +1,6 @@
 package listen
 
-import (
-	"context"
-	"errors"
-	"log/slog"
-	"sync"
-	"time"
-)
+import "errors"
 
 // Reason is why a listener closed or refused a connection.
 type Reason uint8
@@ -113,29 +107,3 @@ func (e *CloseError) Error() string {
 
 // Unwrap makes errors.Is match ErrClosed and the network error.
 func (e *CloseError) Unwrap() []error { return []error{ErrClosed, e.Err} }
-
-// rateLog logs at most one line a second and reports how many it held
-// back, so a flood cannot flood the log.
-type rateLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) log(l *slog.Logger, level slog.Level, msg string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.suppressed = 0
-	r.last = now
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	l.Log(context.Background(), level, msg, args...)
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 )
 
 // readHeaderTimeout bounds the request header, within http.read_timeout.
@@ -90,7 +91,7 @@ type hostGuard struct {
 	any     bool
 	refused *atomic.Uint64
 	log     *slog.Logger
-	logged  logLimiter
+	logged  ratelog.Limiter
 }
 
 func newHostGuard(c config.HTTP, refused *atomic.Uint64, log *slog.Logger) *hostGuard {
@@ -136,10 +137,8 @@ func (g *hostGuard) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !g.allowed(req.Host) {
 			g.refused.Add(1)
-			if n, ok := g.logged.allow(time.Now()); ok {
-				g.log.Warn("http request refused: the Host header names a host this relay does not serve (DNS rebinding?)",
-					"host", req.Host, "peer", req.RemoteAddr, "suppressed", n)
-			}
+			g.logged.Log(g.log, slog.LevelWarn, "http request refused: the Host header names a host this relay does not serve (DNS rebinding?)",
+				"host", req.Host, "peer", req.RemoteAddr)
 			http.Error(w, fmt.Sprintf("host %q is not served here; add it to http.allowed_hosts if clients use that name", req.Host), http.StatusMisdirectedRequest)
 			return
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/input"
 	"github.com/rsyslog-zmq/relay/internal/output"
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 	"github.com/rsyslog-zmq/relay/internal/route"
 	"github.com/rsyslog-zmq/relay/internal/tap"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
@@ -75,7 +76,7 @@ type Relay struct {
 
 	ready    atomic.Bool
 	down     atomic.Bool
-	writeLog logLimiter // output write failures
+	writeLog ratelog.Limiter // output write failures
 	// reloadDropped counts events routed to an output that a reload
 	// removed or could not recreate; that output's own counters are gone.
 	reloadDropped atomic.Uint64
@@ -358,31 +359,8 @@ func (r *Relay) write(gen *generation, i int, evs []*event.Event) {
 	if err := gen.outs[i].Write(r.ctx, evs); err != nil {
 		// Every batch of a stuck output fails alike: one line a second
 		// says so, with how many were held back (the counters have all).
-		if n, ok := r.writeLog.allow(time.Now()); ok {
-			r.log.Warn("output write failed", "output", gen.table.Targets()[i].Name, "err", err, "suppressed", n)
-		}
+		r.writeLog.Log(r.log, slog.LevelWarn, "output write failed", "output", gen.table.Targets()[i].Name, "err", err)
 	}
-}
-
-// logLimiter lets one log line through per second and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether a line may be logged now, and how many were
-// suppressed since the last one.
-func (l *logLimiter) allow(now time.Time) (int, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return 0, false
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return n, true
 }
 
 // enter pins the current generation for one batch. The re-check after the
