@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -226,4 +227,11 @@ func eventually(t testing.TB, d time.Duration, what func() string, cond func() b
 
 func tapFilter(streams []string) (*tap.Filter, error) {
 	return tap.NewFilter(streams, nil, "", 1)
+}
+
+// captureLogger logs to t.Log and to the returned buffer, so a test can
+// assert that a failure was said.
+func captureLogger(t testing.TB) (*slog.Logger, *testpeer.SyncBuffer) {
+	buf := &testpeer.SyncBuffer{}
+	return slog.New(slog.NewTextHandler(io.MultiWriter(buf, &tlog{t}), nil)), buf
 }

@@ -107,11 +107,13 @@ type JetStreamConfig struct {
 
 // JetStreamStats are a JetStream output's counters.
 type JetStreamStats struct {
-	Published  uint64            // publish attempts (first attempts and retries)
-	Confirmed  uint64            // messages the stream confirmed (PubAck), duplicates included
-	Duplicates uint64            // PubAcks that said duplicate: suppressed by the stream
-	Resent     uint64            // attempts after a failed one, with the same message id
-	Failed     map[string]uint64 // failed attempts by cause
+	Published  uint64 // publish attempts (first attempts and retries)
+	Confirmed  uint64 // messages the stream confirmed (PubAck), duplicates included
+	Duplicates uint64 // PubAcks that said duplicate: suppressed by the stream
+	Resent     uint64 // attempts after a failed one, with the same message id
+	// Failed counts failed attempts by cause: publishes, and for auth
+	// also connections the server refused.
+	Failed map[string]uint64
 	// BeyondWindow counts messages sent again longer after their first
 	// attempt than the stream's duplicate window: each may be stored twice.
 	BeyondWindow uint64
@@ -168,6 +170,7 @@ type JetStream struct {
 	windowWarned, checked atomic.Bool
 	started               atomic.Bool
 	window                atomic.Int64 // the stream's duplicate window, when known
+	denied                atomic.Int64 // when the server last refused a publish (permissions), unix nanoseconds
 	beyondWindow          atomic.Uint64
 }
 
@@ -235,6 +238,9 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	if cfg.MsgID == nil && cfg.SpoolID == "" {
 		return nil, errors.New("jetstream: no spool id for message ids")
 	}
+	if err := checkNATSServers(cfg.Servers); err != nil {
+		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+	}
 	s := &JetStream{
 		cfg:       cfg,
 		log:       cfg.Logger.With("output", cfg.Name),
@@ -279,11 +285,29 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 			s.lateCheck()
 			s.kick()
 		}),
+		// Credentials refused twice in a row would make nats.go close the
+		// connection for good: the output would never publish again, not
+		// even once the operator fixed the credentials on the server. It
+		// keeps trying instead (counted as auth, the spool keeps the events).
+		nats.IgnoreAuthErrorAbort(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if isAuth(err) {
-				s.causes.fail(CauseAuth, 0, err, "check the output's credentials and the server's permissions for the subject")
-			} else {
+			switch {
+			case errors.Is(err, nats.ErrPermissionViolation) || isPermission(err):
+				// The PubAck of a refused publish never comes: its timeout
+				// is counted as auth (onErr), not here, so that each
+				// attempt is counted once.
+				s.denied.Store(time.Now().UnixNano())
+				s.causes.fail(CauseAuth, 0, err, "check the output's permission to publish to its subjects and to use $JS.API.>")
+			case isAuth(err):
+				// A connection (or reconnection) refused: one attempt.
+				s.causes.fail(CauseAuth, 1, err, "check the output's credentials (creds, nkey, user/password or token) against the server's")
+			default:
 				s.log.Warn("NATS asynchronous error", "err", err)
+			}
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if s.ctx.Err() == nil {
+				s.log.Error("NATS connection closed while the output runs; events wait in the spool until the relay restarts or reloads", "err", nc.LastError())
 			}
 		}),
 	)
@@ -636,6 +660,11 @@ func (s *JetStream) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	s.retry = append(s.retry, m)
 	s.mu.Unlock()
 	cause, hint := classify(err, m.Subject)
+	if cause == CauseTimeout && time.Since(time.Unix(0, s.denied.Load())) < 2*s.cfg.AckTimeout {
+		// The server refused publishes (permissions) since shortly before
+		// this one was sent: its PubAck never came for that reason.
+		cause, hint = CauseAuth, "check the output's permission to publish to "+m.Subject
+	}
 	if errors.Is(err, nats.ErrHeadersNotSupported) {
 		// Before the first connection nats.go cannot know the server's
 		// features; after it, the server is too old for message ids.
@@ -689,6 +718,12 @@ func classify(err error, subject string) (cause, hint string) {
 		}
 	}
 	return CauseOther, ""
+}
+
+// isPermission reports a permissions violation (the connection stands,
+// the subject is refused).
+func isPermission(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "permissions violation")
 }
 
 func isAuth(err error) bool {

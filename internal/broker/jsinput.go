@@ -61,6 +61,13 @@ type JetStreamInputStats struct {
 	Acked       uint64 // messages acked after their hand-off
 	Naked       uint64 // messages handed back because an output failed to take them
 	Pending     int64  // handed to the relay, hand-off not yet fired
+	// Lag is how many messages the stream held for the consumer beyond
+	// the last one delivered (its metadata's pending count): 0 when the
+	// input keeps up.
+	Lag uint64
+	// Refused counts connections and requests the server refused for
+	// the credentials or permissions.
+	Refused uint64
 }
 
 // JetStreamInput reads a stream through a durable pull consumer and acks
@@ -80,6 +87,9 @@ type JetStreamInput struct {
 	wg   sync.WaitGroup // hand-offs not fired
 
 	received, bytes, redelivered, acked, naked, malformed atomic.Uint64
+	refused                                               atomic.Uint64 // connections or requests refused for auth
+	lag                                                   atomic.Uint64
+	refusedLogged                                         atomic.Int64
 	pending                                               atomic.Int64
 	blockedNanos                                          atomic.Int64
 	stopOnce                                              sync.Once
@@ -94,6 +104,9 @@ func NewJetStreamInput(cfg JetStreamInputConfig) (*JetStreamInput, error) {
 	}
 	if len(cfg.Servers) == 0 {
 		return nil, fmt.Errorf("input %q: no servers", cfg.Name)
+	}
+	if err := checkNATSServers(cfg.Servers); err != nil {
+		return nil, fmt.Errorf("input %q: %w", cfg.Name, err)
 	}
 	if cfg.Consumer == "" {
 		cfg.Consumer = "relay-" + cfg.Name
@@ -138,7 +151,22 @@ func (in *JetStreamInput) Start(h input.Handler) error {
 				in.log.Warn("NATS connection lost; reconnecting (unacked messages are delivered again, counted)", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { in.log.Info("NATS connection up", "server", nc.ConnectedUrlRedacted()) }))
+		nats.ReconnectHandler(func(nc *nats.Conn) { in.log.Info("NATS connection up", "server", nc.ConnectedUrlRedacted()) }),
+		// Keep trying when the server refuses the credentials (nats.go
+		// would close the connection for good after two refusals): the
+		// input resumes once the operator fixes them, without a restart.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if isAuth(err) {
+				in.refused.Add(1)
+				if last := in.refusedLogged.Load(); time.Since(time.Unix(0, last)) > time.Minute && in.refusedLogged.CompareAndSwap(last, time.Now().UnixNano()) {
+					in.log.Warn("NATS server refuses the input's credentials or permissions; retrying, nothing is read meanwhile", "err", err,
+						"fix", "check creds, nkey, user/password or token, and the permission to use $JS.API.> and the consumer")
+				}
+				return
+			}
+			in.log.Warn("NATS asynchronous error", "err", err)
+		}))
 	servers := strings.Join(in.cfg.Servers, ",")
 	nc, err := nats.Connect(servers, opts...)
 	if err != nil {
@@ -228,8 +256,13 @@ func (in *JetStreamInput) loop(h input.Handler) {
 		now := time.Now()
 		var n int
 		for _, m := range msgs {
-			if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
-				in.redelivered.Add(1)
+			if md, err := m.Metadata(); err == nil {
+				if md.NumDelivered > 1 {
+					in.redelivered.Add(1)
+				}
+				// What the stream holds for this consumer beyond this
+				// message: how far the input is behind.
+				in.lag.Store(md.NumPending)
 			}
 			e := event.New(m.Data())
 			e.Input, e.Received = in.cfg.Name, now
@@ -330,5 +363,6 @@ func (in *JetStreamInput) Stats() input.Stats {
 
 // JetStreamStats returns the input's own counters.
 func (in *JetStreamInput) JetStreamStats() JetStreamInputStats {
-	return JetStreamInputStats{Redelivered: in.redelivered.Load(), Acked: in.acked.Load(), Naked: in.naked.Load(), Pending: in.pending.Load()}
+	return JetStreamInputStats{Redelivered: in.redelivered.Load(), Acked: in.acked.Load(), Naked: in.naked.Load(), Pending: in.pending.Load(),
+		Lag: in.lag.Load(), Refused: in.refused.Load()}
 }

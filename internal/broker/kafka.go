@@ -137,6 +137,9 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers")
 	}
+	if err := checkKafkaBrokers(cfg.Brokers); err != nil {
+		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
+	}
 	k := &Kafka{
 		cfg:       cfg,
 		log:       cfg.Logger.With("output", cfg.Name),

@@ -26,6 +26,7 @@ type NATS struct {
 	Cluster int // cluster port, 0 when alone
 	Dir     string
 	conf    string
+	head    string // the config's first lines (listen, cluster)
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	out     *SyncBuffer
@@ -88,6 +89,7 @@ func URLs(ns []*NATS) []string {
 }
 
 func (n *NATS) writeConf(head, extra string) {
+	n.head = head
 	n.conf = filepath.Join(n.Dir, "nats.conf")
 	body := head + fmt.Sprintf("jetstream {\n  store_dir: %q\n  max_memory_store: 64MB\n  max_file_store: 4GB\n}\n", filepath.Join(n.Dir, "js")) + extra + "\n"
 	if err := os.WriteFile(n.conf, []byte(body), 0o600); err != nil {
@@ -168,6 +170,26 @@ func (n *NATS) Stop() { n.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Cont resumes a stopped server.
 func (n *NATS) Cont() { n.cmd.Process.Signal(syscall.SIGCONT) }
+
+// Reconfigure rewrites the server's config with extra in place of
+// NATSOptions.Extra and reloads it (SIGHUP), as an operator changing users
+// or permissions does; it returns once the server logged the reload.
+func (n *NATS) Reconfigure(extra string) {
+	n.t.Helper()
+	if n.head == "" {
+		n.t.Fatal("Reconfigure: the server was started on a config of the test's own")
+	}
+	before := strings.Count(n.Output(), "Reloaded")
+	n.writeConf(n.head, extra)
+	n.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(n.Output(), "Reloaded") == before {
+		if time.Now().After(deadline) {
+			n.t.Fatalf("nats-server %s did not reload: %s", n.Name, n.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // Restart starts the server again on the same ports and store after Kill.
 func (n *NATS) Restart() {
