@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -194,17 +195,89 @@ var (
 	jsInAcked       = descJSIn("acked_total", "Messages acked after their events' hand-off.")
 	jsInNaked       = descJSIn("naked_total", "Messages handed back to the stream because an output did not take their events.")
 	jsInPending     = descJSIn("pending", "Events handed to the outputs whose hand-off has not fired.")
+	jsInLag         = descJSIn("lag_messages", "Messages the stream holds for the input's consumer beyond the last one delivered: how far the input is behind (0 when it keeps up).")
+	jsInRefused     = descJSIn("refused_total", "Connections and requests the NATS server refused for the input's credentials or permissions (it keeps retrying).")
 )
 
 func describeBroker(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{brPublished, brConfirmed, brDuplicates, brResent, brFailed, brPending, brConnected, brDataLoss, brRedeliv, brBeyond,
-		jsInRedelivered, jsInAcked, jsInNaked, jsInPending} {
+		jsInRedelivered, jsInAcked, jsInNaked, jsInPending, jsInLag, jsInRefused} {
 		ch <- d
 	}
 }
 
-// collectBroker reports the broker outputs' and inputs' own counters
-// (r.mu held). They restart from zero when a reload replaces the part.
+// brokerTotals are a broker output's counters, summed over the outputs
+// of its name that reloads replaced, so that relay_broker_*_total neither
+// restart from zero nor count twice when a reload rebuilds the output.
+type brokerTotals struct {
+	jetstream, kafka                                 bool // kinds seen under this name
+	published, confirmed, duplicates, resent, beyond uint64
+	dataLoss                                         uint64
+	failed                                           map[string]uint64
+}
+
+func (t *brokerTotals) add(bo *brokerOutput) {
+	var failed map[string]uint64
+	switch {
+	case bo.js != nil:
+		s := bo.js.Stats()
+		t.jetstream = true
+		t.published += s.Published
+		t.confirmed += s.Confirmed
+		t.duplicates += s.Duplicates
+		t.beyond += s.BeyondWindow
+		t.resent += s.Resent
+		failed = s.Failed
+	case bo.kafka != nil:
+		s := bo.kafka.Stats()
+		t.kafka = true
+		t.published += s.Produced
+		t.confirmed += s.Confirmed
+		t.resent += s.Resent
+		t.dataLoss += s.DataLoss
+		failed = s.Failed
+	}
+	for cause, n := range failed {
+		if t.failed == nil {
+			t.failed = map[string]uint64{}
+		}
+		t.failed[cause] += n
+	}
+}
+
+func (t brokerTotals) clone() brokerTotals {
+	t.failed = maps.Clone(t.failed)
+	return t
+}
+
+// collect reports the totals; redelivered is the spool's count (kept
+// across reloads with the spool's other counters).
+func (t *brokerTotals) collect(ch chan<- prometheus.Metric, name string, redelivered uint64) {
+	if !t.jetstream && !t.kafka {
+		return
+	}
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{name}, l...)...)
+	}
+	counter(brRedeliv, redelivered)
+	counter(brPublished, t.published)
+	counter(brConfirmed, t.confirmed)
+	counter(brResent, t.resent)
+	for cause, n := range t.failed {
+		counter(brFailed, n, cause)
+	}
+	if t.jetstream {
+		counter(brDuplicates, t.duplicates)
+		counter(brBeyond, t.beyond)
+	}
+	if t.kafka {
+		counter(brDataLoss, t.dataLoss)
+	}
+}
+
+// collectBroker reports the live broker outputs' gauges and the
+// jetstream inputs' counters (r.mu held); the outputs' counters are
+// reported with their totals (brokerTotals).
 func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 	counter := func(d *prometheus.Desc, v uint64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
@@ -217,18 +290,9 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 		if !ok {
 			continue
 		}
-		counter(brRedeliv, bo.SpoolStats().Redelivered, name)
 		switch {
 		case bo.js != nil:
 			s := bo.js.Stats()
-			counter(brPublished, s.Published, name)
-			counter(brConfirmed, s.Confirmed, name)
-			counter(brDuplicates, s.Duplicates, name)
-			counter(brBeyond, s.BeyondWindow, name)
-			counter(brResent, s.Resent, name)
-			for cause, n := range s.Failed {
-				counter(brFailed, n, name, cause)
-			}
 			gauge(brPending, float64(s.Pending), name)
 			conn := 0.0
 			if s.Connected {
@@ -236,15 +300,7 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 			}
 			gauge(brConnected, conn, name)
 		case bo.kafka != nil:
-			s := bo.kafka.Stats()
-			counter(brPublished, s.Produced, name)
-			counter(brConfirmed, s.Confirmed, name)
-			counter(brResent, s.Resent, name)
-			for cause, n := range s.Failed {
-				counter(brFailed, n, name, cause)
-			}
-			gauge(brPending, float64(s.Pending), name)
-			counter(brDataLoss, s.DataLoss, name)
+			gauge(brPending, float64(bo.kafka.Stats().Pending), name)
 		}
 	}
 	for name, ri := range r.inputs {
@@ -256,6 +312,8 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 		counter(jsInRedelivered, s.Redelivered, name)
 		counter(jsInAcked, s.Acked, name)
 		counter(jsInNaked, s.Naked, name)
+		counter(jsInRefused, s.Refused, name)
 		gauge(jsInPending, float64(s.Pending), name)
+		gauge(jsInLag, float64(s.Lag), name)
 	}
 }

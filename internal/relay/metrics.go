@@ -186,6 +186,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		t.drops = maps.Clone(t.drops)
 		t.ack = t.ack.clone()
 		t.curve = maps.Clone(t.curve)
+		t.broker = t.broker.clone()
 		totals[name] = t
 	}
 	for _, ro := range r.lingering {
@@ -233,6 +234,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(outRefused, float64(t.peersRefused), name)
 		counter(outSubsRef, float64(t.subsRefused), name)
 		t.spool.collect(ch, name)
+		t.broker.collect(ch, name, t.spool.redeliv)
 		for reason, n := range t.curve {
 			counter(outCurve, float64(n), name, reason)
 		}

@@ -106,6 +106,7 @@ type outputTotals struct {
 	drops                           map[string]uint64 // socket drops by reason
 	ack                             ackTotals         // acknowledged outputs only
 	spool                           spoolTotals       // spooled outputs
+	broker                          brokerTotals      // jetstream and kafka outputs
 	curve                           map[string]uint64 // CURVE refusals by reason; nil without CURVE
 }
 
@@ -119,6 +120,9 @@ func (t *outputTotals) add(o output.Output) {
 	}
 	if so, ok := o.(spoolStatser); ok {
 		t.spool.add(so.SpoolStats())
+	}
+	if bo, ok := o.(*brokerOutput); ok {
+		t.broker.add(bo)
 	}
 	if so, ok := o.(interface{ Socket() zmq.Stats }); ok {
 		ss := so.Socket()
