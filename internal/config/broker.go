@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nkeys"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -450,7 +451,7 @@ func (k *checker) nats(p string, n *NATS) {
 	}
 	for _, f := range []struct{ key, path string }{{"creds", n.Creds}, {"nkey", n.NKey}} {
 		if f.path != "" {
-			if err := checkFile(f.path); err != nil {
+			if err := checkNATSCredsFile(f.key, f.path); err != nil {
 				k.add(p+"."+f.key, ErrFile, "%v", err)
 			} else {
 				k.secret(p+"."+f.key, f.path)
@@ -458,6 +459,45 @@ func (k *checker) nats(p string, n *NATS) {
 		}
 	}
 	k.clientTLS(p+".tls", n.TLS)
+}
+
+// checkNATSCredsFile reads a creds file (a user JWT and its nkey seed) or
+// an nkey seed file and parses it as the NATS client will at connect, so
+// that an unreadable or wrong file is found offline, not by a refused
+// connection.
+func checkNATSCredsFile(key, path string) error {
+	b, err := readSmall(path, 64<<10)
+	if err != nil {
+		return err
+	}
+	if key == "creds" {
+		// ParseDecoratedJWT takes a file without its markers as a bare
+		// JWT: a JWT has three dot-separated parts.
+		if jwt, err := nkeys.ParseDecoratedJWT(b); err != nil || strings.Count(jwt, ".") != 2 || strings.ContainsAny(jwt, " \n") {
+			return fmt.Errorf("%q holds no user JWT; creds must be the .creds file `nsc generate creds` writes (a JWT and a seed)", path)
+		}
+	}
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return fmt.Errorf("%q holds no nkey seed (%v); %s must hold the user's seed (SU…)", path, err, key)
+	}
+	kp.Wipe()
+	return nil
+}
+
+// subjectCovers reports whether filter (with * and > wildcards) takes
+// every subject subj stands for (subj may hold * for {stream}).
+func subjectCovers(filter, subj string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subj, ".")
+	for i, ft := range f {
+		if ft == ">" {
+			return i < len(s)
+		}
+		if i >= len(s) || (ft != "*" && ft != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
 }
 
 // brokerOutput checks a jetstream or kafka output.
@@ -481,6 +521,8 @@ func (k *checker) brokerOutput(p string, o *Output) {
 			k.add(p+".subject", ErrRequired, "subject is required; e.g. subject: \"events.{stream}\" ({stream} is the event's stream)")
 		} else if err := checkSubject(strings.ReplaceAll(j.Subject, "{stream}", "x"), false); err != nil {
 			k.add(p+".subject", ErrInvalid, "%v; {stream} stands for the event's stream", err)
+		} else if rest := strings.ReplaceAll(j.Subject, "{stream}", ""); strings.ContainsAny(rest, "{}") {
+			k.add(p+".subject", ErrInvalid, "%q: {stream} is the only placeholder (the event's stream); check the braces", j.Subject)
 		}
 		k.between(p+".max_pending", j.MaxPending, 1, MaxBrokerPending, DefaultJetStreamMaxPending)
 		if j.AckTimeout < 100*time.Millisecond {
@@ -491,10 +533,18 @@ func (k *checker) brokerOutput(p string, o *Output) {
 			if !streamNameRE.MatchString(cs.Name) {
 				k.add(cp+".name", ErrInvalid, "%q is not a stream name; use letters, digits, '-' and '_', e.g. EVENTS", cs.Name)
 			}
+			covered, bad := false, false
+			wild := strings.ReplaceAll(j.Subject, "{stream}", "*")
 			for i, s := range cs.Subjects {
 				if err := checkSubject(s, true); err != nil {
 					k.add(k.item(cp+".subjects", i, len(cs.Subjects)), ErrInvalid, "%v", err)
+					bad = true
 				}
+				covered = covered || subjectCovers(s, wild)
+			}
+			if len(cs.Subjects) > 0 && j.Subject != "" && !covered && !bad {
+				k.add(cp+".subjects", ErrInvalid, "%v do not take the output's subject %q: the stream made would not store its events; add %q (or leave subjects out)",
+					cs.Subjects, j.Subject, wild)
 			}
 			if cs.Replicas < 1 || cs.Replicas > 5 {
 				k.add(cp+".replicas", ErrInvalid, "%d replicas: use 1 to 5 (3 keeps acknowledged events through the loss of a server)", cs.Replicas)
@@ -511,7 +561,8 @@ func (k *checker) brokerOutput(p string, o *Output) {
 			k.add(p+".brokers", ErrRequired, "brokers is required; e.g. brokers: [k1:9092, k2:9092, k3:9092]")
 		}
 		for i, b := range kc.Brokers {
-			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			host, port, err := net.SplitHostPort(b)
+			if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
 				k.add(k.item(p+".brokers", i, len(kc.Brokers)), ErrInvalid, "%q is not host:port; write e.g. kafka1:9092", b)
 			}
 		}
