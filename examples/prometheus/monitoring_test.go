@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rsyslog-zmq/relay/internal/config"
@@ -265,8 +268,37 @@ func scrapeRunningRelay(t *testing.T) map[string]bool {
 	linkPort := testpeer.FreePort(t)
 	dir := t.TempDir()
 	key := curveKey(t)
+	// Brokers: a nats-server with the stream the jetstream output and
+	// input use, and a kfake cluster for the kafka output.
+	nats := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	createEventsStream(t, nats.URL())
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kafka.Close)
+	brokers := fmt.Sprintf(`
+  - name: from-nats
+    type: jetstream
+    servers: [%s]
+    stream: EVENTS
+`, nats.URL())
+	brokerOuts := fmt.Sprintf(`
+  - name: to-nats
+    type: jetstream
+    servers: [%s]
+    subject: "events.{stream}"
+    streams: [nobody]
+    spool: {dir: %s/nats-spool}
+  - name: to-kafka
+    type: kafka
+    brokers: [%s]
+    topic: events
+    streams: [nobody]
+    spool: {dir: %s/kafka-spool}
+`, nats.URL(), dir, kafka.ListenAddrs()[0], dir)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-inputs:
+inputs:`+brokers+`
   - name: rsyslog
     type: syslog
     listen: [tcp://127.0.0.1:0]
@@ -282,7 +314,7 @@ inputs:
   - name: relp
     type: relp
     listen: tcp://127.0.0.1:0
-outputs:
+outputs:`+brokerOuts+`
   - name: to-dc2
     type: link
     connect: [tcp://127.0.0.1:%d]
@@ -382,12 +414,31 @@ http:
 		}
 	}
 	for _, want := range []string{"relay_input_received_total", "relay_output_info", "relay_input_curve_refused_total", "relay_output_curve_refused_total", "relay_stream_events_total", "relay_unrouted_events_total", "process_resident_memory_bytes",
-		"relay_spool_bytes", "relay_spool_max_bytes", "relay_spool_fsync_duration_seconds", "relay_relp_sessions", "relay_relp_ack_latency_seconds", "relay_output_ack_batches_total"} {
+		"relay_spool_bytes", "relay_spool_max_bytes", "relay_spool_fsync_duration_seconds", "relay_relp_sessions", "relay_relp_ack_latency_seconds", "relay_output_ack_batches_total",
+		"relay_broker_confirmed_total", "relay_broker_failed_total", "relay_broker_data_loss_total", "relay_broker_resent_beyond_window_total", "relay_jetstream_input_lag_messages"} {
 		if !exported[want] {
 			t.Errorf("the scrape lacks %s; /metrics:\n%s", want, body)
 		}
 	}
 	return exported
+}
+
+// createEventsStream creates the stream EVENTS on events.> (the scraped
+// relay's jetstream output checks it at start, its input reads it).
+func createEventsStream(t *testing.T, url string) {
+	t.Helper()
+	nc, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, Duplicates: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // sampleValue is the value of series (name{labels} exactly as exposed) in

@@ -155,3 +155,10 @@ func (c *causes) inEpisode(cause string) bool {
 	defer c.mu.Unlock()
 	return c.episode[cause] > 0
 }
+
+// The causes each output counts failures by: the relay exports each at 0
+// before its first failure, so that rate() and increase() see the first.
+var (
+	JetStreamCauses = []string{CauseDisconnected, CauseTimeout, CauseNoStream, CauseStreamFull, CauseTooLarge, CauseAuth, CauseUnconfirmed, CauseOther}
+	KafkaCauses     = []string{CauseUnknownTopic, CauseBrokers, CauseTimeout, CauseTooLarge, CauseAuth, CauseOther}
+)

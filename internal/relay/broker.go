@@ -263,7 +263,21 @@ func (t *brokerTotals) collect(ch chan<- prometheus.Metric, name string, redeliv
 	counter(brPublished, t.published)
 	counter(brConfirmed, t.confirmed)
 	counter(brResent, t.resent)
-	for cause, n := range t.failed {
+	failed := maps.Clone(t.failed)
+	if failed == nil {
+		failed = map[string]uint64{}
+	}
+	for _, kind := range []struct {
+		seen   bool
+		causes []string
+	}{{t.jetstream, broker.JetStreamCauses}, {t.kafka, broker.KafkaCauses}} {
+		for _, c := range kind.causes {
+			if _, ok := failed[c]; kind.seen && !ok {
+				failed[c] = 0 // before the first failure, so that rate() sees it
+			}
+		}
+	}
+	for cause, n := range failed {
 		counter(brFailed, n, cause)
 	}
 	if t.jetstream {
