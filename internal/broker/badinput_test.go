@@ -310,3 +310,35 @@ func TestJetStreamInputCredentialsRevoked(t *testing.T) {
 		t.Fatalf("missing %d, duplicates %d (redelivered %d), strays %d, lag %d", missing, dups, st.Redelivered, strays, st.Lag)
 	}
 }
+
+// TestJetStreamIdleRefusalEpisodeEnds: connections refused while nothing
+// was in flight (no retry ran) open an auth episode; the first
+// confirmation after the credentials are fixed must end it, or the next
+// outage of that cause would never be logged.
+func TestJetStreamIdleRefusalEpisodeEnds(t *testing.T) {
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{Extra: natsUsers})
+	admin := strings.Replace(srv.URL(), "nats://", "nats://admin:admin@", 1)
+	createStream(t, admin, "EVENTS", 1, time.Hour, "events.>")
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	log, logs := captureLogger(t)
+	s := newJS(t, dir, sp, []string{srv.URL()}, func(c *JetStreamConfig) {
+		c.Logger = log
+		c.Auth = NATSAuth{User: "relay", Password: "right"}
+	})
+	d := startDrain(sp, s)
+	srv.Reconfigure(natsUsersRevoked)
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", s.Stats()) }, func() bool { return s.Stats().Failed[CauseAuth] > 0 })
+	if !s.causes.inEpisode(CauseAuth) || !strings.Contains(logs.String(), "cause=auth") {
+		t.Fatalf("refusals while idle: episode %v, log:\n%s", s.causes.inEpisode(CauseAuth), logs.String())
+	}
+	srv.Reconfigure(natsUsers)
+	appendN(t, sp, 0, 10)
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", s.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	s.Close(context.Background())
+	if s.causes.inEpisode(CauseAuth) || !strings.Contains(logs.String(), "broker confirms publishes again") {
+		t.Fatalf("the auth episode did not end with the confirmations; log:\n%s", logs.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,9 @@ type causes struct {
 	// loud is set when this episode logged something, so its end is
 	// logged too.
 	loud bool
+	// open is set while an episode runs: ok's fast path, called for every
+	// confirmation, reads only it.
+	open atomic.Bool
 }
 
 func newCauses(log *slog.Logger) *causes {
@@ -42,6 +46,7 @@ func (c *causes) fail(cause string, n int, err error, hint string) {
 		c.since = now
 	}
 	c.episode[cause] += uint64(n)
+	c.open.Store(true)
 	if first {
 		c.logged[cause] = now
 		c.loud = true
@@ -56,9 +61,14 @@ func (c *causes) fail(cause string, n int, err error, hint string) {
 	}
 }
 
-// ok ends an episode: the destination confirmed something again.
+// ok ends an episode: the destination confirmed something again. It is
+// cheap when no episode runs.
 func (c *causes) ok() {
+	if !c.open.Load() {
+		return
+	}
 	c.mu.Lock()
+	c.open.Store(false)
 	if len(c.episode) == 0 {
 		c.mu.Unlock()
 		return

@@ -630,8 +630,11 @@ func (s *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 	}
 	if s.bo.current() != 0 {
 		s.bo.reset()
-		s.causes.ok()
 	}
+	// Also when no retry ran: connections refused while nothing was in
+	// flight open an episode too, and an episode left open would keep the
+	// next outage of that cause from being logged.
+	s.causes.ok()
 	select {
 	case s.wakeAck <- struct{}{}:
 	default:
