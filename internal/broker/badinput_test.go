@@ -342,3 +342,50 @@ func TestJetStreamIdleRefusalEpisodeEnds(t *testing.T) {
 		t.Fatalf("the auth episode did not end with the confirmations; log:\n%s", logs.String())
 	}
 }
+
+// TestJetStreamInputStreamDeleted: the stream an input reads is deleted
+// while it runs and made again: the input says so, and reads the new
+// stream once it exists (its durable consumer is made again), without a
+// restart of the relay.
+func TestJetStreamInputStreamDeleted(t *testing.T) {
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	createStream(t, srv.URL(), "EVENTS", 1, time.Hour, "events.>")
+	fillStream(t, srv.URL(), 0, 100)
+	log, logs := captureLogger(t)
+	in, err := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{srv.URL()}, Stream: "EVENTS", AckWait: 5 * time.Second, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[int]int{}
+	if err := in.Start(func(batch []*event.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range batch {
+			seen[testpeer.SeqOf(string(e.Raw))]++
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	eventually(t, 30*time.Second, func() string { return fmt.Sprint(count()) }, func() bool { return count() == 100 })
+	nc, _ := nats.Connect(srv.URL())
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteStream(context.Background(), "EVENTS"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	createStream(t, srv.URL(), "EVENTS", 1, time.Hour, "events.>")
+	fillStream(t, srv.URL(), 100, 100)
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%d %+v\n%s", count(), in.JetStreamStats(), logs.String()) }, func() bool { return count() == 200 })
+	if st := in.JetStreamStats(); st.Resubscribed == 0 || !strings.Contains(logs.String(), "consumer was deleted") {
+		t.Fatalf("resubscribed %d; log:\n%s", st.Resubscribed, logs.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if missing, dups, strays := tally(seen, 0, 200); missing+dups+strays > 0 {
+		t.Fatalf("missing %d, duplicates %d, strays %d", missing, dups, strays)
+	}
+}

@@ -68,6 +68,9 @@ type JetStreamInputStats struct {
 	// Refused counts connections and requests the server refused for
 	// the credentials or permissions.
 	Refused uint64
+	// Resubscribed counts consumers made again after the stream or the
+	// consumer was deleted while the input ran.
+	Resubscribed uint64
 }
 
 // JetStreamInput reads a stream through a durable pull consumer and acks
@@ -79,7 +82,12 @@ type JetStreamInput struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	cons jetstream.Consumer
+	ccMu sync.Mutex // guards cons and cc, which a resubscribe replaces
 	cc   jetstream.ConsumeContext
+	// resub asks resubscribeLoop to check the consumer and make it again
+	// if it is gone.
+	resub        chan struct{}
+	resubscribed atomic.Uint64
 
 	msgs chan jetstream.Msg
 	stop chan struct{}
@@ -127,7 +135,7 @@ func NewJetStreamInput(cfg JetStreamInputConfig) (*JetStreamInput, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &JetStreamInput{cfg: cfg, log: cfg.Logger.With("input", cfg.Name),
-		msgs: make(chan jetstream.Msg, cfg.Batch), stop: make(chan struct{}), done: make(chan struct{})}, nil
+		msgs: make(chan jetstream.Msg, cfg.Batch), stop: make(chan struct{}), done: make(chan struct{}), resub: make(chan struct{}, 1)}, nil
 }
 
 // Name implements input.Input.
@@ -183,6 +191,20 @@ func (in *JetStreamInput) Start(h input.Handler) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.StartTimeout)
 	defer cancel()
+	if err := in.subscribe(ctx); err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("input %q: stream %s does not exist on %s; create it (or its mirror), or correct stream", in.cfg.Name, in.cfg.Stream, servers)
+		}
+		return err
+	}
+	go in.resubscribeLoop()
+	go in.loop(h)
+	return nil
+}
+
+// subscribe creates (or updates) the durable consumer and consumes it.
+func (in *JetStreamInput) subscribe(ctx context.Context) error {
 	cc := jetstream.ConsumerConfig{
 		Durable:       in.cfg.Consumer,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -198,31 +220,116 @@ func (in *JetStreamInput) Start(h input.Handler) error {
 	default:
 		cc.FilterSubjects = in.cfg.FilterSubjects
 	}
-	in.cons, err = in.js.CreateOrUpdateConsumer(ctx, in.cfg.Stream, cc)
+	cons, err := in.js.CreateOrUpdateConsumer(ctx, in.cfg.Stream, cc)
 	if err != nil {
-		nc.Close()
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("input %q: stream %s does not exist on %s; create it (or its mirror), or correct stream", in.cfg.Name, in.cfg.Stream, servers)
+			return err
 		}
 		return fmt.Errorf("input %q: consumer %s on stream %s: %w", in.cfg.Name, in.cfg.Consumer, in.cfg.Stream, err)
 	}
-	in.cc, err = in.cons.Consume(func(m jetstream.Msg) {
+	in.ccMu.Lock()
+	defer in.ccMu.Unlock()
+	select {
+	case <-in.stop:
+		return errors.New("stopping")
+	default:
+	}
+	consume, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case in.msgs <- m:
 		case <-in.stop:
 			// Stopping: not acked, delivered again at the next start.
 		}
 	}, jetstream.PullMaxMessages(2*in.cfg.Batch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !errors.Is(err, jetstream.ErrNoHeartbeat) || in.nc.IsConnected() {
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrBadRequest):
+			// Terminal for this ConsumeContext: the stream or the
+			// consumer was deleted. Make them anew once the stream is
+			// back, instead of reading nothing until a restart.
+			in.log.Error("the stream's consumer was deleted (or the stream itself); waiting for the stream to exist, then the consumer is made again and reads it from its start",
+				"stream", in.cfg.Stream, "consumer", in.cfg.Consumer, "err", err)
+			in.resubscribe()
+		case errors.Is(err, jetstream.ErrNoHeartbeat):
+			if in.nc.IsConnected() {
+				in.log.Warn("JetStream consume: no heartbeat from the consumer; checking that it still exists", "err", err)
+				in.resubscribe()
+			}
+		default:
 			in.log.Warn("JetStream consume", "err", err)
 		}
 	}))
 	if err != nil {
-		nc.Close()
 		return fmt.Errorf("input %q: consume: %w", in.cfg.Name, err)
 	}
-	go in.loop(h)
+	in.cons, in.cc = cons, consume
 	return nil
+}
+
+func (in *JetStreamInput) resubscribe() {
+	select {
+	case in.resub <- struct{}{}:
+	default:
+	}
+}
+
+// resubscribeLoop makes the consumer again when it is gone (the stream
+// deleted and made again, the consumer deleted), checking every few
+// seconds until the stream exists. A consumer that still exists is left
+// as it is.
+func (in *JetStreamInput) resubscribeLoop() {
+	bo := backoff{min: 500 * time.Millisecond, max: 10 * time.Second}
+	for {
+		select {
+		case <-in.resub:
+		case <-in.stop:
+			return
+		}
+		bo.reset()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), in.cfg.StartTimeout)
+			_, err := in.js.Consumer(ctx, in.cfg.Stream, in.cfg.Consumer)
+			gone := errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+			in.ccMu.Lock()
+			dead := in.cc != nil && isClosed(in.cc)
+			in.ccMu.Unlock()
+			if err == nil && !dead {
+				cancel()
+				break
+			}
+			if gone || dead {
+				in.ccMu.Lock()
+				if in.cc != nil {
+					in.cc.Stop()
+				}
+				in.ccMu.Unlock()
+				err = in.subscribe(ctx)
+				if err == nil {
+					in.resubscribed.Add(1)
+					in.log.Info("consuming the stream again", "stream", in.cfg.Stream, "consumer", in.cfg.Consumer)
+					cancel()
+					break
+				}
+			}
+			cancel()
+			t := time.NewTimer(bo.next())
+			select {
+			case <-t.C:
+			case <-in.stop:
+				t.Stop()
+				return
+			}
+		}
+	}
+}
+
+// isClosed reports whether a ConsumeContext has ended.
+func isClosed(cc jetstream.ConsumeContext) bool {
+	select {
+	case <-cc.Closed():
+		return true
+	default:
+		return false
+	}
 }
 
 // loop hands batches to h: the first message waits, then what is already
@@ -309,10 +416,12 @@ func (in *JetStreamInput) settle(msgs []jetstream.Msg, err error) {
 func (in *JetStreamInput) Stop(ctx context.Context) error {
 	var err error
 	in.stopOnce.Do(func() {
+		in.ccMu.Lock()
+		close(in.stop)
 		if in.cc != nil {
 			in.cc.Stop()
 		}
-		close(in.stop)
+		in.ccMu.Unlock()
 		if in.nc == nil {
 			return
 		}
@@ -364,5 +473,5 @@ func (in *JetStreamInput) Stats() input.Stats {
 // JetStreamStats returns the input's own counters.
 func (in *JetStreamInput) JetStreamStats() JetStreamInputStats {
 	return JetStreamInputStats{Redelivered: in.redelivered.Load(), Acked: in.acked.Load(), Naked: in.naked.Load(), Pending: in.pending.Load(),
-		Lag: in.lag.Load(), Refused: in.refused.Load()}
+		Lag: in.lag.Load(), Refused: in.refused.Load(), Resubscribed: in.resubscribed.Load()}
 }

@@ -197,11 +197,12 @@ var (
 	jsInPending     = descJSIn("pending", "Events handed to the outputs whose hand-off has not fired.")
 	jsInLag         = descJSIn("lag_messages", "Messages the stream holds for the input's consumer beyond the last one delivered: how far the input is behind (0 when it keeps up).")
 	jsInRefused     = descJSIn("refused_total", "Connections and requests the NATS server refused for the input's credentials or permissions (it keeps retrying).")
+	jsInResub       = descJSIn("resubscribed_total", "Consumers made again after the stream or the input's consumer was deleted while it ran.")
 )
 
 func describeBroker(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{brPublished, brConfirmed, brDuplicates, brResent, brFailed, brPending, brConnected, brDataLoss, brRedeliv, brBeyond,
-		jsInRedelivered, jsInAcked, jsInNaked, jsInPending, jsInLag, jsInRefused} {
+		jsInRedelivered, jsInAcked, jsInNaked, jsInPending, jsInLag, jsInRefused, jsInResub} {
 		ch <- d
 	}
 }
@@ -327,6 +328,7 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 		counter(jsInAcked, s.Acked, name)
 		counter(jsInNaked, s.Naked, name)
 		counter(jsInRefused, s.Refused, name)
+		counter(jsInResub, s.Resubscribed, name)
 		gauge(jsInPending, float64(s.Pending), name)
 		gauge(jsInLag, float64(s.Lag), name)
 	}
