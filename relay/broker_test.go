@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,5 +356,58 @@ func TestJetStreamInputRelayKill9(t *testing.T) {
 	t.Logf("killed at %d delivered; after the restart %v redelivered (counted), %v acked; collector: missing %d, duplicates %d", at, redelivered, acked, missing, dups)
 	if missing > 0 || float64(dups) > redelivered {
 		t.Fatalf("missing %d, duplicates %d > counted redeliveries %v", missing, dups, redelivered)
+	}
+}
+
+// TestBrokerCountersSurviveSIGHUP: SIGHUP with a jetstream output's
+// settings changed rebuilds the output on the same spool: its
+// relay_broker_* and relay_spool_* counters go on from where they were
+// (not reset, not doubled), and every event is in the stream once.
+func TestBrokerCountersSurviveSIGHUP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary and nats-server")
+	}
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	createStreamR(t, srv.URL(), "EVENTS", 10*time.Minute, "events.>")
+	p := freePorts(t)
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	out := func(maxPending int) string {
+		return fmt.Sprintf("  - name: nats\n    type: jetstream\n    servers: [%s]\n    subject: \"events.{stream}\"\n    max_pending: %d\n    spool: {dir: %s}\n", srv.URL(), maxPending, spoolDir)
+	}
+	conf := brokerConf(t, p, "", out(64))
+	pr := startRelay(t, conf, p)
+	const n = 5000
+	confirmed := func() float64 { return metric(t, p, `relay_broker_confirmed_total{output="nats"}`) }
+	sendSeqs(t, p, "click", 0, n)
+	testpeer.Eventually(t, 60*time.Second, testpeer.Text("the first events confirmed"), func() bool { return confirmed() == n })
+	published := metric(t, p, `relay_broker_published_total{output="nats"}`)
+	appended := metric(t, p, `relay_spool_appended_total{output="nats"}`)
+
+	// The same file, another max_pending: the output is rebuilt.
+	next := brokerConf(t, p, "", out(128))
+	b, err := os.ReadFile(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pr.signal(t, syscall.SIGHUP)
+	testpeer.Eventually(t, 20*time.Second, testpeer.Text("the reload applied"), func() bool {
+		return strings.Contains(pr.stderr.String(), "configuration reloaded")
+	})
+	if c, pb, a := confirmed(), metric(t, p, `relay_broker_published_total{output="nats"}`), metric(t, p, `relay_spool_appended_total{output="nats"}`); c != n || pb != published || a != appended {
+		t.Fatalf("after SIGHUP: confirmed %v (want %d), published %v (was %v), appended %v (was %v)", c, n, pb, published, a, appended)
+	}
+	sendSeqs(t, p, "click", n, n)
+	testpeer.Eventually(t, 60*time.Second, func() string { return fmt.Sprintf("confirmed %v of %d", confirmed(), 2*n) }, func() bool { return confirmed() == 2*n })
+	if a := metric(t, p, `relay_spool_appended_total{output="nats"}`); a != 2*n {
+		t.Fatalf("appended %v, want %d", a, 2*n)
+	}
+	pr.signal(t, os.Interrupt)
+	pr.wait(t, 20*time.Second)
+	counts := readStream(t, srv.URL(), "EVENTS")
+	if missing, dups := tallySeqs(counts, 2*n); missing+dups > 0 {
+		t.Fatalf("missing %d, duplicates %d", missing, dups)
 	}
 }
