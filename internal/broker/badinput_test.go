@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/pbkdf2"
+	"crypto/sha256"
 
 	"fmt"
 	"strings"
@@ -11,8 +13,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/rsyslog-zmq/relay/internal/event"
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
@@ -387,5 +391,109 @@ func TestJetStreamInputStreamDeleted(t *testing.T) {
 	defer mu.Unlock()
 	if missing, dups, strays := tally(seen, 0, 200); missing+dups+strays > 0 {
 		t.Fatalf("missing %d, duplicates %d, strays %d", missing, dups, strays)
+	}
+}
+
+// TestKafkaCredentialsRefused: the brokers refuse the output's SASL
+// credentials: the failures are counted as auth and logged with what to
+// check, the spool keeps every event; once the operator sets the
+// password the relay uses on the brokers, everything is delivered without
+// a restart of the relay.
+func TestKafkaCredentialsRefused(t *testing.T) {
+	c := startKfake(t, kfake.SeedTopics(3, "events"), kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-256", "admin", "admin"), kfake.Superuser("SCRAM-SHA-256", "relay", "right"))
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	appendN(t, sp, 0, 300)
+	log, logs := captureLogger(t)
+	k := newKafka(t, dir, true, c.ListenAddrs(), func(cfg *KafkaConfig) {
+		cfg.Sent = sp.Sent
+		cfg.Logger = log
+		cfg.SASL = &KafkaSASL{Mechanism: "SCRAM-SHA-256", User: "relay", Password: "new"}
+	})
+	d := startDrain(sp, k)
+	// A real broker answers SASL_AUTHENTICATION_FAILED (cause auth);
+	// kfake closes the connection instead (cause brokers). Either way the
+	// watch counts it and the log names the credentials.
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v", k.Stats()) }, func() bool {
+		return k.Stats().Failed[CauseAuth]+k.Stats().Failed[CauseBrokers] > 0
+	})
+	if r := sp.Stats().Records; r != 300 {
+		t.Fatalf("spool holds %d", r)
+	}
+	if l := logs.String(); !strings.Contains(l, "sasl credentials") {
+		t.Fatalf("no log line about the refused credentials:\n%s", l)
+	}
+	// The operator sets the relay's new password on the brokers.
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.SASL(scram.Auth{User: "admin", Pass: "admin"}.AsSha256Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	salt := []byte("relay-test-salt")
+	salted, err := pbkdf2.Key(sha256.New, "new", salt, 4096, sha256.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+	up.Name, up.Mechanism, up.Iterations, up.Salt, up.SaltedPassword = "relay", 1, 4096, salt, salted
+	req.Upsertions = append(req.Upsertions, up)
+	resp, err := req.RequestWith(context.Background(), adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range resp.Results {
+		if r.ErrorCode != 0 {
+			t.Fatalf("alter scram: %+v", r)
+		}
+	}
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v %+v", sp.Stats(), k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	k.Close(context.Background())
+	if !strings.Contains(logs.String(), "broker confirms publishes again") {
+		t.Fatalf("the end of the episode was not logged:\n%s", logs.String())
+	}
+	counts, _ := topicCountWith(t, c.ListenAddrs(), []kgo.Opt{kgo.SASL(scram.Auth{User: "admin", Pass: "admin"}.AsSha256Mechanism())}, 300, "events")
+	missing, dups, strays := tally(counts, 0, 300)
+	if missing+strays > 0 || dups > int(k.Stats().Resent) {
+		t.Fatalf("missing %d, duplicates %d (resent %d), strays %d", missing, dups, k.Stats().Resent, strays)
+	}
+}
+
+// TestKafkaBrokersUnreachable: no broker answers at start: franz-go keeps
+// the records waiting without a word; the watch counts the failed probes
+// as brokers and logs them, the spool keeps every event, and once the
+// cluster comes up everything is delivered.
+func TestKafkaBrokersUnreachable(t *testing.T) {
+	port := testpeer.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	appendN(t, sp, 0, 300)
+	log, logs := captureLogger(t)
+	k := newKafka(t, dir, true, []string{addr}, func(cfg *KafkaConfig) { cfg.Sent = sp.Sent; cfg.Logger = log })
+	d := startDrain(sp, k)
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", k.Stats()) }, func() bool { return k.Stats().Failed[CauseBrokers] > 0 })
+	if r := sp.Stats().Records; r != 300 {
+		t.Fatalf("spool holds %d", r)
+	}
+	if l := logs.String(); !strings.Contains(l, "cause=brokers") || !strings.Contains(l, "reachable") {
+		t.Fatalf("no log line about the unreachable brokers:\n%s", l)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(3, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v %+v", sp.Stats(), k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	k.Close(context.Background())
+	counts, _ := topicCount(t, c.ListenAddrs(), 300, "events")
+	missing, dups, strays := tally(counts, 0, 300)
+	if missing+strays > 0 || dups > int(k.Stats().Resent) {
+		t.Fatalf("missing %d, duplicates %d (resent %d), strays %d", missing, dups, k.Stats().Resent, strays)
 	}
 }

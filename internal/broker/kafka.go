@@ -206,6 +206,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 	k.wg.Add(2)
 	go k.retryLoop()
 	go k.ackLoop()
+	k.startWatch()
 	return k, nil
 }
 

@@ -31,7 +31,13 @@ func startKfake(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 // it stops when want records arrived, or after idle without any.
 func topicCount(t testing.TB, brokers []string, want int, topics ...string) (map[int]int, []*kgo.Record) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	return topicCountWith(t, brokers, nil, want, topics...)
+}
+
+// topicCountWith is topicCount with more client options (SASL).
+func topicCountWith(t testing.TB, brokers []string, opts []kgo.Opt, want int, topics ...string) (map[int]int, []*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
