@@ -12,6 +12,11 @@
 // or loses in a reconnect is published again (capped backoff, logged once
 // per cause, counted); the spool keeps every record until its ack, so a
 // crash, a stall or an outage of the broker costs nothing but backlog.
+// Refused credentials never end the connection for good (nats.go would
+// give up after two refusals): fixed on the server, the output resumes
+// without a restart. franz-go waits silently when no broker answers or
+// the brokers refuse the SASL credentials: the Kafka output's watch asks
+// the cluster why once records wait unconfirmed, and counts the answer.
 //
 // JetStream: every message carries a Nats-Msg-Id made from a stable
 // identity of its record: the spool's identity (a random id kept in the
@@ -33,7 +38,8 @@
 // The JetStream input reads a stream through a durable pull consumer and
 // acks each message only when the event's hand-off fires (every output
 // that must not lose it has it); redeliveries are counted from the
-// consumer's delivery count. Replay (tap nats://HOST/STREAM) reads a
+// consumer's delivery count. A stream (or consumer) deleted while the
+// input runs is waited for and its consumer made again. Replay (tap nats://HOST/STREAM) reads a
 // stream from a time, a sequence or the last N messages with an ordered,
 // ephemeral consumer and acks nothing.
 package broker
