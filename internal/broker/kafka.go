@@ -97,10 +97,10 @@ type Kafka struct {
 	cl     *kgo.Client
 	single bool // one topic, the stream as key
 
-	sem chan struct{}
-
 	mu       sync.Mutex
-	inflight map[*kgo.Record]uint64
+	inflight int  // records produced and not acknowledged: the window
+	waiting  bool // Send waits for room in the window
+	room     chan struct{}
 	retry    []*kgo.Record
 	acked    []uint64
 	ack      func(first, last uint64)
@@ -144,8 +144,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("output", cfg.Name),
 		single:    !strings.Contains(cfg.Topic, "{stream}"),
-		sem:       make(chan struct{}, cfg.MaxPending),
-		inflight:  map[*kgo.Record]uint64{},
+		room:      make(chan struct{}, 1),
 		wakeRetry: make(chan struct{}, 1),
 		wakeAck:   make(chan struct{}, 1),
 		bo:        backoff{min: 100 * time.Millisecond, max: cfg.RetryMax},
@@ -254,12 +253,22 @@ func topicName(s string) string {
 }
 
 // batchBuf holds the allocations of one chunk of records: the records,
-// their headers and the bytes of their ids and times, one allocation each
-// instead of several per record.
+// their headers, their spool seqs and the bytes of their ids and times,
+// one allocation each instead of several per record.
 type batchBuf struct {
 	recs []kgo.Record
+	ctxs []recCtx
 	hdrs []kgo.RecordHeader
 	slab []byte
+}
+
+// recCtx is a produced record's Context (franz-go's field for enriching
+// records): the output's context, for cancellation at Close, and the
+// record's spool seq, which the promise acks. It saves a map from record
+// to seq, written and read once per record.
+type recCtx struct {
+	context.Context
+	seq uint64
 }
 
 // bytesOf returns s as bytes, shared across records: header values are
@@ -312,7 +321,9 @@ func (k *Kafka) record(r *spool.Record, bb *batchBuf) *kgo.Record {
 		bb.slab = r.Received.UTC().AppendFormat(bb.slab, time.RFC3339Nano)
 		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderReceived, Value: bb.slab[start:len(bb.slab):len(bb.slab)]})
 	}
-	bb.recs = append(bb.recs, kgo.Record{Topic: k.topic(r.Stream), Value: value, Headers: bb.hdrs[h0:len(bb.hdrs):len(bb.hdrs)], Timestamp: r.Received})
+	bb.ctxs = append(bb.ctxs, recCtx{Context: k.ctx, seq: r.Seq})
+	bb.recs = append(bb.recs, kgo.Record{Topic: k.topic(r.Stream), Value: value, Headers: bb.hdrs[h0:len(bb.hdrs):len(bb.hdrs)], Timestamp: r.Received,
+		Context: &bb.ctxs[len(bb.ctxs)-1]})
 	rec := &bb.recs[len(bb.recs)-1]
 	if k.single {
 		rec.Key = stream
@@ -328,48 +339,68 @@ func (k *Kafka) Send(ctx context.Context, recs []spool.Record, ack func(first, l
 	k.ack = ack
 	k.mu.Unlock()
 	for i := 0; i < len(recs); {
-		n, err := acquire(ctx, k.ctx, k.sem, len(recs)-i)
+		n, err := k.take(ctx, len(recs)-i)
 		if err != nil {
 			return err
 		}
 		chunk := recs[i : i+n]
-		krs := make([]*kgo.Record, n)
-		bb := batchBuf{recs: make([]kgo.Record, 0, n), hdrs: make([]kgo.RecordHeader, 0, 5*n), slab: make([]byte, 0, 64*n)}
+		bb := batchBuf{recs: make([]kgo.Record, 0, n), ctxs: make([]recCtx, 0, n), hdrs: make([]kgo.RecordHeader, 0, 5*n), slab: make([]byte, 0, 64*n)}
 		for j := range chunk {
-			krs[j] = k.record(&chunk[j], &bb)
+			k.record(&chunk[j], &bb)
 		}
 		if k.cfg.Sent != nil {
 			if err := k.cfg.Sent(spool.Range{First: chunk[0].Seq, Last: chunk[n-1].Seq}); err != nil && !errors.Is(err, spool.ErrClosed) {
 				k.log.Warn("spool: marking records sent failed; a crash now would not count their redelivery", "err", err)
 			}
 		}
-		k.mu.Lock()
-		if k.idle == nil {
-			k.idle = make(chan struct{})
-		}
-		for j, r := range krs {
-			k.inflight[r] = chunk[j].Seq
-		}
-		k.mu.Unlock()
-		for _, r := range krs {
-			k.produced.Add(1)
-			k.cl.Produce(k.ctx, r, k.promise)
+		k.produced.Add(uint64(n))
+		for j := range bb.recs {
+			k.cl.Produce(k.ctx, &bb.recs[j], k.promise)
 		}
 		i += n
 	}
 	return nil
 }
 
+// take waits for room in the window of unacknowledged records and takes
+// at least one and at most n places of it. Once the window was full, it
+// waits until a quarter of it is free, so that the chunks it hands out
+// stay large: a chunk costs its allocations and a Sent of the spool.
+func (k *Kafka) take(ctx context.Context, n int) (int, error) {
+	k.mu.Lock()
+	for k.inflight >= k.cfg.MaxPending {
+		k.waiting = true
+		k.mu.Unlock()
+		select {
+		case <-k.room:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-k.ctx.Done():
+			return 0, spool.ErrClosed
+		}
+		k.mu.Lock()
+	}
+	n = min(n, k.cfg.MaxPending-k.inflight)
+	k.inflight += n
+	if k.idle == nil {
+		k.idle = make(chan struct{})
+	}
+	k.mu.Unlock()
+	return n, nil
+}
+
 // promise runs on franz-go's goroutine, one at a time: it must not block.
 func (k *Kafka) promise(r *kgo.Record, err error) {
+	rc, ok := r.Context.(*recCtx)
+	if !ok {
+		return // not produced by Send: cannot happen
+	}
 	if err != nil {
 		if k.ctx.Err() != nil {
 			return // closing: the record stays in the spool
 		}
 		k.mu.Lock()
-		if _, ok := k.inflight[r]; ok {
-			k.retry = append(k.retry, r)
-		}
+		k.retry = append(k.retry, r) // still in the window
 		k.mu.Unlock()
 		cause, hint := classifyKafka(err, r.Topic)
 		k.causes.fail(cause, 1, err, hint)
@@ -380,20 +411,23 @@ func (k *Kafka) promise(r *kgo.Record, err error) {
 		return
 	}
 	k.mu.Lock()
-	seq, ok := k.inflight[r]
-	if ok {
-		delete(k.inflight, r)
-		k.acked = append(k.acked, seq)
-		if len(k.inflight) == 0 && k.idle != nil {
-			close(k.idle)
-			k.idle = nil
-		}
+	k.inflight--
+	k.acked = append(k.acked, rc.seq)
+	if k.inflight == 0 && k.idle != nil {
+		close(k.idle)
+		k.idle = nil
+	}
+	wake := k.waiting && k.inflight <= k.cfg.MaxPending-max(1, k.cfg.MaxPending/4)
+	if wake {
+		k.waiting = false
 	}
 	k.mu.Unlock()
-	if !ok {
-		return
+	if wake {
+		select {
+		case k.room <- struct{}{}:
+		default:
+		}
 	}
-	<-k.sem
 	k.confirmed.Add(1)
 	if k.bo.current() != 0 {
 		k.bo.reset()
@@ -444,18 +478,13 @@ func (k *Kafka) retryLoop() {
 		k.mu.Lock()
 		old := k.retry
 		k.retry = nil
-		var again []*kgo.Record
-		for _, r := range old {
-			seq, ok := k.inflight[r]
-			if !ok {
-				continue
-			}
-			delete(k.inflight, r)
-			nr := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
-			k.inflight[nr] = seq
-			again = append(again, nr)
-		}
 		k.mu.Unlock()
+		again := make([]*kgo.Record, 0, len(old))
+		for _, r := range old {
+			// A new record (franz-go has finished with the failed one),
+			// with the same seq: it keeps its place in the window.
+			again = append(again, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp, Context: r.Context})
+		}
 		for _, r := range again {
 			k.resent.Add(1)
 			k.produced.Add(1)
@@ -492,7 +521,7 @@ func (k *Kafka) Close(ctx context.Context) error {
 	k.closeOnce.Do(func() {
 		k.mu.Lock()
 		idle := k.idle
-		left := len(k.inflight)
+		left := k.inflight
 		k.mu.Unlock()
 		if idle != nil && left > 0 {
 			select {
@@ -504,7 +533,7 @@ func (k *Kafka) Close(ctx context.Context) error {
 		k.wg.Wait()
 		k.cl.Close()
 		k.mu.Lock()
-		left = len(k.inflight)
+		left = k.inflight
 		k.mu.Unlock()
 		if left > 0 {
 			k.log.Info("closing with records unacknowledged; they stay in the spool and are produced again at the next start (counted as redelivered)", "records", left)
@@ -516,7 +545,7 @@ func (k *Kafka) Close(ctx context.Context) error {
 // Stats returns the output's counters.
 func (k *Kafka) Stats() KafkaStats {
 	k.mu.Lock()
-	pending := len(k.inflight)
+	pending := k.inflight
 	k.mu.Unlock()
 	return KafkaStats{
 		Produced:  k.produced.Load(),
