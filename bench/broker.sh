@@ -3,11 +3,19 @@
 # syslog TCP -> relay -> spooled (fsync always) jetstream output ->
 # nats-server (Debian's) against a Go client publishing asynchronously with
 # message ids (goal >= 90%), and the kafka output into a three-broker kfake
-# cluster against a raw franz-go producer (goal >= 70%). kfake is an
-# in-process, memory-only test harness: a ratio, not a Kafka throughput.
-# N events per run (default 300000), RUNS runs each (best counts).
+# cluster against a raw franz-go producer (goal >= 70%), beside the relay's
+# own path into a PUSH consumer (the ceiling of any spooled output). kfake
+# is a memory-only test harness, run in a process of its own: a ratio, not
+# a Kafka throughput. N events per run (default 300000), RUNS runs each
+# (each run's ratio, their median). PROFILE=DIR: CPU profiles of the first
+# kafka run (relay, kfake, raw producer) into DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v nats-server >/dev/null || { echo "nats-server missing: apt-get install nats-server" >&2; exit 1; }
-[ -x bin/relay ] || go build -o bin/ ./relay
-go run ./bench/broker -relay bin/relay -n "${N:-300000}" -runs "${RUNS:-2}" -only "${ONLY:-jetstream,kafka}"
+relay=bin/relay
+go build -o bin/ ./relay # always: a stale binary would measure old code
+if [ -n "${PROFILE:-}" ]; then
+	relay=$(mktemp -d)/relay
+	go build -tags tapprofile -o "$relay" ./relay
+fi
+go run ./bench/broker -relay "$relay" -n "${N:-300000}" -runs "${RUNS:-2}" -only "${ONLY:-jetstream,kafka}" -profile "${PROFILE:-}"
