@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,5 +197,54 @@ func TestKafkaCreateTopics(t *testing.T) {
 	clicks, _ := topicCount(t, c.ListenAddrs(), 500, "ev-click")
 	if len(clicks) != 500 {
 		t.Fatalf("ev-click holds %d distinct events", len(clicks))
+	}
+}
+
+// TestKafkaWindow: with a small window, Send never has more than
+// MaxPending records unacknowledged, waits for room (never deadlocks, a
+// window of one included), and every event arrives once.
+func TestKafkaWindow(t *testing.T) {
+	for _, tc := range []struct{ window, n int }{{1, 200}, {16, 3000}} {
+		t.Run(fmt.Sprint(tc.window), func(t *testing.T) {
+			c := startKfake(t, kfake.SeedTopics(3, "events"))
+			dir := t.TempDir()
+			sp := openSpool(t, dir)
+			defer sp.Close()
+			appendN(t, sp, 0, tc.n)
+			k := newKafka(t, dir, true, c.ListenAddrs(), func(cfg *KafkaConfig) { cfg.Sent = sp.Sent; cfg.MaxPending = tc.window })
+			var most atomic.Int64
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				for {
+					if p := int64(k.Stats().Pending); p > most.Load() {
+						most.Store(p)
+					}
+					select {
+					case <-stop:
+						return
+					default:
+						runtime.Gosched()
+					}
+				}
+			}()
+			d := startDrain(sp, k)
+			eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%+v %+v", sp.Stats(), k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+			close(stop)
+			<-sampled
+			d.stop()
+			k.Close(context.Background())
+			if m := most.Load(); m > int64(tc.window) || m == 0 {
+				t.Fatalf("at most %d records were pending, window %d", m, tc.window)
+			}
+			counts, _ := topicCount(t, c.ListenAddrs(), tc.n, "events")
+			if missing, dups, strays := tally(counts, 0, tc.n); missing+dups+strays > 0 {
+				t.Fatalf("missing %d, duplicates %d, strays %d", missing, dups, strays)
+			}
+			if st := k.Stats(); st.Confirmed != uint64(tc.n) || st.Pending != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
 	}
 }
