@@ -18,4 +18,4 @@ if [ -n "${PROFILE:-}" ]; then
 	relay=$(mktemp -d)/relay
 	go build -tags tapprofile -o "$relay" ./relay
 fi
-go run ./bench/broker -relay "$relay" -n "${N:-300000}" -runs "${RUNS:-2}" -only "${ONLY:-jetstream,kafka}" -profile "${PROFILE:-}"
+go run ./bench/broker -relay "$relay" -n "${N:-300000}" -runs "${RUNS:-3}" -only "${ONLY:-jetstream,kafka}" -profile "${PROFILE:-}"
