@@ -50,7 +50,12 @@ func kfakeOpts(ports []int) []kfake.Opt {
 // which made the raw side's goroutine hand-offs to the brokers cheaper
 // than the relay's and its GC pressure shared, a comparison unfair in one
 // direction.
-func startKfake() (*kfakeCluster, error) {
+//
+// Each side of each run gets a fresh cluster (name is its profile's
+// name): kfake keeps every record in memory, and a cluster that grew over
+// the runs cost a later side up to 100 times the CPU per record of the
+// first.
+func startKfake(name string) (*kfakeCluster, error) {
 	ports := []int{freePort(), freePort(), freePort()}
 	if *kfakeWhere == "inproc" {
 		c, err := kfake.NewCluster(kfakeOpts(ports)...)
@@ -71,7 +76,7 @@ func startKfake() (*kfakeCluster, error) {
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if *profile != "" {
-		cmd.Env = append(os.Environ(), "KFAKE_CPUPROFILE="+filepath.Join(*profile, "kfake"))
+		cmd.Env = append(os.Environ(), "KFAKE_CPUPROFILE="+filepath.Join(*profile, "kfake-"+name))
 	}
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -176,11 +181,6 @@ type kafkaRun struct {
 }
 
 func benchKafka() error {
-	kc, err := startKfake()
-	if err != nil {
-		return err
-	}
-	defer kc.close()
 	dir, err := os.MkdirTemp("", "bench-kafka")
 	if err != nil {
 		return err
@@ -197,7 +197,12 @@ func benchKafka() error {
 	var rawR, hdrR, relR, ceilR []kafkaRun
 	for r := 0; r < *runs; r++ {
 		prof := *profile != "" && r == 0
-		side := func(name string, f func() (float64, error)) (kafkaRun, error) {
+		side := func(name string, f func(addrs []string) (float64, error)) (kafkaRun, error) {
+			kc, err := startKfake(name)
+			if err != nil {
+				return kafkaRun{}, err
+			}
+			defer kc.close()
 			if prof {
 				pf, err := os.Create(filepath.Join(*profile, name+".pprof"))
 				if err != nil {
@@ -210,21 +215,21 @@ func benchKafka() error {
 				defer kc.profileStop()
 			}
 			self0, k0 := cpuSeconds(os.Getpid()), cpuSeconds(kc.pid)
-			rate, err := f()
+			rate, err := f(kc.addrs)
 			self, kf := cpuSeconds(os.Getpid())-self0, cpuSeconds(kc.pid)-k0
 			if kc.cmd == nil {
 				kf = 0 // inproc: kfake's CPU is in the producer's
 			}
 			return kafkaRun{rate: rate, prodUS: per(self), kfakeUS: per(kf), kfakeInOwn: kc.cmd != nil}, err
 		}
-		res, err := side("raw", func() (float64, error) { return rawKafka(kc.addrs, false) })
+		res, err := side("raw", func(addrs []string) (float64, error) { return rawKafka(addrs, false) })
 		if err != nil {
 			return err
 		}
 		raw, rawR = append(raw, res.rate), append(rawR, res)
 		// The same producer with the relay's records: its key and five
 		// headers (id, stream, input, peer, received time).
-		res, err = side("raw-headers", func() (float64, error) { return rawKafka(kc.addrs, true) })
+		res, err = side("raw-headers", func(addrs []string) (float64, error) { return rawKafka(addrs, true) })
 		if err != nil {
 			return err
 		}
@@ -232,25 +237,15 @@ func benchKafka() error {
 		// What exactly-once by transactions would cost: the same producer,
 		// transactional, one commit per window of records (the spool
 		// position would be committed with them).
-		trate, err := rawKafkaTxn(kc.addrs, r)
+		res, err = side("transactional", func(addrs []string) (float64, error) { return rawKafkaTxn(addrs, r) })
 		if err != nil {
 			return err
 		}
-		txn = append(txn, trate)
-		sp, hp := freePort(), freePort()
-		rc := filepath.Join(dir, fmt.Sprintf("relay%d.yaml", r))
-		os.WriteFile(rc, fmt.Appendf(nil, `inputs: [{name: in, type: syslog, listen: "tcp://127.0.0.1:%d"}]
-outputs:
-  - name: kafka
-    type: kafka
-    brokers: [%s]
-    topic: events
-    compression: zstd
-    max_pending: %d
-    spool: {dir: %s, fsync: always}
-http: {listen: "127.0.0.1:%d"}
-log: {level: warn}
-`, sp, strings.Join(kc.addrs, ", "), cmp.Or(*relayPending, *pending), filepath.Join(dir, fmt.Sprintf("spool%d", r)), hp), 0o600)
+		txn = append(txn, res.rate)
+		rr, err := relayKafka(dir, r, prof, per)
+		if err != nil {
+			return err
+		}
 		// The ceiling of the relay's own path: the same input and spool
 		// (fsync always) into a PUSH output and a PULL in this process,
 		// no Kafka. The Kafka output cannot beat it.
@@ -259,36 +254,12 @@ log: {level: warn}
 			return err
 		}
 		ceil, ceilR = append(ceil, pr.rate), append(ceilR, kafkaRun{rate: pr.rate, prodUS: per(pr.cpu)})
-		var kf float64
-		o := runOpts{around: func() func() {
-			k0 := cpuSeconds(kc.pid)
-			if prof {
-				kc.profileStart()
-			}
-			return func() {
-				kf = cpuSeconds(kc.pid) - k0
-				if prof {
-					kc.profileStop()
-				}
-			}
-		}}
-		if prof {
-			o.profile = filepath.Join(*profile, "relay")
-		}
-		rr, err := relayRun(rc, sp, hp, "kafka", o)
-		if err != nil {
-			return err
-		}
-		if kc.cmd == nil {
-			kf = 0
-		}
-		rel = append(rel, rr.rate)
-		relR = append(relR, kafkaRun{rate: rr.rate, prodUS: per(rr.cpu), kfakeUS: per(kf), kfakeInOwn: kc.cmd != nil})
+		rel, relR = append(rel, rr.rate), append(relR, rr)
 		fmt.Printf("  run %d: raw franz-go %.0f rec/s (%.2f µs CPU/rec, kfake %.2f), with the relay's headers %.0f rec/s (%.2f, kfake %.2f), transactional %.0f rec/s, relay to PUSH %.0f ev/s (%.2f µs CPU/ev), relay %.0f ev/s (relay %.2f µs CPU/ev, kfake %.2f): %.0f%%\n",
 			r+1, raw[r], rawR[r].prodUS, rawR[r].kfakeUS, hdr[r], hdrR[r].prodUS, hdrR[r].kfakeUS, txn[r], ceil[r], ceilR[r].prodUS, rel[r], relR[r].prodUS, relR[r].kfakeUS, 100*rel[r]/raw[r])
 	}
-	where := "kfake in its own process"
-	if kc.cmd == nil {
+	where := "kfake in a process of its own, fresh for each side"
+	if *kfakeWhere == "inproc" {
 		where = "kfake in the raw producer's process"
 	}
 	b, rb := best(rel), best(raw)
@@ -444,4 +415,52 @@ http: {listen: "127.0.0.1:%d"}
 log: {level: warn}
 `, sp, pp, filepath.Join(dir, fmt.Sprintf("pushspool%d", r)), hp), 0o600)
 	return relayRun(rc, sp, hp, "push", runOpts{delivered: func() float64 { return float64(got.Load()) }})
+}
+
+// relayKafka is the relay's side of run r: syslog TCP into the spooled
+// (fsync always) kafka output, into a fresh kfake.
+func relayKafka(dir string, r int, prof bool, per func(float64) float64) (kafkaRun, error) {
+	kc, err := startKfake("relay")
+	if err != nil {
+		return kafkaRun{}, err
+	}
+	defer kc.close()
+	sp, hp := freePort(), freePort()
+	rc := filepath.Join(dir, fmt.Sprintf("relay%d.yaml", r))
+	os.WriteFile(rc, fmt.Appendf(nil, `inputs: [{name: in, type: syslog, listen: "tcp://127.0.0.1:%d"}]
+outputs:
+  - name: kafka
+    type: kafka
+    brokers: [%s]
+    topic: events
+    compression: zstd
+    max_pending: %d
+    spool: {dir: %s, fsync: always}
+http: {listen: "127.0.0.1:%d"}
+log: {level: warn}
+`, sp, strings.Join(kc.addrs, ", "), cmp.Or(*relayPending, *pending), filepath.Join(dir, fmt.Sprintf("spool%d", r)), hp), 0o600)
+	var kf float64
+	o := runOpts{around: func() func() {
+		k0 := cpuSeconds(kc.pid)
+		if prof {
+			kc.profileStart()
+		}
+		return func() {
+			kf = cpuSeconds(kc.pid) - k0
+			if prof {
+				kc.profileStop()
+			}
+		}
+	}}
+	if prof {
+		o.profile = filepath.Join(*profile, "relay")
+	}
+	rr, err := relayRun(rc, sp, hp, "kafka", o)
+	if err != nil {
+		return kafkaRun{}, err
+	}
+	if kc.cmd == nil {
+		kf = 0 // inproc: kfake's CPU is the bench's
+	}
+	return kafkaRun{rate: rr.rate, prodUS: per(rr.cpu), kfakeUS: per(kf), kfakeInOwn: kc.cmd != nil}, nil
 }
