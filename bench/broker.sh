@@ -15,7 +15,9 @@ command -v nats-server >/dev/null || { echo "nats-server missing: apt-get instal
 relay=bin/relay
 go build -o bin/ ./relay # always: a stale binary would measure old code
 if [ -n "${PROFILE:-}" ]; then
-	relay=$(mktemp -d)/relay
+	pdir=$(mktemp -d)
+	trap 'rm -rf "$pdir"' EXIT
+	relay=$pdir/relay
 	go build -tags tapprofile -o "$relay" ./relay
 fi
 go run ./bench/broker -relay "$relay" -n "${N:-300000}" -runs "${RUNS:-3}" -only "${ONLY:-jetstream,kafka}" -profile "${PROFILE:-}"
