@@ -197,7 +197,9 @@ func benchKafka() error {
 	var rawR, hdrR, relR, ceilR []kafkaRun
 	for r := 0; r < *runs; r++ {
 		prof := *profile != "" && r == 0
-		side := func(name string, f func(addrs []string) (float64, error)) (kafkaRun, error) {
+		// side runs one raw producer on a fresh kfake; f calls started
+		// when its timing starts (the records are built before).
+		side := func(name string, f func(addrs []string, started func()) (float64, error)) (kafkaRun, error) {
 			kc, err := startKfake(name)
 			if err != nil {
 				return kafkaRun{}, err
@@ -214,22 +216,22 @@ func benchKafka() error {
 				kc.profileStart()
 				defer kc.profileStop()
 			}
-			self0, k0 := cpuSeconds(os.Getpid()), cpuSeconds(kc.pid)
-			rate, err := f(kc.addrs)
+			var self0, k0 float64
+			rate, err := f(kc.addrs, func() { self0, k0 = cpuSeconds(os.Getpid()), cpuSeconds(kc.pid) })
 			self, kf := cpuSeconds(os.Getpid())-self0, cpuSeconds(kc.pid)-k0
 			if kc.cmd == nil {
 				kf = 0 // inproc: kfake's CPU is in the producer's
 			}
 			return kafkaRun{rate: rate, prodUS: per(self), kfakeUS: per(kf), kfakeInOwn: kc.cmd != nil}, err
 		}
-		res, err := side("raw", func(addrs []string) (float64, error) { return rawKafka(addrs, false) })
+		res, err := side("raw", func(addrs []string, started func()) (float64, error) { return rawKafka(addrs, false, started) })
 		if err != nil {
 			return err
 		}
 		raw, rawR = append(raw, res.rate), append(rawR, res)
 		// The same producer with the relay's records: its key and five
 		// headers (id, stream, input, peer, received time).
-		res, err = side("raw-headers", func(addrs []string) (float64, error) { return rawKafka(addrs, true) })
+		res, err = side("raw-headers", func(addrs []string, started func()) (float64, error) { return rawKafka(addrs, true, started) })
 		if err != nil {
 			return err
 		}
@@ -237,7 +239,7 @@ func benchKafka() error {
 		// What exactly-once by transactions would cost: the same producer,
 		// transactional, one commit per window of records (the spool
 		// position would be committed with them).
-		res, err = side("transactional", func(addrs []string) (float64, error) { return rawKafkaTxn(addrs, r) })
+		res, err = side("transactional", func(addrs []string, started func()) (float64, error) { return rawKafkaTxn(addrs, r, started) })
 		if err != nil {
 			return err
 		}
@@ -308,7 +310,7 @@ func median(xs []float64) float64 {
 // all, zstd and the relay's window, waiting for every acknowledgement.
 // headers: each record carries the relay's key and five headers (an id
 // per record, the stream, input, peer and received time), as the relay's.
-func rawKafka(brokers []string, headers bool) (float64, error) {
+func rawKafka(brokers []string, headers bool, started func()) (float64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("raw"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.MaxBufferedRecords(*pending), kgo.ProducerLinger(*rawLinger))
 	if err != nil {
@@ -331,6 +333,7 @@ func rawKafka(brokers []string, headers bool) (float64, error) {
 			failed.Add(1)
 		}
 	}
+	started()
 	start := time.Now()
 	for i := range recs {
 		cl.Produce(context.Background(), &recs[i], promise)
@@ -344,7 +347,7 @@ func rawKafka(brokers []string, headers bool) (float64, error) {
 	return float64(*n) / time.Since(start).Seconds(), nil
 }
 
-func rawKafkaTxn(brokers []string, run int) (float64, error) {
+func rawKafkaTxn(brokers []string, run int, started func()) (float64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("raw"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.MaxBufferedRecords(*pending), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.TransactionalID(fmt.Sprintf("bench-%d-%d", os.Getpid(), run)))
@@ -354,6 +357,7 @@ func rawKafkaTxn(brokers []string, run int) (float64, error) {
 	defer cl.Close()
 	ctx := context.Background()
 	var failed atomic.Int64
+	started()
 	start := time.Now()
 	for i := 0; i < *n; i += *pending {
 		if err := cl.BeginTransaction(); err != nil {
