@@ -24,7 +24,7 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 		s.ended(peer, err)
 		return
 	}
-	batch := make([]*event.Event, 0, MaxBatch)
+	batch := make([]*event.Event, 0, MaxStreamBatch)
 	batchBytes := 0
 	flush := func() {
 		deliver(s.h, s.cfg.Name, &s.stats, batch)
@@ -46,7 +46,7 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 			e.Peer = peer
 			batch = append(batch, e)
 			batchBytes += len(msg)
-			if len(batch) == MaxBatch || batchBytes >= maxBatchBytes {
+			if len(batch) == MaxStreamBatch || batchBytes >= maxBatchBytes {
 				flush()
 			}
 			continue
