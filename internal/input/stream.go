@@ -24,7 +24,10 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 		s.ended(peer, err)
 		return
 	}
-	batch := make([]*event.Event, 0, MaxStreamBatch)
+	// Room for MaxBatch at first: a batch grows towards MaxStreamBatch only
+	// on a connection whose data piles up while the Handler waits, so a
+	// flood of connections that send a little holds little each.
+	batch := make([]*event.Event, 0, MaxBatch)
 	batchBytes := 0
 	flush := func() {
 		deliver(s.h, s.cfg.Name, &s.stats, batch)
