@@ -7,7 +7,11 @@
 #   rsyslog-disk-sync  the same with syncQueueFiles="on" checkpointInterval="1"
 # each into the same bound libzmq C PULL (bench/relay/ref/pull.c). Goals:
 # relay-spool ≥ 1M msg/s with every batch fsync'd before it counts as
-# durable, and ≥ 70% of the relay without a spool. Then the stalled
+# durable, and ≥ 70% of the relay without a spool. (For plain syslog the
+# spooled output's Write returns only once the batch is fsync'd, so one
+# connection waits one fdatasync per read batch of up to 4096 events: the
+# floor is about 4096 / (fdatasync of ~1 MiB + the relay's CPU for 4096
+# events), 2.7 ms + ~2 ms here.) Then the stalled
 # consumer: ingest rate into the spool with no consumer, and the drain rate
 # once it connects. Then delivery latency at a paced RATE (50k msg/s, for
 # DUR, 10s): the spool hands a worker only what is written to its file,

@@ -8,7 +8,7 @@
 //   - syslog over TCP and TLS ("tcp://host:port", "tls://host:port"): one
 //     goroutine per connection reads frames with internal/frame (octet
 //     counting or LF-delimited, detected per frame). A batch holds up to
-//     [MaxBatch] events and is handed over as soon as the socket has no more
+//     [MaxStreamBatch] events and is handed over as soon as the socket has no more
 //     data ready, so a partial batch never waits on the network. A Handler
 //     that blocks stops the reading, and TCP flow control carries the
 //     backpressure to rsyslog.

@@ -15,6 +15,16 @@ import (
 // MaxBatch is the most events an input hands to its Handler at once.
 const MaxBatch = 256
 
+// MaxStreamBatch is the most events a syslog TCP/TLS connection hands to
+// its Handler at once. A batch ends as soon as the socket has no more data
+// ready, so it grows past MaxBatch only when data waited in the kernel
+// while the Handler blocked: behind a spooled output, whose Write returns
+// once the batch is fsync'd, one connection then gets one fsync per 4096
+// events instead of per 256 (measured: 0.19x of the relay without a spool
+// with 256, 0.53x with 4096). It bounds, with maxBatchBytes, what a kill -9
+// can take from a connection beyond the kernel's socket buffers.
+const MaxStreamBatch = 4096
+
 // maxBatchBytes caps the payload bytes of one batch, so a run of large
 // messages is handed over before it piles up in memory.
 const maxBatchBytes = 1 << 20

@@ -24,6 +24,9 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 		s.ended(peer, err)
 		return
 	}
+	// Room for MaxBatch at first: a batch grows towards MaxStreamBatch only
+	// on a connection whose data piles up while the Handler waits, so a
+	// flood of connections that send a little holds little each.
 	batch := make([]*event.Event, 0, MaxBatch)
 	batchBytes := 0
 	flush := func() {
@@ -46,7 +49,7 @@ func (s *Syslog) serveConn(c *listen.Conn) {
 			e.Peer = peer
 			batch = append(batch, e)
 			batchBytes += len(msg)
-			if len(batch) == MaxBatch || batchBytes >= maxBatchBytes {
+			if len(batch) == MaxStreamBatch || batchBytes >= maxBatchBytes {
 				flush()
 			}
 			continue

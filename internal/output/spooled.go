@@ -52,11 +52,17 @@ type SpooledConfig struct {
 }
 
 // Spooled is an output with a spool in front of its destination. Write
-// appends the batch to the spool and returns once it is queued there (it
-// does not wait for the fsync, so one TCP connection pipelines); each
-// event's hand-off is released when the spool reports its record durable.
-// A drain loop reads from the spool and hands records to the Sender, whose
-// acknowledgements let the spool drop them.
+// appends the batch to the spool. For events with a hand-off (RELP, link,
+// JetStream inputs) it returns once they are queued there and releases
+// each hand-off when the spool reports its record durable: the input
+// waits for the hand-off, not for Write, so one connection pipelines. For
+// events without one (plain TCP/UDP syslog, ZeroMQ input: nothing tells
+// their sender anything) Write itself returns only once their records are
+// durable under the spool's fsync policy, so that a kill -9 of the relay
+// loses at most the batch each connection is reading, never what is queued
+// for the spool's committer. Concurrent Writes still share one fsync
+// (the spool's group commit). A drain loop reads from the spool and hands
+// records to the Sender, whose acknowledgements let the spool drop them.
 type Spooled struct {
 	name   string
 	sp     spool.Spool
@@ -122,7 +128,12 @@ func (o *Spooled) Name() string { return o.name }
 // Write appends the batch to the spool. While the spool is full (full:
 // block) it waits for room, bounded by ctx: backpressure, as a PUSH
 // without room. The hand-offs of the events are released when their
-// records are durable (or with the error that kept them from it).
+// records are durable (or with the error that kept them from it). If any
+// event of the batch has no hand-off, Write returns only once the batch is
+// durable (fsync: always, a fdatasync covers it; interval, at most one
+// interval later; never, once write(2) put it in the segment file), or
+// with the error that keeps it from being durable, or when ctx ends (the
+// records stay in the spool and become durable later).
 func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 	if o.ledger != nil {
 		batch = o.unseen(batch)
@@ -131,8 +142,12 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 		}
 	}
 	recs := make([]spool.Record, len(batch))
+	var durable chan error // set when Write must wait for the records to be durable
 	for i, e := range batch {
 		recs[i] = spool.Record{Raw: e.Raw, Stream: e.Stream, Input: e.Input, Peer: e.Peer, Received: e.Received, Meta: e.Meta}
+		if e.Handoff() == nil && durable == nil {
+			durable = make(chan error, 1)
+		}
 		e.Hold()
 	}
 	evs := slices.Clone(batch) // the batch slice may be reused once Write returns
@@ -154,6 +169,9 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 			}
 			e.Release(err)
 		}
+		if durable != nil {
+			durable <- err
+		}
 	})
 	end := time.Now()
 	o.bmu.Lock()
@@ -174,7 +192,22 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 		}
 	}
 	o.appended.Add(uint64(len(batch)))
-	return nil
+	if durable == nil {
+		return nil
+	}
+	// Not counted as blocked: the time an fsync takes is not backpressure
+	// (RelayOutputBlocked would fire on every busy spooled output).
+	select {
+	case err = <-durable:
+		if err != nil {
+			// ErrClosed: the spool closed before the fsync; the records may
+			// still be in the file, and the next start delivers them.
+			return fmt.Errorf("output %q: %d events spooled, not known durable: %w", o.name, len(batch), err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("output %q: %d events spooled, not yet durable: %w", o.name, len(batch), ctx.Err())
+	}
 }
 
 // unseen returns the events of batch the ledger does not have (a copy,

@@ -97,7 +97,7 @@ var (
 	inRefused    = descIn("connections_refused_total", "Connections refused: over max_connections_per_source, or max_connections with every connection busy.")
 	inClosed     = prometheus.NewDesc("relay_input_connections_closed_total", "Stream connections the relay closed or refused, by reason (deadlines, limits, evictions; see README, Hostile senders).", []string{"input", "reason"}, nil)
 	inHSErrors   = descIn("handshake_errors_total", "Failed TLS (ZeroMQ: ZMTP) handshakes.")
-	inBlocked    = descIn("blocked_seconds_total", "Time the input waited for the outputs to take its events (backpressure).")
+	inBlocked    = descIn("blocked_seconds_total", "Time the input waited for the outputs to take its events (backpressure; behind a spooled output also each batch's fsync).")
 	inCurve      = prometheus.NewDesc("relay_input_curve_refused_total", "ZeroMQ CURVE handshakes refused and CURVE connections dropped, by reason: unknown_key, bad_box, bad_version, bad_nonce, malformed, refused (by the server), no_welcome (wrong server key?).", []string{"input", "reason"}, nil)
 
 	descOut = func(name, help string) *prometheus.Desc {

@@ -13,7 +13,14 @@
 // The fdatasync runs on its own goroutine while the committer goes on
 // writing what is appended meanwhile (the next fsync covers that).
 // No callback fires before the fsync that covers its records
-// (TestNothingDurableBeforeFsync holds the fsync and checks). A failed
+// (TestNothingDurableBeforeFsync holds the fsync and checks). Under
+// fsync: interval a callback fires after the next interval's fdatasync;
+// under never, once write(2) put the records in the segment file (a
+// killed process loses nothing then, a power loss what the kernel had not
+// written). The spooled output (internal/output.Spooled) waits for this
+// callback before its Write returns for events that have no hand-off
+// (plain syslog): appends from many connections waiting at once still
+// share one fsync. A failed
 // write or fsync is never reported durable: the segment is cut back to its
 // last fsync, closed, and everything not yet durable is written again into
 // a new segment, with backoff, until it works (counted in WriteErrors);
