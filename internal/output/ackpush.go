@@ -444,7 +444,8 @@ type AckStats struct {
 	// previous run of the relay, another relay); a batch already
 	// acknowledged; a batch not closed yet or never sent.
 	AcksMalformed, AcksUnknown, AcksDuplicate, AcksFuture uint64
-	WindowFull                                            bool // Write waits for an ack now
+	WindowFull                                            bool          // Write waits for an ack now
+	WindowWait                                            time.Duration // total time writes waited for an ack with the window full
 	Latency                                               LatencySnapshot
 }
 
@@ -466,6 +467,7 @@ func (o *AckPush) AckStats() AckStats {
 		AcksDuplicate:  st.DupAcks,
 		AcksFuture:     st.FutureAcks,
 		WindowFull:     st.Waiting,
+		WindowWait:     st.StallTime,
 		Latency:        o.lat.snapshot(),
 	}
 }
