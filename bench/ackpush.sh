@@ -21,7 +21,10 @@
 # the ratios are also given per round (min–median–max over the REPS rounds,
 # each round's runs back to back). ack-ms is the mean ack latency of the
 # best run, full% the share of its time the output waited for an ack with
-# the window full.
+# the window full. cpu push/ack compares the CPU time (relay, feeder,
+# workers and sink) a run took per event: the share of plain PUSH's rate
+# the acked output reaches when CPU is what limits both, which other jobs
+# on the machine disturb less than the rates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -53,7 +56,7 @@ done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 # Columns: impl batch count seconds rate exactly-once [ack-ms wait-ms
-# full-ms window] round (raw-tcp has no bracketed ones).
+# full-ms window cpu-ns] round (raw-tcp has no bracketed ones).
 awk -F'\t' '
   function med(s,   a, n, t, i, j) {
     n = split(s, a, " ")
@@ -62,23 +65,24 @@ awk -F'\t' '
   }
   $6 != "yes" { bad[$1" "$2] = 1 }
   {
-    rep = $NF; r[$1, $2, rep] = $5
+    rep = $NF; r[$1, $2, rep] = $5; if (NF > 8) cpu[$1, $2, rep] = $11
     if ($5 > best[$1, $2]) { best[$1, $2] = $5; if (NF > 7) { ack[$1, $2] = $7; full[$1, $2] = $9 / ($4 * 10); win[$1, $2] = $10 } }
     if (!($2 in seen)) { seen[$2] = 1; order[++n] = $2 }
     if (!(($2, rep) in reps)) { reps[$2, rep] = 1; rl[$2] = rl[$2] " " rep }
   }
   END {
-    printf "%6s %10s %10s %10s %10s %10s | %13s %13s %13s | %7s %7s %6s\n", "batch", "relay-ack", "ack-w16", "ack-w1", "relay-push", "raw-tcp", "ack/push", "w16/push", "w1/floor", "window", "ack-ms", "full%"
+    printf "%6s %10s %10s %10s %10s %10s | %13s %13s %13s | %7s %7s %6s | %13s\n", "batch", "relay-ack", "ack-w16", "ack-w1", "relay-push", "raw-tcp", "ack/push", "w16/push", "w1/floor", "window", "ack-ms", "full%", "cpu push/ack"
     fail = 0
     for (i = 1; i <= n; i++) {
       b = order[i]; a = best["relay-ack", b]; a16 = best["relay-ack-w16", b]; a1 = best["relay-ack-w1", b]; p = best["relay-push", b]; f = best["raw-tcp", b]
-      k = split(substr(rl[b], 2), rs, " "); sa = ""; s16 = ""; s1 = ""
+      k = split(substr(rl[b], 2), rs, " "); sa = ""; s16 = ""; s1 = ""; sc = ""
       for (j = 1; j <= k; j++) {
         q = rs[j]
         if (r["relay-push", b, q] > 0) { sa = sa " " 100 * r["relay-ack", b, q] / r["relay-push", b, q]; s16 = s16 " " 100 * r["relay-ack-w16", b, q] / r["relay-push", b, q] }
+        if (cpu["relay-ack", b, q] > 0) sc = sc " " 100 * cpu["relay-push", b, q] / cpu["relay-ack", b, q]
         if (r["raw-tcp", b, q] > 0) s1 = s1 " " 100 * r["relay-ack-w1", b, q] / r["raw-tcp", b, q]
       }
-      printf "%6d %10.0f %10.0f %10.0f %10.0f %10.0f | %13s %13s %13s | %7d %7.2f %5.0f%%\n", b, a, a16, a1, p, f, med(sa), med(s16), med(s1), win["relay-ack", b], ack["relay-ack", b], full["relay-ack", b]
+      printf "%6d %10.0f %10.0f %10.0f %10.0f %10.0f | %13s %13s %13s | %7d %7.2f %5.0f%% | %13s\n", b, a, a16, a1, p, f, med(sa), med(s16), med(s1), win["relay-ack", b], ack["relay-ack", b], full["relay-ack", b], med(sc)
       printf "%6s %10s %10s %10s %10s %10s | %13.0f%% %12.0f%% %12.0f%% |  (ratios of the best runs)\n", "", "", "", "", "", "", 100*a/p, 100*a16/p, 100*a1/f
       if (b >= 100) goal = goal sprintf("  batch %d: acked (default window %d) %.0f%% of plain PUSH, per round %s (goal 80%%): %s\n", b, win["relay-ack", b], 100*a/p, med(sa), (a >= 0.8*p) ? "met" : "NOT met")
       if (b == 10) goal = goal sprintf("  batch 10: acked, one batch in flight like the floor, %.0f%% of raw TCP, per round %s (goal 90%%): %s\n", 100*a1/f, med(s1), (a1 >= 0.9*f) ? "met" : "NOT met")

@@ -183,6 +183,14 @@ func yes(ok bool) string {
 	return "no"
 }
 
+// perEvent is the CPU time of a run per event received, in nanoseconds.
+func perEvent(r RelayResult) float64 {
+	if r.Received == 0 {
+		return 0
+	}
+	return float64(r.CPU) / float64(r.Received)
+}
+
 // ms is d in milliseconds.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -240,7 +248,7 @@ func relayCmd(args []string, w io.Writer) error {
 		}
 	}
 	if !*tsv {
-		fmt.Fprintf(w, "%-16s %8s %10s %10s %12s %6s  %-12s %8s %8s %8s %7s\n", "output", "batch", "events", "seconds", "events/s", "dups", "exactly-once", "ack-ms", "wait-ms", "full-ms", "window")
+		fmt.Fprintf(w, "%-16s %8s %10s %10s %12s %6s  %-12s %8s %8s %8s %7s %7s\n", "output", "batch", "events", "seconds", "events/s", "dups", "exactly-once", "ack-ms", "wait-ms", "full-ms", "window", "cpu-ns")
 	}
 	failed := false
 	for _, s := range strings.Split(*batches, ",") {
@@ -263,10 +271,10 @@ func relayCmd(args []string, w io.Writer) error {
 			fmt.Fprintf(os.Stderr, "%s batch %d: %s\n", impl, b, r.Diag)
 		}
 		if *tsv {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%.6f\t%.0f\t%s\t%.3f\t%.1f\t%.1f\t%d\n", impl, b, p.Count, r.Seconds, r.Rate(), yes(ok), ms(r.AckLatency), ms(r.Blocked), ms(r.WindowWait), window)
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.6f\t%.0f\t%s\t%.3f\t%.1f\t%.1f\t%d\t%.0f\n", impl, b, p.Count, r.Seconds, r.Rate(), yes(ok), ms(r.AckLatency), ms(r.Blocked), ms(r.WindowWait), window, perEvent(r))
 			continue
 		}
-		fmt.Fprintf(w, "%-16s %8d %10d %10.3f %12.0f %6d  %-12s %8.3f %8.1f %8.1f %7d\n", impl, b, r.Received, r.Seconds, r.Rate(), r.Duplicates, yes(ok), ms(r.AckLatency), ms(r.Blocked), ms(r.WindowWait), window)
+		fmt.Fprintf(w, "%-16s %8d %10d %10.3f %12.0f %6d  %-12s %8.3f %8.1f %8.1f %7d %7.0f\n", impl, b, r.Received, r.Seconds, r.Rate(), r.Duplicates, yes(ok), ms(r.AckLatency), ms(r.Blocked), ms(r.WindowWait), window, perEvent(r))
 	}
 	if failed {
 		return fmt.Errorf("a run did not deliver every event")

@@ -64,6 +64,11 @@ type RelayResult struct {
 	// window was full (WindowWait). Zero when not scraped (plain PUSH has
 	// no acks).
 	AckLatency, Blocked, WindowWait time.Duration
+	// CPU is the CPU time the relay and this program (feeder, workers,
+	// sink) used from the first event written to the last one received:
+	// the work a run cost, which other jobs on the machine change less
+	// than its time.
+	CPU time.Duration
 	// Diag says what was seen when a run stalled.
 	Diag string
 }
@@ -302,6 +307,7 @@ func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
 	}()
 
 	start := time.Now()
+	cpu0 := selfCPU() + procCPU(relay.cmd.Process.Pid)
 	feedErr := make(chan error, 1)
 	go func() { feedErr <- feed(ctx, feedPort, p.Count, p.Size) }()
 	last, lastAt := -1, time.Now()
@@ -337,6 +343,7 @@ wait:
 		}
 	}
 	res.Seconds = end.Sub(start).Seconds()
+	res.CPU = selfCPU() + procCPU(relay.cmd.Process.Pid) - cpu0
 	scrapeOutput(metrics, &res)
 	cancel()
 	wg.Wait()
@@ -388,6 +395,37 @@ func feed(ctx context.Context, port, count, size int) error {
 		}
 	}
 	return w.Flush()
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the CPU time process pid has used (Linux /proc, in clock
+// ticks of 10 ms), or 0 if it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which ends with the last ')': state
+	// is field 3, utime 14 and stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // scrapeOutput reads the output's wait and ack latency counters into r.
