@@ -30,7 +30,10 @@ type ReceiverConfig struct {
 	// MaxOpen is how many partly received batches are kept per stream
 	// (default 64); beyond it the oldest is forgotten (Stats.Evicted), and
 	// copies of its messages resent later would be delivered again. Keep
-	// it above the senders' Window.
+	// it above how many batches of a sender can be partly received at
+	// once: its Window, or a few per worker when each batch goes whole to
+	// one worker (Config.Whole, the relay's acknowledged output). Which
+	// batches are complete is remembered apart from it (maxDoneSpan).
 	MaxOpen int
 	// MaxStreams is how many senders are tracked (default 64); the least
 	// recently seen is forgotten beyond it.
