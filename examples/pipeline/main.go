@@ -183,6 +183,17 @@ func yes(ok bool) string {
 	return "no"
 }
 
+// perEvent is the CPU time of a run per event received, in nanoseconds.
+func perEvent(r RelayResult) float64 {
+	if r.Received == 0 {
+		return 0
+	}
+	return float64(r.CPU) / float64(r.Received)
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 func relayCmd(args []string, w io.Writer) error {
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	batches := fs.String("batch", "1000,100,50,10", "comma-separated batch sizes (events per acknowledgement)")
@@ -191,15 +202,27 @@ func relayCmd(args []string, w io.Writer) error {
 	fs.IntVar(&p.Count, "count", 200_000, "events per run")
 	fs.IntVar(&p.Workers, "workers", 4, "workers")
 	fs.IntVar(&p.Size, "size", 64, "bytes per syslog message (at least 48)")
-	fs.IntVar(&p.Window, "window", 16, "batches in flight (ack.window; 1 is the seed's pattern)")
+	fs.IntVar(&p.Window, "window", 0, "batches in flight (ack.window; 1 is the seed's pattern; 0: the relay's default, 16,000 events' worth, at least 16)")
 	fs.DurationVar(&p.Timeout, "timeout", 5*time.Second, "ack.timeout: resend a batch unacknowledged this long")
 	fs.BoolVar(&p.Plain, "plain", false, "a plain PUSH output (no acks): the baseline")
 	fs.StringVar(&p.Rsyslogd, "rsyslogd", "", "send the events through this rsyslogd (imtcp → omfwd → relay), as in production")
 	py := fs.Bool("py", false, "workers are ackworker.py processes (/usr/bin/python3, pyzmq)")
 	tsv := fs.Bool("tsv", false, "machine-readable lines for bench/ackpush.sh")
 	label := fs.String("label", "", "implementation name in -tsv lines (default relay-ack-wN or relay-push)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the workers and the sink (this process) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *py {
 		p.Python = "/usr/bin/python3"
@@ -216,13 +239,16 @@ func relayCmd(args []string, w io.Writer) error {
 	defer stop()
 	impl := *label
 	if impl == "" {
-		impl = fmt.Sprintf("relay-ack-w%d", p.Window)
+		impl = "relay-ack"
+		if p.Window > 0 {
+			impl = fmt.Sprintf("relay-ack-w%d", p.Window)
+		}
 		if p.Plain {
 			impl = "relay-push"
 		}
 	}
 	if !*tsv {
-		fmt.Fprintf(w, "%-16s %8s %10s %10s %12s %6s  %s\n", "output", "batch", "events", "seconds", "events/s", "dups", "exactly-once")
+		fmt.Fprintf(w, "%-16s %8s %10s %10s %12s %6s  %-12s %8s %8s %8s %7s %7s\n", "output", "batch", "events", "seconds", "events/s", "dups", "exactly-once", "ack-ms", "wait-ms", "full-ms", "window", "cpu-ns")
 	}
 	failed := false
 	for _, s := range strings.Split(*batches, ",") {
@@ -232,16 +258,23 @@ func relayCmd(args []string, w io.Writer) error {
 		}
 		p.Batch = b
 		r, err := RunRelay(ctx, p)
+		window := 0
+		if !p.Plain {
+			window = p.window()
+		}
 		if err != nil {
 			return err
 		}
 		ok := !r.Stalled && r.Received == p.Count && r.Duplicates == 0
 		failed = failed || r.Stalled || r.Received != p.Count
+		if r.Diag != "" {
+			fmt.Fprintf(os.Stderr, "%s batch %d: %s\n", impl, b, r.Diag)
+		}
 		if *tsv {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%.6f\t%.0f\t%s\n", impl, b, p.Count, r.Seconds, r.Rate(), yes(ok))
+			fmt.Fprintf(w, "%s\t%d\t%d\t%.6f\t%.0f\t%s\t%.3f\t%.1f\t%.1f\t%d\t%.0f\n", impl, b, p.Count, r.Seconds, r.Rate(), yes(ok), ms(r.AckLatency), ms(r.Blocked), ms(r.WindowWait), window, perEvent(r))
 			continue
 		}
-		fmt.Fprintf(w, "%-16s %8d %10d %10.3f %12.0f %6d  %s\n", impl, b, r.Received, r.Seconds, r.Rate(), r.Duplicates, yes(ok))
+		fmt.Fprintf(w, "%-16s %8d %10d %10.3f %12.0f %6d  %-12s %8.3f %8.1f %8.1f %7d %7.0f\n", impl, b, r.Received, r.Seconds, r.Rate(), r.Duplicates, yes(ok), ms(r.AckLatency), ms(r.Blocked), ms(r.WindowWait), window, perEvent(r))
 	}
 	if failed {
 		return fmt.Errorf("a run did not deliver every event")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rsyslog-zmq/relay/internal/ackpipe"
+	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
@@ -26,10 +27,12 @@ import (
 // syslog (from this program, or through rsyslogd) → relay → workers → sink,
 // and the sink's acks back to the relay's acknowledged PUSH output.
 type RelayParams struct {
-	Relay   string // the relay binary
-	Batch   int    // events per acknowledged batch
-	Window  int    // batches in flight (default 16; 1 is the seed's pattern)
-	Count   int    // events to send
+	Relay string // the relay binary
+	Batch int    // events per acknowledged batch
+	// Window is ack.window, batches in flight (1 is the seed's pattern);
+	// 0 leaves it out of the config: the relay's default, AckWindowFor.
+	Window  int
+	Count   int // events to send
 	Workers int
 	Size    int // bytes per syslog message (at least 48)
 	// Plain uses a plain PUSH output: no headers, no acks, nothing held;
@@ -55,6 +58,19 @@ type RelayResult struct {
 	Received   int     // distinct events at the sink
 	Duplicates int     // copies the sink dropped (resent batches)
 	Stalled    bool
+	// From the relay's /metrics once the sink has every event: the mean
+	// ack latency (a batch's first send to its ack), and how long the
+	// output's writes waited, in all (Blocked) and for an ack because the
+	// window was full (WindowWait). Zero when not scraped (plain PUSH has
+	// no acks).
+	AckLatency, Blocked, WindowWait time.Duration
+	// CPU is the CPU time the relay and this program (feeder, workers,
+	// sink) used from the first event written to the last one received:
+	// the work a run cost, which other jobs on the machine change less
+	// than its time.
+	CPU time.Duration
+	// Diag says what was seen when a run stalled.
+	Diag string
 }
 
 // Rate is events per second.
@@ -85,6 +101,28 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// AckLine is the output's ack setting for a run, as a user writes it:
+// the window only when p sets it.
+func AckLine(p RelayParams, port int) string {
+	window := ""
+	if p.Window > 0 {
+		window = fmt.Sprintf(", window: %d", p.Window)
+	}
+	timeout := ""
+	if p.Timeout > 0 {
+		timeout = fmt.Sprintf(", timeout: %v", p.Timeout)
+	}
+	return fmt.Sprintf("ack: {bind: \"tcp://127.0.0.1:%d\", batch: %d%s%s}", port, p.Batch, window, timeout)
+}
+
+// window is the output's window in a run: p.Window, or the default.
+func (p RelayParams) window() int {
+	if p.Window > 0 {
+		return p.Window
+	}
+	return config.AckWindowFor(p.Batch)
+}
+
 // relayConfig is the relay's configuration for a run.
 func relayConfig(p RelayParams, in, data, ack, httpPort int) string {
 	out := fmt.Sprintf(`  - name: workers
@@ -94,7 +132,7 @@ func relayConfig(p RelayParams, in, data, ack, httpPort int) string {
     hwm: %d
 `, data, max(1000, 2*p.Batch))
 	if !p.Plain {
-		out += fmt.Sprintf("    ack: {bind: \"tcp://127.0.0.1:%d\", batch: %d, window: %d, timeout: %v, flush: 5ms}\n", ack, p.Batch, p.Window, p.Timeout)
+		out += "    " + AckLine(p, ack) + "\n"
 	}
 	return fmt.Sprintf(`inputs:
   - name: feed
@@ -114,9 +152,6 @@ func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
 	var res RelayResult
 	if p.Batch <= 0 || p.Count <= 0 || p.Workers <= 0 {
 		return res, errors.New("relay run: batch, count and workers must be positive")
-	}
-	if p.Window <= 0 {
-		p.Window = 16
 	}
 	if p.Timeout <= 0 {
 		p.Timeout = 5 * time.Second
@@ -168,7 +203,7 @@ func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
 		if err := ackOut.Dial(ackEP); err != nil {
 			return res, err
 		}
-		recv = ackpipe.NewReceiver(ackOut, ackpipe.ReceiverConfig{MaxBatch: max(p.Batch+1, ackpipe.DefaultMaxBatch), MaxOpen: max(64, 2*p.Window)})
+		recv = ackpipe.NewReceiver(ackOut, ackpipe.ReceiverConfig{MaxBatch: max(p.Batch+1, ackpipe.DefaultMaxBatch), MaxOpen: max(64, 2*p.window())})
 	}
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -215,6 +250,7 @@ func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
 	}
 
 	seen := make([]bool, p.Count)
+	var dups []string // a sample of the copies, for Diag
 	got := 0
 	sinkDone := make(chan time.Time, 1)
 	var sinkErr error
@@ -233,7 +269,13 @@ func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
 				pl := m[0]
 				if recv != nil {
 					f, fresh, err := recv.Handle(ctx, m)
-					if err != nil || !fresh {
+					if err != nil {
+						continue
+					}
+					if !fresh {
+						if len(dups) < 10 && len(m) > 1 {
+							dups = append(dups, fmt.Sprintf("receiver copy %s %q", headerString(m[0]), m[len(m)-1]))
+						}
 						continue
 					}
 					pl = f[0]
@@ -245,6 +287,9 @@ func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
 				}
 				if seen[id] {
 					res.Duplicates++
+					if len(dups) < 10 {
+						dups = append(dups, fmt.Sprintf("id %d again %s", id, headerString(m[0])))
+					}
 					continue
 				}
 				seen[id] = true
@@ -262,6 +307,7 @@ func RunRelay(ctx context.Context, p RelayParams) (RelayResult, error) {
 	}()
 
 	start := time.Now()
+	cpu0 := selfCPU() + procCPU(relay.cmd.Process.Pid)
 	feedErr := make(chan error, 1)
 	go func() { feedErr <- feed(ctx, feedPort, p.Count, p.Size) }()
 	last, lastAt := -1, time.Now()
@@ -286,6 +332,10 @@ wait:
 				last, lastAt = g, now
 			} else if now.Sub(lastAt) > p.Stall {
 				res.Stalled, end = true, lastAt
+				progress.Lock()
+				res.Diag = fmt.Sprintf("missing %s; copies: %s; ", missing(seen), strings.Join(dups, ", "))
+				progress.Unlock()
+				res.Diag += fmt.Sprintf("stalled at %d of %d events; relay alive: %v; relay metrics:\n%s\nrelay output:\n%s", g, p.Count, relay.alive(), outputMetrics(metrics), relay.output())
 				break wait
 			}
 		case <-ctx.Done():
@@ -293,6 +343,8 @@ wait:
 		}
 	}
 	res.Seconds = end.Sub(start).Seconds()
+	res.CPU = selfCPU() + procCPU(relay.cmd.Process.Pid) - cpu0
+	scrapeOutput(metrics, &res)
 	cancel()
 	wg.Wait()
 	res.Received = got
@@ -343,6 +395,106 @@ func feed(ctx context.Context, port, count, size int) error {
 		}
 	}
 	return w.Flush()
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the CPU time process pid has used (Linux /proc, in clock
+// ticks of 10 ms), or 0 if it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which ends with the last ')': state
+	// is field 3, utime 14 and stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// scrapeOutput reads the output's wait and ack latency counters into r.
+func scrapeOutput(url string, r *RelayResult) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	vals := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, v, ok := strings.Cut(line, `{output="workers"} `)
+		if !ok {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			vals[name] = f
+		}
+	}
+	secs := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
+	if n := vals["relay_output_ack_latency_seconds_count"]; n > 0 {
+		r.AckLatency = secs(vals["relay_output_ack_latency_seconds_sum"] / n)
+	}
+	r.Blocked = secs(vals["relay_output_blocked_seconds_total"])
+	r.WindowWait = secs(vals["relay_output_ack_window_wait_seconds_total"])
+}
+
+// headerString describes an ackpipe header frame.
+func headerString(b []byte) string {
+	h, err := ackpipe.ParseHeader(b)
+	if err != nil {
+		return fmt.Sprintf("[not a header: %v]", err)
+	}
+	return fmt.Sprintf("[stream %d batch %d index %d flags %#x]", h.Stream, h.Seq, h.Index, h.Flags)
+}
+
+// missing lists the ids not seen, as ranges (at most 20).
+func missing(seen []bool) string {
+	var out []string
+	for i := 0; i < len(seen) && len(out) < 20; i++ {
+		if seen[i] {
+			continue
+		}
+		j := i
+		for j+1 < len(seen) && !seen[j+1] {
+			j++
+		}
+		out = append(out, fmt.Sprintf("%d-%d", i, j))
+		i = j
+	}
+	return strings.Join(out, " ")
+}
+
+// outputMetrics returns the lines of url's /metrics about the output.
+func outputMetrics(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var b strings.Builder
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.Contains(line, `output="workers"`) && !strings.Contains(line, "_bucket") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
 }
 
 // metricAtLeast reports whether the series line in url's /metrics text

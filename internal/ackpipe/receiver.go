@@ -30,7 +30,10 @@ type ReceiverConfig struct {
 	// MaxOpen is how many partly received batches are kept per stream
 	// (default 64); beyond it the oldest is forgotten (Stats.Evicted), and
 	// copies of its messages resent later would be delivered again. Keep
-	// it above the senders' Window.
+	// it above how many batches of a sender can be partly received at
+	// once: its Window, or a few per worker when each batch goes whole to
+	// one worker (Config.Whole, the relay's acknowledged output). Which
+	// batches are complete is remembered apart from it (maxDoneSpan).
 	MaxOpen int
 	// MaxStreams is how many senders are tracked (default 64); the least
 	// recently seen is forgotten beyond it.
@@ -72,10 +75,33 @@ func (b *rbatch) set(i uint32) {
 }
 
 type rstream struct {
-	low  uint64              // every batch up to low is complete
-	done map[uint64]struct{} // complete batches above low
+	low uint64 // every batch up to low is complete
+	// done marks the complete batches above low: bit i of word w is batch
+	// base+64w+i. A batch a slow worker still holds keeps low behind it
+	// while later batches complete, for as long as the sender's resend
+	// timeout if the worker died: the set spans at most maxDoneSpan
+	// batches (a bit each).
+	base uint64
+	done []uint64
 	open map[uint64]*rbatch
 	used uint64 // for least-recently-seen eviction
+}
+
+// maxDoneSpan bounds how far past the oldest incomplete batch of a stream
+// a Receiver remembers which batches are complete: 1<<20 batches, 128 KiB.
+// Beyond it the oldest are forgotten (Stats.Evicted): a late copy of one
+// would be taken for a copy of a complete batch. A live sender resends an
+// unacknowledged batch long before that (5 s at 100,000 batches/s is half
+// of it).
+const maxDoneSpan = 1 << 20
+
+// isDone reports whether batch seq is complete.
+func (s *rstream) isDone(seq uint64) bool {
+	if seq <= s.low {
+		return true
+	}
+	k := seq - s.base
+	return k < uint64(len(s.done))*64 && s.done[k/64]&(1<<(k%64)) != 0
 }
 
 // Receiver is the consuming end: it drops copies of messages it already
@@ -150,7 +176,7 @@ func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error)
 
 	r.mu.Lock()
 	s := r.stream(h.Stream)
-	if h.Seq <= s.low || has(s.done, h.Seq) {
+	if s.isDone(h.Seq) {
 		if !marker {
 			r.st.Duplicates++
 		}
@@ -203,7 +229,7 @@ func (r *Receiver) Handle(ctx context.Context, m zmq.Msg) (zmq.Msg, bool, error)
 	if complete {
 		delete(s.open, h.Seq)
 		r.curB = nil
-		s.markDone(h.Seq, r.cfg.MaxOpen)
+		r.st.Evicted += s.markDone(h.Seq)
 		r.st.Batches++
 		r.owed = append(r.owed, owedAck{h.Stream, h.Seq})
 	}
@@ -232,11 +258,6 @@ func (r *Receiver) Commit(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func has(m map[uint64]struct{}, k uint64) bool {
-	_, ok := m[k]
-	return ok
 }
 
 func (r *Receiver) count(c *uint64) {
@@ -274,7 +295,7 @@ func (r *Receiver) stream(id uint32) *rstream {
 			r.st.Evicted += uint64(len(r.streams[oldest].open))
 			delete(r.streams, oldest)
 		}
-		s = &rstream{done: make(map[uint64]struct{}), open: make(map[uint64]*rbatch)}
+		s = &rstream{base: 1, open: make(map[uint64]*rbatch)}
 		r.streams[id] = s
 	}
 	s.used = r.clock
@@ -296,35 +317,52 @@ func (r *Receiver) evictOpen(s *rstream) {
 	r.st.Evicted++
 }
 
-// markDone records seq as complete, advancing the low-water mark. Batches
-// that never complete below it (lost with a dead sender) would pin done
-// forever, so past a bound the mark jumps over the gap.
-func (s *rstream) markDone(seq uint64, maxOpen int) {
-	if seq != s.low+1 {
-		s.done[seq] = struct{}{}
-	} else {
+// markDone records seq (above low) as complete and advances the
+// low-water mark over every complete batch. A batch still incomplete
+// below later complete ones is remembered as such however many complete
+// after it, up to maxDoneSpan: past that the mark jumps over the oldest
+// (a batch lost with a sender that never resends it would pin the set
+// forever), and markDone returns how many partial batches it forgot.
+func (s *rstream) markDone(seq uint64) (forgot uint64) {
+	if k := seq - s.base; k >= maxDoneSpan {
+		// Forget the oldest batches, whole words of them, so seq fits:
+		// complete or not, they count as complete from now on.
+		words := (k-maxDoneSpan)/64 + 1
+		s.low = max(s.low, s.base+64*words-1)
+		s.base += 64 * words
+		s.done = s.done[min(words, uint64(len(s.done))):]
+	}
+	k := seq - s.base
+	for uint64(len(s.done))*64 <= k {
+		s.done = append(s.done, 0)
+	}
+	s.done[k/64] |= 1 << (k % 64)
+	for s.isDoneBit(s.low + 1) {
 		s.low++
 	}
-	for len(s.done) > 0 {
-		if has(s.done, s.low+1) {
-			delete(s.done, s.low+1)
-			s.low++
-			continue
-		}
-		if len(s.done) <= 4*maxOpen {
-			break
-		}
-		next := ^uint64(0)
-		for k := range s.done {
-			next = min(next, k)
-		}
-		s.low = next - 1
+	// Drop the words wholly at or below low.
+	for len(s.done) > 0 && s.base+64 <= s.low+1 {
+		s.done = s.done[1:]
+		s.base += 64
 	}
-	for seq := range s.open {
+	if len(s.done) == 0 {
+		s.done, s.base = s.done[:0], s.low+1
+	}
+	for seq, b := range s.open {
 		if seq <= s.low {
 			delete(s.open, seq)
+			if b.n > 0 {
+				forgot++
+			}
 		}
 	}
+	return forgot
+}
+
+// isDoneBit reports whether seq (above low) is marked complete.
+func (s *rstream) isDoneBit(seq uint64) bool {
+	k := seq - s.base
+	return seq >= s.base && k < uint64(len(s.done))*64 && s.done[k/64]&(1<<(k%64)) != 0
 }
 
 // Stats returns a snapshot of the counters.

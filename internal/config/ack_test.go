@@ -35,7 +35,7 @@ outputs: [{name: o, socket: push, bind: "tcp://127.0.0.1:5557", ack: {bind: "tcp
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := c.Outputs[0].Ack; a.Batch != DefaultAckBatch || a.Window != DefaultAckWindow || a.Timeout != DefaultAckTimeout || a.Flush != DefaultAckFlush {
+	if a := c.Outputs[0].Ack; a.Batch != DefaultAckBatch || a.Window != 160 || a.Timeout != DefaultAckTimeout || a.Flush != DefaultAckFlush {
 		t.Fatalf("defaults not applied: %+v", a)
 	}
 }

@@ -16,13 +16,27 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
 
-// Defaults of an acknowledged PUSH output's zero settings.
+// Defaults of an acknowledged PUSH output's zero settings. The default
+// window is AckWindowFor(Batch).
 const (
 	DefaultAckBatch   = 100
-	DefaultAckWindow  = 16
+	DefaultAckWindow  = 16    // the least default window, in batches
+	DefaultAckEvents  = 16000 // events the default window holds (internal/config's too)
 	DefaultAckTimeout = 5 * time.Second
 	DefaultAckFlush   = 10 * time.Millisecond
 )
+
+// AckWindowFor is the default window for batches of batch events: enough
+// batches for DefaultAckEvents events unacknowledged, at least
+// DefaultAckWindow and at most 4096 (internal/config's MaxAckWindow). A
+// window must cover the ack round trip at the rate the workers can take:
+// with less, the output waits for acks while they idle.
+func AckWindowFor(batch int) int {
+	if batch <= 0 {
+		batch = DefaultAckBatch
+	}
+	return min(max((DefaultAckEvents+batch-1)/batch, DefaultAckWindow), 1<<12)
+}
 
 // ErrNotAcknowledged is what the events of a batch still unacknowledged
 // when an acknowledged PUSH output closes are released with: their inputs
@@ -41,7 +55,8 @@ type AckPushConfig struct {
 	Format     Format
 	// Batch is events per batch (default 100); Window is how many batches
 	// may be unacknowledged at once, the one being filled included
-	// (default 16): at most Batch*Window events are held.
+	// (default AckWindowFor(Batch): 160 for 100): at most Batch*Window
+	// events are held.
 	Batch, Window int
 	// Timeout resends a batch not acknowledged for this long, to any
 	// worker, and again each time it passes (default 5s).
@@ -98,7 +113,7 @@ func NewAckPush(cfg AckPushConfig, log *slog.Logger) (*AckPush, error) {
 		cfg.Batch = DefaultAckBatch
 	}
 	if cfg.Window <= 0 {
-		cfg.Window = DefaultAckWindow
+		cfg.Window = AckWindowFor(cfg.Batch)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultAckTimeout
@@ -444,7 +459,8 @@ type AckStats struct {
 	// previous run of the relay, another relay); a batch already
 	// acknowledged; a batch not closed yet or never sent.
 	AcksMalformed, AcksUnknown, AcksDuplicate, AcksFuture uint64
-	WindowFull                                            bool // Write waits for an ack now
+	WindowFull                                            bool          // Write waits for an ack now
+	WindowWait                                            time.Duration // total time writes waited for an ack with the window full
 	Latency                                               LatencySnapshot
 }
 
@@ -466,6 +482,7 @@ func (o *AckPush) AckStats() AckStats {
 		AcksDuplicate:  st.DupAcks,
 		AcksFuture:     st.FutureAcks,
 		WindowFull:     st.Waiting,
+		WindowWait:     st.StallTime,
 		Latency:        o.lat.snapshot(),
 	}
 }

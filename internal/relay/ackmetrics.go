@@ -22,6 +22,7 @@ type ackTotals struct {
 	ignored                                       [4]uint64 // by ackReasons
 	latCounts                                     []uint64
 	latSum                                        time.Duration
+	windowWait                                    time.Duration
 }
 
 var ackReasons = [4]string{"malformed", "unknown", "duplicate", "future"}
@@ -45,6 +46,7 @@ func (t *ackTotals) add(s output.AckStats) {
 		t.latCounts[i] += n
 	}
 	t.latSum += s.Latency.Sum
+	t.windowWait += s.WindowWait
 }
 
 func (t ackTotals) clone() ackTotals {
@@ -63,12 +65,13 @@ var (
 	ackResentEvents = descOut("ack_events_resent_total", "Events sent again in resent batches: duplicates delivered because of resends (a first copy lost with a worker is delivered once).")
 	ackAbandoned    = descOut("ack_events_abandoned_total", "Events of batches still unacknowledged when the output closed (released as not safe).")
 	ackOrphaned     = descOut("ack_orphaned_total", "Messages queued for a worker that went away: their batches were resent at once, whole.")
+	ackWindowWait   = descOut("ack_window_wait_seconds_total", "Time writes waited for an ack because the window was full: if it grows while workers are idle, raise ack.window.")
 	ackIgnored      = prometheus.NewDesc("relay_output_ack_ignored_total", "Ack frames ignored: malformed, of an unknown sender stream, duplicated, or for a batch not sent yet (future).", []string{"output", "reason"}, nil)
 	ackLatency      = prometheus.NewDesc("relay_output_ack_latency_seconds", "Time from a batch's first send to its ack.", []string{"output"}, nil)
 )
 
 func describeAck(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{ackInFlight, ackEvInFlight, ackWindowFull, ackBatches, ackAcked, ackAckedEvents, ackResent, ackResentEvents, ackAbandoned, ackOrphaned, ackIgnored, ackLatency} {
+	for _, d := range []*prometheus.Desc{ackInFlight, ackEvInFlight, ackWindowFull, ackBatches, ackAcked, ackAckedEvents, ackResent, ackResentEvents, ackAbandoned, ackOrphaned, ackWindowWait, ackIgnored, ackLatency} {
 		ch <- d
 	}
 }
@@ -105,6 +108,7 @@ func collectAckTotals(ch chan<- prometheus.Metric, name string, t ackTotals) {
 	counter(ackResentEvents, t.resentEv)
 	counter(ackAbandoned, t.abandoned)
 	counter(ackOrphaned, t.orphaned)
+	ch <- prometheus.MustNewConstMetric(ackWindowWait, prometheus.CounterValue, t.windowWait.Seconds(), name)
 	for i, r := range ackReasons {
 		counter(ackIgnored, t.ignored[i], r)
 	}

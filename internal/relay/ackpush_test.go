@@ -688,6 +688,11 @@ func TestAckPushStalledSink(t *testing.T) {
 	if rcv1 != rcv0 || rcv1 >= n {
 		t.Errorf("the input kept reading while the window was full: %d then %d of %d", rcv0, rcv1, n)
 	}
+	// The wait shows while it lasts: at least the 2.8 s slept since the
+	// window filled.
+	if w := metric(t, r, "relay_output_ack_window_wait_seconds_total", "output=workers"); w < 2.5 {
+		t.Errorf("relay_output_ack_window_wait_seconds_total = %v after 2.8 s with the window full", w)
+	}
 	if h1 > h0+4<<20 {
 		t.Errorf("heap grew from %d KiB to %d KiB while stalled", h0>>10, h1>>10)
 	}
