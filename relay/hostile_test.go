@@ -34,11 +34,13 @@ import (
 // RELAY_HOSTILE_SECONDS (default 10; 30–60 by hand) with one of:
 // 3,000 idle connections, 300 slowloris connections, 1,000 half-open TLS
 // handshakes, 500 connections from one address. The attackers come from
-// 127.0.0.2 and up, rsyslog and the probes from 127.0.0.1. Each test
-// checks that every rsyslog event arrives exactly once, that a second
-// rsyslogd started during the attack (and a new connection every 2 s) is
-// served within the first-frame deadline, that the relay's descriptors and
-// RSS return to their baseline, and that the counters show the attack.
+// 127.0.0.2 and up, rsyslog and the probes (to the attacked listener)
+// from 127.0.0.1. Each test checks that every rsyslog event arrives
+// exactly once, that a second rsyslogd started during the attack (and a
+// new connection every 2 s) is served within the first-frame deadline
+// (beyond what an event on an established connection takes meanwhile),
+// that the relay's descriptors and RSS return to their baseline, and that
+// the counters show the attack.
 //
 // The relay runs as a child process (its own descriptor limit; its fds and
 // RSS read from /proc); the attackers run in the test process, whose soft
@@ -63,8 +65,18 @@ const (
 	hostileFirstFrame = 2 * time.Second
 	hostileHandshake  = 2 * time.Second
 	hostileFrame      = 3 * time.Second
-	// hostileServed bounds how long a new sender's first event may take to
-	// come out of the relay: the first-frame deadline.
+	// hostileServed bounds how much longer a new sender's first event,
+	// from its connect, takes to come out of the relay than an event sent
+	// at the same moment on a connection the relay already serves: the
+	// first-frame deadline, the longest an attacker's connection can hold
+	// its place. What both take alike (the relay's output, the pyzmq
+	// collector, this -race test process and, in CI, the rest of a busy
+	// 2-core machine) is no part of the listener's promise, nor is what a
+	// sender does before it connects (rsyslogd's gtls driver: 0.3-1.6 s
+	// from its first event to its connect, attack or not). A probe once
+	// took 2.45 s from connect to the collector under make test on the
+	// shared machine; measured so, the listener's part stayed under
+	// 0.4 s in every attack here.
 	hostileServed = hostileFirstFrame
 )
 
@@ -77,6 +89,12 @@ type hostileRig struct {
 	relay    *proc
 	pull     *testpeer.Peer
 	rsyslogs int
+	// control is a connection from 127.0.0.1, served since before the
+	// attack: each probe's event is sent on it too, at the same moment.
+	control net.Conn
+	// probeTLS: probes go to the TLS listener (the one attacked), with a
+	// handshake; their time runs from the TCP connect.
+	probeTLS bool
 
 	// What the collector got, tallied by a poller as it arrives.
 	mu    sync.Mutex
@@ -217,6 +235,12 @@ func writeHostilePKI(t *testing.T, dir string) (ca, cert, key string) {
 // whose omfwd forwards to the relay (over TLS with the gtls driver when
 // useTLS), with a LinkedList queue retrying forever.
 func (h *hostileRig) startRsyslog(useTLS bool) *testpeer.Rsyslogd {
+	return h.startRsyslogTo(useTLS, 0)
+}
+
+// startRsyslogTo is startRsyslog forwarding to port instead (0: the
+// relay's).
+func (h *hostileRig) startRsyslogTo(useTLS bool, to int) *testpeer.Rsyslogd {
 	t := h.t
 	t.Helper()
 	h.rsyslogs++
@@ -229,6 +253,9 @@ func (h *hostileRig) startRsyslog(useTLS bool) *testpeer.Rsyslogd {
 		port = h.tlsPort
 		globals = fmt.Sprintf(` DefaultNetstreamDriverCAFile=%q`, h.ca)
 		driver = `StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="anon"`
+	}
+	if to != 0 {
+		port = to
 	}
 	portFile := filepath.Join(dir, "imtcp.port")
 	conf := fmt.Sprintf(`global(workDirectory=%q maxMessageSize="64k"%s)
@@ -252,21 +279,45 @@ type feeder struct {
 	stop chan struct{}
 	done chan struct{}
 	err  error
-	// fed is when the first event was written.
-	fed time.Time
+	per  int // events written at each tick
+
+	mu    sync.Mutex
+	wrote []time.Time // when each tick's events were written (flushed)
+}
+
+// writtenAt is when event seq was written into rsyslogd (zero: not yet).
+func (f *feeder) writtenAt(seq int) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b := seq / f.per; b < len(f.wrote) {
+		return f.wrote[b]
+	}
+	return time.Time{}
+}
+
+// firstAfter is the first event written at or after t (-1: none yet).
+func (f *feeder) firstAfter(t time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for b, at := range f.wrote {
+		if !at.Before(t) {
+			return b * f.per
+		}
+	}
+	return -1
 }
 
 func feed(t *testing.T, rs *testpeer.Rsyslogd, app string, rate int) *feeder {
 	t.Helper()
 	c := rs.Dial(t)
-	f := &feeder{app: app, stop: make(chan struct{}), done: make(chan struct{}), fed: time.Now()}
+	f := &feeder{app: app, stop: make(chan struct{}), done: make(chan struct{}), per: max(rate/100, 1)}
 	go func() {
 		defer close(f.done)
 		defer c.Close()
 		w := bufio.NewWriter(c)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		per := max(rate/100, 1)
+		per := f.per
 		for {
 			n := int(f.sent.Load())
 			for i := n; i < n+per; i++ {
@@ -276,6 +327,9 @@ func feed(t *testing.T, rs *testpeer.Rsyslogd, app string, rate int) *feeder {
 			if f.err = w.Flush(); f.err != nil {
 				return
 			}
+			f.mu.Lock()
+			f.wrote = append(f.wrote, time.Now())
+			f.mu.Unlock()
 			f.sent.Add(int64(per))
 			select {
 			case <-f.stop:
@@ -346,31 +400,154 @@ func (h *hostileRig) procUsage() (fds int, rss int64) {
 	return len(ents), rss
 }
 
-// probe opens a new connection from 127.0.0.1, sends one event and
-// returns how long the connect took and how long the event then took to
-// come out of the relay (-1: it did not). The connect is the kernel's
-// (and the busy test process's) doing; the relay's deadline runs from it.
-func (h *hostileRig) probe(seq int) (connect, served time.Duration) {
-	start := time.Now()
+// syslogFrame writes event seq of app, octet-counted.
+func syslogFrame(c net.Conn, app string, seq int) error {
+	m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z hostile %s - - - %s", app, testpeer.Seq(seq))
+	_, err := fmt.Fprintf(c, "%d %s", len(m), m)
+	return err
+}
+
+// openControl opens the control connection and waits until its first
+// event is through.
+func (h *hostileRig) openControl() {
+	t := h.t
+	t.Helper()
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", h.ports.syslog), 10*time.Second)
 	if err != nil {
+		t.Fatalf("control connection: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h.control = c
+	if err := syslogFrame(c, "control", 0); err != nil {
+		t.Fatalf("control connection: %v", err)
+	}
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("the control connection's first event"), func() bool { return !h.arrived("control", 0).IsZero() })
+}
+
+// probe opens a new connection from 127.0.0.1, sends one event on it and
+// the same moment one on the control connection, and returns how long
+// the connect took and how long each event then took to come out of the
+// relay (-1: it did not). The connect is the kernel's (and the busy test
+// process's) doing; the relay's deadline runs from it.
+func (h *hostileRig) probe(seq int) (connect, served, control time.Duration) {
+	port := h.ports.syslog
+	if h.probeTLS {
+		port = h.tlsPort
+	}
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	if err != nil {
 		h.t.Errorf("probe %d: %v", seq, err)
-		return 0, -1
+		return 0, -1, -1
 	}
 	defer c.Close()
 	connected := time.Now()
-	m := fmt.Sprintf("<14>1 2026-11-22T05:00:00Z hostile probe - - - %s", testpeer.Seq(seq))
-	if _, err := fmt.Fprintf(c, "%d %s", len(m), m); err != nil {
-		h.t.Errorf("probe %d: %v", seq, err)
-		return connected.Sub(start), -1
+	connect, served, control = connected.Sub(start), -1, -1
+	if h.probeTLS {
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(h.ca)
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			h.t.Fatalf("probe %d: the CA %s: %v", seq, h.ca, err)
+		}
+		tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err := tc.Handshake(); err != nil {
+			h.t.Errorf("probe %d: TLS handshake: %v", seq, err)
+			return
+		}
+		c = tc
 	}
-	for time.Since(start) < 20*time.Second {
-		if at := h.arrived("probe", seq); !at.IsZero() {
-			return connected.Sub(start), at.Sub(connected)
+	if err := syslogFrame(c, "probe", seq); err != nil {
+		h.t.Errorf("probe %d: %v", seq, err)
+		return
+	}
+	if err := syslogFrame(h.control, "control", seq+1); err != nil {
+		h.t.Errorf("control %d: %v", seq+1, err)
+		return
+	}
+	for time.Since(start) < 20*time.Second && (served < 0 || control < 0) {
+		if at := h.arrived("probe", seq); served < 0 && !at.IsZero() {
+			served = at.Sub(connected)
+		}
+		if at := h.arrived("control", seq+1); control < 0 && !at.IsZero() {
+			control = at.Sub(connected)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return connected.Sub(start), -1
+	return
+}
+
+// connectStamp forwards connections to the relay's port and records
+// when the first one arrived: the moment a sender connected, which
+// rsyslogd does not report. The forwarding costs a copy in this process;
+// the relay sees a new connection from 127.0.0.1 as it would rsyslogd's.
+type connectStamp struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	first time.Time
+}
+
+func (h *hostileRig) stampConnects(port int) *connectStamp {
+	t := h.t
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &connectStamp{ln: ln}
+	var wg sync.WaitGroup
+	var cmu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		cmu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		cmu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.first.IsZero() {
+				s.first = time.Now()
+			}
+			s.mu.Unlock()
+			r, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				c.Close()
+				continue
+			}
+			cmu.Lock()
+			conns = append(conns, c, r)
+			cmu.Unlock()
+			wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			go pipe(r, c)
+			go pipe(c, r)
+		}
+	}()
+	return s
+}
+
+// port is where senders connect to be stamped.
+func (s *connectStamp) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+// at is when the first connection arrived (zero: none yet).
+func (s *connectStamp) at() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first
 }
 
 // listenOverflows is the kernel's count of connections dropped because a
@@ -550,9 +727,12 @@ func TestHostileSenders(t *testing.T) {
 
 func runHostile(t *testing.T, a hostileAttack, d time.Duration) {
 	h := startHostileRig(t, "")
+	h.probeTLS = a.tls
+	h.openControl()
 	rs := h.startRsyslog(a.tls)
 	steady := feed(t, rs, "steady", 2000)
 	testpeer.Eventually(t, 30*time.Second, testpeer.Text("rsyslog's first events through the relay"), func() bool { return h.distinct("steady") > 100 })
+	t.Logf("before the attack: the first rsyslogd's first event through after %v", h.arrived("steady", 0).Sub(steady.writtenAt(0)))
 	time.Sleep(time.Second)
 	baseFDs, baseRSS := h.procUsage()
 	t.Logf("baseline: %d fds, RSS %.1f MiB", baseFDs, float64(baseRSS)/(1<<20))
@@ -564,29 +744,50 @@ func runHostile(t *testing.T, a hostileAttack, d time.Duration) {
 
 	// During the attack: a new connection every 2 s, and a second rsyslogd
 	// halfway through, must be served within the first-frame deadline.
-	var probes, connects []time.Duration
+	var probes, connects, controls []time.Duration
 	overflows := listenOverflows()
 	var late *feeder
+	// The second rsyslogd connects through a stamp of its connect.
+	relayPort := h.ports.syslog
+	if a.tls {
+		relayPort = h.tlsPort
+	}
+	lateStamp := h.stampConnects(relayPort)
 	var rs2 *testpeer.Rsyslogd
 	peakFDs, peakRSS, peakConns := 0, int64(0), 0.0
 	for seq := 0; ctx.Err() == nil; seq++ {
 		if late == nil && time.Since(start) > d/2 {
-			rs2 = h.startRsyslog(a.tls)
+			rs2 = h.startRsyslogTo(a.tls, lateStamp.port())
 			late = feed(t, rs2, "late", 500)
 		}
-		ct, served := h.probe(seq)
-		probes, connects = append(probes, served), append(connects, ct)
+		ct, served, ctl := h.probe(seq)
+		probes, connects, controls = append(probes, served), append(connects, ct), append(controls, ctl)
 		fds, rss := h.procUsage()
 		peakFDs, peakRSS = max(peakFDs, fds), max(peakRSS, rss)
 		peakConns = max(peakConns, metric(t, h.ports, `relay_input_connections{input="syslog"}`))
 		sleepCtx(ctx, 2*time.Second)
 	}
 	if late == nil { // an attack shorter than a probe round
-		rs2 = h.startRsyslog(a.tls)
+		rs2 = h.startRsyslogTo(a.tls, lateStamp.port())
 		late = feed(t, rs2, "late", 500)
 	}
 	testpeer.Eventually(t, 30*time.Second, testpeer.Text("the second rsyslogd's first event"), func() bool { return !h.arrived("late", 0).IsZero() })
-	lateServed := h.arrived("late", 0).Sub(late.fed)
+	// rsyslogd's gtls driver takes 0.3-1.5 s, attack or not, from its
+	// first event to its connect (measured: the relay accepted and served
+	// it within 3 ms of the connect): the relay's part runs from the connect.
+	lateFed, lateConnected := late.writtenAt(0), lateStamp.at()
+	lateServed := h.arrived("late", 0).Sub(lateConnected)
+	// The control: the first rsyslogd's event written at the same moment,
+	// over its established connection.
+	var steadyServed time.Duration
+	testpeer.Eventually(t, 30*time.Second, testpeer.Text("the steady event written with the second rsyslogd's first"), func() bool {
+		seq := steady.firstAfter(lateFed)
+		if seq < 0 || h.arrived("steady", seq).IsZero() {
+			return false
+		}
+		steadyServed = h.arrived("steady", seq).Sub(steady.writtenAt(seq))
+		return true
+	})
 	atk.wg.Wait()
 	t.Logf("attack %s for %v: %d dials (%d failed: %v), peak: %.0f relay connections, %d fds, RSS %.1f MiB",
 		a.name, d, atk.dials.Load(), atk.dialErrs.Load(), atk.errs, peakConns, peakFDs, float64(peakRSS)/(1<<20))
@@ -595,20 +796,25 @@ func runHostile(t *testing.T, a hostileAttack, d time.Duration) {
 	h.exactlyOnce("steady", nSteady)
 	h.exactlyOnce("late", nLate)
 
-	var worst, worstConnect time.Duration
+	var worst, worstCtl, worstConnect, worstExtra time.Duration
 	for i, p := range probes {
-		if p < 0 {
-			t.Errorf("probe %d (a new connection during the attack) was not served", i)
+		if p < 0 || controls[i] < 0 {
+			t.Errorf("probe %d (a new connection during the attack) was not served in 20 s (it took %v, the control connection's event %v)", i, p, controls[i])
+			continue
 		}
-		worst, worstConnect = max(worst, p), max(worstConnect, connects[i])
+		worst, worstCtl, worstConnect = max(worst, p), max(worstCtl, controls[i]), max(worstConnect, connects[i])
+		if extra := p - controls[i]; extra > worstExtra {
+			worstExtra = extra
+		}
 	}
-	t.Logf("served during the attack: %d probe connections, slowest %v after its connect (slowest connect %v; kernel listen-queue overflows: %d); the second rsyslogd's first event after %v",
-		len(probes), worst, worstConnect, listenOverflows()-overflows, lateServed)
-	if worst > hostileServed {
-		t.Errorf("a new connection during the attack took %v to be served, over the first-frame deadline %v", worst, hostileServed)
+	t.Logf("served during the attack: %d probe connections, slowest %v after its connect, at most %v after the control connection's event (slowest control %v; slowest connect %v; kernel listen-queue overflows: %d); the second rsyslogd's first event %v after its connect, %v after it was written (the first rsyslogd's, written with it, %v)",
+		len(probes), worst, worstExtra, worstCtl, worstConnect, listenOverflows()-overflows, lateServed, h.arrived("late", 0).Sub(lateFed), steadyServed)
+	if worstExtra > hostileServed {
+		t.Errorf("a new connection during the attack was served %v after an event sent with it on an established connection, over the first-frame deadline %v", worstExtra, hostileServed)
 	}
-	if lateServed > hostileServed {
-		t.Errorf("the second rsyslogd's first event took %v, over the first-frame deadline %v", lateServed, hostileServed)
+	if lateServed-steadyServed > hostileServed {
+		t.Errorf("the second rsyslogd's first event took %v from its connect, the first rsyslogd's written with it %v: %v more, over the first-frame deadline %v",
+			lateServed, steadyServed, lateServed-steadyServed, hostileServed)
 	}
 
 	var shown []string
@@ -630,14 +836,17 @@ func runHostile(t *testing.T, a hostileAttack, d time.Duration) {
 		}
 	}
 
-	// Back to the baseline: the second rsyslogd's connection goes too.
+	// Back to the baseline: the second rsyslogd's connection goes too,
+	// and the control connection (opened before the baseline).
 	rs2.Stop()
+	h.control.Close()
 	var fds int
 	var rss int64
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		fds, rss = h.procUsage()
-		if fds <= baseFDs+2 && rss <= baseRSS+hostileRSSSlack(baseRSS) || time.Now().After(deadline) {
+		conns := metric(t, h.ports, `relay_input_connections{input="syslog"}`)
+		if fds <= baseFDs+2 && rss <= baseRSS+hostileRSSSlack(baseRSS) && conns == 1 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)

@@ -65,6 +65,8 @@ type Listener struct {
 	nextID   uint64
 	seq      uint64 // accept order, for ties of the coarse clock
 	epfd     int    // the parking epoll set; -1: none
+	wakeR    int    // the pipe that wakes the parking goroutine at Close; -1: none
+	wakeW    int
 
 	wg        sync.WaitGroup
 	stop      chan struct{}
@@ -107,6 +109,8 @@ func New(lim Limits, log *slog.Logger) (*Listener, error) {
 		perSrc:   map[netip.Addr]*source{},
 		parked:   map[uint64]*Conn{},
 		epfd:     -1,
+		wakeR:    -1,
+		wakeW:    -1,
 		stop:     make(chan struct{}),
 		maxStep:  int64(2 * lim.tick()),
 	}
@@ -584,6 +588,7 @@ func (l *Listener) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.wakeParkingLocked()
 	lns := l.lns
 	conns := append([]*Conn(nil), l.live...)
 	for c := range l.draining {

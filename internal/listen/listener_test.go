@@ -784,3 +784,40 @@ func TestEvictionHeaviestSource(t *testing.T) {
 		t.Errorf("stats %s, want evicted_unframed 3", fmtStats(s))
 	}
 }
+
+// Close wakes the parking goroutine: Wait returns at once, not when its
+// epoll_wait next times out. (It used to wait for that timeout, 200 ms: an
+// input's Stop with a drain_timeout of 200 ms failed with "context
+// deadline exceeded" when the machine was busy, TestReloadCountsUnflushed
+// in internal/relay.) The poll timeout is made endless here, so without
+// the wake-up Wait would not return at all.
+func TestCloseWakesParking(t *testing.T) {
+	saved := parkPollMillis
+	parkPollMillis = -1
+	defer func() { parkPollMillis = saved }()
+	l, err := New(off(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ln, nil, (&lines{}).serve) }()
+	// One connection parked: the parking goroutine is in epoll_wait.
+	c := dialFrom(t, "", ln.Addr().String())
+	testpeer.Eventually(t, 5*time.Second, testpeer.Text("1 open"), func() bool { return l.Stats().Open == 1 })
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Wait(ctx); err != nil {
+		t.Fatalf("Wait after Close: %v: the parking goroutine was not woken", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if err := readEnd(c, 5*time.Second); err != io.EOF {
+		t.Errorf("client after Close: %v, want EOF", err)
+	}
+}

@@ -17,17 +17,49 @@ import (
 // that runs the TLS handshake and the Handler. The deadlines apply to a
 // parked connection as to any other waiting for its peer.
 
-// startParking creates the epoll set and its goroutine; without it (an
-// error) every connection gets its goroutine at once.
+// parkPollMillis is how long the parking goroutine's epoll_wait blocks
+// (-1: until an event). Close wakes it through the wake pipe; the timeout
+// is only a safety net.
+var parkPollMillis = 200
+
+// wakeID is the epoll event id of the wake pipe (connections' ids start
+// at 1).
+const wakeID = 0
+
+// startParking creates the epoll set, the pipe that wakes it on Close and
+// its goroutine; without them (an error) every connection gets its
+// goroutine at once. The caller holds l.mu.
 func (l *Listener) startParking() {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		l.log.Warn("no parking of idle connections (each gets a goroutine at once)", "err", err)
 		return
 	}
-	l.epfd = fd
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(fd)
+		l.log.Warn("no parking of idle connections (each gets a goroutine at once)", "err", err)
+		return
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeID}
+	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, p[0], &ev); err != nil {
+		syscall.Close(fd)
+		syscall.Close(p[0])
+		syscall.Close(p[1])
+		l.log.Warn("no parking of idle connections (each gets a goroutine at once)", "err", err)
+		return
+	}
+	l.epfd, l.wakeR, l.wakeW = fd, p[0], p[1]
 	l.wg.Add(1)
 	go l.parkLoop()
+}
+
+// wakeParkingLocked makes the parking goroutine's epoll_wait return (at
+// Close: it then sees l.closed and ends). The caller holds l.mu.
+func (l *Listener) wakeParkingLocked() {
+	if l.wakeW >= 0 {
+		syscall.Write(l.wakeW, []byte{1})
+	}
 }
 
 // parkLocked registers c to be served once its peer sends; false: serve it
@@ -60,14 +92,28 @@ func (l *Listener) parkLocked(c *Conn, h Handler) bool {
 // goroutine each.
 func (l *Listener) parkLoop() {
 	defer l.wg.Done()
-	defer syscall.Close(l.epfd)
+	defer func() {
+		// Under l.mu: Close writes to the wake pipe under it.
+		l.mu.Lock()
+		syscall.Close(l.epfd)
+		syscall.Close(l.wakeR)
+		syscall.Close(l.wakeW)
+		l.epfd, l.wakeR, l.wakeW = -1, -1, -1
+		l.mu.Unlock()
+	}()
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(l.epfd, events, 200)
+		n, err := syscall.EpollWait(l.epfd, events, parkPollMillis)
 		select {
 		case <-l.stop:
 			return
 		default:
+		}
+		l.mu.Lock()
+		closed := l.closed
+		l.mu.Unlock()
+		if closed {
+			return
 		}
 		if err != nil {
 			if !errors.Is(err, syscall.EINTR) {
@@ -77,7 +123,9 @@ func (l *Listener) parkLoop() {
 			continue
 		}
 		for _, ev := range events[:n] {
-			l.unpark(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
+			if id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32; id != wakeID {
+				l.unpark(id)
+			}
 		}
 	}
 }

@@ -110,8 +110,14 @@ func ingestRun(t *testing.T, addr string, pull *zmq.Pull, load []byte, n int) fl
 // costly grep slowed ingest ~4x. Now such filters are refused, and the
 // costliest ones allowed run on the taps' own goroutines within a CPU
 // share: the ingest rate with the hostile tap connected (never reading) is
-// at least 80% of the rate without, measured alternately in one test (the
-// best of five runs each: the machine is shared). Eight of them are
+// at least 60% of the rate without, measured alternately in one test (the
+// best of five runs each: the machine is shared). The hole made ingest 4x
+// to 2,000x slower. What the design allows is smaller but not nothing:
+// the filters may take a quarter of one core (tap.DefaultFilterCPU), and
+// on a saturated 2-core machine (make test under -race, other packages'
+// tests and other people's work beside) that quarter comes out of ingest:
+// measured so, 73-97% over four runs, each run's rates swinging 54k-178k
+// ev/s; an 80% bound failed two of the four. Eight of them are
 // measured too, and logged.
 func TestHostileTapsDoNotSlowIngest(t *testing.T) {
 	r := startRelay(t, `
@@ -191,8 +197,8 @@ http: {listen: "127.0.0.1:0", max_header_bytes: 64KiB}
 	ratio := best(with) / best(without)
 	t.Logf("measured: %d events in two streams: without taps %.0f ev/s, with the hostile tap %.0f ev/s: %.0f%% (runs without %.0f, with %.0f)",
 		n, best(without), best(with), 100*ratio, without, with)
-	if ratio < 0.8 {
-		t.Errorf("ingest with the hostile tap is %.0f%% of the rate without, want at least 80%%", 100*ratio)
+	if ratio < 0.6 {
+		t.Errorf("ingest with the hostile tap is %.0f%% of the rate without, want at least 60%%", 100*ratio)
 	}
 	without8, with8 := measure(8)
 	t.Logf("measured: with 8 hostile taps %.0f ev/s, without %.0f: %.0f%% (runs without %.0f, with %.0f); the taps skipped %d events over their CPU share",
