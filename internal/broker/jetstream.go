@@ -146,14 +146,12 @@ type JetStream struct {
 	mu       sync.Mutex
 	inflight map[*nats.Msg]flight
 	retry    []*nats.Msg
-	acked    []uint64
-	ack      func(first, last uint64)
+	acks     *acks         // confirmed seqs, handed to the spool
 	idle     chan struct{} // closed when inflight becomes empty
 
 	subjects map[string]string // stream → subject (Send's goroutine only)
 
 	wakeRetry chan struct{}
-	wakeAck   chan struct{}
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -248,7 +246,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		inflight:  map[*nats.Msg]flight{},
 		subjects:  map[string]string{},
 		wakeRetry: make(chan struct{}, 1),
-		wakeAck:   make(chan struct{}, 1),
+		acks:      newAcks(),
 		bo:        backoff{min: 50 * time.Millisecond, max: cfg.RetryMax},
 	}
 	s.causes = newCauses(s.log)
@@ -334,7 +332,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	s.lateCheck()
 	s.wg.Add(2)
 	go s.retryLoop()
-	go s.ackLoop()
+	go func() { defer s.wg.Done(); s.acks.loop(s.ctx) }()
 	return s, nil
 }
 
@@ -561,9 +559,7 @@ func (s *JetStream) message(r *spool.Record) *nats.Msg {
 // confirmed. It returns an error only when ctx ends or the output closes;
 // what it had not published stays unacknowledged in the spool.
 func (s *JetStream) Send(ctx context.Context, recs []spool.Record, ack func(first, last uint64)) error {
-	s.mu.Lock()
-	s.ack = ack
-	s.mu.Unlock()
+	s.acks.setFunc(ack)
 	for i := 0; i < len(recs); {
 		n, err := acquire(ctx, s.ctx, s.sem, len(recs)-i)
 		if err != nil {
@@ -620,7 +616,7 @@ func (s *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 		return
 	}
 	delete(s.inflight, m)
-	s.acked = append(s.acked, f.seq)
+	s.acks.add(f.seq)
 	s.idleLocked()
 	s.mu.Unlock()
 	<-s.sem
@@ -635,10 +631,6 @@ func (s *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 	// flight open an episode too, and an episode left open would keep the
 	// next outage of that cause from being logged.
 	s.causes.ok()
-	select {
-	case s.wakeAck <- struct{}{}:
-	default:
-	}
 }
 
 var errUnconfirmedDuplicate = errors.New("PubAck says duplicate of a message the stream did not store (sequence 0)")
@@ -813,29 +805,6 @@ func (s *JetStream) recreate() {
 			s.log.Warn("could not create the stream again", "err", err)
 		}
 	}
-}
-
-// ackLoop hands confirmed seqs to the spool as ranges.
-func (s *JetStream) ackLoop() {
-	defer s.wg.Done()
-	for {
-		select {
-		case <-s.wakeAck:
-		case <-s.ctx.Done():
-			s.flushAcks()
-			return
-		}
-		s.flushAcks()
-	}
-}
-
-func (s *JetStream) flushAcks() {
-	s.mu.Lock()
-	seqs := s.acked
-	s.acked = nil
-	ack := s.ack
-	s.mu.Unlock()
-	ackRanges(seqs, ack)
 }
 
 // Close waits, within ctx, for the PubAcks of what was published, then

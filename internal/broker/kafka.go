@@ -102,15 +102,14 @@ type Kafka struct {
 	waiting  bool // Send waits for room in the window
 	room     chan struct{}
 	retry    []*kgo.Record
-	acked    []uint64
-	ack      func(first, last uint64)
+	acks     *acks // confirmed seqs, handed to the spool
 	idle     chan struct{}
 
-	wakeRetry, wakeAck chan struct{}
-	ctx                context.Context
-	cancel             context.CancelFunc
-	wg                 sync.WaitGroup
-	closeOnce          sync.Once
+	wakeRetry chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 
 	causes                      *causes
 	bo                          backoff
@@ -146,7 +145,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		single:    !strings.Contains(cfg.Topic, "{stream}"),
 		room:      make(chan struct{}, 1),
 		wakeRetry: make(chan struct{}, 1),
-		wakeAck:   make(chan struct{}, 1),
+		acks:      newAcks(),
 		bo:        backoff{min: 100 * time.Millisecond, max: cfg.RetryMax},
 		topics:    map[string]string{},
 		strs:      map[string][]byte{},
@@ -204,7 +203,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 	k.cl = cl
 	k.wg.Add(2)
 	go k.retryLoop()
-	go k.ackLoop()
+	go func() { defer k.wg.Done(); k.acks.loop(k.ctx) }()
 	k.startWatch()
 	return k, nil
 }
@@ -335,9 +334,7 @@ func (k *Kafka) record(r *spool.Record, bb *batchBuf) *kgo.Record {
 // acknowledgement. ack is called from another goroutine for the seqs the
 // brokers acknowledged.
 func (k *Kafka) Send(ctx context.Context, recs []spool.Record, ack func(first, last uint64)) error {
-	k.mu.Lock()
-	k.ack = ack
-	k.mu.Unlock()
+	k.acks.setFunc(ack)
 	for i := 0; i < len(recs); {
 		n, err := k.take(ctx, len(recs)-i)
 		if err != nil {
@@ -412,7 +409,7 @@ func (k *Kafka) promise(r *kgo.Record, err error) {
 	}
 	k.mu.Lock()
 	k.inflight--
-	k.acked = append(k.acked, rc.seq)
+	k.acks.add(rc.seq)
 	if k.inflight == 0 && k.idle != nil {
 		close(k.idle)
 		k.idle = nil
@@ -431,12 +428,11 @@ func (k *Kafka) promise(r *kgo.Record, err error) {
 	k.confirmed.Add(1)
 	if k.bo.current() != 0 {
 		k.bo.reset()
-		k.causes.ok()
 	}
-	select {
-	case k.wakeAck <- struct{}{}:
-	default:
-	}
+	// Also when no retry ran: the watch counts refusals while records
+	// wait without any failed produce, and an episode left open would
+	// keep the next outage of that cause from being logged.
+	k.causes.ok()
 }
 
 func classifyKafka(err error, topic string) (cause, hint string) {
@@ -491,28 +487,6 @@ func (k *Kafka) retryLoop() {
 			k.cl.Produce(k.ctx, r, k.promise)
 		}
 	}
-}
-
-func (k *Kafka) ackLoop() {
-	defer k.wg.Done()
-	for {
-		select {
-		case <-k.wakeAck:
-		case <-k.ctx.Done():
-			k.flushAcks()
-			return
-		}
-		k.flushAcks()
-	}
-}
-
-func (k *Kafka) flushAcks() {
-	k.mu.Lock()
-	seqs := k.acked
-	k.acked = nil
-	ack := k.ack
-	k.mu.Unlock()
-	ackRanges(seqs, ack)
 }
 
 // Close waits, within ctx, for the acknowledgements of what was produced,
