@@ -25,8 +25,12 @@ import (
 // version is set at build time (-ldflags -X main.version=…).
 var version = "dev"
 
-const usage = `relay: receive syslog from rsyslog and route each event, by its stream type,
-to ZeroMQ PUSH (worker pools) and PUB (taps) outputs.
+const usage = `relay: receive events from rsyslog (syslog over TCP, TLS, UDP or a unix socket, RELP,
+ZeroMQ), from other relays (link) or from a NATS JetStream stream, and route
+each event, by its stream type, to ZeroMQ PUSH (worker pools, optionally
+acknowledged) and PUB (taps) outputs, to other relays (link), and to NATS
+JetStream or Kafka. Any output but PUB can keep a disk spool: what it holds
+survives a crash and a restart.
 
 Usage:
   relay [-c FILE] [--log-format text|json] [--log-level LEVEL]
@@ -50,7 +54,8 @@ publishes every event on tcp://127.0.0.1:5556 (PUB, topic = stream) and serves
 
 Signals: SIGHUP reloads the config (an invalid one is refused and the old one
 keeps running); SIGTERM or SIGINT stops accepting, drains in-flight events to
-the outputs within drain_timeout, and exits 0.
+the outputs within drain_timeout (what a spooled output has not delivered by
+then stays in its spool for the next start), and exits 0.
 
 systemd: with NOTIFY_SOCKET set (Type=notify) the relay sends READY=1 once
 every input and output is up, RELOADING=1 then READY=1 around a SIGHUP
