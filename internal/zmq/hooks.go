@@ -76,7 +76,7 @@ func (s *socket) write(conn net.Conn, buf []byte, ms []Msg, ends []int) error {
 	}
 	k := 0 // ms[:k] are reported
 	writing := func() {
-		if h.Writing != nil {
+		if h.Writing != nil && k < len(ms) {
 			h.Writing(ms[k:])
 		}
 	}

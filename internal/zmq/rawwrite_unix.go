@@ -12,11 +12,12 @@ import (
 // writeRaw writes buf with its own write(2) calls on conn's descriptor,
 // calling took with the bytes written so far after each one that wrote
 // something, so a caller learns what the kernel has taken while the rest
-// of a large write still waits for the peer's window; writing is called
-// before the first write(2) and before the first one after each wait,
-// waiting when a write(2) could not take the rest and the write waits. It waits for
-// writability as conn.Write does (the runtime's poller, deadlines and
-// Close apply). handled is false for a connection without a descriptor.
+// of a large write still waits for the peer's window. writing is called
+// before the first write(2) and before the first one after each wait;
+// waiting when a write(2) could not take the rest and the write waits. It
+// waits for writability as conn.Write does (the runtime's poller,
+// deadlines and Close apply). handled is false for a connection without a
+// descriptor.
 func writeRaw(conn net.Conn, buf []byte, writing func(), took func(off int), waiting func()) (handled bool, err error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
