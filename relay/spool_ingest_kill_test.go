@@ -27,8 +27,8 @@ import (
 //
 // Duplicates are told apart by the JSON "received" stamp (one clock
 // reading per input batch, kept in the spool record): the same event with
-// the same stamp twice is the spool sending a record again (it must equal
-// relay_spool_redelivered_total); the same event with another stamp is
+// the same stamp twice is the spool sending a record again (counted in
+// relay_spool_redelivered_total: at least these, at most one write more); the same event with another stamp is
 // rsyslog sending it again after the connection broke (omfwd retries the
 // batch whose send failed), which no relay counter can see. Both printed.
 //
@@ -208,8 +208,11 @@ log: {level: warn}
 	if lost > bound {
 		t.Errorf("%d events lost, more than the %d a kill can take from a TCP connection (its kernel queues, one batch, the read-ahead)", lost, bound)
 	}
-	if float64(spoolDups) != redelivered {
-		t.Errorf("the spool sent %d events twice, relay_spool_redelivered_total says %v", spoolDups, redelivered)
+	// The PUSH output marks records sent before the write(2) that may take
+	// them: the count is at least the spool's duplicates, and more only by
+	// what a write(2) did not take when the kill landed during it.
+	if float64(spoolDups) > redelivered || redelivered > float64(spoolDups+maxWriteRecords(w.Messages())) {
+		t.Errorf("the spool sent %d events twice, relay_spool_redelivered_total says %v: want at least that, at most one write (64 KiB) more", spoolDups, redelivered)
 	}
 	pr.signal(t, syscall.SIGTERM)
 	pr.wait(t, 20*time.Second)

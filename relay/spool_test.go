@@ -305,13 +305,13 @@ func TestSpoolKill9WhileDraining(t *testing.T) {
 	if missing != 0 {
 		t.Errorf("%d events lost", missing)
 	}
-	// Records are marked sent right after the write(2) that took them
-	// (output.PushSender), so the count is exact unless the kill landed in
-	// the microseconds between a write(2) returning and its mark (then
-	// the duplicates exceed it by that write(2)'s records). Measured: 0 in
-	// 100 runs; a mismatch here is worth a look, not a retry.
-	if float64(dups) != redelivered {
-		t.Errorf("duplicates %d, redelivered %v: the counter does not match the collector", dups, redelivered)
+	// Records are marked sent before each write(2) that may take them,
+	// the mark taken back while a write waits for the worker
+	// (output.PushSender): the count is never below the duplicates, and
+	// above them only when the kill landed during a write(2), by at most
+	// that write's records (64 KiB of them).
+	if float64(dups) > redelivered || redelivered > float64(dups+maxWriteRecords(w.Messages())) {
+		t.Errorf("duplicates %d, redelivered %v: the counter must be at least the duplicates, and at most one write (64 KiB) more", dups, redelivered)
 	}
 	pr.signal(t, syscall.SIGTERM)
 	pr.wait(t, 20*time.Second)
@@ -458,4 +458,17 @@ func TestSpoolWithAck(t *testing.T) {
 	if code := pr.wait(t, 20*time.Second); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
+}
+
+// maxWriteRecords is how many of msgs one socket write of the PUSH output
+// can hold at most: 64 KiB of the smallest of them, plus the one that
+// crosses the 64 KiB mark.
+func maxWriteRecords(msgs [][]string) int {
+	smallest := 64 << 10
+	for _, m := range msgs {
+		if len(m) > 0 {
+			smallest = min(smallest, max(len(m[0]), 1))
+		}
+	}
+	return (64<<10)/smallest + 1
 }

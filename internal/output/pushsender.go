@@ -17,14 +17,18 @@ import (
 
 // PushSender is the Sender of a spooled PUSH output: it acknowledges a
 // record once the record is written to a peer's connection (in the kernel:
-// what a plain PUSH output promises), and marks records Sent as the kernel
-// takes them: right after the write(2) that accepted a record's last byte
-// (zmq WriteHooks.Taken), before the rest of a large write waits for the
-// worker's TCP window. After a kill -9 exactly the records that may have
-// reached a worker are counted as redelivered, except those of a write(2)
-// that returned in the microseconds before its mark was written (the
-// kernel's limit: nothing can be persisted atomically with a write(2)). A
-// record in a write that failed is sent again (to any peer with room).
+// what a plain PUSH output promises), and marks records Sent before the
+// kernel may take them: before each write(2) that may accept a record's
+// last byte (zmq WriteHooks.Writing), taking the mark back while a large
+// write waits for the worker's TCP window with them unwritten
+// (WriteHooks.Waiting). After a kill -9 every record that may have reached
+// a worker is counted as redelivered: the count is never below the
+// duplicates (nothing can be persisted atomically with a write(2), so the
+// mark goes first), and above them only by the records a write(2) did not
+// take when the kill landed in the microseconds between its mark and its
+// return (at most one write, 64 KiB, per peer), or that the kernel took
+// but discarded. A record in a write that failed is sent again (to any
+// peer with room).
 //
 // It learns what was written from the socket's write hooks: each message
 // it sends is one frame of a per-batch array, so the frame's address
@@ -33,6 +37,7 @@ type PushSender struct {
 	push   *zmq.Push
 	format Format
 	sent   func(rs ...spool.Range) error
+	unsent func(rs ...spool.Range) error
 
 	mu      sync.Mutex
 	batches []*pushBatch // in flight, sorted by base
@@ -54,12 +59,15 @@ type pushBatch struct {
 
 const frameSlot = unsafe.Sizeof([]byte(nil))
 
-// NewPushSender sends over push (endpoints set up by the caller). sent,
-// if not nil, is the spool's Sent.
-func NewPushSender(push *zmq.Push, format Format, sent func(rs ...spool.Range) error) *PushSender {
-	s := &PushSender{push: push, format: format, sent: sent, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// NewPushSender sends over push (endpoints set up by the caller). marks,
+// if not nil, is the spool whose Sent and Unsent it calls.
+func NewPushSender(push *zmq.Push, format Format, marks spool.Spool) *PushSender {
+	s := &PushSender{push: push, format: format, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if marks != nil {
+		s.sent, s.unsent = marks.Sent, marks.Unsent
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	push.SetWriteHooks(zmq.WriteHooks{Taken: s.taken, After: s.after})
+	push.SetWriteHooks(zmq.WriteHooks{Writing: s.writing, Waiting: s.waiting, After: s.after})
 	go s.resend()
 	return s
 }
@@ -166,17 +174,23 @@ func (s *PushSender) ranges(ms []zmq.Msg, written bool, out []spool.Range) []spo
 	return out
 }
 
-// taken marks the records the kernel just took as Sent (persisted before
-// the write goes on).
-func (s *PushSender) taken(ms []zmq.Msg) {
-	if s.sent == nil {
+// writing marks the records the next write(2) may take as Sent (persisted
+// before the write(2)).
+func (s *PushSender) writing(ms []zmq.Msg) { s.mark(ms, s.sent) }
+
+// waiting takes the mark back for the records a waiting write has not
+// written: a kill now does not count them.
+func (s *PushSender) waiting(ms []zmq.Msg) { s.mark(ms, s.unsent) }
+
+func (s *PushSender) mark(ms []zmq.Msg, f func(rs ...spool.Range) error) {
+	if f == nil {
 		return
 	}
 	s.mu.Lock()
 	rs := s.ranges(ms, false, nil)
 	s.mu.Unlock()
 	if len(rs) > 0 {
-		s.sent(rs...)
+		f(rs...)
 	}
 }
 
@@ -272,7 +286,7 @@ func NewSpooledPush(cfg ZMQConfig, sp spool.Spool, log *slog.Logger) (*Spooled, 
 			return nil, fmt.Errorf("output %q: connect %s: %w", cfg.Name, ep, err)
 		}
 	}
-	snd := NewPushSender(push, cfg.Format, sp.Sent)
+	snd := NewPushSender(push, cfg.Format, sp)
 	o, err := NewSpooled(SpooledConfig{Name: cfg.Name, Spool: sp, Sender: snd, Logger: log})
 	if err != nil {
 		snd.Close(context.Background())

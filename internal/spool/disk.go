@@ -938,6 +938,24 @@ func (d *Disk) Sent(rs ...Range) error {
 	return d.writeProgressLocked()
 }
 
+// Unsent implements Spool: the ranges are no longer marked Sent, persisted
+// before it returns.
+func (d *Disk) Unsent(rs ...Range) error {
+	d.progMu.Lock()
+	defer d.progMu.Unlock()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	for _, r := range rs {
+		d.s.remove(r)
+	}
+	d.dirty = true
+	d.mu.Unlock()
+	return d.writeProgressLocked()
+}
+
 // writeProgress writes the progress file if it changed.
 func (d *Disk) writeProgress(force bool) error {
 	d.progMu.Lock()

@@ -81,11 +81,17 @@
 // reached a destination unacknowledged are counted as Redelivered when
 // they are read again. How exact that count is depends on when the Sender
 // marks: the PUSH output's (internal/output.PushSender) marks a record
-// right after the write(2) that took its last byte, so the count misses
-// only the records of a write(2) that returned in the microseconds before
-// its mark was written (and counts records the kernel took but discarded:
-// a socket closed with unread input is reset, not drained; workers send
-// nothing but heartbeats, which the relay reads at once).
+// just before each write(2) that may take its last byte, and takes the
+// mark back (Unsent) while a write waits for the peer's window with it
+// unwritten. Nothing can be persisted atomically with a write(2): marking
+// after it missed the records of a write(2) that returned in the
+// microseconds before its mark (TestLinkChaos saw 244 duplicates counted
+// as 0), so the mark goes first and the count is never below the
+// duplicates; it exceeds them by what a write(2) did not take when the
+// kill landed during it (at most one write, 64 KiB, per connection), and
+// by records the kernel took but discarded (a socket closed with unread
+// input is reset, not drained; workers send nothing but heartbeats, which
+// the relay reads at once).
 //
 // # Recovery
 //

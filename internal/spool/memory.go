@@ -187,6 +187,9 @@ func (m *Memory) Read(ctx context.Context, max int) ([]Record, error) {
 // Sent implements Spool: nothing survives a restart of a memory spool.
 func (m *Memory) Sent(...Range) error { return nil }
 
+// Unsent implements Spool; a memory spool ignores it.
+func (m *Memory) Unsent(...Range) error { return nil }
+
 // Ack implements Spool.
 func (m *Memory) Ack(first, last uint64) error {
 	if last < first {

@@ -57,14 +57,20 @@ type Spool interface {
 	// (at-least-once); records that had been marked Sent before the restart
 	// and are read again are counted in Stats.Redelivered.
 	Read(ctx context.Context, max int) ([]Record, error)
-	// Sent records that the given records went on the wire. A Sender calls
-	// it as soon as a destination's transport took them (the PUSH output:
-	// right after the write(2) that accepted their last byte), so that
-	// after a crash the records that may have reached the destination
-	// without an ack are counted as redeliveries. It is
-	// persisted before it returns (without fsync: a killed process keeps
-	// the page cache). Memory spools ignore it.
+	// Sent records that the given records may have gone on the wire. A
+	// Sender calls it before a destination's transport may take them (the
+	// PUSH output: before the write(2) that may accept their last byte;
+	// nothing can be persisted atomically with a write(2), so the mark
+	// goes first), so that after a crash every record that may have
+	// reached the destination without an ack is counted as a redelivery.
+	// It is persisted before it returns (without fsync: a killed process
+	// keeps the page cache). Memory spools ignore it.
 	Sent(rs ...Range) error
+	// Unsent takes back Sent for records the transport did not take (the
+	// PUSH output: a write waiting for the peer's TCP window with them
+	// unwritten), persisted before it returns, so that a crash while it
+	// waits does not count them. Memory spools ignore it.
+	Unsent(rs ...Range) error
 	// Ack marks records first..last (inclusive) as delivered; ranges may
 	// arrive out of order and repeat. Everything below the lowest
 	// unacknowledged Seq is checkpointed durably, then whole segments behind

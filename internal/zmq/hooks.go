@@ -12,6 +12,21 @@ type WriteHooks struct {
 	// Before is called with messages just before the write that carries
 	// them.
 	Before func(ms []Msg)
+	// Writing is called before a write(2) with the messages of the write
+	// that no write(2) has taken yet: those it may take. It is called
+	// before the write's first write(2), and again before the first
+	// write(2) after each Waiting; the messages it reports stay "may be in
+	// the kernel" until Taken or Waiting reports them. A sender that must
+	// never undercount what reached a peer (a spooled output counting
+	// redeliveries after a kill -9) marks them here: nothing can be
+	// persisted atomically with a write(2), so the mark goes first.
+	Writing func(ms []Msg)
+	// Waiting is called when a write(2) took less than the rest of the
+	// write and the write waits for the peer's TCP window, with the
+	// messages not taken (none of their last bytes is in the kernel; a
+	// message partly written is discarded by the peer if the connection
+	// dies). Only on connections with a file descriptor.
+	Waiting func(ms []Msg)
 	// Taken is called during that write, right after each write(2) that
 	// accepted the last byte of some of its messages, with those messages
 	// (each message once, in order). A write of up to 64 KiB can take
@@ -55,24 +70,37 @@ func (s *socket) beforeWrite(qs []qmsg, scratch []Msg) []Msg {
 // one.
 func (s *socket) write(conn net.Conn, buf []byte, ms []Msg, ends []int) error {
 	h := s.hooks.Load()
-	if h == nil || h.Taken == nil || len(ms) == 0 {
+	if h == nil || (h.Taken == nil && h.Writing == nil && h.Waiting == nil) || len(ms) == 0 {
 		_, err := conn.Write(buf)
 		return err
 	}
 	k := 0 // ms[:k] are reported
+	writing := func() {
+		if h.Writing != nil && k < len(ms) {
+			h.Writing(ms[k:])
+		}
+	}
+	waiting := func() {
+		if h.Waiting != nil && k < len(ms) {
+			h.Waiting(ms[k:])
+		}
+	}
 	took := func(off int) {
 		j := k
 		for j < len(ends) && ends[j] <= off {
 			j++
 		}
 		if j > k {
-			h.Taken(ms[k:j])
+			if h.Taken != nil {
+				h.Taken(ms[k:j])
+			}
 			k = j
 		}
 	}
-	if handled, err := writeRaw(conn, buf, took); handled {
+	if handled, err := writeRaw(conn, buf, writing, took, waiting); handled {
 		return err
 	}
+	writing()
 	n, err := conn.Write(buf)
 	took(n)
 	return err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -138,4 +139,138 @@ func TestTakenFollowsTheKernel(t *testing.T) {
 			t.Fatalf("report %d is message %d", i, k)
 		}
 	}
+}
+
+// TestWritingPrecedesTheKernel: Writing reports messages before the
+// kernel has the last byte of any of them (a mark made there is never
+// late), every message Taken was reported by Writing and not taken back by
+// Waiting since, and while a write waits for the peer exactly the taken
+// messages are still reported (Waiting took back the rest), so a mark is
+// neither late nor, while the write waits, early.
+func TestWritingPrecedesTheKernel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(acc)
+			return
+		}
+		acc <- c
+	}()
+	w, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r := <-acc
+	if r == nil {
+		t.Fatal("accept failed")
+	}
+	defer r.Close()
+	w.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	r.(*net.TCPConn).SetReadBuffer(64 << 10)
+
+	const n, size = 1000, 1024
+	var buf []byte
+	ms := make([]Msg, n)
+	ends := make([]int, n)
+	for i := range ms {
+		ms[i] = Msg{fmt.Appendf(nil, "%06d%s", i, bytes.Repeat([]byte{'x'}, size-6))}
+		buf = appendMsg(buf, ms[i])
+		ends[i] = len(buf)
+	}
+	idx := func(m Msg) int { i, _ := strconv.Atoi(string(m[0][:6])); return i }
+	var read atomic.Int64 // bytes the reader consumed
+	s := NewPush(Options{})
+	defer s.Close()
+	var mu sync.Mutex
+	marked := map[int]bool{}
+	taken := 0
+	var errs []string
+	s.SetWriteHooks(WriteHooks{
+		Writing: func(got []Msg) {
+			// Before the write(2): the kernel has not got the last byte
+			// of any of these. What it has is at least what the sender
+			// has unacknowledged, and at least what the reader read or
+			// holds (the two overlap until the reader's ack arrives).
+			in := max(sockQueue(t, w, siocoutq), int(read.Load())+sockQueue(t, r, siocinq))
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range got {
+				i := idx(m)
+				if ends[i] <= in {
+					errs = append(errs, fmt.Sprintf("message %d reported by Writing with its last byte already in the kernel (%d ≤ %d)", i, ends[i], in))
+				}
+				marked[i] = true
+			}
+		},
+		Waiting: func(got []Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range got {
+				delete(marked, idx(m))
+			}
+		},
+		Taken: func(got []Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range got {
+				if i := idx(m); !marked[i] {
+					errs = append(errs, fmt.Sprintf("message %d taken without being reported by Writing", i))
+				}
+				taken++
+			}
+		},
+	})
+	done := make(chan error, 1)
+	go func() { done <- s.write(w, buf, ms, ends) }()
+	state := func() (int, int) { mu.Lock(); defer mu.Unlock(); return taken, len(marked) }
+	last, since := -1, time.Now()
+	for time.Since(since) < 200*time.Millisecond {
+		if k, _ := state(); k != last {
+			last, since = k, time.Now()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tk, mk := state()
+	if tk <= 0 || tk >= n {
+		t.Fatalf("%d of %d taken while stalled: want some, not all", tk, n)
+	}
+	if mk != tk {
+		t.Fatalf("stalled with %d messages taken, but %d still reported as maybe written: Waiting did not take back the rest", tk, mk)
+	}
+	go io.Copy(io.Discard, readCounter{r, &read})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write did not finish once read")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	if taken != n || len(marked) != n {
+		t.Fatalf("%d taken, %d marked, want %d", taken, len(marked), n)
+	}
+}
+
+// readCounter counts what its reader returned.
+type readCounter struct {
+	r net.Conn
+	n *atomic.Int64
+}
+
+func (c readCounter) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
 }
