@@ -197,8 +197,14 @@ func printSpoolFloor(consumer string, base, sp result, n int) {
 	ceil := epf / (epf/base.rate + mean)
 	fmt.Printf("floor (%s): relay-spool's run above (its /metrics, over the run): %.0f events appended, %.0f fdatasyncs (histogram count %.0f), mean fsync %.3f ms, %.0f events per fsync (a connection's read batch is at most %d)\n",
 		consumer, s.appended, s.fsyncs, s.fsyncCount, 1e3*mean, epf, input.MaxStreamBatch)
-	fmt.Printf("floor (%s): one connection waits one fsync per batch: ceiling = epf / (epf / relay rate + mean fsync) = %.0f / (%.0f / %.0f + %.6f s) = %.0f msg/s (%.2fx relay); relay-spool %.0f msg/s = %.0f%% of that ceiling\n",
-		consumer, epf, epf, base.rate, mean, ceil, ceil/base.rate, sp.rate, 100*sp.rate/ceil)
+	note := ""
+	if sp.rate > ceil {
+		// The model has relay-spool do everything the relay does, plus
+		// the fsync: above it, the relay's run was the slower one.
+		note = " (above 100%: the relay's run without a spool was slowed more than this one; a noisy pair)"
+	}
+	fmt.Printf("floor (%s): one connection waits one fsync per batch: ceiling = epf / (epf / relay rate + mean fsync) = %.0f / (%.0f / %.0f + %.6f s) = %.0f msg/s (%.2fx relay); relay-spool %.0f msg/s = %.0f%% of that ceiling%s\n",
+		consumer, epf, epf, base.rate, mean, ceil, ceil/base.rate, sp.rate, 100*sp.rate/ceil, note)
 	// rate = epf / (epf/U + t) >= g*U  <=>  t <= (epf/U) (1/g - 1)  <=>  epf >= t U g/(1-g)
 	const goal = 0.70
 	allow := epf / base.rate * (1/goal - 1)
