@@ -199,9 +199,10 @@ func printSpoolFloor(consumer string, base, sp result, n int) {
 		consumer, s.appended, s.fsyncs, s.fsyncCount, 1e3*mean, epf, input.MaxStreamBatch)
 	note := ""
 	if sp.rate > ceil {
-		// The model has relay-spool do everything the relay does, plus
-		// the fsync: above it, the relay's run was the slower one.
-		note = " (above 100%: the relay's run without a spool was slowed more than this one; a noisy pair)"
+		// The model charges relay-spool the relay's whole time per event
+		// in series with the fsync, but its drain (the PUSH send) runs on
+		// another core during the fsync; or the relay's run was slowed.
+		note = " (above 100%: the drain's PUSH send overlaps the fsync, which the model charges in series; or the relay's run was the slower of a noisy pair)"
 	}
 	fmt.Printf("floor (%s): one connection waits one fsync per batch: ceiling = epf / (epf / relay rate + mean fsync) = %.0f / (%.0f / %.0f + %.6f s) = %.0f msg/s (%.2fx relay); relay-spool %.0f msg/s = %.0f%% of that ceiling%s\n",
 		consumer, epf, epf, base.rate, mean, ceil, ceil/base.rate, sp.rate, 100*sp.rate/ceil, note)
