@@ -2,9 +2,11 @@
 # Broker outputs, each beside a raw client of the same broker in one run:
 # syslog TCP -> relay -> spooled (fsync always) jetstream output ->
 # nats-server (Debian's) against a Go client publishing asynchronously with
-# message ids (goal >= 90%), and the kafka output into a three-broker kfake
-# cluster against a raw franz-go producer (goal >= 70%), beside the relay's
-# own path into a PUSH consumer (the ceiling of any spooled output). kfake
+# message ids (goal >= 90%), and the kafka output into a three-broker
+# kfake cluster against a raw franz-go producer (goal >= 70%); each beside
+# the relay's own path into a PUSH consumer in the same run (the same
+# events and spool: the ceiling of any spooled output), with the relay's
+# and the broker's CPU per event. kfake
 # is a memory-only test harness, run in a process of its own: a ratio, not
 # a Kafka throughput. N events per run (default 300000), RUNS runs each
 # (each run's ratio, their median). PROFILE=DIR: CPU profiles of the first

@@ -11,7 +11,10 @@
 # spooled output's Write returns only once the batch is fsync'd, so one
 # connection waits one fdatasync per read batch of up to 4096 events: the
 # floor is about 4096 / (fdatasync of ~1 MiB + the relay's CPU for 4096
-# events), 2.7 ms + ~2 ms here.) Then the stalled
+# events), 2.7 ms + ~2 ms here. The "floor" lines print it from the same
+# run: relay-spool's fsyncs, mean fdatasync and events per fsync from its
+# /metrics, the ceiling epf / (epf / relay rate + mean fsync), relay-spool's
+# share of it, and the fsync time per batch the 70% goal would allow.) Then the stalled
 # consumer: ingest rate into the spool with no consumer, and the drain rate
 # once it connects. Then delivery latency at a paced RATE (50k msg/s, for
 # DUR, 10s): the spool hands a worker only what is written to its file,

@@ -4,7 +4,9 @@
 //   - jetstream: syslog TCP → relay → spooled (fsync always) jetstream
 //     output → nats-server, against a Go client publishing asynchronously
 //     with a message id on every message (nats.go's jetstream package) to
-//     the same server; both wait for every PubAck.
+//     the same server; both wait for every PubAck. Beside them, the relay's
+//     own path into a PUSH consumer (the same events, the same spool): the
+//     ceiling of the jetstream output.
 //   - kafka: the same into a three-broker kfake cluster (franz-go's
 //     Kafka in memory, run in a child process of its own so that neither
 //     side shares a process with it), against a raw franz-go idempotent
@@ -28,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -292,15 +295,20 @@ func benchJetStream() error {
 			return err
 		}
 	}
-	var raw, rel []float64
+	per := func(cpu float64) float64 { return 1e6 * cpu / float64(*n) }
+	srvCPU := func() float64 { return cpuSeconds(srv.Process.Pid) }
+	var raw, rel, ceil []float64
+	var rawUS, rawSrvUS, relUS, relSrvUS, ceilUS []float64
 	for r := 0; r < *runs; r++ {
 		// Raw client: its own connection, PublishAsync with a msg id, every
 		// PubAck checked.
-		rate, err := rawJetStream(url, r)
+		var self0, s0 float64
+		rate, err := rawJetStream(url, r, func() { self0, s0 = cpuSeconds(os.Getpid()), srvCPU() })
 		if err != nil {
 			return err
 		}
 		raw = append(raw, rate)
+		rawUS, rawSrvUS = append(rawUS, per(cpuSeconds(os.Getpid())-self0)), append(rawSrvUS, per(srvCPU()-s0))
 		sp, hp := freePort(), freePort()
 		rc := filepath.Join(dir, fmt.Sprintf("relay%d.yaml", r))
 		os.WriteFile(rc, fmt.Appendf(nil, `inputs: [{name: in, type: syslog, listen: "tcp://127.0.0.1:%d"}]
@@ -314,12 +322,25 @@ outputs:
 http: {listen: "127.0.0.1:%d"}
 log: {level: warn}
 `, sp, url, *pending, filepath.Join(dir, fmt.Sprintf("spool%d", r)), hp), 0o600)
-		res, err := relayRun(rc, sp, hp, "nats", runOpts{})
+		var srvUS float64
+		res, err := relayRun(rc, sp, hp, "nats", runOpts{around: func() func() {
+			s0 := srvCPU()
+			return func() { srvUS = per(srvCPU() - s0) }
+		}})
 		if err != nil {
 			return err
 		}
-		rel = append(rel, res.rate)
-		fmt.Printf("  run %d: raw client %.0f msg/s, relay %.0f ev/s\n", r+1, raw[r], rel[r])
+		rel, relUS, relSrvUS = append(rel, res.rate), append(relUS, per(res.cpu)), append(relSrvUS, srvUS)
+		// The ceiling of the relay's own path, as in the kafka bench: the
+		// same input and spool (fsync always), the same events, into a
+		// PUSH output and a PULL in this process, no JetStream.
+		pr, err := pushRun(dir, r)
+		if err != nil {
+			return err
+		}
+		ceil, ceilUS = append(ceil, pr.rate), append(ceilUS, per(pr.cpu))
+		fmt.Printf("  run %d: raw client %.0f msg/s (%.2f µs CPU/msg, nats-server %.2f), relay to PUSH %.0f ev/s (%.2f µs CPU/ev), relay %.0f ev/s (relay %.2f µs CPU/ev, nats-server %.2f): %.0f%%, %.0f%% of relay to PUSH\n",
+			r+1, raw[r], rawUS[r], rawSrvUS[r], ceil[r], ceilUS[r], rel[r], relUS[r], relSrvUS[r], 100*rel[r]/raw[r], 100*rel[r]/ceil[r])
 		for _, s := range []string{"RAW", "EVENTS"} {
 			st, _ := js.Stream(ctx, s)
 			st.Purge(ctx)
@@ -328,12 +349,29 @@ log: {level: warn}
 	b, rb := best(rel), best(raw)
 	fmt.Printf("%-62s %12s %12s %7s\n", "jetstream (200 B, file stream R1, every PubAck awaited)", "relay ev/s", "raw msg/s", "ratio")
 	fmt.Printf("%-62s %12.0f %12.0f %6.0f%%  (best of each side)\n", "syslog TCP -> relay -> spool (fsync always) -> jetstream", b, rb, 100*b/rb)
-	per, med := ratios(rel, raw)
-	fmt.Printf("%-62s %12s %12s %6.0f%%  (goal >= 90%%; runs: %s)\n", "  median of the side-by-side runs", "", "", 100*med, per)
+	pr, med := ratios(rel, raw)
+	fmt.Printf("%-62s %12s %12s %6.0f%%  (goal >= 90%%; runs: %s)\n", "  median of the side-by-side runs", "", "", 100*med, pr)
+	cr, cmed := ratios(ceil, raw)
+	fmt.Printf("%-62s %12.0f %12s %6.0f%%  (median; runs: %s)\n", "  ceiling: the relay path into PUSH, no JetStream, against raw", best(ceil), "", 100*cmed, cr)
+	jr, jmed := ratios(rel, ceil)
+	fmt.Printf("%-62s %12s %12s %6.0f%%  (median; runs: %s)\n", "  relay into jetstream against that ceiling", "", "", 100*jmed, jr)
+	fmt.Printf("%-62s %12s %12s %7s\n", "  CPU per event, median (µs)", "client/relay", "nats-server", "")
+	fmt.Printf("    %-58s %12.2f %12.2f\n", "raw client (the bench's process)", median(rawUS), median(rawSrvUS))
+	fmt.Printf("    %-58s %12.2f %12s\n", "relay into PUSH (TCP in, spool, fsync, send)", median(ceilUS), "-")
+	fmt.Printf("    %-58s %12.2f %12.2f\n", "relay into jetstream (TCP in, spool, fsync, publish)", median(relUS), median(relSrvUS))
+	// On a machine whose cores the two processes saturate, the rates go
+	// inversely as the CPU per event of client and server together.
+	rawT, relT := median(rawUS)+median(rawSrvUS), median(relUS)+median(relSrvUS)
+	if relT > 0 {
+		fmt.Printf("%-62s %12.2f %12.2f %6.0f%%  (raw/relay CPU per event, client+server: the ratio if CPU-bound on %d cores)\n",
+			"  CPU floor: client+server µs per event, relay vs raw", relT, rawT, 100*rawT/relT, runtime.NumCPU())
+	}
 	return nil
 }
 
-func rawJetStream(url string, run int) (float64, error) {
+// rawJetStream publishes n messages with ids; started is called as the
+// timing starts (the messages and ids are built before).
+func rawJetStream(url string, run int, started func()) (float64, error) {
 	nc, err := nats.Connect(url)
 	if err != nil {
 		return 0, err
@@ -347,6 +385,7 @@ func rawJetStream(url string, run int) (float64, error) {
 	}
 	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(*pending), jetstream.WithPublishAsyncTimeout(30*time.Second),
 		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }))
+	started()
 	start := time.Now()
 	for i := 0; i < *n; i++ {
 		if _, err := js.PublishAsync("raw.click", payloads[i], jetstream.WithMsgID(ids[i]), jetstream.WithStallWait(time.Minute)); err != nil {

@@ -73,13 +73,14 @@ type bench struct {
 }
 
 type result struct {
-	rate     float64 // msg/s, first write to last message at the consumer
-	count    int     // messages at the consumer
-	unique   int     // distinct sequence numbers (-1: not checked)
-	maxRSS   int64   // of the relay or rsyslogd
-	steadRSS int64   // median RSS over the second half (latency runs)
-	cpu      float64 // CPU seconds (user+system) the target used in the run
-	lat      string  // p50 p99 p99.9 max, µs
+	rate     float64     // msg/s, first write to last message at the consumer
+	count    int         // messages at the consumer
+	unique   int         // distinct sequence numbers (-1: not checked)
+	maxRSS   int64       // of the relay or rsyslogd
+	steadRSS int64       // median RSS over the second half (latency runs)
+	cpu      float64     // CPU seconds (user+system) the target used in the run
+	lat      string      // p50 p99 p99.9 max, µs
+	spool    spoolScrape // relay-spool: what its spool did over the run (from /metrics)
 }
 
 func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duration) error {
@@ -112,6 +113,9 @@ func (b *bench) run(n, count int, consumers []string, rate int, dur time.Duratio
 				lost = n - r.unique
 			}
 			fmt.Printf("%-10s %-17s %12.0f %9.2fx %12d %8d %7.1fMiB %10.0f\n", c, target, r.rate, r.rate/base, r.count, lost, mib(r.maxRSS), r.cpu*1e9/float64(n))
+		}
+		if slices.Contains(b.targets, "relay") && slices.Contains(b.targets, "relay-spool") {
+			printSpoolFloor(c, best["relay"], best["relay-spool"], n)
 		}
 	}
 	if !b.latency {
@@ -158,11 +162,12 @@ func (b *bench) once(target, consumer string, n, rate int, dur time.Duration) (r
 		return result{}, err
 	}
 	var proc *exec.Cmd
+	hport := 0 // relay-spool: its /metrics
 	switch target {
 	case "relay":
 		proc, _, err = b.startRelay(tmp, port, cons.endpoint, "")
 	case "relay-spool":
-		proc, _, err = b.startRelay(tmp, port, cons.endpoint, b.spoolYAML(tmp))
+		proc, hport, err = b.startRelay(tmp, port, cons.endpoint, b.spoolYAML(tmp))
 	case "rsyslog":
 		proc, err = startRsyslog(tmp, port, cons.endpoint, b.template, "")
 	case "rsyslog-disk":
@@ -184,6 +189,12 @@ func (b *bench) once(target, consumer string, n, rate int, dur time.Duration) (r
 	if err != nil {
 		return result{}, fmt.Errorf("%s input: %w", target, err)
 	}
+	var sp0 spoolScrape
+	if hport != 0 {
+		if sp0, err = scrapeSpool(hport); err != nil {
+			return result{}, err
+		}
+	}
 	start := time.Now()
 	if rate == 0 {
 		err = sendFast(conn, n)
@@ -199,6 +210,13 @@ func (b *bench) once(target, consumer string, n, rate int, dur time.Duration) (r
 		return result{}, err
 	}
 	r := result{count: done.count, unique: done.unique, lat: done.lat, maxRSS: rss.max(), steadRSS: rss.steady(), cpu: cpuSeconds(proc.Process.Pid) - cpu0}
+	if hport != 0 {
+		sp1, err := scrapeSpoolSettled(hport)
+		if err != nil {
+			return result{}, err
+		}
+		r.spool = sp1.since(sp0)
+	}
 	if secs := float64(done.last-start.UnixNano()) / 1e9; secs > 0 {
 		r.rate = float64(done.count) / secs
 	}
