@@ -46,7 +46,8 @@ unexpected=$(echo "$lint" | grep -E '^[WE]:' | grep -v 'shared-library-lacks-pre
 if DEBIAN_FRONTEND=noninteractive dpkg -i "$deb"; then ok "dpkg -i"; else bad "dpkg -i"; finish; fi
 for f in /usr/bin/relay /usr/bin/tap /usr/bin/omzmq-bridge /etc/relay/relay.yaml /etc/default/relay \
 	/lib/systemd/system/relay.service /usr/share/doc/relay/copyright /usr/share/doc/relay/examples/forward-tcp.conf \
-	/usr/share/doc/relay/examples/omprog-bridge.conf /usr/share/doc/relay/examples/grafana/relay.json \
+	/usr/share/doc/relay/examples/omprog-bridge.conf /usr/share/doc/relay/examples/omczmq-push-curve.conf \
+	/usr/share/doc/relay/examples/grafana/relay.json \
 	/usr/share/doc/relay/examples/prometheus/relay-rules.yml; do
 	check "installed $f" test -e "$f"
 done

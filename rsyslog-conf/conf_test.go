@@ -46,9 +46,11 @@ func snippet(t *testing.T, file string, repl ...string) string {
 // own messages stay out of the counts; module loads stay at the top level.
 func onlyTestMessages(conf string) string {
 	var mods, rest []string
+	open := 0 // unclosed parentheses of a module(...) statement spanning lines
 	for _, l := range strings.Split(conf, "\n") {
-		if strings.HasPrefix(l, "module(") {
+		if open > 0 || strings.HasPrefix(l, "module(") {
 			mods = append(mods, l)
+			open += strings.Count(l, "(") - strings.Count(l, ")")
 		} else {
 			rest = append(rest, l)
 		}

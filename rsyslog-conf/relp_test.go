@@ -20,7 +20,7 @@ import (
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
 
-var etcFile = regexp.MustCompile(`/etc/rsyslog\.d/[A-Za-z0-9._-]+`)
+var etcFile = regexp.MustCompile(`/etc/rsyslog\.d/[A-Za-z0-9._/-]+`)
 
 // placeholders writes a copy of conf to dir whose /etc/rsyslog.d/ files
 // point at empty files in dir, and returns its path.
