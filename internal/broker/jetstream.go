@@ -298,7 +298,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 				s.causes.fail(CauseAuth, 0, err, "check the output's permission to publish to its subjects and to use $JS.API.>")
 			case isAuth(err):
 				// A connection (or reconnection) refused: one attempt.
-				s.causes.fail(CauseAuth, 1, err, "check the output's credentials (creds, nkey, user/password or token) against the server's")
+				s.causes.fail(CauseAuth, 1, err, "check the output's credentials (creds, nkey, user/password, token or tls client certificate) against the server's")
 			default:
 				s.log.Warn("NATS asynchronous error", "err", err)
 			}
@@ -357,13 +357,13 @@ func (s *JetStream) start() error {
 	deadline := time.Now().Add(s.cfg.StartTimeout)
 	for !s.nc.IsConnected() && time.Now().Before(deadline) {
 		if err := s.nc.LastError(); isAuth(err) {
-			return fmt.Errorf("output %q: %s: %w: %v; check creds, nkey, user/password or token", s.cfg.Name, strings.Join(s.cfg.Servers, ","), ErrRefused, err)
+			return fmt.Errorf("output %q: %s: %w: %v; check creds, nkey, user/password, token or tls (ca, cert, key)", s.cfg.Name, strings.Join(s.cfg.Servers, ","), ErrRefused, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !s.nc.IsConnected() {
 		if err := s.nc.LastError(); isAuth(err) {
-			return fmt.Errorf("output %q: %s: %w: %v; check creds, nkey, user/password or token", s.cfg.Name, strings.Join(s.cfg.Servers, ","), ErrRefused, err)
+			return fmt.Errorf("output %q: %s: %w: %v; check creds, nkey, user/password, token or tls (ca, cert, key)", s.cfg.Name, strings.Join(s.cfg.Servers, ","), ErrRefused, err)
 		}
 		s.log.Warn("no NATS server reachable at start; events wait in the spool until one is, and the stream is checked then",
 			"servers", strings.Join(s.cfg.Servers, ","), "err", s.nc.LastError())
@@ -729,7 +729,22 @@ func isAuth(err error) bool {
 		return true
 	}
 	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "authorization violation") || strings.Contains(s, "permissions violation") || strings.Contains(s, "authentication")
+	return strings.Contains(s, "authorization violation") || strings.Contains(s, "permissions violation") || strings.Contains(s, "authentication") ||
+		isTLSRefusal(err)
+}
+
+// isTLSRefusal reports a TLS handshake that one side refused: the server
+// rejected the relay's client certificate (a TLS alert, or, with TLS 1.3,
+// the connection closed right after the handshake), or the relay could
+// not verify the server's certificate against its ca. Like a wrong
+// password, retrying does not help until the settings change.
+func isTLSRefusal(err error) bool {
+	var verr *tls.CertificateVerificationError
+	if errors.As(err, &verr) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "remote error: tls:") || errors.Is(err, nats.ErrTLS) && strings.Contains(s, "closed by remote after TLS handshake")
 }
 
 // retryLoop publishes failed messages again, with the same ids, after a

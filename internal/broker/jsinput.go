@@ -169,7 +169,7 @@ func (in *JetStreamInput) Start(h input.Handler) error {
 				in.refused.Add(1)
 				if last := in.refusedLogged.Load(); time.Since(time.Unix(0, last)) > time.Minute && in.refusedLogged.CompareAndSwap(last, time.Now().UnixNano()) {
 					in.log.Warn("NATS server refuses the input's credentials or permissions; retrying, nothing is read meanwhile", "err", err,
-						"fix", "check creds, nkey, user/password or token, and the permission to use $JS.API.> and the consumer")
+						"fix", "check creds, nkey, user/password, token or tls (ca, cert, key), and the permission to use $JS.API.> and the consumer")
 				}
 				return
 			}
@@ -179,7 +179,7 @@ func (in *JetStreamInput) Start(h input.Handler) error {
 	nc, err := nats.Connect(servers, opts...)
 	if err != nil {
 		if isAuth(err) {
-			return fmt.Errorf("input %q: %s: %w: %v; check creds, nkey, user/password or token", in.cfg.Name, servers, ErrRefused, err)
+			return fmt.Errorf("input %q: %s: %w: %v; check creds, nkey, user/password, token or tls (ca, cert, key)", in.cfg.Name, servers, ErrRefused, err)
 		}
 		return fmt.Errorf("input %q: connect %s: %w", in.cfg.Name, servers, err)
 	}
