@@ -46,6 +46,7 @@ func TestKafkaTLSAndPlain(t *testing.T) {
 	caPEM, _ := os.ReadFile(ca.File)
 	pool.AppendCertsFromPEM(caPEM)
 	c := startKfake(t, kfake.SeedTopics(3, "events"), kfake.EnableSASL(), kfake.Superuser("PLAIN", "relay", "right"),
+		kfake.Superuser("SCRAM-SHA-512", "scram", "pw"),
 		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}))
 	brokers := c.ListenAddrs()
 	goodTLS := &config.ClientTLS{CA: ca.File, Cert: cliCert, Key: cliKey, ServerName: "kafka"}
@@ -96,26 +97,34 @@ func TestKafkaTLSAndPlain(t *testing.T) {
 		})
 	}
 
-	t.Run("right settings", func(t *testing.T) {
-		dir := t.TempDir()
-		sp := openSpool(t, dir)
-		defer sp.Close()
-		const n = 2000
-		appendN(t, sp, 0, n)
-		k := newKafka(t, dir, true, brokers, func(cfg *KafkaConfig) {
-			cfg.Sent, cfg.TLS = sp.Sent, clientTLS(goodTLS)
-			cfg.SASL = &KafkaSASL{Mechanism: "PLAIN", User: "relay", Password: "right"}
-		})
-		d := startDrain(sp, k)
-		eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v %+v", sp.Stats(), k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
-		d.stop()
-		k.Close(context.Background())
-		counts, _ := topicCountWith(t, brokers, []kgo.Opt{kgo.DialTLSConfig(clientTLS(goodTLS)), kgo.SASL(plain.Auth{User: "relay", Pass: "right"}.AsMechanism())}, n, "events")
-		if missing, dups, strays := tally(counts, 0, n); missing+dups+strays > 0 {
-			t.Fatalf("missing %d, duplicates %d, strays %d", missing, dups, strays)
-		}
-		if st := k.Stats(); st.Confirmed != n || st.Resent != 0 || len(st.Failed) != 0 {
-			t.Fatalf("stats %+v", st)
-		}
+	first := 0
+	for _, good := range []KafkaSASL{{Mechanism: "PLAIN", User: "relay", Password: "right"}, {Mechanism: "SCRAM-SHA-512", User: "scram", Password: "pw"}} {
+		t.Run("right settings "+good.Mechanism, func(t *testing.T) { kafkaDeliverOnce(t, brokers, clientTLS(goodTLS), good, first) })
+		first += 2000
+	}
+}
+
+// kafkaDeliverOnce drains 2000 events seq:first… into topic events with
+// tc and s, and reads them back once each.
+func kafkaDeliverOnce(t *testing.T, brokers []string, tc *tls.Config, s KafkaSASL, first int) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	const n = 2000
+	appendN(t, sp, first, n)
+	k := newKafka(t, dir, true, brokers, func(cfg *KafkaConfig) {
+		cfg.Sent, cfg.TLS = sp.Sent, tc
+		cfg.SASL = &s
 	})
+	d := startDrain(sp, k)
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v %+v", sp.Stats(), k.Stats()) }, func() bool { return sp.Stats().Records == 0 })
+	d.stop()
+	k.Close(context.Background())
+	counts, _ := topicCountWith(t, brokers, []kgo.Opt{kgo.DialTLSConfig(tc), kgo.SASL(plain.Auth{User: "relay", Pass: "right"}.AsMechanism())}, first+n, "events")
+	if missing, dups, strays := tally(counts, 0, first+n); missing+dups+strays > 0 {
+		t.Fatalf("missing %d, duplicates %d, strays %d", missing, dups, strays)
+	}
+	if st := k.Stats(); st.Confirmed != n || st.Resent != 0 || len(st.Failed) != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 }
