@@ -150,8 +150,8 @@ log: {level: info}
 	defer c.Close()
 	start := time.Now()
 	fed := make(chan error, 1)
+	chunk := max(rate/10, 1)
 	go func() {
-		chunk := max(rate/10, 1)
 		for i := 0; i < n; i += chunk {
 			if _, err := c.Write(numberedMsgs("failapp", i, min(chunk, n-i))); err != nil {
 				fed <- err
@@ -165,6 +165,13 @@ log: {level: info}
 	since := func() time.Duration { return time.Since(start).Round(100 * time.Millisecond) }
 
 	at(0.2)
+	// Half-way between two chunks of the feed, B1 is idle: the freeze
+	// does not land in the microseconds between its PUSH's write(2) and
+	// its spool's Sent mark (a redelivery the spool cannot count, by
+	// design: see output.PushSender). A freeze on the chunk boundary
+	// failed 1 run of 18 with 200 duplicates at B1's collector and 0
+	// counted, most likely that window.
+	time.Sleep(time.Duration(chunk) * time.Second / time.Duration(rate) / 2)
 	// The killed process's counters die with it: read them first.
 	redeliv1 := max(metric(t, p1, `relay_spool_redelivered_total{output="workers"}`), 0)
 	// Frozen first (SIGSTOP, shorter than the heartbeat timeout), so that
@@ -230,7 +237,14 @@ log: {level: info}
 	distinct()
 
 	var dup1, dup2, both, tailAt2 int
+	var dupRange1 []int // first and last event duplicated at B1's collector
 	for i := range seen1 {
+		if seen1[i] > 1 {
+			if dupRange1 == nil {
+				dupRange1 = []int{i, i}
+			}
+			dupRange1[1] = i
+		}
 		dup1 += max(seen1[i]-1, 0)
 		dup2 += max(seen2[i]-1, 0)
 		if seen1[i] > 0 && seen2[i] > 0 {
@@ -265,7 +279,7 @@ log: {level: info}
 		t.Errorf("the sender sent nothing again to B2 (failover-resent %.0f), though B1 died with %.0f batches in flight", foResent, inflight)
 	}
 	if float64(dup1) > redeliv1 {
-		t.Errorf("%d duplicates at B1's collector, more than its spool redelivered (%.0f)", dup1, redeliv1)
+		t.Errorf("%d duplicates at B1's collector (msgnum %v), more than its spool redelivered (%.0f)", dup1, dupRange1, redeliv1)
 	}
 	if float64(dup2) > redeliv2 {
 		t.Errorf("%d duplicates at B2's collector, more than its spool redelivered (%.0f)", dup2, redeliv2)
