@@ -55,16 +55,42 @@ func OpenLedger(dir string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link ledger %s: %w", l.path, err)
 	}
-	if len(b) < 4 || (len(b)-4)%24 != 0 || crc32.Checksum(b[:len(b)-4], castagnoli) != binary.BigEndian.Uint32(b[len(b)-4:]) {
-		return nil, fmt.Errorf("link ledger %s is corrupt; move it away (events the receiver had handed to this output before its last crash may then be taken twice): %w", l.path, ErrMalformed)
+	marks, err := decodeLedger(b)
+	if err != nil {
+		return nil, fmt.Errorf("link ledger %s is corrupt; move it away (events the receiver had handed to this output before its last crash may then be taken twice): %w", l.path, err)
 	}
-	for p := b[:len(b)-4]; len(p) > 0; p = p[24:] {
-		var id SenderID
-		copy(id[:], p)
-		seq := binary.BigEndian.Uint64(p[16:])
+	for id, seq := range marks {
 		l.have[id], l.dur[id] = seq, seq
 	}
 	return l, nil
+}
+
+// The ledger file is a list of (sender id: 16 bytes, mark: 8 bytes
+// big-endian) entries, then a CRC-32C of them.
+
+// encodeLedger encodes marks as the ledger file holds them.
+func encodeLedger(marks map[SenderID]uint64) []byte {
+	b := make([]byte, 0, len(marks)*24+4)
+	for id, seq := range marks {
+		b = append(b, id[:]...)
+		b = binary.BigEndian.AppendUint64(b, seq)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeLedger parses a ledger file; a sender listed twice keeps its
+// last mark.
+func decodeLedger(b []byte) (map[SenderID]uint64, error) {
+	if len(b) < 4 || (len(b)-4)%24 != 0 || crc32.Checksum(b[:len(b)-4], castagnoli) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return nil, ErrMalformed
+	}
+	marks := make(map[SenderID]uint64, (len(b)-4)/24)
+	for p := b[:len(b)-4]; len(p) > 0; p = p[24:] {
+		var id SenderID
+		copy(id[:], p)
+		marks[id] = binary.BigEndian.Uint64(p[16:])
+	}
+	return marks, nil
 }
 
 // Recovered is the spool's Recovered hook: a record found in the spool at
@@ -134,13 +160,8 @@ func (l *Ledger) Skipped() uint64 {
 // the directory): the spool's BeforeDelete hook.
 func (l *Ledger) Save() error {
 	l.mu.Lock()
-	b := make([]byte, 0, len(l.dur)*24+4)
-	for id, seq := range l.dur {
-		b = append(b, id[:]...)
-		b = binary.BigEndian.AppendUint64(b, seq)
-	}
+	b := encodeLedger(l.dur)
 	l.mu.Unlock()
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	tmp := l.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
