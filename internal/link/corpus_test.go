@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,6 +155,10 @@ func corpusSeeds() []corpusSeed {
 	low := encodeMarks(3, []markEntry{e1})
 	binary.BigEndian.PutUint64(low[24+16+8+2:], 100)
 	s = append(s, corpusSeed{"FuzzMarks", "bad-range-below-mark", [][]byte{withCRC(low)}})
+	// Overlapping ranges at the top of the uint64 range: rangeSet.add
+	// once wrapped last+1 to 0 here and kept them overlapping.
+	top := markEntry{id: id1, mark: 1, done: rangeSet{{5, ^uint64(0)}, {6, 7}}}
+	s = append(s, corpusSeed{"FuzzMarks", "valid-overlap-at-top", [][]byte{encodeMarks(4, []markEntry{top})}})
 
 	// Ledger files, as Ledger.Save writes them.
 	s = append(s,
@@ -270,6 +275,27 @@ func TestFuzzCorpus(t *testing.T) {
 		}
 		if got := seedAccepted(s.target, args); got != want {
 			t.Errorf("%s: committed seed accepted %v", path, got)
+		}
+	}
+}
+
+func TestRangeSetTop(t *testing.T) {
+	for _, c := range []struct {
+		add  []rng
+		want rangeSet
+	}{
+		{[]rng{{5, ^uint64(0)}, {6, 7}}, rangeSet{{5, ^uint64(0)}}},
+		{[]rng{{10, 12}, {3, ^uint64(0)}}, rangeSet{{3, ^uint64(0)}}},
+		{[]rng{{^uint64(0), ^uint64(0)}, {^uint64(0) - 2, ^uint64(0) - 1}}, rangeSet{{^uint64(0) - 2, ^uint64(0)}}},
+		{[]rng{{1, 2}, {4, 5}, {3, 3}}, rangeSet{{1, 5}}},
+		{[]rng{{0, 0}, {2, 2}, {1, 1}}, rangeSet{{0, 2}}},
+	} {
+		var s rangeSet
+		for _, r := range c.add {
+			s.add(r)
+		}
+		if !slices.Equal(s, c.want) {
+			t.Errorf("adding %v gave %v, want %v", c.add, s, c.want)
 		}
 	}
 }

@@ -24,9 +24,11 @@ type rng struct{ first, last uint64 }
 // add inserts r.
 func (s *rangeSet) add(r rng) {
 	rs := *s
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].last+1 >= r.first })
+	// last+1 is not computed where last may be the largest uint64: it
+	// would wrap to 0 and leave overlapping ranges in the set.
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].last >= r.first || rs[i].last+1 == r.first })
 	j := i
-	for j < len(rs) && rs[j].first <= r.last+1 {
+	for j < len(rs) && (rs[j].first <= r.last || rs[j].first-1 == r.last) {
 		r.first = min(r.first, rs[j].first)
 		r.last = max(r.last, rs[j].last)
 		j++
