@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -16,21 +15,8 @@ import (
 // chaosScale returns the chaos run's length and rate: LINK_CHAOS_SECONDS
 // (default 20) and LINK_CHAOS_RATE (default 5000 events/s); the issue's
 // run is LINK_CHAOS_SECONDS=180 LINK_CHAOS_RATE=50000.
-func chaosScale(t *testing.T) (time.Duration, int) {
-	secs, rate := 20, 5000
-	for _, v := range []struct {
-		env string
-		p   *int
-	}{{"LINK_CHAOS_SECONDS", &secs}, {"LINK_CHAOS_RATE", &rate}} {
-		if s := os.Getenv(v.env); s != "" {
-			k, err := strconv.Atoi(s)
-			if err != nil || k < 1 {
-				t.Fatalf("%s=%q: want a positive number", v.env, s)
-			}
-			*v.p = k
-		}
-	}
-	return time.Duration(secs) * time.Second, rate
+func chaosScale() (time.Duration, int) {
+	return time.Duration(envInt("LINK_CHAOS_SECONDS", 20)) * time.Second, envInt("LINK_CHAOS_RATE", 5000)
 }
 
 // TestLinkChaos: rsyslogd's omrelp → sender relay (RELP input → link
@@ -60,7 +46,7 @@ func TestLinkChaos(t *testing.T) {
 }
 
 func linkChaos(t *testing.T, receiverKill bool) {
-	dur, rate := chaosScale(t)
+	dur, rate := chaosScale()
 	n := int(dur.Seconds()) * rate
 	const window = 1024
 	pp := testpeer.FreePorts(t, 5)

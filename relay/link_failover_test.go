@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -17,21 +16,8 @@ import (
 // failoverScale returns the fail-over run's length and rate:
 // LINK_FAILOVER_SECONDS (default 12) and LINK_FAILOVER_RATE (default 2000
 // events/s).
-func failoverScale(t *testing.T) (time.Duration, int) {
-	secs, rate := 12, 2000
-	for _, v := range []struct {
-		env string
-		p   *int
-	}{{"LINK_FAILOVER_SECONDS", &secs}, {"LINK_FAILOVER_RATE", &rate}} {
-		if s := os.Getenv(v.env); s != "" {
-			k, err := strconv.Atoi(s)
-			if err != nil || k < 1 {
-				t.Fatalf("%s=%q: want a positive number", v.env, s)
-			}
-			*v.p = k
-		}
-	}
-	return time.Duration(secs) * time.Second, rate
+func failoverScale() (time.Duration, int) {
+	return time.Duration(envInt("LINK_FAILOVER_SECONDS", 12)) * time.Second, envInt("LINK_FAILOVER_RATE", 2000)
 }
 
 // numberedMsgs are the octet-counted RFC 5424 messages "msgnum:%08d" from
@@ -69,7 +55,7 @@ func TestLinkFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binaries and libzmq")
 	}
-	dur, rate := failoverScale(t)
+	dur, rate := failoverScale()
 	freeze := 300 * time.Millisecond
 	if s := os.Getenv("LINK_FAILOVER_FREEZE"); s != "" {
 		d, err := time.ParseDuration(s)

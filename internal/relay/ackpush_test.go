@@ -153,6 +153,56 @@ func holding(t *testing.T, report string) (events int, seqs []uint64) {
 	return events, seqs
 }
 
+// victim is the worker a kill test chose: the first that, by its report,
+// held batches it had not acknowledged when every worker was frozen.
+type victim struct {
+	name       string
+	heldEvents map[string]int      // per worker, events of its unacknowledged batches
+	held       map[string][]uint64 // per worker, those batches
+	frozen     int                 // how many times the workers were frozen to find it
+}
+
+// pickVictim waits until no ack has come for 500 ms while stalled(acked)
+// holds, then freezes every worker and picks the first that, by its
+// report, holds batches it has not acknowledged; if none does (workers
+// between rounds), it thaws them and waits for the next stop. Every worker
+// is still frozen when it returns. why adds to the failure message.
+func pickVictim(t *testing.T, r *Relay, ws map[string]*worker, names []string, reports map[string]string,
+	timeout time.Duration, stalled func(acked int) bool, why func() string) victim {
+	t.Helper()
+	v := victim{heldEvents: map[string]int{}, held: map[string][]uint64{}}
+	last, since := -1, time.Now()
+	testpeer.Eventually(t, timeout, func() string {
+		return fmt.Sprintf("the pipeline to stop behind the held sink with a worker holding unacknowledged batches (%d times frozen, none held any)%s", v.frozen, why())
+	}, func() bool {
+		if a := ackMetric(t, r, "events_acked_total"); a != last || !stalled(a) {
+			last, since = a, time.Now()
+			return false
+		}
+		if time.Since(since) < 500*time.Millisecond {
+			return false
+		}
+		for _, name := range names {
+			ws[name].freeze(t)
+		}
+		v.frozen++
+		for _, name := range names {
+			v.heldEvents[name], v.held[name] = holding(t, reports[name])
+			if v.name == "" && v.heldEvents[name] > 0 {
+				v.name = name
+			}
+		}
+		if v.name == "" {
+			for _, name := range names {
+				ws[name].thaw()
+			}
+			last = -1
+		}
+		return v.name != ""
+	})
+	return v
+}
+
 // copyRec is one copy of an event as it reached the sink.
 type copyRec struct {
 	id     int
@@ -522,10 +572,7 @@ func TestAckPushKillWorker(t *testing.T) {
 // got and gets nothing new, so killing a fixed worker sometimes killed one
 // that had nothing to lose.
 func TestAckPushKillPassOnWorker(t *testing.T) {
-	rounds := 3
-	if k, err := strconv.Atoi(os.Getenv("ACKPUSH_KILL_ROUNDS")); err == nil && k > 0 {
-		rounds = k
-	}
+	rounds := envPositive(t, "ACKPUSH_KILL_ROUNDS", 3)
 	goBin := buildPipeline(t)
 	for round := 1; round <= rounds; round++ {
 		t.Run(fmt.Sprintf("round=%d", round), func(t *testing.T) {
@@ -557,39 +604,9 @@ func TestAckPushKillPassOnWorker(t *testing.T) {
 			// and kill one that, by its report, took batches it has not
 			// acknowledged (go1 if both did); if neither did (a worker
 			// between rounds), let them run and wait for the next stop.
-			var (
-				victim              string
-				heldEvents, held    = map[string]int{}, map[string][]uint64{}
-				last, since, frozen = -1, time.Now(), 0
-			)
-			testpeer.Eventually(t, 30*time.Second, func() string {
-				return fmt.Sprintf("the pipeline to stop behind the held sink with a worker holding unacknowledged batches (%d times frozen, none held any)", frozen)
-			}, func() bool {
-				if a := ackMetric(t, r, "events_acked_total"); a != last || ackMetric(t, r, "window_full") != 1 {
-					last, since = a, time.Now()
-					return false
-				}
-				if time.Since(since) < 500*time.Millisecond {
-					return false
-				}
-				for _, name := range names {
-					ws[name].freeze(t)
-				}
-				frozen++
-				for _, name := range names {
-					heldEvents[name], held[name] = holding(t, reports[name])
-					if victim == "" && heldEvents[name] > 0 {
-						victim = name
-					}
-				}
-				if victim == "" {
-					for _, name := range names {
-						ws[name].thaw()
-					}
-					last = -1
-				}
-				return victim != ""
-			})
+			v := pickVictim(t, r, ws, names, reports, 30*time.Second,
+				func(int) bool { return ackMetric(t, r, "window_full") == 1 }, func() string { return "" })
+			victim, heldEvents, held, frozen := v.name, v.heldEvents, v.held, v.frozen
 			ackedAtKill := ackMetric(t, r, "events_acked_total")
 			ws[victim].kill()
 			for _, name := range names {

@@ -2,10 +2,8 @@ package relay
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,10 +61,7 @@ func TestRELPAckPushKillWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real rsyslogd and Go ackworkers")
 	}
-	rounds := 1
-	if k, err := strconv.Atoi(os.Getenv("RELP_ACK_KILL_ROUNDS")); err == nil && k > 0 {
-		rounds = k
-	}
+	rounds := envPositive(t, "RELP_ACK_KILL_ROUNDS", 1)
 	goBin := buildPipeline(t)
 	for round := 1; round <= rounds; round++ {
 		t.Run(fmt.Sprintf("round=%d", round), func(t *testing.T) { relpAckKillWorker(t, goBin) })
@@ -111,43 +106,13 @@ drain_timeout: 5s
 	}()
 	// As TestAckPushKillPassOnWorker: once no ack came for 500 ms, freeze both workers and kill one that, by its
 	// report, holds batches it has not acknowledged.
-	var (
-		victim              string
-		heldEvents, held    = map[string]int{}, map[string][]uint64{}
-		last, since, frozen = -1, time.Now(), 0
-	)
-	testpeer.Eventually(t, 60*time.Second, func() string {
-		return fmt.Sprintf("the pipeline to stop behind the held sink with a worker holding unacknowledged batches (%d times frozen, none held any; relay received %v)%s",
-			frozen, metric(t, r, "relay_input_received_total", "input=relp"), relpTrouble(t, r))
-	}, func() bool {
-		// Not the ack window alone: omrelp's window (1024 frames) can fill
-		// first, or the workers' full queues can stop the relay's writes
-		// before the ack window is full; either way no ack comes.
-		if a := ackMetric(t, r, "events_acked_total"); a != last || a == 0 {
-			last, since = a, time.Now()
-			return false
-		}
-		if time.Since(since) < 500*time.Millisecond {
-			return false
-		}
-		for _, name := range names {
-			ws[name].freeze(t)
-		}
-		frozen++
-		for _, name := range names {
-			heldEvents[name], held[name] = holding(t, reports[name])
-			if victim == "" && heldEvents[name] > 0 {
-				victim = name
-			}
-		}
-		if victim == "" {
-			for _, name := range names {
-				ws[name].thaw()
-			}
-			last = -1
-		}
-		return victim != ""
+	// Not the ack window alone: omrelp's window (1024 frames) can fill
+	// first, or the workers' full queues can stop the relay's writes before
+	// the ack window is full; either way no ack comes.
+	v := pickVictim(t, r, ws, names, reports, 60*time.Second, func(acked int) bool { return acked > 0 }, func() string {
+		return fmt.Sprintf("; relay received %v%s", metric(t, r, "relay_input_received_total", "input=relp"), relpTrouble(t, r))
 	})
+	victim, heldEvents, held, frozen := v.name, v.heldEvents, v.held, v.frozen
 	ackedAtKill := ackMetric(t, r, "events_acked_total")
 	ws[victim].kill()
 	for _, name := range names {
