@@ -122,48 +122,63 @@ func createStream(t testing.TB, url, name string, replicas int, window time.Dura
 }
 
 // streamCount reads stream name back and counts each seq:N in the bodies.
-// It also returns the messages' headers by seq (first copy).
+// It also returns the messages' headers by seq (first copy). A cluster
+// whose stream leader was just killed and restarted may refuse or time out
+// consumer creation for a while (seen in CI: "context deadline exceeded"
+// 4 s after the new leader confirmed publishes), so a failed read is
+// started again from the beginning, for up to 90 s, before the test fails.
 func streamCount(t testing.TB, url, name string) (map[int]int, map[int]nats.Header) {
 	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		counts, hdrs, err := readStream(url, name)
+		if err == nil {
+			return counts, hdrs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read stream %s from %s: %v", name, url, err)
+		}
+		t.Logf("read stream %s from %s: %v; reading again", name, url, err)
+		time.Sleep(time.Second)
+	}
+}
+
+func readStream(url, name string) (map[int]int, map[int]nats.Header, error) {
 	nc, err := nats.Connect(url)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var st jetstream.Stream
-	for {
-		st, err = js.Stream(ctx, name)
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatalf("stream %s: %v", name, err)
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream: %w", err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, fmt.Errorf("stream info: %w", err)
 	}
 	total := int(info.State.Msgs)
 	counts := map[int]int{}
 	hdrs := map[int]nats.Header{}
 	if total == 0 {
-		return counts, hdrs
+		return counts, hdrs, nil
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, fmt.Errorf("consumer: %w", err)
 	}
-	got := 0
-	for got < total {
+	for got := 0; got < total; {
 		batch, err := cons.Fetch(min(total-got, 4096), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, nil, fmt.Errorf("fetch after %d of %d: %w", got, total, err)
 		}
+		before := got
 		for m := range batch.Messages() {
 			got++
 			n := testpeer.SeqOf(string(m.Data()))
@@ -173,10 +188,13 @@ func streamCount(t testing.TB, url, name string) (map[int]int, map[int]nats.Head
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatal(err)
+			return nil, nil, fmt.Errorf("fetch after %d of %d: %w", got, total, err)
+		}
+		if got == before {
+			return nil, nil, fmt.Errorf("fetch after %d of %d: nothing in 5 s", got, total)
 		}
 	}
-	return counts, hdrs
+	return counts, hdrs, nil
 }
 
 // tally checks counts holds exactly first … first+n-1 once each.
