@@ -25,7 +25,10 @@
 // of the relay, a reconnect, a leader change) carries the same id, and the
 // stream drops it as a duplicate if the first copy was stored within its
 // duplicate window; such a PubAck is counted as a suppressed duplicate and
-// treated as the confirmation it is.
+// treated as the confirmation it is. The output publishes on core NATS
+// with a reply subscription of its own (jspublish.go) rather than through
+// nats.go's asynchronous jetstream publisher, which cost it a third more
+// CPU per event (JSON decoding of each PubAck, a timer per message).
 //
 // Kafka: franz-go's idempotent producer (acks=all) deduplicates retries
 // within one producer session. Across a restart of the relay, records that

@@ -143,11 +143,21 @@ type JetStream struct {
 
 	sem chan struct{} // one token per message in flight
 
-	mu       sync.Mutex
-	inflight map[*nats.Msg]flight
-	retry    []*nats.Msg
-	acks     *acks         // confirmed seqs, handed to the spool
-	idle     chan struct{} // closed when inflight becomes empty
+	mu sync.Mutex
+	// open counts the records published and not confirmed: on the wire,
+	// waiting for a retry or for a no-responders retry.
+	open       int
+	flights    map[uint64]*jsMsg // attempts on the wire, by reply token
+	token      uint64            // the last reply token given
+	batches    []jsBatch         // tokens by deadline, for the sweep
+	sweepGrain time.Duration
+	retry      []*jsMsg
+	acks       *acks         // confirmed seqs, handed to the spool
+	idle       chan struct{} // closed when open becomes 0
+
+	replyPrefix string
+	sub         *nats.Subscription
+	sweepWake   chan struct{}
 
 	subjects map[string]string // stream → subject (Send's goroutine only)
 
@@ -170,12 +180,6 @@ type JetStream struct {
 	window                atomic.Int64 // the stream's duplicate window, when known
 	denied                atomic.Int64 // when the server last refused a publish (permissions), unix nanoseconds
 	beyondWindow          atomic.Uint64
-}
-
-// flight is a message published and not yet confirmed.
-type flight struct {
-	seq   uint64
-	first time.Time // first attempt
 }
 
 // ErrNoStream is returned by NewJetStream when no stream takes the
@@ -240,14 +244,16 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
 	}
 	s := &JetStream{
-		cfg:       cfg,
-		log:       cfg.Logger.With("output", cfg.Name),
-		sem:       make(chan struct{}, cfg.MaxPending),
-		inflight:  map[*nats.Msg]flight{},
-		subjects:  map[string]string{},
-		wakeRetry: make(chan struct{}, 1),
-		acks:      newAcks(),
-		bo:        backoff{min: 50 * time.Millisecond, max: cfg.RetryMax},
+		cfg:        cfg,
+		log:        cfg.Logger.With("output", cfg.Name),
+		sem:        make(chan struct{}, cfg.MaxPending),
+		flights:    map[uint64]*jsMsg{},
+		sweepWake:  make(chan struct{}, 1),
+		sweepGrain: max(cfg.AckTimeout/100, time.Millisecond),
+		subjects:   map[string]string{},
+		wakeRetry:  make(chan struct{}, 1),
+		acks:       newAcks(),
+		bo:         backoff{min: 50 * time.Millisecond, max: cfg.RetryMax},
 	}
 	s.causes = newCauses(s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -268,6 +274,9 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				s.log.Warn("NATS connection lost; reconnecting (publishes in flight are sent again with the same ids)", "err", err)
+			}
+			if s.ctx.Err() == nil {
+				s.failAll(nats.ErrDisconnected)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -292,7 +301,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 			switch {
 			case errors.Is(err, nats.ErrPermissionViolation) || isPermission(err):
 				// The PubAck of a refused publish never comes: its timeout
-				// is counted as auth (onErr), not here, so that each
+				// is counted as auth (failed), not here, so that each
 				// attempt is counted once.
 				s.denied.Store(time.Now().UnixNano())
 				s.causes.fail(CauseAuth, 0, err, "check the output's permission to publish to its subjects and to use $JS.API.>")
@@ -314,17 +323,22 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		return nil, fmt.Errorf("output %q: connect %s: %w", cfg.Name, strings.Join(cfg.Servers, ","), err)
 	}
 	s.nc = nc
-	s.js, err = jetstream.New(nc,
-		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
-		jetstream.WithPublishAsyncMaxPending(2*cfg.MaxPending),
-		jetstream.WithPublishAsyncAckHandler(s.onAck),
-		jetstream.WithPublishAsyncErrHandler(s.onErr),
-	)
+	// jetstream's client checks and creates the stream; publishing goes
+	// its own way (jspublish.go).
+	s.js, err = jetstream.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
 	}
+	if err := s.startPublisher(); err != nil {
+		s.cancel()
+		s.wg.Wait()
+		nc.Close()
+		return nil, fmt.Errorf("output %q: subscribing to PubAcks: %w", cfg.Name, err)
+	}
 	if err := s.start(); err != nil {
+		s.cancel()
+		s.wg.Wait()
 		nc.Close()
 		return nil, err
 	}
@@ -530,27 +544,19 @@ func (s *JetStream) msgID(r *spool.Record) string {
 	return MsgID(s.cfg.SpoolID, r.Seq)
 }
 
-// message builds the NATS message of a record.
-func (s *JetStream) message(r *spool.Record) *nats.Msg {
+// message builds the message of a record.
+func (s *JetStream) message(r *spool.Record) *jsMsg {
 	data := r.Raw
 	if s.cfg.JSON {
 		e := event.New(r.Raw)
 		e.Stream, e.Input, e.Peer, e.Received = r.Stream, r.Input, r.Peer, r.Received
 		data = e.AppendJSON(make([]byte, 0, 2*len(r.Raw)+256))
 	}
-	h := make(nats.Header, 5)
-	h[nats.MsgIdHdr] = []string{s.msgID(r)}
-	h[HeaderStream] = []string{r.Stream}
-	if r.Input != "" {
-		h[HeaderInput] = []string{r.Input}
-	}
-	if r.Peer != "" {
-		h[HeaderPeer] = []string{r.Peer}
-	}
+	m := &jsMsg{seq: r.Seq, subject: s.subject(r.Stream), data: data, id: s.msgID(r), stream: r.Stream, input: r.Input, peer: r.Peer}
 	if !r.Received.IsZero() {
-		h[HeaderReceived] = []string{r.Received.UTC().Format(time.RFC3339Nano)}
+		m.received = r.Received.UTC().Format(time.RFC3339Nano)
 	}
-	return &nats.Msg{Subject: s.subject(r.Stream), Data: data, Header: h}
+	return m
 }
 
 // Send publishes recs asynchronously, blocking while MaxPending messages
@@ -566,9 +572,11 @@ func (s *JetStream) Send(ctx context.Context, recs []spool.Record, ack func(firs
 			return err
 		}
 		chunk := recs[i : i+n]
-		msgs := make([]*nats.Msg, n)
+		msgs := make([]*jsMsg, n)
+		now := time.Now()
 		for k := range chunk {
 			msgs[k] = s.message(&chunk[k])
+			msgs[k].first = now
 		}
 		if s.cfg.Sent != nil {
 			if err := s.cfg.Sent(spool.Range{First: chunk[0].Seq, Last: chunk[n-1].Seq}); err != nil && !errors.Is(err, spool.ErrClosed) {
@@ -579,98 +587,22 @@ func (s *JetStream) Send(ctx context.Context, recs []spool.Record, ack func(firs
 		if s.idle == nil {
 			s.idle = make(chan struct{})
 		}
-		now := time.Now()
-		for k, m := range msgs {
-			s.inflight[m] = flight{seq: chunk[k].Seq, first: now}
-		}
+		s.open += n
 		s.mu.Unlock()
-		for _, m := range msgs {
-			s.publish(m)
-		}
+		s.send(msgs, true)
 		i += n
 	}
 	return nil
-}
-
-// publish sends m once; a failure is handled like a failed PubAck.
-func (s *JetStream) publish(m *nats.Msg) {
-	s.published.Add(1)
-	if _, err := s.js.PublishMsgAsync(m); err != nil {
-		s.onErr(s.js, m, err)
-	}
-}
-
-// onAck runs on nats.go's goroutine for every PubAck: it must not block.
-func (s *JetStream) onAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
-	if pa.Duplicate && pa.Sequence == 0 {
-		// A duplicate of an id the server staged but never stored (a
-		// leader election dropped it: nats-server#6415): not a
-		// confirmation, send it again.
-		s.onErr(s.js, m, errUnconfirmedDuplicate)
-		return
-	}
-	s.mu.Lock()
-	f, ok := s.inflight[m]
-	if !ok {
-		s.mu.Unlock()
-		return
-	}
-	delete(s.inflight, m)
-	s.acks.add(f.seq)
-	s.idleLocked()
-	s.mu.Unlock()
-	<-s.sem
-	s.confirmed.Add(1)
-	if pa.Duplicate {
-		s.duplicates.Add(1)
-	}
-	if s.bo.current() != 0 {
-		s.bo.reset()
-	}
-	// Also when no retry ran: connections refused while nothing was in
-	// flight open an episode too, and an episode left open would keep the
-	// next outage of that cause from being logged.
-	s.causes.ok()
 }
 
 var errUnconfirmedDuplicate = errors.New("PubAck says duplicate of a message the stream did not store (sequence 0)")
 
 // idleLocked closes idle when nothing is in flight (mu held).
 func (s *JetStream) idleLocked() {
-	if len(s.inflight) == 0 && s.idle != nil {
+	if s.open == 0 && s.idle != nil {
 		close(s.idle)
 		s.idle = nil
 	}
-}
-
-// onErr runs for a failed publish, possibly on nats.go's goroutine with
-// its lock held (an ack timeout): it must not block or call nats.go. The
-// message waits for the retry loop.
-func (s *JetStream) onErr(_ jetstream.JetStream, m *nats.Msg, err error) {
-	s.mu.Lock()
-	if _, ok := s.inflight[m]; !ok {
-		s.mu.Unlock()
-		return
-	}
-	s.retry = append(s.retry, m)
-	s.mu.Unlock()
-	cause, hint := classify(err, m.Subject)
-	if cause == CauseTimeout && time.Since(time.Unix(0, s.denied.Load())) < 2*s.cfg.AckTimeout {
-		// The server refused publishes (permissions) since shortly before
-		// this one was sent: its PubAck never came for that reason.
-		cause, hint = CauseAuth, "check the output's permission to publish to "+m.Subject
-	}
-	if errors.Is(err, nats.ErrHeadersNotSupported) {
-		// Before the first connection nats.go cannot know the server's
-		// features; after it, the server is too old for message ids.
-		if s.nc.IsConnected() {
-			hint = "the server does not support headers, which message ids need; upgrade it to 2.2 or later"
-		} else {
-			cause, hint = CauseDisconnected, ""
-		}
-	}
-	s.causes.fail(cause, 1, err, hint)
-	s.kick()
 }
 
 func (s *JetStream) kick() {
@@ -780,7 +712,7 @@ func (s *JetStream) retryLoop() {
 		late := 0
 		if win := time.Duration(s.window.Load()); win > 0 {
 			for _, m := range msgs {
-				if f, ok := s.inflight[m]; ok && time.Since(f.first) > win {
+				if time.Since(m.first) > win {
 					late++
 				}
 			}
@@ -797,10 +729,8 @@ func (s *JetStream) retryLoop() {
 		if s.cfg.Create != nil && s.causes.inEpisode(CauseNoStream) {
 			s.recreate()
 		}
-		for _, m := range msgs {
-			s.resent.Add(1)
-			s.publish(m)
-		}
+		s.resent.Add(uint64(len(msgs)))
+		s.send(msgs, true)
 	}
 }
 
@@ -829,7 +759,7 @@ func (s *JetStream) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		idle := s.idle
-		left := len(s.inflight)
+		left := s.open
 		s.mu.Unlock()
 		if idle != nil && left > 0 {
 			select {
@@ -840,7 +770,7 @@ func (s *JetStream) Close(ctx context.Context) error {
 		s.cancel()
 		s.wg.Wait()
 		s.mu.Lock()
-		left = len(s.inflight)
+		left = s.open
 		s.mu.Unlock()
 		if left > 0 {
 			s.log.Info("closing with publishes unconfirmed; they stay in the spool and are sent again with the same ids", "messages", left)
@@ -853,7 +783,7 @@ func (s *JetStream) Close(ctx context.Context) error {
 // Stats returns the output's counters.
 func (s *JetStream) Stats() JetStreamStats {
 	s.mu.Lock()
-	pending := len(s.inflight)
+	pending := s.open
 	s.mu.Unlock()
 	return JetStreamStats{
 		Published:    s.published.Load(),
