@@ -38,7 +38,8 @@ type jsMsg struct {
 // jsBatch is a range of tokens published together, timed out together.
 type jsBatch struct {
 	first, last uint64
-	deadline    time.Time
+	deadline    time.Time // its last attempt's
+	opened      time.Time // its first attempt's deadline
 }
 
 // noRespRetries and noRespWait are nats.go's DefaultPubRetryAttempts and
@@ -134,15 +135,15 @@ func (s *JetStream) track(msgs []*jsMsg, now time.Time) uint64 {
 	last := s.token
 	deadline := now.Add(s.cfg.AckTimeout)
 	wake := len(s.batches) == 0
-	// Batches published within a hundredth of the timeout share one
-	// deadline (the later: a timeout comes at most that much late), so
-	// that the sweep's list stays short when the window frees one slot at
-	// a time.
-	if n := len(s.batches); n > 0 && deadline.Sub(s.batches[n-1].deadline) < s.sweepGrain && s.batches[n-1].last+1 == first {
+	// Attempts published within a hundredth of the timeout share one
+	// batch and its last deadline (a timeout comes at most that much
+	// late), so that the sweep's list stays short when the window frees
+	// one slot at a time.
+	if n := len(s.batches); n > 0 && deadline.Sub(s.batches[n-1].opened) < s.sweepGrain && s.batches[n-1].last+1 == first {
 		s.batches[n-1].last = last
 		s.batches[n-1].deadline = deadline
 	} else {
-		s.batches = append(s.batches, jsBatch{first: first, last: last, deadline: deadline})
+		s.batches = append(s.batches, jsBatch{first: first, last: last, deadline: deadline, opened: deadline})
 	}
 	s.mu.Unlock()
 	if wake {

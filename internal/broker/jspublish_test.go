@@ -154,9 +154,23 @@ func TestJetStreamSweepBatches(t *testing.T) {
 		s.track([]*jsMsg{{seq: uint64(i)}}, t0.Add(time.Duration(i)*time.Microsecond))
 	}
 	s.track([]*jsMsg{{seq: 1000}, {seq: 1001}}, t0.Add(50*time.Millisecond))
-	if len(s.batches) != 2 || s.batches[0] != (jsBatch{first: 1, last: 1000, deadline: t0.Add(time.Second + 999*time.Microsecond)}) ||
+	if len(s.batches) != 2 || s.batches[0] != (jsBatch{first: 1, last: 1000, deadline: t0.Add(time.Second + 999*time.Microsecond), opened: t0.Add(time.Second)}) ||
 		s.batches[1].first != 1001 || s.batches[1].last != 1002 {
 		t.Fatalf("batches %+v", s.batches)
+	}
+	// A steady flow does not stretch one batch (and its first deadline)
+	// without end: a new batch every grain.
+	steady := &JetStream{cfg: s.cfg, flights: map[uint64]*jsMsg{}, sweepWake: make(chan struct{}, 1), sweepGrain: s.sweepGrain}
+	for i := range 100 {
+		steady.track([]*jsMsg{{}}, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if len(steady.batches) != 10 {
+		t.Fatalf("100 ms of steady publishes in %d batches, want 10", len(steady.batches))
+	}
+	for _, b := range steady.batches {
+		if b.deadline.Sub(b.opened) >= steady.sweepGrain {
+			t.Fatalf("batch %+v spans more than the grain", b)
+		}
 	}
 	// Half of the first batch confirmed (taken) before the deadline.
 	for tok := uint64(1); tok <= 1000; tok += 2 {
