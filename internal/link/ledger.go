@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/rsyslog-zmq/relay/internal/event"
 )
 
 // Ledger makes one output spool's appends idempotent for the events a
@@ -147,6 +149,80 @@ func (l *Ledger) Durable(meta []byte) {
 		}
 		l.mu.Unlock()
 	}
+}
+
+// The batch forms below take one lock per batch and look the sender up
+// once per run of its events (a link receiver hands a batch of one
+// sender), where Have, Appended and Durable take a lock and a map lookup
+// per event: on a receiving relay that was a tenth of its CPU per event.
+
+// Unseen returns the events of batch the spool does not hold (Have for
+// each, in one go): batch itself when none is held, else a copy without
+// them (the caller's slice is not changed). The held ones count as
+// skipped.
+func (l *Ledger) Unseen(batch []*event.Event) []*event.Event {
+	var out []*event.Event
+	var cur SenderID
+	var have uint64
+	known := false
+	l.mu.Lock()
+	for i, e := range batch {
+		id, seq, ok := ParseMeta(e.Meta)
+		held := false
+		if ok {
+			if !known || id != cur {
+				cur, have, known = id, l.have[id], true
+			}
+			held = seq <= have
+		}
+		if held {
+			l.skipped++
+			if out == nil {
+				out = append(make([]*event.Event, 0, len(batch)), batch[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, e)
+		}
+	}
+	l.mu.Unlock()
+	if out == nil {
+		return batch
+	}
+	return out
+}
+
+// AppendedEvents is Appended for each event of batch.
+func (l *Ledger) AppendedEvents(batch []*event.Event) { l.raise(l.have, batch) }
+
+// DurableEvents is Durable for each event of batch.
+func (l *Ledger) DurableEvents(batch []*event.Event) { l.raise(l.dur, batch) }
+
+// raise moves m's mark of each sender in batch up to its highest seq there.
+func (l *Ledger) raise(m map[SenderID]uint64, batch []*event.Event) {
+	var cur SenderID
+	var top uint64
+	known := false
+	l.mu.Lock()
+	for _, e := range batch {
+		id, seq, ok := ParseMeta(e.Meta)
+		if !ok {
+			continue
+		}
+		if known && id == cur {
+			top = max(top, seq)
+			continue
+		}
+		if known && top > m[cur] {
+			m[cur] = top
+		}
+		cur, top, known = id, seq, true
+	}
+	if known && top > m[cur] {
+		m[cur] = top
+	}
+	l.mu.Unlock()
 }
 
 // Skipped is how many events Have found in the spool already.

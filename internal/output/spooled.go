@@ -136,7 +136,7 @@ func (o *Spooled) Name() string { return o.name }
 // records stay in the spool and become durable later).
 func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 	if o.ledger != nil {
-		batch = o.unseen(batch)
+		batch = o.ledger.Unseen(batch)
 		if len(batch) == 0 {
 			return nil
 		}
@@ -163,10 +163,10 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 			// in the spool's DroppedNewest).
 			err = nil
 		}
+		if o.ledger != nil && err == nil {
+			o.ledger.DurableEvents(evs)
+		}
 		for _, e := range evs {
-			if o.ledger != nil && err == nil {
-				o.ledger.Durable(e.Meta)
-			}
 			e.Release(err)
 		}
 		if durable != nil {
@@ -187,9 +187,7 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 		return fmt.Errorf("output %q: %d events not spooled: %w", o.name, len(batch), err)
 	}
 	if o.ledger != nil {
-		for _, e := range batch {
-			o.ledger.Appended(e.Meta)
-		}
+		o.ledger.AppendedEvents(batch)
 	}
 	o.appended.Add(uint64(len(batch)))
 	if durable == nil {
@@ -208,27 +206,6 @@ func (o *Spooled) Write(ctx context.Context, batch []*event.Event) error {
 	case <-ctx.Done():
 		return fmt.Errorf("output %q: %d events spooled, not yet durable: %w", o.name, len(batch), ctx.Err())
 	}
-}
-
-// unseen returns the events of batch the ledger does not have (a copy,
-// when any is left out: the caller's slice is not changed).
-func (o *Spooled) unseen(batch []*event.Event) []*event.Event {
-	var out []*event.Event
-	for i, e := range batch {
-		if e.Meta != nil && o.ledger.Have(e.Meta) {
-			if out == nil {
-				out = append(make([]*event.Event, 0, len(batch)), batch[:i]...)
-			}
-			continue
-		}
-		if out != nil {
-			out = append(out, e)
-		}
-	}
-	if out == nil {
-		return batch
-	}
-	return out
 }
 
 // drain reads from the spool and sends, until Close.
