@@ -87,6 +87,7 @@ type result struct {
 	count, uniq int
 	cpuA, cpuB  float64 // CPU seconds
 	raw, wire   float64 // link bytes before and after compression
+	batches     float64 // link batches made
 }
 
 func (b *bench) run(n, count int, rtt time.Duration) error {
@@ -105,7 +106,7 @@ func (b *bench) run(n, count int, rtt time.Duration) error {
 	if b.rxSpool {
 		fmt.Printf(", relay B's PUSH output spooled (fsync always; plain: not)")
 	}
-	fmt.Printf("\n\n%-13s %12s %10s %10s %8s %12s %12s %8s\n", "case", "events/s", "ratio", "delivered", "lost", "A ns/event", "B ns/event", "wire B/ev")
+	fmt.Printf("\n\n%-13s %12s %10s %10s %8s %12s %12s %8s %9s\n", "case", "events/s", "ratio", "delivered", "lost", "A ns/event", "B ns/event", "wire B/ev", "ev/batch")
 	// link-nofsync is the floor of this machine's disk: the same link with
 	// relay A's spool not fsync'd, to tell the disk's share from the link's.
 	cases := []string{"plain", "link", "link+rtt", "link-nofsync", "link-none"}
@@ -143,7 +144,11 @@ func (b *bench) run(n, count int, rtt time.Duration) error {
 		if r.wire > 0 {
 			wire = fmt.Sprintf("%.0f", r.wire/float64(n))
 		}
-		fmt.Printf("%-13s %12.0f %10s %10d %8d %12.0f %12.0f %8s\n", c, r.rate, ratio, r.count, n-r.uniq, r.cpuA*1e9/float64(n), r.cpuB*1e9/float64(n), wire)
+		perBatch := "-"
+		if r.batches > 0 {
+			perBatch = fmt.Sprintf("%.0f", float64(n)/r.batches)
+		}
+		fmt.Printf("%-13s %12.0f %10s %10d %8d %12.0f %12.0f %8s %9s\n", c, r.rate, ratio, r.count, n-r.uniq, r.cpuA*1e9/float64(n), r.cpuB*1e9/float64(n), wire, perBatch)
 	}
 	if l := best["link"]; l.wire > 0 {
 		fmt.Printf("\nlink compression: %.2f:1 (%.0f bytes per event before, %.0f after)\n", l.raw/l.wire, l.raw/float64(n), l.wire/float64(n))
@@ -315,6 +320,7 @@ log: {level: warn}
 	if c != "plain" {
 		m := scrape(hA)
 		r.raw, r.wire = m[`relay_link_bytes_total{output="out",stage="raw"}`], m[`relay_link_bytes_total{output="out",stage="wire"}`]
+		r.batches = m[`relay_link_batches_total{output="out"}`]
 	}
 	return r, nil
 }
