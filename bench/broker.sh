@@ -10,7 +10,8 @@
 # is a memory-only test harness, run in a process of its own: a ratio, not
 # a Kafka throughput. N events per run (default 300000), RUNS runs each
 # (each run's ratio, their median). PROFILE=DIR: CPU profiles of the first
-# jetstream and kafka run (relay; kfake and the raw producer) into DIR.
+# jetstream and kafka run (relay, and the kafka run's relay into PUSH; kfake and the raw
+# producer) into DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v nats-server >/dev/null || { echo "nats-server missing: apt-get install nats-server" >&2; exit 1; }

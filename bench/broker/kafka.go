@@ -251,7 +251,7 @@ func benchKafka() error {
 		// The ceiling of the relay's own path: the same input and spool
 		// (fsync always) into a PUSH output and a PULL in this process,
 		// no Kafka. The Kafka output cannot beat it.
-		pr, err := pushRun(dir, r)
+		pr, err := pushRun(dir, r, prof)
 		if err != nil {
 			return err
 		}
@@ -385,7 +385,8 @@ func rawKafkaTxn(brokers []string, run int, started func()) (float64, error) {
 
 // pushRun is the relay's path without Kafka: syslog TCP into a spooled
 // (fsync always) PUSH output that connects to a PULL in this process.
-func pushRun(dir string, r int) (runResult, error) {
+// prof: the relay's CPU profile into -profile as push.N.pprof.
+func pushRun(dir string, r int, prof bool) (runResult, error) {
 	pull := zmq.NewPull(zmq.Options{RecvHWM: 16384})
 	defer pull.Close()
 	pp := freePort()
@@ -418,7 +419,11 @@ outputs:
 http: {listen: "127.0.0.1:%d"}
 log: {level: warn}
 `, sp, pp, filepath.Join(dir, fmt.Sprintf("pushspool%d", r)), hp), 0o600)
-	return relayRun(rc, sp, hp, "push", runOpts{delivered: func() float64 { return float64(got.Load()) }})
+	o := runOpts{delivered: func() float64 { return float64(got.Load()) }}
+	if prof {
+		o.profile = filepath.Join(*profile, "push")
+	}
+	return relayRun(rc, sp, hp, "push", o)
 }
 
 // relayKafka is the relay's side of run r: syslog TCP into the spooled

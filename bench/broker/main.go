@@ -49,7 +49,7 @@ var (
 	which    = flag.String("only", "jetstream,kafka", "what to run")
 	runs     = flag.Int("runs", 2, "runs of each side; the best counts")
 	pending  = flag.Int("pending", 4096, "window of unconfirmed messages, both sides")
-	profile  = flag.String("profile", "", "write CPU profiles of the first run to DIR: the relay into jetstream and into kafka (built with -tags tapprofile), kfake, the raw producer")
+	profile  = flag.String("profile", "", "write CPU profiles of the first run to DIR: the relay into jetstream and into kafka (built with -tags tapprofile), the relay into PUSH of the kafka run, kfake, the raw producer")
 )
 
 func main() {
@@ -342,7 +342,7 @@ log: {level: warn}
 		// The ceiling of the relay's own path, as in the kafka bench: the
 		// same input and spool (fsync always), the same events, into a
 		// PUSH output and a PULL in this process, no JetStream.
-		pr, err := pushRun(dir, r)
+		pr, err := pushRun(dir, r, false)
 		if err != nil {
 			return err
 		}
