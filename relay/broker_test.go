@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/rsyslog-zmq/relay/internal/testpeer"
 )
@@ -201,6 +203,17 @@ func TestKafkaRelayKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Each produce request waits 10 ms in the cluster: with max_pending
+	// 256 the drain takes at least 8 s, so that the kill lands mid-drain
+	// however fast the relay produces.
+	var slowed sync.Map
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if _, seen := slowed.LoadOrStore(req, true); !seen {
+			c.SleepControl(func() { time.Sleep(10 * time.Millisecond) })
+		}
+		return nil, nil, false
+	})
 	const n = 200_000
 	p := freePorts(t)
 	spoolDir := filepath.Join(t.TempDir(), "spool")

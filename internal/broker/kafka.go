@@ -106,6 +106,7 @@ type Kafka struct {
 	idle     chan struct{}
 
 	wakeRetry chan struct{}
+	unlinger  chan struct{} // take found the window full: flush franz-go's lingering batches
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -145,6 +146,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		single:    !strings.Contains(cfg.Topic, "{stream}"),
 		room:      make(chan struct{}, 1),
 		wakeRetry: make(chan struct{}, 1),
+		unlinger:  make(chan struct{}, 1),
 		acks:      newAcks(),
 		bo:        backoff{min: 100 * time.Millisecond, max: cfg.RetryMax},
 		topics:    map[string]string{},
@@ -201,8 +203,9 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
 	}
 	k.cl = cl
-	k.wg.Add(2)
+	k.wg.Add(3)
 	go k.retryLoop()
+	go k.flushLoop()
 	go func() { defer k.wg.Done(); k.acks.loop(k.ctx) }()
 	k.startWatch()
 	return k, nil
@@ -369,6 +372,10 @@ func (k *Kafka) take(ctx context.Context, n int) (int, error) {
 		k.waiting = true
 		k.mu.Unlock()
 		select {
+		case k.unlinger <- struct{}{}:
+		default:
+		}
+		select {
 		case <-k.room:
 		case <-ctx.Done():
 			return 0, ctx.Err()
@@ -384,6 +391,28 @@ func (k *Kafka) take(ctx context.Context, n int) (int, error) {
 	}
 	k.mu.Unlock()
 	return n, nil
+}
+
+// flushLoop ends franz-go's linger while the window is full. The linger
+// (ProducerLinger) lets a partition's batch wait for more records, which
+// pays at low rates; but with the window full no more records come until
+// acknowledgements do, so a batch that lingers only stalls the window
+// (the window's last records waited the whole linger, every round). A
+// producer blocked in franz-go's own buffer limit has the same effect
+// (franz-go stops lingering while a Produce is blocked); the window here
+// is ours, so a Flush stops the linger instead: while it runs, no batch
+// lingers, and it returns once everything produced is acknowledged, when
+// the linger is back for the next, slower, records.
+func (k *Kafka) flushLoop() {
+	defer k.wg.Done()
+	for {
+		select {
+		case <-k.unlinger:
+		case <-k.ctx.Done():
+			return
+		}
+		k.cl.Flush(k.ctx) // the error is k.ctx's: closing
+	}
 }
 
 // promise runs on franz-go's goroutine, one at a time: it must not block.
