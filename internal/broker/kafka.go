@@ -107,6 +107,7 @@ type Kafka struct {
 
 	wakeRetry chan struct{}
 	unlinger  chan struct{} // take found the window full: flush franz-go's lingering batches
+	free      chan *batchBuf
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -118,7 +119,16 @@ type Kafka struct {
 	dataLoss                    atomic.Uint64
 	topicMu                     sync.Mutex
 	topics                      map[string]string
-	strs                        map[string][]byte // Send's goroutine only
+	retried                     atomic.Bool // a retry ran since the last confirmation: reset the backoff
+	// Send's goroutine only: the bytes of header values, and the
+	// formatted second of the last received time.
+	strs    map[string][]byte
+	lastStr [3]struct {
+		s string
+		b []byte
+	}
+	recvSec  int64
+	recvDate []byte
 }
 
 // NewKafka builds the producer. Brokers are contacted lazily: an
@@ -147,6 +157,7 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 		room:      make(chan struct{}, 1),
 		wakeRetry: make(chan struct{}, 1),
 		unlinger:  make(chan struct{}, 1),
+		free:      make(chan *batchBuf, freeBufs),
 		acks:      newAcks(),
 		bo:        backoff{min: 100 * time.Millisecond, max: cfg.RetryMax},
 		topics:    map[string]string{},
@@ -254,28 +265,90 @@ func topicName(s string) string {
 	return string(b)
 }
 
-// batchBuf holds the allocations of one chunk of records: the records,
-// their headers, their spool seqs and the bytes of their ids and times,
-// one allocation each instead of several per record.
+// batchBuf holds the memory of one chunk of records: the records, their
+// headers, their spool seqs and the bytes of their ids and times, one
+// slice each instead of allocations per record. Once the brokers
+// confirmed every record of the chunk (franz-go is done with a record
+// when its promise runs), the chunk's buffer is used again for a later
+// chunk: allocating, zeroing and collecting ~0.5 KiB per record cost
+// more CPU than the rest of building it.
 type batchBuf struct {
 	recs []kgo.Record
 	ctxs []recCtx
 	hdrs []kgo.RecordHeader
 	slab []byte
+	// left counts the records not yet confirmed; a failed record keeps
+	// its place (its retry refers to the chunk's headers and context).
+	left atomic.Int64
 }
 
 // recCtx is a produced record's Context (franz-go's field for enriching
-// records): the output's context, for cancellation at Close, and the
-// record's spool seq, which the promise acks. It saves a map from record
-// to seq, written and read once per record.
+// records): the output's context, for cancellation at Close, the
+// record's spool seq, which the promise acks, and its chunk. It saves a
+// map from record to seq, written and read once per record.
 type recCtx struct {
 	context.Context
 	seq uint64
+	bb  *batchBuf
+}
+
+// freeBufs bounds the chunk buffers kept for reuse: the window holds at
+// most MaxPending records, i.e. a few chunks of a spool read.
+const freeBufs = 8
+
+// getBuf returns an empty buffer with room for n records.
+func (k *Kafka) getBuf(n int) *batchBuf {
+	var bb *batchBuf
+	select {
+	case bb = <-k.free:
+	default:
+		bb = &batchBuf{}
+	}
+	if cap(bb.recs) < n {
+		bb.recs, bb.hdrs = make([]kgo.Record, 0, n), make([]kgo.RecordHeader, 0, 5*n)
+		if cap(bb.slab) < 64*n {
+			bb.slab = make([]byte, 0, 64*n)
+		}
+		// A record's Context is written here only, and only its seq
+		// later: franz-go may still read a finished record's Context (a
+		// goroutine waiting for an unknown topic selects on its Done),
+		// which must not see it change.
+		bb.ctxs = make([]recCtx, n)
+		for i := range bb.ctxs {
+			bb.ctxs[i] = recCtx{Context: k.ctx, bb: bb}
+		}
+	}
+	bb.recs, bb.hdrs, bb.slab = bb.recs[:0], bb.hdrs[:0], bb.slab[:0]
+	bb.left.Store(int64(n))
+	return bb
+}
+
+// done counts a confirmed record of bb and frees bb after the last.
+func (k *Kafka) done(bb *batchBuf) {
+	if bb.left.Add(-1) != 0 {
+		return
+	}
+	select {
+	case k.free <- bb:
+	default:
+	}
 }
 
 // bytesOf returns s as bytes, shared across records: header values are
-// read-only to franz-go. Send's goroutine only.
-func (k *Kafka) bytesOf(s string) []byte {
+// read-only to franz-go. Send's goroutine only. slot (stream, input,
+// peer) keeps the last value of each: consecutive records mostly share
+// them, and comparing saves the map's hashing.
+func (k *Kafka) bytesOf(slot int, s string) []byte {
+	l := &k.lastStr[slot]
+	if l.b != nil && l.s == s {
+		return l.b
+	}
+	b := k.bytesOfMap(s)
+	l.s, l.b = s, b
+	return b
+}
+
+func (k *Kafka) bytesOfMap(s string) []byte {
 	if b, ok := k.strs[s]; ok {
 		return b
 	}
@@ -291,6 +364,35 @@ func (k *Kafka) msgID(r *spool.Record) string {
 		return ""
 	}
 	return k.cfg.MsgID(r)
+}
+
+// appendReceived appends t as time.RFC3339Nano in UTC. Events arrive
+// many per second: the date and time up to the second are formatted once
+// per second, the fraction by hand. Send's goroutine only.
+func (k *Kafka) appendReceived(b []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if k.recvDate == nil || sec != k.recvSec {
+		u := t.UTC()
+		if y := u.Year(); y < 0 || y > 9999 {
+			return u.AppendFormat(b, time.RFC3339Nano)
+		}
+		k.recvSec, k.recvDate = sec, u.AppendFormat(k.recvDate[:0], "2006-01-02T15:04:05")
+	}
+	b = append(b, k.recvDate...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var f [10]byte
+		f[0] = '.'
+		for i := 9; i > 0; i-- {
+			f[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for f[n-1] == '0' {
+			n--
+		}
+		b = append(b, f[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 func (k *Kafka) record(r *spool.Record, bb *batchBuf) *kgo.Record {
@@ -309,23 +411,24 @@ func (k *Kafka) record(r *spool.Record, bb *batchBuf) *kgo.Record {
 		bb.slab = append(bb.slab, '-')
 		bb.slab = strconv.AppendUint(bb.slab, r.Seq, 10)
 	}
-	stream := k.bytesOf(r.Stream)
+	stream := k.bytesOf(0, r.Stream)
 	bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderID, Value: bb.slab[start:len(bb.slab):len(bb.slab)]},
 		kgo.RecordHeader{Key: KafkaHeaderStream, Value: stream})
 	if r.Input != "" {
-		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderInput, Value: k.bytesOf(r.Input)})
+		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderInput, Value: k.bytesOf(1, r.Input)})
 	}
 	if r.Peer != "" {
-		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderPeer, Value: k.bytesOf(r.Peer)})
+		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderPeer, Value: k.bytesOf(2, r.Peer)})
 	}
 	if !r.Received.IsZero() {
 		start = len(bb.slab)
-		bb.slab = r.Received.UTC().AppendFormat(bb.slab, time.RFC3339Nano)
+		bb.slab = k.appendReceived(bb.slab, r.Received)
 		bb.hdrs = append(bb.hdrs, kgo.RecordHeader{Key: KafkaHeaderReceived, Value: bb.slab[start:len(bb.slab):len(bb.slab)]})
 	}
-	bb.ctxs = append(bb.ctxs, recCtx{Context: k.ctx, seq: r.Seq})
+	rc := &bb.ctxs[len(bb.recs)]
+	rc.seq = r.Seq
 	bb.recs = append(bb.recs, kgo.Record{Topic: k.topic(r.Stream), Value: value, Headers: bb.hdrs[h0:len(bb.hdrs):len(bb.hdrs)], Timestamp: r.Received,
-		Context: &bb.ctxs[len(bb.ctxs)-1]})
+		Context: rc})
 	rec := &bb.recs[len(bb.recs)-1]
 	if k.single {
 		rec.Key = stream
@@ -344,9 +447,9 @@ func (k *Kafka) Send(ctx context.Context, recs []spool.Record, ack func(first, l
 			return err
 		}
 		chunk := recs[i : i+n]
-		bb := batchBuf{recs: make([]kgo.Record, 0, n), ctxs: make([]recCtx, 0, n), hdrs: make([]kgo.RecordHeader, 0, 5*n), slab: make([]byte, 0, 64*n)}
+		bb := k.getBuf(n)
 		for j := range chunk {
-			k.record(&chunk[j], &bb)
+			k.record(&chunk[j], bb)
 		}
 		if k.cfg.Sent != nil {
 			if err := k.cfg.Sent(spool.Range{First: chunk[0].Seq, Last: chunk[n-1].Seq}); err != nil && !errors.Is(err, spool.ErrClosed) {
@@ -455,7 +558,8 @@ func (k *Kafka) promise(r *kgo.Record, err error) {
 		}
 	}
 	k.confirmed.Add(1)
-	if k.bo.current() != 0 {
+	k.done(rc.bb)
+	if k.retried.Load() && k.retried.CompareAndSwap(true, false) {
 		k.bo.reset()
 	}
 	// Also when no retry ran: the watch counts refusals while records
@@ -494,6 +598,7 @@ func (k *Kafka) retryLoop() {
 			return
 		}
 		t := time.NewTimer(k.bo.next())
+		k.retried.Store(true) // after next: the next confirmation resets it
 		select {
 		case <-t.C:
 		case <-k.ctx.Done():

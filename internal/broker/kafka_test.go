@@ -248,3 +248,24 @@ func TestKafkaWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaAppendReceived: the record's received header is
+// time.RFC3339Nano in UTC, whatever the fraction, zone and second.
+func TestKafkaAppendReceived(t *testing.T) {
+	k := &Kafka{}
+	zone := time.FixedZone("X", -7*3600-30*60)
+	base := time.Date(2026, 12, 7, 23, 59, 58, 0, zone)
+	var ts []time.Time
+	for _, ns := range []int{0, 1, 10, 100000, 120000000, 123456789, 999999999, 500000000} {
+		for s := 0; s < 3; s++ {
+			ts = append(ts, base.Add(time.Duration(s)*time.Second+time.Duration(ns)))
+		}
+	}
+	ts = append(ts, time.Unix(0, 0), time.Date(10000, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Now(), time.Now().Add(time.Hour))
+	for _, tm := range ts {
+		want := tm.UTC().Format(time.RFC3339Nano)
+		if got := string(k.appendReceived([]byte("x"), tm)); got != "x"+want {
+			t.Errorf("%v: got %q, want %q", tm, got, "x"+want)
+		}
+	}
+}
