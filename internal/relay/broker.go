@@ -324,12 +324,18 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 			continue
 		}
 		s := in.JetStreamStats()
-		counter(jsInRedelivered, s.Redelivered, name)
-		counter(jsInAcked, s.Acked, name)
-		counter(jsInNaked, s.Naked, name)
-		counter(jsInRefused, s.Refused, name)
-		counter(jsInResub, s.Resubscribed, name)
 		gauge(jsInPending, float64(s.Pending), name)
 		gauge(jsInLag, float64(s.Lag), name)
+	}
+	// The counters go on across reloads that rebuilt the input.
+	for name, t := range r.inputTotalsNow() {
+		if !t.jetstream {
+			continue
+		}
+		counter(jsInRedelivered, t.jsRedelivered, name)
+		counter(jsInAcked, t.jsAcked, name)
+		counter(jsInNaked, t.jsNaked, name)
+		counter(jsInRefused, t.jsRefused, name)
+		counter(jsInResub, t.jsResub, name)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/rsyslog-zmq/relay/internal/config"
 	"github.com/rsyslog-zmq/relay/internal/listen"
 	"github.com/rsyslog-zmq/relay/internal/zmq"
 )
@@ -157,26 +156,29 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
+	// Live inputs plus what the ones of the same name that reloads
+	// stopped had counted.
 	for name, ri := range r.inputs {
-		s := ri.in.Stats()
-		counter(inReceived, float64(s.Received), name)
-		counter(inBytes, float64(s.Bytes), name)
-		counter(inMalformed, float64(s.Malformed), name)
-		counter(inOversize, float64(s.Oversize), name)
-		counter(inReadErrors, float64(s.ReadErrors), name)
-		counter(inKernDrops, float64(s.KernelDrops), name)
-		counter(inSockDrops, float64(s.SocketDrops), name)
-		gauge(inConns, float64(s.Connections), name)
-		counter(inConnsTotal, float64(s.ConnectionsTotal), name)
-		counter(inRefused, float64(s.ConnectionsRefused), name)
-		if ri.cfg.Type != config.InputZMQ { // stream inputs: internal/listen's reasons
+		gauge(inConns, float64(ri.in.Stats().Connections), name)
+	}
+	for name, t := range r.inputTotalsNow() {
+		counter(inReceived, float64(t.received), name)
+		counter(inBytes, float64(t.bytes), name)
+		counter(inMalformed, float64(t.malformed), name)
+		counter(inOversize, float64(t.oversize), name)
+		counter(inReadErrors, float64(t.readErrors), name)
+		counter(inKernDrops, float64(t.kernelDrops), name)
+		counter(inSockDrops, float64(t.socketDrops), name)
+		counter(inConnsTotal, float64(t.connsTotal), name)
+		counter(inRefused, float64(t.refused), name)
+		if t.stream { // stream inputs: internal/listen's reasons
 			for _, r := range listen.Reasons() {
-				counter(inClosed, float64(s.Closed[r]), name, r.String())
+				counter(inClosed, float64(t.closed[r]), name, r.String())
 			}
 		}
-		counter(inHSErrors, float64(s.HandshakeErrors), name)
-		counter(inBlocked, s.HandlerBlocked.Seconds(), name)
-		for reason, n := range s.CurveRefused {
+		counter(inHSErrors, float64(t.hsErrors), name)
+		counter(inBlocked, t.blocked.Seconds(), name)
+		for reason, n := range t.curve {
 			counter(inCurve, float64(n), name, reason)
 		}
 	}

@@ -51,7 +51,9 @@ type Relay struct {
 	// reloads closed, so relay_output_*_total keep counting across a
 	// replacement, and what an output lost as it closed is not forgotten.
 	retired map[string]outputTotals
-	gen     atomic.Pointer[generation]
+	// retiredIn does the same for inputs a reload stopped (inputtotals.go).
+	retiredIn map[string]inputTotals
+	gen       atomic.Pointer[generation]
 	// replaced are the generations reloads swapped out that batches may
 	// still be using. A reload waits for all of them, not only the last,
 	// before it closes an output: an older one may reference it too.
@@ -174,13 +176,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{
-		log:     log,
-		reg:     prometheus.NewRegistry(),
-		cfg:     cfg,
-		inputs:  map[string]*runningInput{},
-		outputs: map[string]*runningOutput{},
-		retired: map[string]outputTotals{},
-		secrets: newSecretStore(),
+		log:       log,
+		reg:       prometheus.NewRegistry(),
+		cfg:       cfg,
+		inputs:    map[string]*runningInput{},
+		outputs:   map[string]*runningOutput{},
+		retired:   map[string]outputTotals{},
+		retiredIn: map[string]inputTotals{},
+		secrets:   newSecretStore(),
 	}
 	// The builders take the relay's secrets, re-read on reload.
 	r.newOutput = func(c config.Output, log *slog.Logger) (output.Output, error) { return newOutput(c, log, r.secrets) }
@@ -566,6 +569,7 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 				r.log.Warn("reload: stopping input", "input", name, "err", err)
 			}
 			cancel()
+			r.keepInputTotals(ri)
 			delete(r.inputs, name)
 		}
 	}
