@@ -221,7 +221,7 @@ func (r *Relay) Start() error {
 		out, err := r.newOutput(oc, r.log)
 		if err != nil {
 			r.stopAll(context.Background())
-			return err
+			return startErr(fmt.Sprintf("output %q", oc.Name), err)
 		}
 		r.outputs[oc.Name] = &runningOutput{cfg: oc, out: out}
 	}
@@ -267,12 +267,13 @@ func hubConfig(h config.HTTP, token string) tap.HubConfig {
 }
 
 func (r *Relay) startInput(ic config.Input) error {
+	part := fmt.Sprintf("input %q", ic.Name)
 	in, err := r.newInput(ic, r.log)
 	if err != nil {
-		return err
+		return startErr(part, err)
 	}
 	if err := in.Start(r.handle); err != nil {
-		return fmt.Errorf("input %q: %w", ic.Name, err)
+		return startErr(part, err)
 	}
 	r.inputs[ic.Name] = &runningInput{cfg: ic, in: in}
 	return nil
@@ -537,7 +538,7 @@ func (r *Relay) Reload(cfg *config.Config) (err error) {
 		}
 		out, err := r.newOutput(oc, r.log)
 		if err != nil {
-			failed = errors.Join(failed, err)
+			failed = errors.Join(failed, startErr(fmt.Sprintf("output %q", oc.Name), err))
 			continue
 		}
 		r.outputs[oc.Name] = &runningOutput{cfg: oc, out: out}
