@@ -327,6 +327,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	// its own way (jspublish.go).
 	s.js, err = jetstream.New(nc)
 	if err != nil {
+		s.cancel() // not running: the closed handler must not say it lost its connection
 		nc.Close()
 		return nil, fmt.Errorf("output %q: %w", cfg.Name, err)
 	}
@@ -404,7 +405,7 @@ func (s *JetStream) checkStream(ctx context.Context, starting bool) error {
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if s.cfg.Create == nil {
-			return fmt.Errorf("output %q: %w %s on %s; create one, e.g. `nats stream add EVENTS --subjects '%s' --replicas 3 --dupe-window 2h --storage file`, or set create_stream in the output",
+			return fmt.Errorf("output %q: %w %s on %s; create one, e.g. `nats stream add EVENTS --subjects '%s' --replicas 3 --dupe-window 2h --storage file` (--replicas 1 on a single server), or set create_stream in the output",
 				s.cfg.Name, ErrNoStream, subj, strings.Join(s.cfg.Servers, ","), subjectsFor(s.cfg.Subject))
 		}
 		return s.createStream(ctx)
@@ -481,11 +482,34 @@ func (s *JetStream) createStream(ctx context.Context) error {
 	}
 	st, err := s.js.CreateStream(ctx, sc)
 	if err != nil {
-		return fmt.Errorf("output %q: create_stream %s: %w", s.cfg.Name, c.Name, err)
+		return fmt.Errorf("output %q: create_stream %s: %w%s", s.cfg.Name, c.Name, err, createStreamHint(err, sc.Replicas))
 	}
 	s.log.Info("created the stream", "stream", c.Name, "subjects", strings.Join(subs, ","), "replicas", sc.Replicas)
 	s.checkWindow(st.CachedInfo())
 	return nil
+}
+
+// JetStream API error codes of a stream the server cannot place (server
+// side; nats.go names neither).
+const (
+	jsErrReplicasNotSupported = 10074 // replicas > 1 not supported in non-clustered mode
+	jsErrInsufficientResource = 10023 // insufficient resources
+)
+
+// createStreamHint says what to change when the server refuses to create
+// create_stream's stream for its replicas (or its storage).
+func createStreamHint(err error, replicas int) string {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return ""
+	}
+	switch api.ErrorCode {
+	case jsErrReplicasNotSupported:
+		return fmt.Sprintf("; the server is not part of a cluster, so a stream has one replica: set create_stream.replicas to 1 (it is %d), or run a JetStream cluster of at least %d servers", replicas, replicas)
+	case jsErrInsufficientResource:
+		return fmt.Sprintf("; the cluster has fewer JetStream servers than create_stream.replicas (%d), or not enough storage for max_bytes: lower replicas or max_bytes, or add servers or storage", replicas)
+	}
+	return ""
 }
 
 // subjectsFor is the subject filter a stream needs to take every subject
