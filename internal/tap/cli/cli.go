@@ -289,6 +289,12 @@ func newRunner(o *options, stdout, stderr io.Writer) (*runner, error) {
 		if zo.Security, err = o.curve.Security(log); err != nil {
 			return nil, err
 		}
+		if o.curve.KeyFile == "" {
+			// Else a relay that lists its clients refuses us with "it does
+			// not admit our key", and the user never gave one.
+			fmt.Fprintln(stderr, "tap: no --curve-key: using a key pair drawn for this run, which only a relay with allow_any: true admits; "+
+				"otherwise pass --curve-key with your secret certificate (relay keygen NAME writes NAME.key_secret) and have NAME.key put in the relay's allow_dir")
+		}
 	}
 	if strings.HasPrefix(o.source, "nats://") {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -58,6 +58,12 @@ func TestCurvePubSource(t *testing.T) {
 					if len(lines) != 3 || json.Unmarshal([]byte(lines[0]), &ev) != nil || ev["stream"] != "click" {
 						t.Fatalf("stdout %q", stdout.String())
 					}
+					// Without --curve-key, stderr says why a relay that
+					// lists its clients would refuse the tap, and what to pass.
+					drawn := !strings.Contains(strings.Join(c.args, " "), "--curve-key")
+					if said := strings.Contains(stderr.String(), "no --curve-key: using a key pair drawn for this run"); said != drawn {
+						t.Fatalf("drawn key %v, notice on stderr %v: %q", drawn, said, stderr.String())
+					}
 					return
 				case <-deadline:
 					t.Fatalf("tap did not finish: %s; server stats %+v", stderr.String(), pub.Stats())
