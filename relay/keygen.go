@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -52,6 +54,10 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	name := strings.TrimSuffix(strings.TrimSuffix(fs.Arg(0), "_secret"), ".key") + ".key"
+	if dir := filepath.Dir(name); !isDir(dir) {
+		fmt.Fprintf(stderr, "relay keygen: directory %s does not exist; create it first (mkdir -p %s), readable by the relay's user\n", dir, dir)
+		return 1
+	}
 	kp, err := zmq.NewCurveKeyPair()
 	if err != nil {
 		fmt.Fprintln(stderr, "relay keygen:", err)
@@ -63,4 +69,9 @@ func keygen(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "public key %s\nwrote %s (public) and %s_secret (secret, mode 0600)\n", kp.Public.Z85(), name, name)
 	return 0
+}
+
+func isDir(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
 }

@@ -48,6 +48,12 @@ print(p.decode(), s.decode())`, base+".key").CombinedOutput()
 	if code, _, errOut := runBin(t, "keygen", base); code == 0 || !strings.Contains(errOut, "exists") {
 		t.Fatalf("keygen over existing files: exit %d, %q", code, errOut)
 	}
+	// A directory that does not exist yet (relay keygen /etc/relay/curve/relay
+	// before any mkdir): said, with the command that makes it.
+	missing := filepath.Join(dir, "curve")
+	if code, _, errOut := runBin(t, "keygen", filepath.Join(missing, "relay")); code != 1 || !strings.Contains(errOut, "mkdir -p "+missing) {
+		t.Fatalf("keygen into a missing directory: exit %d, %q, want 1 and mkdir -p %s", code, errOut, missing)
+	}
 	if code, _, _ := runBin(t, "keygen"); code != 2 {
 		t.Fatalf("keygen without NAME: exit %d, want 2", code)
 	}

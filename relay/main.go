@@ -122,6 +122,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
+		if cmd == "check" && *file == "" {
+			// promtool check config FILE, nginx -t -c FILE: a habit.
+			fmt.Fprintf(stderr, "relay check: the config file goes after -c: relay check -c %s\n", fs.Arg(0))
+			return 2
+		}
 		fmt.Fprintf(stderr, "relay: unexpected argument %q; see relay --help\n", fs.Arg(0))
 		return 2
 	}

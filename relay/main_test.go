@@ -151,6 +151,11 @@ func TestCheck(t *testing.T) {
 			t.Errorf("check bad.yaml: output lacks %q:\n%s%s", want, out, errOut)
 		}
 	}
+	// The file without -c, as promtool and others take it: say where it goes.
+	code, _, errOut = runBin(t, "check", "testdata/good.yaml")
+	if code != 2 || !strings.Contains(errOut, "relay check -c testdata/good.yaml") {
+		t.Errorf("check FILE without -c: exit %d, %q, want 2 and the command to use", code, errOut)
+	}
 	code, _, errOut = runBin(t, "check", "-c", "testdata/missing.yaml")
 	if code != 2 || !strings.Contains(errOut, "missing.yaml") {
 		t.Errorf("check missing.yaml: exit %d, %q", code, errOut)
