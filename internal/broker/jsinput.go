@@ -181,7 +181,7 @@ func (in *JetStreamInput) Start(h input.Handler) error {
 		if isAuth(err) {
 			return fmt.Errorf("input %q: %s: %w: %v; check creds, nkey, user/password, token or tls (ca, cert, key)", in.cfg.Name, servers, ErrRefused, err)
 		}
-		return fmt.Errorf("input %q: connect %s: %w", in.cfg.Name, servers, err)
+		return fmt.Errorf("input %q: connect %s: %w; start the NATS server or correct servers: a jetstream input needs a server at start (later it reconnects by itself)", in.cfg.Name, servers, err)
 	}
 	in.nc = nc
 	in.js, err = jetstream.New(nc)

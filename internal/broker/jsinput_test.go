@@ -132,6 +132,20 @@ func TestJetStreamInputNoStream(t *testing.T) {
 	}
 }
 
+// TestJetStreamInputNoServer: no server answers at start: Start fails
+// saying what to change, not only nats' "no servers available".
+func TestJetStreamInputNoServer(t *testing.T) {
+	url := fmt.Sprintf("nats://127.0.0.1:%d", testpeer.FreePort(t))
+	in, err := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{url}, Stream: "EVENTS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = in.Start(func([]*event.Event) {})
+	if err == nil || !strings.Contains(err.Error(), url) || !strings.Contains(err.Error(), "start the NATS server or correct servers") {
+		t.Fatalf("err %v", err)
+	}
+}
+
 // TestReplay: --last, --from-seq and --since pick where a replay starts,
 // the tap's stream filter applies, and the replay ends at what the stream
 // held when it started.
