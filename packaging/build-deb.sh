@@ -45,9 +45,11 @@ install -m 0644 packaging/relay.service "$root/lib/systemd/system/relay.service"
 # Man pages: generated from these very binaries (the committed docs/man/
 # are checked against them by internal/manpage's test).
 $GO run ./internal/manpage/genman -bin "$root/usr/bin" -man "$stage/man"
+# omzmq-bridge(8)'s omprog example names the bridge where this package puts it,
+# as the rsyslog snippets below do (its --help names make install's path).
 for f in "$stage"/man/*.[158]; do
 	sec=${f##*.}
-	gzip -9n <"$f" >"$root/usr/share/man/man$sec/$(basename "$f").gz"
+	sed 's|/usr/local/bin/omzmq|/usr/bin/omzmq|g' "$f" | gzip -9n >"$root/usr/share/man/man$sec/$(basename "$f").gz"
 done
 
 doc=$root/usr/share/doc/relay

@@ -52,6 +52,8 @@ for f in /usr/bin/relay /usr/bin/tap /usr/bin/omzmq-bridge /etc/relay/relay.yaml
 	check "installed $f" test -e "$f"
 done
 check "the omprog snippet runs /usr/bin/omzmq-bridge" grep -q '/usr/bin/omzmq-bridge' /usr/share/doc/relay/examples/omprog-bridge.conf
+check "omzmq-bridge(8)'s omprog example runs /usr/bin/omzmq-bridge" \
+	sh -c "zcat /usr/share/man/man8/omzmq-bridge.8.gz | grep -q '/usr/bin/omzmq' && ! zcat /usr/share/man/man8/omzmq-bridge.8.gz | grep -q /usr/local/bin"
 conffiles=$(dpkg-query -W -f='${Conffiles}' relay)
 check "/etc/relay/relay.yaml is a conffile" grep -q ' /etc/relay/relay.yaml ' <<<"$conffiles"
 check "/etc/default/relay is a conffile" grep -q ' /etc/default/relay ' <<<"$conffiles"
