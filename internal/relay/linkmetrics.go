@@ -133,12 +133,22 @@ func (c linkCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(linkRedeliv, float64(sp.Redelivered), name)
 	}
 	for name, ri := range r.inputs {
-		li, ok := ri.in.(interface{ LinkStats() link.ReceiverStats })
+		li, ok := ri.in.(linkInput)
 		if !ok {
 			continue
 		}
 		s := li.LinkStats()
 		gauge(linkInSessions, float64(s.Sessions), name)
+		for _, ss := range s.Senders {
+			gauge(linkInSenders, float64(ss.Persisted), name, ss.ID.String(), ss.Name)
+		}
+	}
+	// The counters go on across reloads that rebuilt the input.
+	for name, t := range r.inputTotalsNow() {
+		s := t.link
+		if s == nil {
+			continue
+		}
 		counter(linkInRecords, float64(s.Records), name)
 		counter(linkInSuppr, float64(s.Suppressed), name)
 		counter(linkInBatches, float64(s.Batches), name)
@@ -150,9 +160,6 @@ func (c linkCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(linkInMalf, float64(s.Malformed), name)
 		for _, reason := range receiverReasons {
 			counter(linkInRefused, float64(s.Refused[reason]), name, reason)
-		}
-		for _, ss := range s.Senders {
-			gauge(linkInSenders, float64(ss.Persisted), name, ss.ID.String(), ss.Name)
 		}
 	}
 }

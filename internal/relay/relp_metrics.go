@@ -42,12 +42,18 @@ func (c relpCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
 	}
 	for name, ri := range c.r.inputs {
-		ri, ok := ri.in.(relpInput)
-		if !ok {
+		if ri, ok := ri.in.(relpInput); ok {
+			s := ri.RELPStats()
+			ch <- prometheus.MustNewConstMetric(relpSessions, prometheus.GaugeValue, float64(s.Sessions), name)
+			ch <- prometheus.MustNewConstMetric(relpWindow, prometheus.GaugeValue, float64(s.Window), name)
+		}
+	}
+	// The counters go on across reloads that rebuilt the input.
+	for name, t := range c.r.inputTotalsNow() {
+		if t.relp == nil {
 			continue
 		}
-		s := ri.RELPStats()
-		ch <- prometheus.MustNewConstMetric(relpSessions, prometheus.GaugeValue, float64(s.Sessions), name)
+		s := t.relp
 		counter(relpSessionsTot, float64(s.SessionsTotal), name)
 		for cmd, n := range s.Frames {
 			counter(relpFrames, float64(n), name, cmd)
@@ -60,7 +66,6 @@ func (c relpCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(relpBad, float64(n), name, string(reason))
 		}
 		counter(relpErrAnswers, float64(s.Refused500), name)
-		ch <- prometheus.MustNewConstMetric(relpWindow, prometheus.GaugeValue, float64(s.Window), name)
 		counter(relpWindowFull, s.WindowFull.Seconds(), name)
 		if s.AckLatency.Counts != nil {
 			ch <- prometheus.MustNewConstHistogram(relpAckLatency, s.AckLatency.Count, s.AckLatency.Sum.Seconds(), s.AckLatency.Cumulative(), name)
