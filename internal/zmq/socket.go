@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+
+	"github.com/rsyslog-zmq/relay/internal/ratelog"
 )
 
 // socket is what every socket type shares: endpoints, peers, counters.
@@ -24,6 +26,11 @@ type socket struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
+
+	// authLog keeps refused credentials to one log line a second: any
+	// client can present an unknown CURVE key on every connection it
+	// opens. Every refusal is counted.
+	authLog ratelog.Limiter
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -498,12 +505,13 @@ func (s *socket) unparkLocked(q *outq) {
 }
 
 // logHandshake logs refused credentials at Warn (an operator must fix
-// them) and other failures (scanners, junk, timeouts) at Debug: they are
-// counted, and logging each would let any client flood the log.
+// them), at most one line a second, and other failures (scanners, junk,
+// timeouts) at Debug: they are counted, and logging each would let any
+// client flood the log.
 func (s *socket) logHandshake(ep, remote string, err error) {
-	lvl := slog.LevelDebug
 	if errors.Is(err, ErrAuth) || errors.Is(err, ErrPeerError) {
-		lvl = slog.LevelWarn
+		s.authLog.Log(s.log, slog.LevelWarn, "handshake failed", "endpoint", ep, "remote", remote, "err", err)
+		return
 	}
-	s.log.Log(context.Background(), lvl, "handshake failed", "endpoint", ep, "remote", remote, "err", err)
+	s.log.Log(context.Background(), slog.LevelDebug, "handshake failed", "endpoint", ep, "remote", remote, "err", err)
 }
