@@ -38,7 +38,14 @@ func TestFailoverAndBack(t *testing.T) {
 	}
 	defer sp.Close()
 	id, _ := LoadID(sdir)
-	snd, stop := startSender(t, sp, id, cliTLS, pA.Addr(), addrB)
+	// A 3 s heartbeat timeout (also the receiver's read deadline): with the
+	// 1 s of the other tests, a sender starved of CPU (GOMAXPROCS=1, -race,
+	// busy loops beside it) went silent for 1 s, A closed the session and
+	// the sender failed over before the blackhole: A took under 8000 of
+	// the first 20000.
+	snd, stop := startSenderTuned(t, sp, id, linkSec{tls: cliTLS}, func(c *SenderConfig) {
+		c.HeartbeatTimeout, c.DialTimeout = 3*time.Second, 3*time.Second
+	}, pA.Addr(), addrB)
 	defer stop()
 	var appended atomic.Int64
 	feed := func(from, to int) {

@@ -254,13 +254,23 @@ func startSender(t testing.TB, sp spool.Spool, id SenderID, tc *tls.Config, eps 
 // startSenderSec starts a sender draining sp to endpoints, secured by sec.
 func startSenderSec(t testing.TB, sp spool.Spool, id SenderID, sec linkSec, eps ...string) (*Sender, func()) {
 	t.Helper()
+	return startSenderTuned(t, sp, id, sec, nil, eps...)
+}
+
+// startSenderTuned is startSenderSec with tune applied to the config.
+func startSenderTuned(t testing.TB, sp spool.Spool, id SenderID, sec linkSec, tune func(*SenderConfig), eps ...string) (*Sender, func()) {
+	t.Helper()
 	for i := range eps {
 		eps[i] = "tcp://" + eps[i]
 	}
-	s, err := NewSender(SenderConfig{Name: "to-dc2", Connect: eps, TLS: sec.tls, Security: sec.zmq, ID: id, Compression: CompressZstd,
+	cfg := SenderConfig{Name: "to-dc2", Connect: eps, TLS: sec.tls, Security: sec.zmq, ID: id, Compression: CompressZstd,
 		Heartbeat: 100 * time.Millisecond, HeartbeatTimeout: time.Second, ReconnectMax: 200 * time.Millisecond,
 		Failback: 300 * time.Millisecond, DialTimeout: time.Second, Logger: testLogger(t),
-		Sent: func(r spool.Range) error { return sp.Sent(r) }})
+		Sent: func(r spool.Range) error { return sp.Sent(r) }}
+	if tune != nil {
+		tune(&cfg)
+	}
+	s, err := NewSender(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

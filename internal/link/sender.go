@@ -908,11 +908,15 @@ func (s *Sender) writeLoop(ss *ssession) {
 				h.Flags |= FlagFirst
 			}
 			hdrBuf = appendBatchHeader(hdrBuf[:0], h)
-			if err := ss.zs.Send(zmq.Msg{hdrBuf, b.payload}); err != nil {
+			// Once Send wrote it, the batch may be acknowledged and its
+			// payload given back (ackLocked, on the read loop): read it
+			// before.
+			payload := b.payload
+			if err := ss.zs.Send(zmq.Msg{hdrBuf, payload}); err != nil {
 				ss.fail(err)
 				return
 			}
-			s.sentBytes.Add(uint64(len(b.payload)))
+			s.sentBytes.Add(uint64(len(payload)))
 		}
 	}
 }

@@ -237,7 +237,10 @@ func TestHubStalledClient(t *testing.T) {
 }
 
 func testHubStalledClient(t *testing.T, step int, publish func(*Hub, []*event.Event)) {
-	h, url := startHub(t, HubConfig{QueueLen: 16})
+	// No write deadline and no pings: the stalled client must outlast the
+	// publishing, which took over 10 s (the default write timeout) under
+	// -race on a loaded machine, and the hub closed it.
+	h, url := startHub(t, HubConfig{QueueLen: 16, WriteTimeout: -1, PingInterval: -1})
 	stalled := dial(t, url+"/v1/tap?format=raw", nil)
 	live := dial(t, url+"/v1/tap?format=raw", nil)
 	waitClients(t, h, 2)

@@ -21,7 +21,11 @@ func TestWebPageChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("headless chromium: skipped with -short")
 	}
-	h := NewHub(HubConfig{Token: "webtok"}, nil)
+	// A small queue: the burst below must overflow it, and the page
+	// renders every queued event before it hears of the drops (with the
+	// default 4096, 6-10 s under -race on a loaded 2-core machine).
+	const queueLen = 512
+	h := NewHub(HubConfig{Token: "webtok", QueueLen: queueLen}, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/tap", h.Handler())
 	mux.Handle("/", h.WebHandler())
@@ -72,7 +76,7 @@ func TestWebPageChromium(t *testing.T) {
 	// A burst the page cannot take: the drop indicator turns on. One
 	// batch of 5x the client's queue: event by event, a quick writer could
 	// keep up and drop nothing.
-	burst := make([]*event.Event, 5*DefaultQueueLen)
+	burst := make([]*event.Event, 5*queueLen)
 	for i := range burst {
 		burst[i] = testEvent("click", 100000+i, "u")
 	}
