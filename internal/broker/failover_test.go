@@ -158,11 +158,14 @@ func TestJetStreamServerStopped(t *testing.T) {
 	d := startDrain(sp, s)
 	f := startFeeder(t, sp, 0, 5000)
 	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", s.Stats()) }, func() bool { return s.Stats().Confirmed > 2000 })
-	srv.Stop()
+	srv.Stop() // returns once the server's threads are all stopped
 	stop := scaled("BROKER_STOP_SECONDS", 10*time.Second)
-	before := f.added.Load()
+	// Events numbered from here on are appended after the freeze: none
+	// can be confirmed until SIGCONT. Those whose Append returned by the
+	// end of the freeze number at least added - before.
+	before := f.next.Load()
 	time.Sleep(stop)
-	fed := f.added.Load() - before // none of these can be confirmed
+	fed := f.added.Load() - before
 	backlog := sp.Stats().Records
 	srv.Cont()
 	time.Sleep(time.Second)

@@ -129,13 +129,18 @@ func TestJetStreamOwnPublishPath(t *testing.T) {
 		if len(at) != want {
 			t.Fatalf("message %d (%s): %d attempts, want %d", i, id, len(at), want)
 		}
+		// The fake's times are when its handler ran: under load the first
+		// attempt may be handled tens of ms after the output sent it (2 of
+		// 3 package runs at load 30 saw 233 ms for a 300 ms ack_timeout),
+		// so these gaps only show a resend waited (an immediate one is
+		// ~0); TestJetStreamSweepBatches checks the timeout's exact timing.
 		switch i % 4 {
 		case 1:
-			if gap := at[1].Sub(at[0]); gap < ackTimeout {
+			if gap := at[1].Sub(at[0]); gap < ackTimeout/2 {
 				t.Fatalf("message %d sent again %v after the first attempt, before ack_timeout %v", i, gap, ackTimeout)
 			}
 		case 2:
-			if gap := at[1].Sub(at[0]); gap < noRespWait-10*time.Millisecond {
+			if gap := at[1].Sub(at[0]); gap < noRespWait/2 {
 				t.Fatalf("no responders retried after %v, want %v", gap, noRespWait)
 			}
 		}
