@@ -137,8 +137,9 @@ func streamCount(t testing.TB, url, name string) (map[int]int, map[int]nats.Head
 		}
 		// The ordered consumer reads one replica. nats-server 2.9.10's
 		// replicas can disagree after a leader is killed while messages
-		// with ids arrive (likely the clfs drift that nats-server#4365
-		// fixed): one replica was seen holding an id twice and another
+		// with ids arrive (nats-server changed how
+		// replicas sync and deduplicate across leader changes after 2.9.10:
+		// pull requests 4365, 6415, 6486): one replica was seen holding an id twice and another
 		// message not at all, where the leader's copy held each once (3
 		// runs of 14 of TestJetStreamLeaderKilled at load 25-30, "missing
 		// 150, duplicates 150"), and one replica short of messages ("nothing
@@ -164,26 +165,41 @@ func streamCount(t testing.TB, url, name string) (map[int]int, map[int]nats.Head
 	}
 }
 
-func readStream(url, name string) (map[int]int, map[int]nats.Header, error) {
+// openStream connects to url and looks stream name up within d; the
+// caller closes nc.
+func openStream(url, name string, d time.Duration) (*nats.Conn, jetstream.Stream, *jetstream.StreamInfo, error) {
 	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("stream info: %w", err)
+	}
+	return nc, st, info, nil
+}
+
+func readStream(url, name string) (map[int]int, map[int]nats.Header, error) {
+	nc, st, info, err := openStream(url, name, 30*time.Second)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, nil, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := js.Stream(ctx, name)
-	if err != nil {
-		return nil, nil, fmt.Errorf("stream: %w", err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("stream info: %w", err)
-	}
 	total := int(info.State.Msgs)
 	counts := map[int]int{}
 	hdrs := map[int]nats.Header{}
@@ -231,27 +247,13 @@ func repeated(counts map[int]int) int {
 // STREAM.MSG.GET API, which the stream's leader answers (the stream does
 // not allow direct gets), 16 requests at a time.
 func readStreamFromLeader(url, name string) (map[int]int, map[int]nats.Header, error) {
-	nc, err := nats.Connect(url)
+	// A cluster without a stream leader does not answer: give up soon
+	// and let streamCount try again.
+	nc, st, info, err := openStream(url, name, 10*time.Second)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, nil, err
-	}
-	// A cluster without a stream leader does not answer: give up soon
-	// and let streamCount try again.
-	ictx, icancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer icancel()
-	st, err := js.Stream(ictx, name)
-	if err != nil {
-		return nil, nil, fmt.Errorf("stream: %w", err)
-	}
-	info, err := st.Info(ictx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("stream info: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if info.Config.AllowDirect {
