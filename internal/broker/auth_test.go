@@ -231,10 +231,16 @@ func TestJetStreamAuthMethods(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := in.Start(func([]*event.Event) {}); !errors.Is(err, ErrRefused) {
-				in.Stop(context.Background())
+			// The input starts anyway, and counts the refusals while it
+			// retries (the operator may fix the server side).
+			if err := in.Start(func([]*event.Event) {}); err != nil {
 				t.Fatalf("input with the wrong secret: err %v", err)
 			}
+			eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", in.JetStreamStats()) }, func() bool {
+				st := in.JetStreamStats()
+				return st.Failed[CauseAuth] > 0 && st.Refused > 0 && !st.Connected
+			})
+			in.Stop(context.Background())
 
 			// The right secret: delivered exactly once.
 			sp := openSpool(t, dir)

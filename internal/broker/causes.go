@@ -29,10 +29,15 @@ type causes struct {
 	// open is set while an episode runs: ok's fast path, called for every
 	// confirmation, reads only it.
 	open atomic.Bool
+	// failMsg and okMsg are the log lines of a cause's first failure in
+	// an episode and of its end.
+	failMsg, okMsg string
 }
 
 func newCauses(log *slog.Logger) *causes {
-	return &causes{log: log, counts: map[string]uint64{}, episode: map[string]uint64{}, logged: map[string]time.Time{}}
+	return &causes{log: log, counts: map[string]uint64{}, episode: map[string]uint64{}, logged: map[string]time.Time{},
+		failMsg: "broker refused or lost a publish; retrying with backoff, the spool keeps the events",
+		okMsg:   "broker confirms publishes again"}
 }
 
 // fail counts one failed attempt (n records) with cause and logs it if
@@ -57,7 +62,7 @@ func (c *causes) fail(cause string, n int, err error, hint string) {
 		if hint != "" {
 			args = append(args, "fix", hint)
 		}
-		c.log.Warn("broker refused or lost a publish; retrying with backoff, the spool keeps the events", args...)
+		c.log.Warn(c.failMsg, args...)
 	}
 }
 
@@ -86,7 +91,7 @@ func (c *causes) ok() {
 	for _, k := range sortedKeys(ep) {
 		args = append(args, k, ep[k])
 	}
-	c.log.Info("broker confirms publishes again", args...)
+	c.log.Info(c.okMsg, args...)
 }
 
 // snapshot returns the totals by cause.

@@ -50,7 +50,7 @@ type JetStreamInputConfig struct {
 	// MaxAckPending bounds the messages delivered and not acked (default
 	// 8192).
 	MaxAckPending int
-	// StartTimeout bounds the wait for a first connection at Start.
+	// StartTimeout bounds each request that makes or checks the consumer.
 	StartTimeout time.Duration
 	Logger       *slog.Logger
 }
@@ -71,6 +71,12 @@ type JetStreamInputStats struct {
 	// Resubscribed counts consumers made again after the stream or the
 	// consumer was deleted while the input ran.
 	Resubscribed uint64
+	// Failed counts failed connection attempts and consumer requests by
+	// cause (JetStreamInputCauses); each is retried.
+	Failed map[string]uint64
+	// Connected is set while the input has a connection and consumes its
+	// consumer.
+	Connected bool
 }
 
 // JetStreamInput reads a stream through a durable pull consumer and acks
@@ -88,6 +94,14 @@ type JetStreamInput struct {
 	// if it is gone.
 	resub        chan struct{}
 	resubscribed atomic.Uint64
+	// connected wakes bindLoop when a connection comes up; bound is set
+	// once the consumer is consumed.
+	connected chan struct{}
+	bound     atomic.Bool
+	causes    *causes
+	// ctx ends at Stop: requests to the server in flight end with it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	msgs chan jetstream.Msg
 	stop chan struct{}
@@ -97,7 +111,6 @@ type JetStreamInput struct {
 	received, bytes, redelivered, acked, naked, malformed atomic.Uint64
 	refused                                               atomic.Uint64 // connections or requests refused for auth
 	lag                                                   atomic.Uint64
-	refusedLogged                                         atomic.Int64
 	pending                                               atomic.Int64
 	blockedNanos                                          atomic.Int64
 	stopOnce                                              sync.Once
@@ -134,8 +147,14 @@ func NewJetStreamInput(cfg JetStreamInputConfig) (*JetStreamInput, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &JetStreamInput{cfg: cfg, log: cfg.Logger.With("input", cfg.Name),
-		msgs: make(chan jetstream.Msg, cfg.Batch), stop: make(chan struct{}), done: make(chan struct{}), resub: make(chan struct{}, 1)}, nil
+	in := &JetStreamInput{cfg: cfg, log: cfg.Logger.With("input", cfg.Name),
+		msgs: make(chan jetstream.Msg, cfg.Batch), stop: make(chan struct{}), done: make(chan struct{}), resub: make(chan struct{}, 1),
+		connected: make(chan struct{}, 1)}
+	in.causes = newCauses(in.log)
+	in.causes.failMsg = "jetstream input cannot consume its stream; retrying with backoff, nothing is read from it meanwhile"
+	in.causes.okMsg = "jetstream input consumes its stream"
+	in.ctx, in.cancel = context.WithCancel(context.Background())
+	return in, nil
 }
 
 // Name implements input.Input.
@@ -144,63 +163,162 @@ func (in *JetStreamInput) Name() string { return in.cfg.Name }
 // Addrs implements input.Input: a JetStream input binds nothing.
 func (in *JetStreamInput) Addrs() []net.Addr { return nil }
 
-// Start connects, creates or updates the durable consumer and starts
-// consuming. A server that cannot be reached, refused credentials or a
-// stream that does not exist stop the start with what to change.
+// Failure causes of a JetStream input's connection and consumer, besides
+// CauseDisconnected, CauseAuth, CauseNoStream, CauseTimeout and CauseOther.
+const (
+	// CauseConsumerConfig: the durable consumer exists with settings the
+	// input cannot change (or the server refused the consumer's config).
+	CauseConsumerConfig = "consumer_config"
+)
+
+// JetStreamInputCauses are the causes a JetStream input counts failed
+// connections and consumer requests by: the relay exports each at 0.
+var JetStreamInputCauses = []string{CauseDisconnected, CauseAuth, CauseNoStream, CauseConsumerConfig, CauseTimeout, CauseOther}
+
+// Start sets the input up and returns: connecting, finding the stream and
+// creating (or updating) the durable consumer are retried in the
+// background with a capped backoff until they succeed or Stop, like the
+// broker outputs, so that a NATS server that is down, refused credentials
+// or a stream not made yet do not keep the relay's other inputs from
+// running. Each cause is logged once (with what to change) and counted
+// (Failed, by cause); the input reads once the cause is gone.
 func (in *JetStreamInput) Start(h input.Handler) error {
 	opts, err := NATSOptions(in.cfg.Name, in.cfg.Auth, in.cfg.TLS)
 	if err != nil {
 		return fmt.Errorf("input %q: %w", in.cfg.Name, err)
 	}
-	opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(2*time.Second),
+	servers := strings.Join(in.cfg.Servers, ",")
+	opts = append(opts, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second), nats.Timeout(2*time.Second),
 		nats.PingInterval(5*time.Second), nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				in.log.Warn("NATS connection lost; reconnecting (unacked messages are delivered again, counted)", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { in.log.Info("NATS connection up", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			in.log.Info("NATS connection up", "server", nc.ConnectedUrlRedacted())
+			in.wake()
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			in.log.Info("NATS connection up", "server", nc.ConnectedUrlRedacted())
+			if in.bound.Load() {
+				in.causes.ok() // the consumer goes on by itself
+			}
+			in.wake()
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// A failed connection attempt, the first ones included
+			// (RetryOnFailedConnect).
+			switch {
+			case err == nil:
+			case isAuth(err):
+				in.refused.Add(1)
+				in.causes.fail(CauseAuth, 1, err, authHint)
+			default:
+				in.causes.fail(CauseDisconnected, 1, err, "start the NATS server, or correct servers ("+servers+"); the input connects once one answers")
+			}
+		}),
 		// Keep trying when the server refuses the credentials (nats.go
 		// would close the connection for good after two refusals): the
 		// input resumes once the operator fixes them, without a restart.
 		nats.IgnoreAuthErrorAbort(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if isAuth(err) {
+			switch {
+			case errors.Is(err, nats.ErrPermissionViolation) || isPermission(err) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked):
+				// Refused on a live connection.
 				in.refused.Add(1)
-				if last := in.refusedLogged.Load(); time.Since(time.Unix(0, last)) > time.Minute && in.refusedLogged.CompareAndSwap(last, time.Now().UnixNano()) {
-					in.log.Warn("NATS server refuses the input's credentials or permissions; retrying, nothing is read meanwhile", "err", err,
-						"fix", "check creds, nkey, user/password, token or tls (ca, cert, key), and the permission to use $JS.API.> and the consumer")
-				}
-				return
+				in.causes.fail(CauseAuth, 1, err, authHint)
+			case isAuth(err):
+				// A connection refused: the reconnect error handler
+				// counts it, once.
+			default:
+				in.log.Warn("NATS asynchronous error", "err", err)
 			}
-			in.log.Warn("NATS asynchronous error", "err", err)
 		}))
-	servers := strings.Join(in.cfg.Servers, ",")
 	nc, err := nats.Connect(servers, opts...)
 	if err != nil {
-		if isAuth(err) {
-			return fmt.Errorf("input %q: %s: %w: %v; check creds, nkey, user/password, token or tls (ca, cert, key)", in.cfg.Name, servers, ErrRefused, err)
-		}
-		return fmt.Errorf("input %q: connect %s: %w; start the NATS server or correct servers: a jetstream input needs a server at start (later it reconnects by itself)", in.cfg.Name, servers, err)
+		// With RetryOnFailedConnect only bad options end up here.
+		return fmt.Errorf("input %q: connect %s: %w", in.cfg.Name, servers, err)
 	}
 	in.nc = nc
 	in.js, err = jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return err
+		return fmt.Errorf("input %q: %w", in.cfg.Name, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), in.cfg.StartTimeout)
-	defer cancel()
-	if err := in.subscribe(ctx); err != nil {
-		nc.Close()
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("input %q: stream %s does not exist on %s; create it (or its mirror), or correct stream", in.cfg.Name, in.cfg.Stream, servers)
-		}
-		return err
-	}
-	go in.resubscribeLoop()
 	go in.loop(h)
+	go in.bindLoop()
 	return nil
+}
+
+// authHint says what to check when the server refuses the input.
+const authHint = "the NATS server refuses the input's credentials or permissions: check creds, nkey, user/password, token or tls (ca, cert, key), and the permission to use $JS.API.> and to ack"
+
+// wake tells bindLoop a connection came up.
+func (in *JetStreamInput) wake() {
+	select {
+	case in.connected <- struct{}{}:
+	default:
+	}
+}
+
+// bindLoop creates (or updates) the durable consumer and consumes it,
+// trying again with a capped backoff (and at once when a connection comes
+// up) until it succeeds or the input stops; then it watches the consumer
+// (resubscribeLoop).
+func (in *JetStreamInput) bindLoop() {
+	bo := backoff{min: 250 * time.Millisecond, max: 5 * time.Second}
+	for {
+		if in.nc.IsConnected() {
+			ctx, cancel := context.WithTimeout(in.ctx, in.cfg.StartTimeout)
+			err := in.subscribe(ctx)
+			cancel()
+			if err == nil {
+				in.bound.Store(true)
+				in.causes.ok()
+				in.log.Info("consuming the stream", "stream", in.cfg.Stream, "consumer", in.cfg.Consumer)
+				in.resubscribeLoop()
+				return
+			}
+			if in.ctx.Err() != nil {
+				return
+			}
+			cause, hint := in.classify(err)
+			in.causes.fail(cause, 1, err, hint)
+		}
+		t := time.NewTimer(bo.next())
+		select {
+		case <-t.C:
+		case <-in.connected:
+			t.Stop()
+		case <-in.stop:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// classify names the cause of a failed consumer request and what the
+// operator changes to end it.
+func (in *JetStreamInput) classify(err error) (cause, hint string) {
+	servers := strings.Join(in.cfg.Servers, ",")
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return CauseNoStream, fmt.Sprintf("create the stream %s (or its mirror) on %s, or correct stream; the input binds once it exists", in.cfg.Stream, servers)
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return CauseNoStream, "enable JetStream in the server's config (jetstream {store_dir: …}) or for the account"
+	case isAuth(err):
+		in.refused.Add(1)
+		return CauseAuth, "check the input's permission to use $JS.API.> (consumer create and info) and to ack"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoStreamResponse):
+		return CauseTimeout, "no answer: check that the stream has a leader (its servers are up)"
+	case errors.As(err, &apiErr):
+		return CauseConsumerConfig, fmt.Sprintf("the server refused consumer %s's settings: delete the consumer (`nats consumer rm %s %s`) so the input makes it anew from its settings, or set consumer to another name, or correct filter_subjects",
+			in.cfg.Consumer, in.cfg.Stream, in.cfg.Consumer)
+	}
+	return CauseOther, ""
 }
 
 // subscribe creates (or updates) the durable consumer and consumes it.
@@ -286,7 +404,7 @@ func (in *JetStreamInput) resubscribeLoop() {
 		}
 		bo.reset()
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), in.cfg.StartTimeout)
+			ctx, cancel := context.WithTimeout(in.ctx, in.cfg.StartTimeout)
 			_, err := in.js.Consumer(ctx, in.cfg.Stream, in.cfg.Consumer)
 			gone := errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 			in.ccMu.Lock()
@@ -418,6 +536,7 @@ func (in *JetStreamInput) Stop(ctx context.Context) error {
 	in.stopOnce.Do(func() {
 		in.ccMu.Lock()
 		close(in.stop)
+		in.cancel()
 		if in.cc != nil {
 			in.cc.Stop()
 		}
@@ -450,7 +569,13 @@ func (in *JetStreamInput) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("input %q: %d events not handed off when the stop timed out; the stream delivers them again: %w", in.cfg.Name, in.pending.Load(), ctx.Err())
 		}
-		in.nc.Flush()
+		if in.nc.IsConnected() {
+			// The acks go out before the connection closes; without a
+			// connection there is nothing to flush (Flush would wait).
+			fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+			in.nc.FlushWithContext(fctx)
+			fcancel()
+		}
 		in.nc.Close()
 	})
 	return err
@@ -473,5 +598,6 @@ func (in *JetStreamInput) Stats() input.Stats {
 // JetStreamStats returns the input's own counters.
 func (in *JetStreamInput) JetStreamStats() JetStreamInputStats {
 	return JetStreamInputStats{Redelivered: in.redelivered.Load(), Acked: in.acked.Load(), Naked: in.naked.Load(), Pending: in.pending.Load(),
-		Lag: in.lag.Load(), Refused: in.refused.Load(), Resubscribed: in.resubscribed.Load()}
+		Lag: in.lag.Load(), Refused: in.refused.Load(), Resubscribed: in.resubscribed.Load(), Failed: in.causes.snapshot(),
+		Connected: in.bound.Load() && in.nc != nil && in.nc.IsConnected()}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -121,28 +123,200 @@ func TestJetStreamInputAcksAfterHandoff(t *testing.T) {
 	t.Logf("stats %+v", st)
 }
 
-// TestJetStreamInputNoStream: a stream that does not exist stops Start
-// with what to do.
-func TestJetStreamInputNoStream(t *testing.T) {
-	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
-	in, _ := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{srv.URL()}, Stream: "NOPE"})
-	err := in.Start(func([]*event.Event) {})
-	if err == nil || !strings.Contains(err.Error(), "stream NOPE does not exist") {
-		t.Fatalf("err %v", err)
+// countingHandler counts each event's sequence number; the hand-off
+// fires as the handler returns (no output holds the events).
+type countingHandler struct {
+	mu   sync.Mutex
+	seen map[int]int
+}
+
+func (c *countingHandler) handle(batch []*event.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range batch {
+		c.seen[testpeer.SeqOf(string(e.Raw))]++
 	}
 }
 
-// TestJetStreamInputNoServer: no server answers at start: Start fails
-// saying what to change, not only nats' "no servers available".
-func TestJetStreamInputNoServer(t *testing.T) {
-	url := fmt.Sprintf("nats://127.0.0.1:%d", testpeer.FreePort(t))
-	in, err := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{url}, Stream: "EVENTS"})
+func (c *countingHandler) distinct() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+// exactlyOnce fails the test unless 0…n-1 each arrived once.
+func (c *countingHandler) exactlyOnce(t *testing.T, n int) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := 0; i < n; i++ {
+		if c.seen[i] != 1 {
+			t.Fatalf("event %d arrived %d times", i, c.seen[i])
+		}
+	}
+	if len(c.seen) != n {
+		t.Fatalf("%d distinct events, want %d", len(c.seen), n)
+	}
+}
+
+// TestJetStreamInputStartsWithoutServer: no server answers at start:
+// Start returns at once, the input counts and logs (once) that it cannot
+// connect; when nats-server starts on the configured port with the
+// stream, the input binds and reads every message once, acked.
+func TestJetStreamInputStartsWithoutServer(t *testing.T) {
+	port := testpeer.FreePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	log, logs := captureLogger(t)
+	in, err := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{url}, Stream: "EVENTS", Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = in.Start(func([]*event.Event) {})
-	if err == nil || !strings.Contains(err.Error(), url) || !strings.Contains(err.Error(), "start the NATS server or correct servers") {
-		t.Fatalf("err %v", err)
+	h := &countingHandler{seen: map[int]int{}}
+	start := time.Now()
+	if err := in.Start(h.handle); err != nil {
+		t.Fatalf("Start without a server: %v", err)
+	}
+	defer in.Stop(context.Background())
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Start took %v without a server", d)
+	}
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", in.JetStreamStats()) }, func() bool {
+		return in.JetStreamStats().Failed[CauseDisconnected] >= 3
+	})
+	if st := in.JetStreamStats(); st.Connected {
+		t.Fatalf("connected without a server: %+v", st)
+	}
+	if n := strings.Count(logs.String(), "cause=disconnected"); n != 1 || !strings.Contains(logs.String(), "start the NATS server") {
+		t.Fatalf("the unreachable server was logged %d times, want once with what to do:\n%s", n, logs.String())
+	}
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "listen: 127.0.0.1:%d\nserver_name: n1\njetstream {\n  store_dir: %q\n}\n", port, filepath.Join(dir, "js")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := testpeer.StartNATSConf(t, conf, port)
+	createStream(t, srv.URL(), "EVENTS", 1, time.Hour, "events.>")
+	fillStream(t, srv.URL(), 0, 1000)
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%d distinct, %+v", h.distinct(), in.JetStreamStats()) }, func() bool {
+		st := in.JetStreamStats()
+		return h.distinct() == 1000 && st.Acked == 1000 && st.Connected
+	})
+	if err := in.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.exactlyOnce(t, 1000)
+	if info := consumerInfo(t, srv.URL(), "EVENTS", "relay-js"); info.AckFloor.Stream != 1000 {
+		t.Fatalf("ack floor %d, want 1000", info.AckFloor.Stream)
+	}
+	if !strings.Contains(logs.String(), "jetstream input consumes its stream") {
+		t.Fatalf("the recovery was not logged:\n%s", logs.String())
+	}
+	t.Logf("stats %+v", in.JetStreamStats())
+}
+
+// TestJetStreamInputStreamCreatedLater: the stream does not exist at
+// start: Start returns, the input logs once what to create and retries;
+// once the stream is made it binds and reads every message once.
+func TestJetStreamInputStreamCreatedLater(t *testing.T) {
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	log, logs := captureLogger(t)
+	in, err := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{srv.URL()}, Stream: "EVENTS", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &countingHandler{seen: map[int]int{}}
+	if err := in.Start(h.handle); err != nil {
+		t.Fatalf("Start without the stream: %v", err)
+	}
+	defer in.Stop(context.Background())
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", in.JetStreamStats()) }, func() bool {
+		return in.JetStreamStats().Failed[CauseNoStream] >= 3
+	})
+	if n := strings.Count(logs.String(), "cause=no_stream"); n != 1 || !strings.Contains(logs.String(), "create the stream EVENTS") {
+		t.Fatalf("the missing stream was logged %d times, want once with what to do:\n%s", n, logs.String())
+	}
+	if st := in.JetStreamStats(); st.Connected {
+		t.Fatalf("bound without a stream: %+v", st)
+	}
+	createStream(t, srv.URL(), "EVENTS", 1, time.Hour, "events.>")
+	fillStream(t, srv.URL(), 0, 500)
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%d distinct, %+v", h.distinct(), in.JetStreamStats()) }, func() bool {
+		st := in.JetStreamStats()
+		return h.distinct() == 500 && st.Acked == 500 && st.Connected
+	})
+	if err := in.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.exactlyOnce(t, 500)
+}
+
+// TestJetStreamInputConsumerConflict: a durable consumer of the input's
+// name that it cannot turn into its own (a push consumer) is logged once
+// with what to change and retried; once the operator deletes it, the
+// input makes its own and reads.
+func TestJetStreamInputConsumerConflict(t *testing.T) {
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	createStream(t, srv.URL(), "EVENTS", 1, time.Hour, "events.>")
+	fillStream(t, srv.URL(), 0, 200)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateConsumer(ctx, "EVENTS", jetstream.ConsumerConfig{Durable: "relay-js", DeliverSubject: "elsewhere", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	log, logs := captureLogger(t)
+	in, _ := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{srv.URL()}, Stream: "EVENTS", Logger: log})
+	h := &countingHandler{seen: map[int]int{}}
+	if err := in.Start(h.handle); err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	eventually(t, 30*time.Second, func() string { return fmt.Sprintf("%+v", in.JetStreamStats()) }, func() bool {
+		return in.JetStreamStats().Failed[CauseConsumerConfig] >= 3
+	})
+	if n := strings.Count(logs.String(), "cause=consumer_config"); n != 1 || !strings.Contains(logs.String(), "nats consumer rm EVENTS relay-js") {
+		t.Fatalf("the conflict was logged %d times, want once with what to do:\n%s", n, logs.String())
+	}
+	if err := js.DeleteConsumer(ctx, "EVENTS", "relay-js"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%d distinct, %+v", h.distinct(), in.JetStreamStats()) }, func() bool {
+		return h.distinct() == 200 && in.JetStreamStats().Acked == 200
+	})
+	in.Stop(context.Background())
+	h.exactlyOnce(t, 200)
+}
+
+// TestJetStreamInputStopWhileConnecting: Stop returns promptly while the
+// input still tries to connect (no server) or to bind (no stream).
+func TestJetStreamInputStopWhileConnecting(t *testing.T) {
+	srv := testpeer.StartNATS(t, testpeer.NATSOptions{})
+	for _, c := range []struct{ name, url string }{
+		{"no server", fmt.Sprintf("nats://127.0.0.1:%d", testpeer.FreePort(t))},
+		{"no stream", srv.URL()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in, _ := NewJetStreamInput(JetStreamInputConfig{Name: "js", Servers: []string{c.url}, Stream: "EVENTS", Logger: testLogger(t)})
+			if err := in.Start(func([]*event.Event) {}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			if err := in.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("Stop took %v while connecting", d)
+			}
+		})
 	}
 }
 
