@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,11 +199,13 @@ var (
 	jsInLag         = descJSIn("lag_messages", "Messages the stream holds for the input's consumer beyond the last one delivered: how far the input is behind (0 when it keeps up).")
 	jsInRefused     = descJSIn("refused_total", "Connections and requests the NATS server refused for the input's credentials or permissions (it keeps retrying).")
 	jsInResub       = descJSIn("resubscribed_total", "Consumers made again after the stream or the input's consumer was deleted while it ran.")
+	jsInConnected   = descJSIn("connected", "1 while the input has a connection to a NATS server and consumes its consumer; 0 while it connects, or waits for the stream or the consumer (retried with backoff).")
+	jsInFailed      = prometheus.NewDesc("relay_jetstream_input_failed_total", "Failed connection attempts and consumer requests by cause (disconnected, auth, no_stream, consumer_config, timeout, error); each is retried with backoff.", []string{"input", "cause"}, nil)
 )
 
 func describeBroker(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{brPublished, brConfirmed, brDuplicates, brResent, brFailed, brPending, brConnected, brDataLoss, brRedeliv, brBeyond,
-		jsInRedelivered, jsInAcked, jsInNaked, jsInPending, jsInLag, jsInRefused, jsInResub} {
+		jsInRedelivered, jsInAcked, jsInNaked, jsInPending, jsInLag, jsInRefused, jsInResub, jsInConnected, jsInFailed} {
 		ch <- d
 	}
 }
@@ -326,6 +329,11 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 		s := in.JetStreamStats()
 		gauge(jsInPending, float64(s.Pending), name)
 		gauge(jsInLag, float64(s.Lag), name)
+		conn := 0.0
+		if s.Connected {
+			conn = 1
+		}
+		gauge(jsInConnected, conn, name)
 	}
 	// The counters go on across reloads that rebuilt the input.
 	for name, t := range r.inputTotalsNow() {
@@ -337,5 +345,13 @@ func collectBroker(ch chan<- prometheus.Metric, r *Relay) {
 		counter(jsInNaked, t.jsNaked, name)
 		counter(jsInRefused, t.jsRefused, name)
 		counter(jsInResub, t.jsResub, name)
+		for _, c := range broker.JetStreamInputCauses {
+			counter(jsInFailed, t.jsFailed[c], name, c) // 0 before the first failure, so that rate() sees it
+		}
+		for c, n := range t.jsFailed {
+			if !slices.Contains(broker.JetStreamInputCauses, c) {
+				counter(jsInFailed, n, name, c)
+			}
+		}
 	}
 }

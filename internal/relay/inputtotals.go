@@ -27,6 +27,7 @@ type inputTotals struct {
 	stream                                              bool              // not a ZeroMQ input: internal/listen's close reasons apply
 	jetstream                                           bool              // a jetstream input was seen under this name
 	jsRedelivered, jsAcked, jsNaked, jsRefused, jsResub uint64
+	jsFailed                                            map[string]uint64   // by cause
 	relp                                                *relp.Stats         // RELP inputs: their counters summed (gauges unused)
 	link                                                *link.ReceiverStats // link inputs: the same
 }
@@ -65,6 +66,7 @@ func (t *inputTotals) add(ri *runningInput) {
 		t.jsNaked += j.Naked
 		t.jsRefused += j.Refused
 		t.jsResub += j.Resubscribed
+		t.jsFailed = addMap(t.jsFailed, j.Failed)
 	}
 	if ri, ok := in.(relpInput); ok {
 		if t.relp == nil {
@@ -138,6 +140,7 @@ func addMap[K comparable](a, b map[K]uint64) map[K]uint64 {
 
 func (t inputTotals) clone() inputTotals {
 	t.curve = maps.Clone(t.curve)
+	t.jsFailed = maps.Clone(t.jsFailed)
 	if t.relp != nil {
 		r := *t.relp
 		r.Frames, r.ResendCloses, r.BadFrames, r.TLSRefused = maps.Clone(r.Frames), maps.Clone(r.ResendCloses), maps.Clone(r.BadFrames), maps.Clone(r.TLSRefused)
