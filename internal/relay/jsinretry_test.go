@@ -121,7 +121,9 @@ outputs:
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Start took %v", d)
 	}
-	failed := func() float64 { return metric(t, r, "relay_jetstream_input_failed_total", "input=js", "cause=disconnected") }
+	failed := func() float64 {
+		return metric(t, r, "relay_jetstream_input_failed_total", "input=js", "cause=disconnected")
+	}
 	testpeer.Eventually(t, 30*time.Second, func() string { return fmt.Sprint(failed()) }, func() bool { return failed() > 0 })
 	before := failed()
 
