@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -205,13 +204,12 @@ func TestKafkaRelayKill9(t *testing.T) {
 	defer c.Close()
 	// Each produce request waits 10 ms in the cluster: with max_pending
 	// 256 the drain takes at least 8 s, so that the kill lands mid-drain
-	// however fast the relay produces.
-	var slowed sync.Map
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+	// however fast the relay produces. The sleep blocks kfake's loop
+	// itself: its SleepControl has a data race of its own (kfake's
+	// bsleep.waitQueue, reported by -race in a CI-like run).
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		if _, seen := slowed.LoadOrStore(req, true); !seen {
-			c.SleepControl(func() { time.Sleep(10 * time.Millisecond) })
-		}
+		time.Sleep(10 * time.Millisecond)
 		return nil, nil, false
 	})
 	const n = 200_000
