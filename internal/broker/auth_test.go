@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -282,23 +281,14 @@ func TestJetStreamAuthMethods(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var mu sync.Mutex
-			seen := map[int]int{}
-			if err := in.Start(func(batch []*event.Event) {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, e := range batch {
-					seen[testpeer.SeqOf(string(e.Raw))]++
-				}
-			}); err != nil {
+			h := &countingHandler{seen: map[int]int{}}
+			if err := in.Start(h.handle); err != nil {
 				t.Fatal(err)
 			}
 			defer in.Stop(context.Background())
-			count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+			count := h.distinct
 			eventually(t, 30*time.Second, func() string { return fmt.Sprint(count()) }, func() bool { return count() == total })
-			mu.Lock()
-			missing, dups, strays := tally(seen, 0, total)
-			mu.Unlock()
+			missing, dups, strays := h.tally(0, total)
 			if missing+strays > 0 || uint64(dups) > in.JetStreamStats().Redelivered {
 				t.Fatalf("input: missing %d, duplicates %d, strays %d", missing, dups, strays)
 			}

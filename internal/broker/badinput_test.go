@@ -7,7 +7,6 @@ import (
 
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -280,19 +279,12 @@ func TestJetStreamInputCredentialsRevoked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	seen := map[int]int{}
-	if err := in.Start(func(batch []*event.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range batch {
-			seen[testpeer.SeqOf(string(e.Raw))]++
-		}
-	}); err != nil {
+	h := &countingHandler{seen: map[int]int{}}
+	if err := in.Start(h.handle); err != nil {
 		t.Fatal(err)
 	}
 	defer in.Stop(context.Background())
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	count := h.distinct
 	eventually(t, 30*time.Second, func() string { return fmt.Sprint(count()) }, func() bool { return count() == 500 })
 
 	srv.Reconfigure(natsUsersRevoked)
@@ -306,9 +298,7 @@ func TestJetStreamInputCredentialsRevoked(t *testing.T) {
 	}
 	srv.Reconfigure(natsUsers)
 	eventually(t, 60*time.Second, func() string { return fmt.Sprintf("%d %+v", count(), in.JetStreamStats()) }, func() bool { return count() == 1000 })
-	mu.Lock()
-	missing, dups, strays := tally(seen, 0, 1000)
-	mu.Unlock()
+	missing, dups, strays := h.tally(0, 1000)
 	st := in.JetStreamStats()
 	if missing+strays > 0 || uint64(dups) > st.Redelivered || st.Lag != 0 {
 		t.Fatalf("missing %d, duplicates %d (redelivered %d), strays %d, lag %d", missing, dups, st.Redelivered, strays, st.Lag)
@@ -360,19 +350,12 @@ func TestJetStreamInputStreamDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	seen := map[int]int{}
-	if err := in.Start(func(batch []*event.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range batch {
-			seen[testpeer.SeqOf(string(e.Raw))]++
-		}
-	}); err != nil {
+	h := &countingHandler{seen: map[int]int{}}
+	if err := in.Start(h.handle); err != nil {
 		t.Fatal(err)
 	}
 	defer in.Stop(context.Background())
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	count := h.distinct
 	eventually(t, 30*time.Second, func() string { return fmt.Sprint(count()) }, func() bool { return count() == 100 })
 	nc, _ := nats.Connect(srv.URL())
 	defer nc.Close()
@@ -387,9 +370,7 @@ func TestJetStreamInputStreamDeleted(t *testing.T) {
 	if st := in.JetStreamStats(); st.Resubscribed == 0 || !strings.Contains(logs.String(), "consumer was deleted") {
 		t.Fatalf("resubscribed %d; log:\n%s", st.Resubscribed, logs.String())
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if missing, dups, strays := tally(seen, 0, 200); missing+dups+strays > 0 {
+	if missing, dups, strays := h.tally(0, 200); missing+dups+strays > 0 {
 		t.Fatalf("missing %d, duplicates %d, strays %d", missing, dups, strays)
 	}
 }

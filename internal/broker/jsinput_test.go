@@ -144,6 +144,13 @@ func (c *countingHandler) distinct() int {
 	return len(c.seen)
 }
 
+// tally is tally over what the handler counted.
+func (c *countingHandler) tally(first, n int) (missing, dups, strays int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return tally(c.seen, first, n)
+}
+
 // exactlyOnce fails the test unless 0…n-1 each arrived once.
 func (c *countingHandler) exactlyOnce(t *testing.T, n int) {
 	t.Helper()
